@@ -1,0 +1,60 @@
+"""``condtune <job> [--config FILE.yaml] [key=value | --key value ...]``
+
+Each job is a recipe module under ``recipes/`` with a ``main(argv)``; this file only
+dispatches. ``condtune <job> --help`` prints the job's config fields and defaults.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+
+JOBS: dict[str, tuple[str, str]] = {
+    "quickstart": ("recipes.quickstart", "the whole chain on the embedded defaults"),
+    "fetch": ("recipes.fetch_assets", "fetch and cache the embedded defaults (model, scorer backbone, ratings)"),
+    "scorer train": ("recipes.scorer_train", "train a scorer from pointwise ratings or pairwise preferences"),
+    "scorer eval": ("recipes.scorer_eval", "evaluate a saved scorer on a ratings file"),
+    "relabel": ("recipes.relabel", "tag a dataset with quantised scorer bins (and column tags)"),
+    "train": ("recipes.train_policy", "conditional SFT: tags before the answer, loss on the answer"),
+    "generate": ("recipes.generate", "generate at a requested score / tags"),
+    "ppo": ("recipes.ppo", "PPO baseline with a KL-penalised reward"),
+    "bench": ("recipes.bench", "comparative benchmark: conditional SFT vs PPO, DPO, RLOO, best-of-n"),
+    "sample": ("recipes.sample", "sample n completions per prompt into a rating task file"),
+    "rate": ("recipes.rate", "serve the local rating page; --export writes ratings files"),
+}
+
+
+def usage() -> str:
+    width = max(len(k) for k in JOBS)
+    lines = ["usage: condtune <job> [--config FILE.yaml] [key=value ...]", "", "jobs:"]
+    lines += [f"  {name.ljust(width)}  {desc}" for name, (_, desc) in JOBS.items()]
+    lines += ["", "`condtune <job> --help` lists a job's settings."]
+    return "\n".join(lines)
+
+
+def resolve(argv: list[str]) -> tuple[str, list[str]]:
+    if len(argv) >= 2 and f"{argv[0]} {argv[1]}" in JOBS:
+        return f"{argv[0]} {argv[1]}", argv[2:]
+    if argv and argv[0] in JOBS:
+        return argv[0], argv[1:]
+    raise SystemExit(usage() if not argv or argv[0] in ("-h", "--help") else f"unknown job {argv[0]!r}\n\n{usage()}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=os.environ.get("CONDTUNE_LOG", "INFO"), format="%(message)s")
+    job, rest = resolve(argv)
+    module = importlib.import_module(JOBS[job][0])
+    from condtune.config import ConfigError
+    from condtune.data import DataError
+
+    try:
+        return int(module.main(rest) or 0)
+    except (ConfigError, DataError) as exc:
+        print(f"condtune {job}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

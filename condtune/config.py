@@ -1,0 +1,283 @@
+"""Typed dataclass configs, loaded from YAML and overridable from the command line.
+
+Every recipe declares one ``@dataclass`` whose fields (with docstring comments) are its
+configuration. :func:`parse` builds it from, in increasing precedence:
+
+1. the dataclass defaults,
+2. ``--config FILE.yaml``,
+3. ``key=value`` / ``--key value`` / ``--key=value`` arguments (``a.b=1`` reaches nested
+   dataclasses; ``--flag`` alone sets a bool to true).
+
+Values from YAML or the CLI are coerced to the field's annotated type, and an unknown key
+or a value of the wrong type is a :class:`ConfigError` that names the file and the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Mapping, Sequence, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config file or command-line override that does not fit the recipe's dataclass."""
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _strip_optional(tp: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def _parse_scalar_string(text: str) -> Any:
+    """Interpret a CLI string the way YAML would (numbers, bools, null, lists)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    tp, optional = _strip_optional(tp)
+    if value is None:
+        if optional or tp is Any:
+            return None
+        raise ConfigError(f"{where}: null is not allowed here (expected {getattr(tp, '__name__', tp)})")
+    if tp is Any:
+        return value
+    if _is_dataclass_type(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {value!r}")
+        return _build(tp, value, where)
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (list, tuple, Sequence) or tp in (list, tuple):
+        if isinstance(value, str):
+            parsed = _parse_scalar_string(value)
+            value = parsed if isinstance(parsed, list) else [s for s in value.split(",") if s != ""]
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        item_tp = args[0] if args else Any
+        items = [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple or tp is tuple else items
+    if origin in (dict, Mapping) or tp is dict:
+        if isinstance(value, str):
+            value = dict(kv.split("=", 1) for kv in value.split(",") if kv)
+        if isinstance(value, (list, tuple)):  # ["domain=movie", "style=short"]
+            value = dict(str(kv).split("=", 1) for kv in value)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        vt = args[1] if len(args) == 2 else Any
+        return {str(k): _coerce(v, vt, f"{where}.{k}") for k, v in value.items()}
+    if typing.get_origin(tp) is typing.Literal:
+        if isinstance(value, str) and value not in args:
+            value = _parse_scalar_string(value)
+        if value not in args:
+            raise ConfigError(f"{where}: {value!r} is not one of {list(args)}")
+        return value
+    if tp is bool:
+        if isinstance(value, str):
+            low = value.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp in (int, float):
+        if isinstance(value, str):
+            value = _parse_scalar_string(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if tp is int and float(value) != int(value):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return tp(value)
+    if tp is str:
+        return str(value)
+    if tp is Path:
+        return Path(value)
+    return value
+
+
+def _build(cls: type[T], values: Mapping[str, Any], where: str) -> T:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {unknown} for {cls.__name__}; valid keys: {sorted(names)}"
+        )
+    kwargs = {k: _coerce(v, hints[k], f"{where}: {k}") for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def _set_path(tree: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"command line: {dotted}: {key} is not a section")
+    node[keys[-1]] = value
+
+
+def _merge(base: dict, extra: Mapping) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values at the top level")
+    return data
+
+
+def _bool_fields(cls: type) -> set[str]:
+    hints = typing.get_type_hints(cls)
+    return {name for name, tp in hints.items() if _strip_optional(tp)[0] is bool}
+
+
+def split_argv(
+    cls: type, argv: Sequence[str], aliases: Mapping[str, str] | None = None
+) -> tuple[str | None, dict, list[str]]:
+    """Split argv into (config path, overrides tree, positional args)."""
+    aliases = dict(aliases or {})
+    bools = _bool_fields(cls)
+    config_path: str | None = None
+    overrides: dict = {}
+    positional: list[str] = []
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in aliases:
+            arg = "--" + aliases[arg]
+        if arg.startswith("--"):
+            key, eq, val = arg[2:].partition("=")
+            key = key.replace("-", "_")
+            if key == "config":
+                if not eq:
+                    i += 1
+                    if i >= len(args):
+                        raise ConfigError("command line: --config needs a path")
+                    val = args[i]
+                config_path = val
+            elif eq:
+                _set_path(overrides, key, val)
+            elif key in bools and (i + 1 >= len(args) or args[i + 1].startswith("-")):
+                _set_path(overrides, key, "true")
+            elif key.startswith("no_") and key[3:] in bools:
+                _set_path(overrides, key[3:], "false")
+            else:
+                # collect one or more values: --prompt a --tags x=1 y=2
+                vals = []
+                while i + 1 < len(args) and not args[i + 1].startswith("--") and not (
+                    args[i + 1] in aliases
+                ) and ("=" not in args[i + 1] or key in ("tags", "tag_columns")):
+                    i += 1
+                    vals.append(args[i])
+                if not vals:
+                    raise ConfigError(f"command line: --{key} needs a value")
+                _set_path(overrides, key, vals[0] if len(vals) == 1 else vals)
+        elif "=" in arg and not arg.startswith("-"):
+            key, _, val = arg.partition("=")
+            _set_path(overrides, key.replace("-", "_"), val)
+        else:
+            positional.append(arg)
+        i += 1
+    return config_path, overrides, positional
+
+
+def help_text(cls: type, aliases: Mapping[str, str] | None = None) -> str:
+    """One line per config field: name, type, default, and the comment above it in the source."""
+    import inspect
+
+    comments: dict[str, str] = {}
+    try:
+        lines = inspect.getsource(cls).splitlines()
+        for i, line in enumerate(lines):
+            stripped = line.strip()
+            if ":" in stripped and not stripped.startswith(("#", '"', "@", "class")):
+                name = stripped.split(":")[0].strip()
+                if i + 1 < len(lines) and lines[i + 1].strip().startswith('"""'):
+                    comments[name] = lines[i + 1].strip().strip('"')
+    except (OSError, TypeError):
+        pass
+    rev = {v: k for k, v in (aliases or {}).items()}
+    out = [f"{cls.__name__} settings (--config FILE.yaml, then key=value or --key value):"]
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else "(required)"
+        )
+        alias = f" ({rev[f.name]})" if f.name in rev else ""
+        out.append(f"  --{f.name}{alias} = {default!r}")
+        if f.name in comments:
+            out.append(f"      {comments[f.name]}")
+    return "\n".join(out)
+
+
+def parse(cls: type[T], argv: Sequence[str] = (), aliases: Mapping[str, str] | None = None) -> T:
+    """Build ``cls`` from defaults, an optional ``--config`` YAML and CLI overrides."""
+    if any(a in ("-h", "--help") for a in argv):
+        print(help_text(cls, aliases))
+        raise SystemExit(0)
+    config_path, overrides, positional = split_argv(cls, argv, aliases)
+    if positional:
+        raise ConfigError(f"command line: unexpected argument(s) {positional}")
+    values: dict = {}
+    where = "command line"
+    if config_path:
+        values = load_yaml(config_path)
+        where = str(config_path)
+    _build(cls, values, where)  # validate the file alone first, so errors name only the file
+    return _build(cls, _merge(values, overrides), f"{where} + command line" if overrides else where)
+
+
+def from_yaml(cls: type[T], path: str | Path) -> T:
+    return _build(cls, load_yaml(path), str(path))
+
+
+def to_dict(cfg: Any) -> dict:
+    """A JSON/YAML-friendly dict of a config (paths as strings)."""
+
+    def conv(v: Any) -> Any:
+        if dataclasses.is_dataclass(v):
+            return {f.name: conv(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, Path):
+            return str(v)
+        if isinstance(v, (list, tuple)):
+            return [conv(x) for x in v]
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        return v
+
+    return conv(cfg)

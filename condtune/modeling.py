@@ -1,0 +1,89 @@
+"""Loading causal LMs and tokenizers (embedded defaults, HF ids, local dirs), tiny test models,
+CPU threading and bf16 autocast."""
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+
+import torch
+
+from condtune.assets import resolve_model
+
+log = logging.getLogger(__name__)
+
+
+def load_tokenizer(name_or_path: str | Path, padding_side: str = "left"):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(resolve_model(name_or_path))
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = padding_side
+    return tok
+
+
+def load_causal_lm(name_or_path: str | Path, dtype: torch.dtype = torch.float32):
+    """(model, tokenizer) from an embedded-default name, an HF id or a local directory."""
+    from transformers import AutoModelForCausalLM
+
+    path = resolve_model(name_or_path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    tok = load_tokenizer(path)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tok.pad_token_id
+    return model, tok
+
+
+def tiny_causal_lm(tokenizer, layers: int = 2, hidden: int = 64, seed: int = 0):
+    """A small random Llama with the given tokenizer's vocabulary (for tests and smoke runs)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return LlamaForCausalLM(cfg)
+
+
+def save_tiny_causal_lm(out_dir: str | Path, tokenizer_from: str = "smollm2-135m", **kw) -> Path:
+    """Write a tiny random model + the real tokenizer to ``out_dir``; return it."""
+    tok = load_tokenizer(tokenizer_from)
+    model = tiny_causal_lm(tok, **kw)
+    out = Path(out_dir)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def cpu_supports_bf16() -> bool:
+    """True when bf16 autocast on this CPU is worth it (AVX512-BF16 / AMX present)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f in flags for f in ("avx512_bf16", "amx_bf16"))
+
+
+def autocast(enabled: bool | None = None):
+    """bf16 autocast on CUDA, or on a CPU that has bf16 instructions; a no-op otherwise."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if enabled is None:
+        enabled = device == "cuda" or cpu_supports_bf16()
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device, dtype=torch.bfloat16)
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
