@@ -1,0 +1,140 @@
+"""Rating task files: the completions people are asked to rate.
+
+A task file is JSONL, one row per completion::
+
+    {"item_id": "3f2a...", "prompt": "...", "completion": "...", "model": "smollm2-135m", "sample_index": 0}
+
+and a sibling card (``tasks.card.json`` beside ``tasks.jsonl``) says how it was made: the
+model(s), sampling settings, n, seed, and the score scale raters use.
+Errors name the file, the line (row) and the field (column).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable
+
+from condtune.io import read_json, write_json, write_jsonl
+
+FIELDS = ("item_id", "prompt", "completion", "model", "sample_index")
+DEFAULT_SCALE = (-4, 4)
+
+
+class TaskError(ValueError):
+    """A bad task or prompts file; the message names the file, row and column."""
+
+    def __init__(self, path: str | Path, message: str, row: int | None = None, column: str | None = None):
+        self.path, self.row, self.column = str(path), row, column
+        where = str(path) + (f", row {row}" if row is not None else "") + (f", column {column!r}" if column else "")
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class TaskItem:
+    """One completion to rate."""
+
+    item_id: str
+    prompt: str
+    completion: str
+    model: str
+    sample_index: int
+
+
+def make_item_id(model: str, prompt: str, sample_index: int, completion: str) -> str:
+    """Stable id: the same (model, prompt, index, text) always gets the same id, across files."""
+    key = json.dumps([model, prompt, sample_index, completion], ensure_ascii=False)
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
+
+
+def card_path(task_path: str | Path) -> Path:
+    """``runs/x/tasks.jsonl`` -> ``runs/x/tasks.card.json``."""
+    p = Path(task_path)
+    return p.with_name(p.name[: -len(p.suffix)] + ".card.json" if p.suffix else p.name + ".card.json")
+
+
+def read_prompts(path: str | Path) -> list[str]:
+    """Prompts from ``.txt`` (one per non-empty line; ``\\n`` escapes a newline) or ``.jsonl``
+    (a ``prompt`` or ``text`` field per row)."""
+    path = Path(path)
+    if not path.is_file():
+        raise TaskError(path, "prompts file not found")
+    prompts: list[str] = []
+    for row, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        if not line.strip():
+            continue
+        if path.suffix == ".jsonl":
+            obj = _json_row(path, row, line)
+            key = "prompt" if "prompt" in obj else "text" if "text" in obj else None
+            if key is None or not isinstance(obj[key], str):
+                raise TaskError(path, "expected a string field 'prompt' (or 'text')", row, "prompt")
+            prompts.append(obj[key])
+        else:
+            prompts.append(line.replace("\\n", "\n"))
+    if not prompts:
+        raise TaskError(path, "no prompts found")
+    return prompts
+
+
+def _json_row(path: Path, row: int, line: str) -> dict:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise TaskError(path, f"not valid JSON at character {exc.colno}: {exc.msg}", row) from None
+    if not isinstance(obj, dict):
+        raise TaskError(path, f"expected a JSON object, got {type(obj).__name__}", row)
+    return obj
+
+
+def _check_row(path: Path, row: int, obj: dict) -> TaskItem:
+    for name in FIELDS:
+        if name not in obj:
+            raise TaskError(path, f"missing field (expected fields {list(FIELDS)})", row, name)
+    for name in ("item_id", "prompt", "completion", "model"):
+        if not isinstance(obj[name], str):
+            raise TaskError(path, f"expected a string, got {type(obj[name]).__name__} {obj[name]!r}", row, name)
+    if not obj["item_id"].strip() or len(obj["item_id"]) > 200:
+        raise TaskError(path, "item_id must be a non-empty string of at most 200 characters", row, "item_id")
+    idx = obj["sample_index"]
+    if isinstance(idx, bool) or not isinstance(idx, int) or idx < 0:
+        raise TaskError(path, f"expected a non-negative integer, got {idx!r}", row, "sample_index")
+    return TaskItem(**{k: obj[k] for k in FIELDS})
+
+
+def load_task(path: str | Path) -> list[TaskItem]:
+    """Read and validate a task file (unique item ids, all fields present and typed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise TaskError(path, "task file not found")
+    items: list[TaskItem] = []
+    seen: dict[str, int] = {}
+    for row, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        item = _check_row(path, row, _json_row(path, row, line))
+        if item.item_id in seen:
+            raise TaskError(path, f"duplicate item_id {item.item_id!r} (first on row {seen[item.item_id]})", row, "item_id")
+        seen[item.item_id] = row
+        items.append(item)
+    if not items:
+        raise TaskError(path, "no items")
+    return items
+
+
+def load_card(task_path: str | Path) -> dict:
+    """The task's card, or ``{}`` when there is none (a hand-made task file)."""
+    p = card_path(task_path)
+    return read_json(p) if p.is_file() else {}
+
+
+def card_scale(card: dict) -> tuple[int, int]:
+    scale = card.get("scale") or {}
+    return int(scale.get("min", DEFAULT_SCALE[0])), int(scale.get("max", DEFAULT_SCALE[1]))
+
+
+def write_task(path: str | Path, items: Iterable[TaskItem], card: dict) -> tuple[Path, Path]:
+    """Write the task file and its card, each atomically."""
+    items = list(items)
+    write_jsonl(path, (asdict(i) for i in items))
+    return Path(path), write_json(card_path(path), card)
