@@ -166,6 +166,9 @@ def _bool_fields(cls: type) -> set[str]:
     return {name for name, tp in hints.items() if _strip_optional(tp)[0] is bool}
 
 
+_BOOL_WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0"}
+
+
 def split_argv(
     cls: type, argv: Sequence[str], aliases: Mapping[str, str] | None = None
 ) -> tuple[str | None, dict, list[str]]:
@@ -193,7 +196,7 @@ def split_argv(
                 config_path = val
             elif eq:
                 _set_path(overrides, key, val)
-            elif key in bools and (i + 1 >= len(args) or args[i + 1].startswith("-")):
+            elif key in bools and (i + 1 >= len(args) or args[i + 1].lower() not in _BOOL_WORDS):
                 _set_path(overrides, key, "true")
             elif key.startswith("no_") and key[3:] in bools:
                 _set_path(overrides, key[3:], "false")

@@ -1,0 +1,337 @@
+"""Reading and validating ratings and datasets.
+
+Two rating schemas:
+
+* **pointwise**: one row per individual rating: ``text`` (or ``prompt`` + ``completion``),
+  ``score``, optional ``rater`` and ``item_id``. Several ratings of the same item are allowed.
+* **pairwise**: ``prompt``, ``chosen``, ``rejected`` (optional ``rater``).
+
+Files may be JSONL, JSON, CSV, TSV, Parquet, or a Hugging Face dataset saved with
+``save_to_disk``. Every problem is a :class:`DataError` that names the file, the row
+(1-based, counting data records) and the column, and says what was expected.
+"""
+from __future__ import annotations
+
+import ast
+import glob
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from condtune.io import atomic_path
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file, row and column."""
+
+    def __init__(self, path: str | Path, message: str, row: int | None = None, column: str | None = None):
+        self.path, self.row, self.column = str(path), row, column
+        where = str(path)
+        if row is not None:
+            where += f", row {row}"
+        if column is not None:
+            where += f", column {column!r}"
+        super().__init__(f"{where}: {message}")
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a JSONL/JSON/CSV/TSV/Parquet file or an HF dataset directory into a DataFrame."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "file not found")
+    suffix = "".join(path.suffixes[-1:]).lower()
+    try:
+        if path.is_dir():
+            import datasets
+
+            return datasets.load_from_disk(str(path)).to_pandas()
+        if suffix == ".jsonl":
+            return _read_jsonl(path)
+        if suffix == ".json":
+            return pd.DataFrame(json.loads(path.read_text(encoding="utf-8-sig")))
+        if suffix == ".csv":
+            return pd.read_csv(path, encoding="utf-8-sig", keep_default_na=False, na_values=[""])
+        if suffix == ".tsv":
+            return pd.read_csv(path, sep="\t", encoding="utf-8-sig", keep_default_na=False, na_values=[""])
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+    except DataError:
+        raise
+    except Exception as exc:  # pandas/pyarrow/datasets raise many types
+        raise DataError(path, f"cannot read it as {suffix or 'a dataset directory'}: {exc}") from None
+    raise DataError(path, f"unsupported file type {suffix!r} (use .jsonl, .json, .csv, .tsv, .parquet or an HF dataset dir)")
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    rows = []
+    with path.open(encoding="utf-8-sig") as fh:
+        for i, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(path, f"not valid JSON ({exc.msg})", row=i) from None
+            if not isinstance(obj, dict):
+                raise DataError(path, "each line must be a JSON object", row=i)
+            rows.append(obj)
+    return pd.DataFrame(rows)
+
+
+def write_table(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write a DataFrame atomically; the format follows the suffix (.jsonl/.csv/.parquet)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    with atomic_path(path, suffix=suffix) as tmp:
+        if suffix == ".jsonl":
+            df.to_json(tmp, orient="records", lines=True, force_ascii=False)
+        elif suffix == ".csv":
+            df.to_csv(tmp, index=False)
+        elif suffix == ".parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            raise DataError(path, f"unsupported output type {suffix!r} (use .jsonl, .csv or .parquet)")
+    return path
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def require_columns(df: pd.DataFrame, path: str | Path, columns: Sequence[str]) -> None:
+    for col in columns:
+        if col not in df.columns:
+            raise DataError(path, f"missing column (found columns: {list(df.columns)})", column=col)
+
+
+def check_text(df: pd.DataFrame, path: str | Path, col: str, allow_empty: bool = False) -> pd.Series:
+    """Return the column as str; reject nulls, non-strings and (unless allowed) empty text."""
+    values = df[col]
+    for i, v in enumerate(values):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            if allow_empty:
+                continue
+            raise DataError(path, "missing text (null/NaN)", row=i + 1, column=col)
+        if not isinstance(v, str):
+            raise DataError(path, f"expected text, got {type(v).__name__} {v!r}", row=i + 1, column=col)
+        if not allow_empty and not v.strip():
+            raise DataError(path, "empty text", row=i + 1, column=col)
+    return values.fillna("").astype(str)
+
+
+def check_scores(
+    df: pd.DataFrame, path: str | Path, col: str, lo: float | None = None, hi: float | None = None
+) -> pd.Series:
+    """Return the column as float; reject non-numbers, NaN/inf and values outside [lo, hi]."""
+    numeric = pd.to_numeric(df[col], errors="coerce")
+    for i, (raw, v) in enumerate(zip(df[col], numeric)):
+        if isinstance(raw, bool) or not np.isfinite(v):
+            raise DataError(path, f"expected a finite number, got {raw!r}", row=i + 1, column=col)
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise DataError(path, f"score {v:g} is outside the declared range [{lo}, {hi}]", row=i + 1, column=col)
+    return numeric.astype(float)
+
+
+# ----------------------------------------------------------------------------- pointwise
+
+
+@dataclass(frozen=True)
+class PointwiseSpec:
+    """Column names and score range of a pointwise ratings file."""
+
+    text_col: str = "text"
+    """the rated text (used when prompt_col/completion_col are not set)"""
+    prompt_col: str | None = None
+    """optional prompt column; the scorer then sees prompt + completion"""
+    completion_col: str | None = None
+    """completion column (with prompt_col)"""
+    score_col: str = "score"
+    """the rating"""
+    rater_col: str | None = None
+    """optional rater id column (enables per-rater normalisation)"""
+    item_col: str | None = None
+    """optional item id column (several ratings per item); defaults to identical text"""
+    score_min: float | None = None
+    """lowest allowed score (None: no check)"""
+    score_max: float | None = None
+    """highest allowed score (None: no check)"""
+
+
+POINTWISE_COLUMNS = ["item_id", "prompt", "completion", "score", "rater"]
+
+
+def load_pointwise(path: str | Path, spec: PointwiseSpec = PointwiseSpec()) -> pd.DataFrame:
+    """One row per rating: ``item_id, prompt, completion, score, rater`` (validated)."""
+    df = read_table(path)
+    if df.empty:
+        raise DataError(path, "no rows")
+    use_pair = spec.completion_col is not None
+    text_cols = [c for c in (spec.prompt_col, spec.completion_col) if c] if use_pair else [spec.text_col]
+    optional = [c for c in (spec.rater_col, spec.item_col) if c]
+    require_columns(df, path, [*text_cols, spec.score_col, *optional])
+    if use_pair:
+        completion = check_text(df, path, spec.completion_col)
+        prompt = check_text(df, path, spec.prompt_col, allow_empty=True) if spec.prompt_col else ""
+    else:
+        completion, prompt = check_text(df, path, spec.text_col), ""
+    out = pd.DataFrame({"prompt": prompt, "completion": completion})
+    out["score"] = check_scores(df, path, spec.score_col, spec.score_min, spec.score_max)
+    out["rater"] = df[spec.rater_col].astype(str) if spec.rater_col else None
+    if spec.item_col:
+        out["item_id"] = df[spec.item_col].astype(str)
+    else:
+        out["item_id"] = pd.factorize(out["prompt"] + "\x00" + out["completion"])[0].astype(str)
+    return out[POINTWISE_COLUMNS]
+
+
+def text_of(prompt: str, completion: str) -> str:
+    """What a scorer reads for a (prompt, completion): the completion after its prompt."""
+    return f"{prompt.rstrip()}\n{completion}" if prompt and prompt.strip() else completion
+
+
+def to_items(ratings: pd.DataFrame) -> pd.DataFrame:
+    """Group individual ratings by item: ``item_id, prompt, completion, text, mean, n, scores, raters``."""
+    grouped = ratings.groupby("item_id", sort=False)
+    items = grouped.agg(prompt=("prompt", "first"), completion=("completion", "first"), mean=("score", "mean"), n=("score", "size"))
+    items["scores"] = grouped["score"].agg(list)
+    items["raters"] = grouped["rater"].agg(list)
+    items = items.reset_index()
+    items["text"] = [text_of(p, c) for p, c in zip(items["prompt"], items["completion"])]
+    return items
+
+
+# ----------------------------------------------------------------------------- pairwise
+
+PAIRWISE_COLUMNS = ["prompt", "chosen", "rejected", "rater"]
+
+
+def load_pairwise(
+    path: str | Path, prompt_col: str = "prompt", chosen_col: str = "chosen", rejected_col: str = "rejected",
+    rater_col: str | None = None,
+) -> pd.DataFrame:
+    """Preference pairs ``prompt, chosen, rejected, rater`` (validated)."""
+    df = read_table(path)
+    if df.empty:
+        raise DataError(path, "no rows")
+    require_columns(df, path, [c for c in (prompt_col, chosen_col, rejected_col, rater_col) if c])
+    out = pd.DataFrame(
+        {
+            "prompt": check_text(df, path, prompt_col, allow_empty=True),
+            "chosen": check_text(df, path, chosen_col),
+            "rejected": check_text(df, path, rejected_col),
+        }
+    )
+    same = np.flatnonzero((out["chosen"] == out["rejected"]).to_numpy())
+    if len(same):
+        raise DataError(path, "chosen and rejected are identical", row=int(same[0]) + 1, column=rejected_col)
+    out["rater"] = df[rater_col].astype(str) if rater_col else None
+    return out[PAIRWISE_COLUMNS]
+
+
+# ----------------------------------------------------------------------------- VADER
+
+VADER_DOMAINS = {
+    "tweets": "tweets",
+    "movie": "movieReviewSnippets",
+    "amazon": "amazonReviewSnippets",
+    "nyt": "nytEditorialSnippets",
+}
+
+
+def load_vader(root: str | Path | None = None, domains: Sequence[str] | None = None) -> pd.DataFrame:
+    """The VADER ICWSM-2014 human ratings, one row per individual rating (-4..+4).
+
+    Columns as :func:`load_pointwise` plus ``domain``. The raters are anonymous (no ids are
+    published), so ``rater`` is None and per-rater normalisation is not available; the
+    per-item rating lists are kept. ``root`` defaults to the cached embedded asset.
+    """
+    if root is None:
+        from condtune.assets import vader_dir
+
+        root = vader_dir()
+    frames = []
+    for domain in domains or list(VADER_DOMAINS):
+        if domain not in VADER_DOMAINS:
+            raise DataError(root, f"unknown VADER domain {domain!r}; choose from {list(VADER_DOMAINS)}")
+        frames.append(_load_vader_domain(Path(root), domain))
+    return pd.concat(frames, ignore_index=True)[["item_id", "prompt", "completion", "score", "rater", "domain"]]
+
+
+def _load_vader_domain(root: Path, domain: str) -> pd.DataFrame:
+    stem = VADER_DOMAINS[domain]
+    truth_path = root / f"{stem}_GroundTruth.txt"
+    ratings_path = root / f"{stem}_anonDataRatings.txt"
+    texts = {}
+    for i, line in enumerate(_lines(truth_path), start=1):
+        parts = line.split("\t", 2)
+        if len(parts) != 3:
+            raise DataError(truth_path, "expected id<TAB>mean<TAB>text", row=i)
+        texts[parts[0]] = parts[2].strip()
+    rows = []
+    for i, line in enumerate(_lines(ratings_path), start=1):
+        parts = line.split("\t")
+        if len(parts) < 4:
+            raise DataError(ratings_path, "expected id<TAB>mean<TAB>sd<TAB>[ratings]", row=i)
+        try:
+            scores = ast.literal_eval(parts[3].strip())
+        except (ValueError, SyntaxError):
+            raise DataError(ratings_path, "ratings are not a Python list literal", row=i, column="ratings") from None
+        if parts[0] not in texts:
+            raise DataError(ratings_path, f"id {parts[0]!r} has no text in {truth_path.name}", row=i, column="id")
+        item_id = f"{domain}:{parts[0]}"
+        rows += [(item_id, "", texts[parts[0]], float(s), None, domain) for s in scores]
+    return pd.DataFrame(rows, columns=["item_id", "prompt", "completion", "score", "rater", "domain"])
+
+
+def _lines(path: Path) -> list[str]:
+    if not path.exists():
+        raise DataError(path, "file not found (is the VADER asset fetched? run `condtune fetch`)")
+    return [ln for ln in path.read_text(encoding="utf-8-sig", errors="replace").splitlines() if ln.strip()]
+
+
+def find_vader_root(path: str | Path) -> Path:
+    """Accept the asset dir itself or any directory containing the ``*_anonDataRatings.txt`` files."""
+    hits = glob.glob(str(Path(path) / "**" / "*_anonDataRatings.txt"), recursive=True)
+    if not hits:
+        raise DataError(path, "no *_anonDataRatings.txt files found here")
+    return Path(hits[0]).parent
+
+
+VADER_PROMPTS = {"movie": "Movie review:", "amazon": "Product review:", "nyt": "Newspaper editorial:", "tweets": "Tweet:"}
+
+
+def vader_corpus(domains: Sequence[str] | None = None) -> pd.DataFrame:
+    """The VADER texts as an SFT-style corpus: ``prompt`` (a header per domain), ``completion``
+    (the human-written text), ``domain``, ``human_mean`` and ``n_ratings``."""
+    items = load_vader(domains=domains)
+    g = items.groupby("item_id", sort=False)
+    out = g.agg(completion=("completion", "first"), domain=("domain", "first"), human_mean=("score", "mean"), n_ratings=("score", "size")).reset_index()
+    out.insert(1, "prompt", out["domain"].map(VADER_PROMPTS))
+    return out
+
+
+def load_corpus(
+    path: str | Path, prompt_col: str | None = "prompt", completion_col: str = "completion",
+    domains: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """A dataset of (prompt, completion) rows to relabel or train on; other columns are kept.
+
+    ``path='vader'`` gives :func:`vader_corpus`. ``prompt_col=None`` means no prompt (empty).
+    """
+    if str(path) == "vader":
+        return vader_corpus(domains)
+    df = read_table(path)
+    if df.empty:
+        raise DataError(path, "no rows")
+    require_columns(df, path, [c for c in (prompt_col, completion_col) if c])
+    df = df.copy()
+    df["completion"] = check_text(df, path, completion_col)
+    df["prompt"] = check_text(df, path, prompt_col, allow_empty=True) if prompt_col else ""
+    return df

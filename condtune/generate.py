@@ -1,0 +1,103 @@
+"""Generation from a conditioned policy at a requested score (and other tags), with optional
+classifier-free guidance and best-of-n reranking by a scorer."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from condtune.modeling import load_causal_lm
+from condtune.policy import load_policy_card
+from condtune.relabel import TagCard
+from condtune.sampling import Samples, SamplingConfig, sample
+
+
+@dataclass
+class Generation:
+    """One generated completion with what was asked and (if a scorer was given) what it got."""
+
+    prompt: str
+    requested: float | None
+    bin: int | None
+    text: str
+    n_tokens: int
+    achieved: float | None = None
+
+
+class ConditionalPolicy:
+    """A policy trained by ``condtune train``: its model, tokenizer and tag card."""
+
+    def __init__(self, model, tokenizer, card: TagCard, path: str | None = None):
+        self.model, self.tokenizer, self.card, self.path = model, tokenizer, card, path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ConditionalPolicy":
+        card, _ = load_policy_card(path)
+        model, tok = load_causal_lm(path)
+        return cls(model, tok, card, str(path))
+
+    def bin_for(self, score: float) -> int:
+        """The bin a requested score (raters' scale) falls into."""
+        return int(self.card.binning.assign(score))
+
+    def tagged(self, prompt: str, score: float | None = None, bin_index: int | None = None, tags: Mapping[str, str] | None = None) -> str:
+        return self.card.prefix(score=score, bin_index=bin_index, attrs=dict(tags or {})) + prompt
+
+    def generate(
+        self, prompts: Sequence[str], score: float | None = None, n: int = 1, tags: Mapping[str, str] | None = None,
+        sampling: SamplingConfig = SamplingConfig(), bin_index: int | None = None, guidance: float = 1.0,
+        seed: int | None = None, progress: bool = True,
+    ) -> Samples:
+        """``n`` completions per prompt, conditioned on ``score`` (or ``bin_index``) and ``tags``.
+
+        ``guidance > 1`` applies classifier-free guidance against the same prompt without the
+        score tag (attribute tags kept): logits = uncond + guidance * (cond - uncond).
+        """
+        full = [self.tagged(p, score, bin_index, tags) for p in prompts]
+        if guidance == 1.0 or (score is None and bin_index is None):
+            return sample(self.model, self.tokenizer, full, n, sampling, seed=seed, progress=progress)
+        uncond = [self.card.prefix(attrs=dict(tags or {})) + p for p in prompts]
+        return guided_sample(self.model, self.tokenizer, full, uncond, n, sampling, guidance, seed, progress)
+
+
+@torch.no_grad()
+def guided_sample(model, tokenizer, prompts, uncond_prompts, n, cfg: SamplingConfig, guidance: float, seed=None, progress=True) -> Samples:
+    """Classifier-free guidance, one prompt at a time (transformers' unbatched CFG processor)."""
+    from transformers import LogitsProcessorList, UnbatchedClassifierFreeGuidanceLogitsProcessor
+
+    if seed is not None:
+        torch.manual_seed(seed)
+    texts, counts = [], []
+    eos = tokenizer.eos_token_id
+    for p, u in zip(prompts, uncond_prompts):
+        enc = tokenizer([p] * n, return_tensors="pt", add_special_tokens=False)
+        uenc = tokenizer([u] * n, return_tensors="pt", add_special_tokens=False)
+        proc = UnbatchedClassifierFreeGuidanceLogitsProcessor(guidance, model, uenc["input_ids"], uenc["attention_mask"])
+        kw = dict(do_sample=cfg.temperature > 0, max_new_tokens=cfg.max_new_tokens, pad_token_id=tokenizer.pad_token_id, eos_token_id=eos)
+        if cfg.temperature > 0:
+            kw.update(temperature=cfg.temperature, top_p=cfg.top_p, top_k=0)
+        seqs = model.generate(**enc, logits_processor=LogitsProcessorList([proc]), **kw)
+        row_t, row_c = [], []
+        for row in seqs[:, enc["input_ids"].shape[1] :].tolist():
+            row = row[: row.index(eos) + 1] if eos in row else row
+            row_c.append(len(row))
+            row_t.append(tokenizer.decode(row, skip_special_tokens=True).strip())
+        texts.append(row_t)
+        counts.append(row_c)
+    return Samples(texts=texts, n_tokens=counts)
+
+
+def pick_best(prompt: str, candidates: Sequence[str], scorer, target: float | None = None) -> tuple[str, float]:
+    """The candidate with the highest scorer score, or the one closest to ``target``."""
+    s = scorer.score_pairs([prompt] * len(candidates), candidates)
+    i = int(np.argmax(s) if target is None else np.argmin(np.abs(s - target)))
+    return candidates[i], float(s[i])
+
+
+def best_of_n(samples: Samples, prompts: Sequence[str], scorer, target: float | None = None) -> tuple[list[str], np.ndarray]:
+    """Best-of-n reranking: one completion per prompt from its n samples."""
+    picked = [pick_best(p, cands, scorer, target) for p, cands in zip(prompts, samples.texts)]
+    return [t for t, _ in picked], np.asarray([s for _, s in picked])

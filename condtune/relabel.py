@@ -1,0 +1,121 @@
+"""Relabel a dataset: score every (prompt, completion) with a scorer, quantise into K bins
+(edges fit on these scores, or reused from a card), add column tags, and write the tagged
+dataset atomically with a card describing it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from condtune.data import DataError, write_table
+from condtune.io import read_json, write_json
+from condtune.tags import Binning, TagFormat
+
+CARD_SUFFIX = ".card.json"
+
+
+def card_path(dataset_path: str | Path) -> Path:
+    return Path(f"{dataset_path}{CARD_SUFFIX}")
+
+
+@dataclass
+class TagCard:
+    """Self-description of a tagged dataset (and, copied, of a policy trained on it)."""
+
+    binning: Binning
+    tag_format: TagFormat = field(default_factory=TagFormat)
+    attributes: dict[str, list[str]] = field(default_factory=dict)
+    scorer: str | None = None
+    scorer_meta: dict | None = None
+    n_rows: int = 0
+
+    def to_dict(self) -> dict:
+        return {
+            "binning": self.binning.to_dict(),
+            "tag_format": {"style": self.tag_format.style, "score_name": self.tag_format.score_name},
+            "attributes": self.attributes,
+            "scorer": self.scorer,
+            "scorer_meta": self.scorer_meta,
+            "n_rows": self.n_rows,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TagCard":
+        return cls(
+            binning=Binning.from_dict(d["binning"]),
+            tag_format=TagFormat(**d.get("tag_format", {})),
+            attributes={k: list(v) for k, v in d.get("attributes", {}).items()},
+            scorer=d.get("scorer"),
+            scorer_meta=d.get("scorer_meta"),
+            n_rows=int(d.get("n_rows", 0)),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TagCard":
+        path = Path(path)
+        p = path if path.name.endswith(".json") else card_path(path)
+        if not p.exists():
+            raise DataError(p, "no tag card here; relabel the dataset with `condtune relabel` first")
+        return cls.from_dict(read_json(p))
+
+    def prefix(self, score: float | None = None, bin_index: int | None = None, attrs: dict | None = None) -> str:
+        """The tag prefix for a requested score (raters' scale) or bin, plus attributes."""
+        if bin_index is None and score is not None:
+            bin_index = int(self.binning.assign(score))
+        for name, value in (attrs or {}).items():
+            known = self.attributes.get(name)
+            if known is None:
+                raise ValueError(f"unknown tag {name!r}; this model knows {sorted(self.attributes)}")
+            if str(value) not in known:
+                raise ValueError(f"unknown value {value!r} for tag {name!r}; known values: {known}")
+        label = None if bin_index is None else self.binning.label(bin_index)
+        return self.tag_format.prefix(label, self.binning.k, attrs)
+
+
+def score_in_batches(scorer, prompts: Sequence[str], completions: Sequence[str], batch_size: int = 256) -> np.ndarray:
+    out = []
+    for start in tqdm(range(0, len(completions), batch_size), desc="relabel: scoring", unit="batch"):
+        sl = slice(start, start + batch_size)
+        out.append(scorer.score_pairs(prompts[sl], completions[sl], batch_size=64))
+    return np.concatenate(out) if out else np.empty(0)
+
+
+def relabel(
+    df: pd.DataFrame,
+    scorer,
+    k: int = 5,
+    method: Literal["quantile", "uniform"] = "quantile",
+    tag_format: TagFormat = TagFormat(),
+    tag_columns: Sequence[str] = (),
+    binning: Binning | None = None,
+    scorer_name: str | None = None,
+    source: str | Path = "dataset",
+) -> tuple[pd.DataFrame, TagCard]:
+    """Add ``score``, ``score_bin``, ``tags`` and ``tagged_prompt`` columns; return (df, card)."""
+    for col in tag_columns:
+        if col not in df.columns:
+            raise DataError(source, f"tag column missing (found columns: {list(df.columns)})", column=col)
+        bad = np.flatnonzero(df[col].isna().to_numpy())
+        if len(bad):
+            raise DataError(source, "tag value is missing", row=int(bad[0]) + 1, column=col)
+    out = df.copy()
+    out["score"] = score_in_batches(scorer, out["prompt"].tolist(), out["completion"].tolist())
+    binning = binning or Binning.fit(out["score"], k=k, method=method)
+    out["score_bin"] = binning.assign(out["score"]).astype(int)
+    binning.counts = [int(np.sum(out["score_bin"] == b)) for b in range(binning.k)]
+    attrs = {c: sorted(map(str, out[c].unique())) for c in tag_columns}
+    card = TagCard(binning, tag_format, attrs, scorer_name, getattr(scorer, "meta", None) and vars(scorer.meta), len(out))
+    out["tags"] = [{c: str(row[c]) for c in tag_columns} for _, row in out[list(tag_columns)].iterrows()] if tag_columns else [{}] * len(out)
+    out["tagged_prompt"] = [card.prefix(bin_index=b, attrs=t) + p for b, t, p in zip(out["score_bin"], out["tags"], out["prompt"])]
+    return out, card
+
+
+def write_tagged(df: pd.DataFrame, card: TagCard, path: str | Path) -> Path:
+    """Write the tagged dataset and its card (each atomically; the card last)."""
+    write_table(df, path)
+    write_json(card_path(path), card.to_dict())
+    return Path(path)

@@ -1,0 +1,302 @@
+"""The scorer: a transformer encoder (default all-MiniLM-L6-v2) with mean pooling and a
+one-output head, fine-tuned end to end from human ratings.
+
+Objectives
+----------
+* ``regression`` (pointwise): targets are per-item means of the ratings after the chosen
+  normalisation, standardised for training; predictions are mapped back to the raters' scale.
+    - ``normalize="rater"``: z-score every rating with its rater's mean/sd first (removes
+      rater offsets and scale use), then average per item.
+    - ``normalize="item"``: average the raw ratings per item (one target per item).
+    - ``normalize="none"``: every individual rating is its own target row.
+* ``bradley_terry`` (pairwise): J = -E[log sigma(R(chosen) - R(rejected))]; the score scale
+  is the BT logit.
+
+A saved scorer directory holds the backbone, its tokenizer, ``head.pt`` and
+``scorer.json`` (objective, normalisation, target mean/sd, score range, metrics), so
+:meth:`Scorer.score` returns numbers on the raters' scale with no other context.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from condtune.assets import resolve_model
+from condtune.io import atomic_dir, read_json, write_json
+from condtune.modeling import autocast
+
+log = logging.getLogger(__name__)
+
+SCORER_META = "scorer.json"
+
+
+# ----------------------------------------------------------------------------- losses (pure)
+
+
+def regression_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """(Weighted) mean squared error."""
+    err = (pred.float() - target.float()) ** 2
+    if weight is None:
+        return err.mean()
+    return (err * weight).sum() / weight.sum().clamp_min(1e-8)
+
+
+def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
+    """-mean log sigma(r+ - r-): the Bradley-Terry negative log-likelihood of the preferences."""
+    return -F.logsigmoid(r_chosen.float() - r_rejected.float()).mean()
+
+
+def normalise_ratings(ratings: pd.DataFrame, mode: Literal["rater", "item", "none"]) -> pd.DataFrame:
+    """Per-item training targets from individual ratings: ``item_id, text, target, weight``.
+
+    ``target`` is on the raters' scale (rater-normalised ratings are mapped back with the
+    global mean/sd), ``weight`` is the number of ratings behind it (1 for ``none``).
+    """
+    from condtune.data import text_of
+
+    df = ratings.copy()
+    df["text"] = [text_of(p, c) for p, c in zip(df["prompt"], df["completion"])]
+    if mode == "none":
+        return pd.DataFrame({"item_id": df["item_id"], "text": df["text"], "target": df["score"], "weight": 1.0})
+    if mode == "rater":
+        if df["rater"].isna().any():
+            raise ValueError("normalize='rater' needs a rater id on every rating (set rater_col), or use 'item'")
+        g = df.groupby("rater")["score"]
+        mu, sd = g.transform("mean"), g.transform("std").fillna(0.0)
+        gsd = df["score"].std()
+        z = (df["score"] - mu) / sd.where(sd > 1e-6, gsd)
+        df["score"] = z * gsd + df["score"].mean()
+    elif mode != "item":
+        raise ValueError(f"unknown normalisation {mode!r} (rater, item or none)")
+    g = df.groupby("item_id", sort=False)
+    out = g.agg(text=("text", "first"), target=("score", "mean"), weight=("score", "size")).reset_index()
+    return out
+
+
+# ----------------------------------------------------------------------------- model
+
+
+class ScorerModel(nn.Module):
+    """Encoder + masked mean pooling + Linear(hidden, 1)."""
+
+    def __init__(self, backbone: str | Path):
+        super().__init__()
+        from transformers import AutoModel
+
+        self.encoder = AutoModel.from_pretrained(str(backbone))
+        self.head = nn.Linear(self.encoder.config.hidden_size, 1)
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+        return self.head(pooled).squeeze(-1)
+
+
+@dataclass
+class ScorerMeta:
+    """What a saved scorer knows about its own scale."""
+
+    backbone: str
+    objective: str
+    normalize: str
+    target_mean: float = 0.0
+    target_sd: float = 1.0
+    score_min: float | None = None
+    score_max: float | None = None
+    max_length: int = 128
+    metrics: dict | None = None
+    trained_on: str | None = None
+    uses_prompt: bool = False
+    """True when trained on prompt + completion; score_pairs then reads the prompt too."""
+
+
+class Scorer:
+    """A trained scorer: ``Scorer.load(dir).score(texts)`` -> numbers on the raters' scale."""
+
+    def __init__(self, model: ScorerModel, tokenizer, meta: ScorerMeta):
+        self.model, self.tokenizer, self.meta = model, tokenizer, meta
+        self.calls = 0  # texts scored so far (the benchmark's "scorer calls")
+
+    @classmethod
+    def new(cls, backbone: str, objective: str, normalize: str, max_length: int = 128) -> "Scorer":
+        from transformers import AutoTokenizer
+
+        path = resolve_model(backbone)
+        return cls(ScorerModel(path), AutoTokenizer.from_pretrained(path), ScorerMeta(backbone, objective, normalize, max_length=max_length))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Scorer":
+        from transformers import AutoTokenizer
+
+        path = Path(path)
+        if not (path / SCORER_META).exists():
+            raise FileNotFoundError(f"{path}: not a condtune scorer (no {SCORER_META}); train one with `condtune scorer train`")
+        meta = ScorerMeta(**read_json(path / SCORER_META))
+        model = ScorerModel(path / "encoder")
+        model.head.load_state_dict(torch.load(path / "head.pt", map_location="cpu"))
+        model.eval()
+        return cls(model, AutoTokenizer.from_pretrained(path / "encoder"), meta)
+
+    def save(self, path: str | Path) -> Path:
+        with atomic_dir(path) as tmp:
+            self.model.encoder.save_pretrained(tmp / "encoder")
+            self.tokenizer.save_pretrained(tmp / "encoder")
+            torch.save(self.model.head.state_dict(), tmp / "head.pt")
+            write_json(tmp / SCORER_META, asdict(self.meta))
+        return Path(path)
+
+    def encode(self, texts: Sequence[str]) -> dict:
+        return self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.meta.max_length, return_tensors="pt")
+
+    def raw(self, texts: Sequence[str]) -> torch.Tensor:
+        """Head outputs (standardised scale), with gradients; for training."""
+        enc = self.encode(texts)
+        with autocast():
+            return self.model(enc["input_ids"], enc["attention_mask"]).float()
+
+    def to_scale(self, raw: np.ndarray | torch.Tensor):
+        return raw * self.meta.target_sd + self.meta.target_mean
+
+    @torch.no_grad()
+    def score(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        """Scores on the raters' scale (BT logits for a pairwise scorer)."""
+        self.model.eval()
+        texts = list(texts)
+        order = np.argsort([len(t) for t in texts])  # length-sorted batches pad less
+        out = np.empty(len(texts), dtype=np.float64)
+        for start in tqdm(range(0, len(texts), batch_size), desc="scoring", disable=not progress, leave=False):
+            idx = order[start : start + batch_size]
+            out[idx] = self.raw([texts[i] for i in idx]).numpy()
+        self.calls += len(texts)
+        return self.to_scale(out)
+
+    def score_pairs(self, prompts: Sequence[str], completions: Sequence[str], **kw) -> np.ndarray:
+        from condtune.data import text_of
+
+        if not self.meta.uses_prompt:
+            return self.score(list(completions), **kw)
+        return self.score([text_of(p, c) for p, c in zip(prompts, completions)], **kw)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    epochs: float = 3.0
+    """passes over the training items (fractions allowed)"""
+    batch_size: int = 32
+    """texts (or pairs) per step"""
+    lr: float = 5e-5
+    """peak learning rate (linear warmup, linear decay)"""
+    warmup: float = 0.06
+    """fraction of steps spent warming up"""
+    weight_decay: float = 0.01
+    """AdamW weight decay"""
+    seed: int = 0
+    """shuffling / head init seed"""
+
+
+def _schedule(opt: torch.optim.Optimizer, total: int, warmup: float) -> torch.optim.lr_scheduler.LambdaLR:
+    w = max(1, int(total * warmup))
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / w, max(0.0, (total - s) / max(1, total - w))))
+
+
+def _batches(n: int, batch_size: int, epochs: float, rng: np.random.Generator):
+    total = int(math.ceil(n * epochs / batch_size))
+    order = np.concatenate([rng.permutation(n) for _ in range(int(math.ceil(epochs)) + 1)])
+    for step in range(total):
+        yield order[step * batch_size : (step + 1) * batch_size]
+
+
+def fit_regression(scorer: Scorer, targets: pd.DataFrame, opt_cfg: OptimConfig, desc: str = "scorer") -> list[float]:
+    """Fine-tune on ``text, target, weight`` rows; sets the scorer's target mean/sd."""
+    scorer.meta.target_mean = float(np.average(targets["target"], weights=targets["weight"]))
+    scorer.meta.target_sd = float(np.sqrt(np.average((targets["target"] - scorer.meta.target_mean) ** 2, weights=targets["weight"]))) or 1.0
+    z = ((targets["target"] - scorer.meta.target_mean) / scorer.meta.target_sd).to_numpy(np.float32)
+    w = targets["weight"].to_numpy(np.float32)
+    texts = targets["text"].tolist()
+
+    def loss_fn(idx):
+        pred = scorer.raw([texts[i] for i in idx])
+        return regression_loss(pred, torch.from_numpy(z[idx]), torch.from_numpy(w[idx]))
+
+    return _train_loop(scorer, len(texts), loss_fn, opt_cfg, desc)
+
+
+def fit_pairwise(scorer: Scorer, pairs: pd.DataFrame, opt_cfg: OptimConfig, desc: str = "scorer") -> list[float]:
+    """Fine-tune with the Bradley-Terry loss on ``prompt, chosen, rejected`` rows."""
+    from condtune.data import text_of
+
+    chosen = [text_of(p, c) for p, c in zip(pairs["prompt"], pairs["chosen"])]
+    rejected = [text_of(p, r) for p, r in zip(pairs["prompt"], pairs["rejected"])]
+
+    def loss_fn(idx):
+        r = scorer.raw([chosen[i] for i in idx] + [rejected[i] for i in idx])
+        return bradley_terry_loss(r[: len(idx)], r[len(idx) :])
+
+    return _train_loop(scorer, len(chosen), loss_fn, opt_cfg, desc)
+
+
+def _train_loop(scorer: Scorer, n: int, loss_fn, cfg: OptimConfig, desc: str) -> list[float]:
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    total = int(math.ceil(n * cfg.epochs / cfg.batch_size))
+    opt = torch.optim.AdamW(scorer.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = _schedule(opt, total, cfg.warmup)
+    scorer.model.train()
+    losses = []
+    bar = tqdm(_batches(n, cfg.batch_size, cfg.epochs, rng), total=total, desc=desc, unit="step")
+    for idx in bar:
+        loss = loss_fn(idx)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(scorer.model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        if len(losses) % 20 == 0:
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+    scorer.model.eval()
+    return losses
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def evaluate_items(scorer: Scorer, items: pd.DataFrame) -> dict:
+    """Held-out agreement with the human mean, plus the human split-half ceiling of these items."""
+    from condtune.metrics import mae, pairwise_accuracy, pearson, spearman, split_half_reliability
+
+    pred = scorer.score(items["text"].tolist(), progress=True)
+    truth = items["mean"].to_numpy(float)
+    out = {
+        "n_items": int(len(items)),
+        "pearson": pearson(pred, truth),
+        "spearman": spearman(pred, truth),
+        "mae": mae(pred, truth),
+        "pairwise_accuracy": pairwise_accuracy(pred, truth),
+    }
+    if "scores" in items and items["scores"].map(len).max() >= 2:
+        ceiling = split_half_reliability(items["scores"].tolist())
+        out.update({f"human_{k}": v for k, v in ceiling.items()})
+    return out
+
+
+def evaluate_pairs(scorer: Scorer, pairs: pd.DataFrame) -> dict:
+    rc = scorer.score_pairs(pairs["prompt"], pairs["chosen"])
+    rr = scorer.score_pairs(pairs["prompt"], pairs["rejected"])
+    return {"n_pairs": int(len(pairs)), "pairwise_accuracy": float(np.mean(rc > rr))}

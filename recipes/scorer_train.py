@@ -1,0 +1,137 @@
+"""Train a scorer from human ratings.
+
+    condtune scorer train --config configs/scorer.yaml
+    condtune scorer train ratings=my_ratings.jsonl text_col=text score_col=score rater_col=user normalize=rater
+    condtune scorer train ratings=prefs.jsonl objective=bradley_terry
+
+``ratings=vader`` uses the embedded VADER ICWSM-2014 human ratings (individual ratings per text).
+Writes ``out/`` (a loadable scorer) with ``out/metrics.json`` (held-out Pearson/Spearman/MAE/
+pairwise accuracy beside the human split-half ceiling).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from condtune import config as C
+from condtune.data import PointwiseSpec, load_pairwise, load_pointwise, load_vader, to_items
+from condtune.io import write_json
+from condtune.scorer import OptimConfig, Scorer, evaluate_items, evaluate_pairs, fit_pairwise, fit_regression, normalise_ratings
+
+log = logging.getLogger("condtune.scorer_train")
+
+
+@dataclass
+class ScorerTrainConfig:
+    ratings: str = "vader"
+    """'vader' (embedded human ratings) or a ratings file (jsonl/csv/parquet/HF dir)"""
+    objective: Literal["regression", "bradley_terry"] = "regression"
+    """pointwise regression, or Bradley-Terry on (prompt, chosen, rejected) pairs"""
+    normalize: Literal["rater", "item", "none"] = "item"
+    """regression targets: per-rater z-scores, per-item means, or raw ratings"""
+    columns: PointwiseSpec = field(default_factory=lambda: PointwiseSpec(score_min=-4, score_max=4))
+    """pointwise column names and the declared score range"""
+    prompt_col: str = "prompt"
+    """pairwise: prompt column"""
+    chosen_col: str = "chosen"
+    """pairwise: preferred completion column"""
+    rejected_col: str = "rejected"
+    """pairwise: dispreferred completion column"""
+    domains: list[str] = field(default_factory=list)
+    """vader only: subset of tweets/movie/amazon/nyt (empty = all)"""
+    rating_split: Literal["all", "half_a", "half_b"] = "all"
+    """use all individual ratings, or one of two disjoint random halves of each item's ratings (gold/proxy raters)"""
+    backbone: str = "minilm"
+    """encoder: 'minilm' (embedded all-MiniLM-L6-v2), an HF id or a local dir"""
+    max_length: int = 128
+    """tokens per text"""
+    max_items: int = 0
+    """subsample this many training items (0 = all)"""
+    val_fraction: float = 0.1
+    """held-out fraction of items (or pairs)"""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    """optimisation settings"""
+    seed: int = 0
+    """split / subsample seed"""
+    out: str = "runs/scorer"
+    """output directory (written atomically)"""
+
+
+def split_ratings(ratings: pd.DataFrame, which: str, seed: int) -> pd.DataFrame:
+    """Keep one of two disjoint random halves of each item's individual ratings."""
+    if which == "all":
+        return ratings
+    rng = np.random.default_rng(seed + 12345)
+    keys = rng.random(len(ratings))
+    rank = pd.Series(keys).groupby(ratings["item_id"].to_numpy()).rank(method="first").to_numpy()
+    size = ratings.groupby("item_id")["item_id"].transform("size").to_numpy()
+    first = rank <= size / 2
+    return ratings[first if which == "half_a" else ~first].reset_index(drop=True)
+
+
+def split_items(ids: np.ndarray, val_fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of held-out entries (fixed by seed, independent of rating_split)."""
+    rng = np.random.default_rng(seed)
+    return rng.random(len(ids)) < val_fraction
+
+
+def load_ratings(cfg: ScorerTrainConfig) -> pd.DataFrame:
+    if cfg.ratings == "vader":
+        return load_vader(domains=cfg.domains or None)
+    return load_pointwise(cfg.ratings, cfg.columns)
+
+
+def train_pointwise(cfg: ScorerTrainConfig) -> tuple[Scorer, dict]:
+    ratings = split_ratings(load_ratings(cfg), cfg.rating_split, cfg.seed)
+    items = to_items(ratings)
+    held = split_items(items["item_id"].to_numpy(), cfg.val_fraction, cfg.seed)
+    train_ids = items.loc[~held, "item_id"]
+    if cfg.max_items:
+        train_ids = train_ids.sample(min(cfg.max_items, len(train_ids)), random_state=cfg.seed)
+    targets = normalise_ratings(ratings[ratings["item_id"].isin(set(train_ids))], cfg.normalize)
+    log.info("training on %d items (%d ratings), holding out %d items", len(train_ids), int(targets["weight"].sum()), int(held.sum()))
+    scorer = Scorer.new(cfg.backbone, cfg.objective, cfg.normalize, cfg.max_length)
+    scorer.meta.score_min, scorer.meta.score_max = cfg.columns.score_min, cfg.columns.score_max
+    scorer.meta.uses_prompt = bool((ratings["prompt"].str.strip() != "").any())
+    fit_regression(scorer, targets, cfg.optim)
+    metrics = evaluate_items(scorer, items[held])
+    return scorer, metrics
+
+
+def train_bradley_terry(cfg: ScorerTrainConfig) -> tuple[Scorer, dict]:
+    pairs = load_pairwise(cfg.ratings, cfg.prompt_col, cfg.chosen_col, cfg.rejected_col)
+    held = split_items(np.arange(len(pairs)), cfg.val_fraction, cfg.seed)
+    train = pairs[~held]
+    if cfg.max_items:
+        train = train.sample(min(cfg.max_items, len(train)), random_state=cfg.seed)
+    scorer = Scorer.new(cfg.backbone, cfg.objective, "none", cfg.max_length)
+    scorer.meta.uses_prompt = bool((pairs["prompt"].str.strip() != "").any())
+    fit_pairwise(scorer, train, cfg.optim)
+    return scorer, evaluate_pairs(scorer, pairs[held]) if held.any() else {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = C.parse(ScorerTrainConfig, sys.argv[1:] if argv is None else argv)
+    if cfg.objective == "regression":
+        scorer, metrics = train_pointwise(cfg)
+    else:
+        scorer, metrics = train_bradley_terry(cfg)
+    scorer.meta.metrics = metrics
+    scorer.meta.trained_on = cfg.ratings
+    scorer.save(cfg.out)
+    write_json(f"{cfg.out}/metrics.json", {"metrics": metrics, "config": C.to_dict(cfg)})
+    print(f"\nheld-out metrics ({cfg.objective}, normalize={cfg.normalize}):")
+    print(json.dumps(metrics, indent=2))
+    print(f"scorer saved to {cfg.out}  (load with condtune.scorer.Scorer.load({cfg.out!r}))")
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""Shared fixtures: tiny random models with the real tokenizers, and small ratings files."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+WORDS_POS = ["great", "wonderful", "superb", "lovely", "brilliant", "moving", "fun"]
+WORDS_NEG = ["awful", "boring", "terrible", "dull", "weak", "bad", "tedious"]
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tmp_path_factory) -> Path:
+    """A 2-layer random Llama with the real SmolLM2 tokenizer, saved to a directory."""
+    from condtune.modeling import save_tiny_causal_lm
+
+    return save_tiny_causal_lm(tmp_path_factory.mktemp("tiny_lm"), hidden=64, layers=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory) -> Path:
+    from condtune.modeling import save_tiny_encoder
+
+    return save_tiny_encoder(tmp_path_factory.mktemp("tiny_encoder"))
+
+
+def make_ratings(n_items: int = 60, raters: int = 4, seed: int = 0) -> list[dict]:
+    """Synthetic pointwise ratings: positive words score high, with per-rater offsets."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_items):
+        pos = i % 2 == 0
+        words = rng.choice(WORDS_POS if pos else WORDS_NEG, size=3)
+        text = f"The film was {words[0]}, {words[1]} and {words[2]}."
+        for r in range(raters):
+            base = 2.0 if pos else -2.0
+            score = float(np.clip(round(base + (r - 1.5) * 0.5 + rng.normal(0, 0.5)), -4, 4))
+            rows.append({"item_id": f"i{i}", "text": text, "score": score, "rater": f"r{r}"})
+    return rows
+
+
+@pytest.fixture
+def ratings_file(tmp_path) -> Path:
+    path = tmp_path / "ratings.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in make_ratings()))
+    return path
+
+
+@pytest.fixture
+def pairs_file(tmp_path) -> Path:
+    rows = []
+    for i in range(40):
+        rows.append({"prompt": "Review:", "chosen": f"It was {WORDS_POS[i % 7]} and {WORDS_POS[(i + 2) % 7]}.",
+                     "rejected": f"It was {WORDS_NEG[i % 7]} and {WORDS_NEG[(i + 3) % 7]}."})
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
