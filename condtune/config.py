@@ -101,7 +101,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         raise ConfigError(f"{where}: expected true/false, got {value!r}")
     if tp in (int, float):
         if isinstance(value, str):
-            value = _parse_scalar_string(value)
+            try:
+                value = int(value) if tp is int and value.strip().lstrip("+-").isdigit() else float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         if tp is int and float(value) != int(value):
@@ -175,6 +178,8 @@ def split_argv(
     """Split argv into (config path, overrides tree, positional args)."""
     aliases = dict(aliases or {})
     bools = _bool_fields(cls)
+    hints = typing.get_type_hints(cls)
+    dict_fields = {n for n, tp in hints.items() if typing.get_origin(_strip_optional(tp)[0]) in (dict, Mapping)}
     config_path: str | None = None
     overrides: dict = {}
     positional: list[str] = []
@@ -203,9 +208,15 @@ def split_argv(
             else:
                 # collect one or more values: --prompt a --tags x=1 y=2
                 vals = []
-                while i + 1 < len(args) and not args[i + 1].startswith("--") and not (
-                    args[i + 1] in aliases
-                ) and ("=" not in args[i + 1] or key in ("tags", "tag_columns")):
+                def takes(nxt: str) -> bool:
+                    if nxt.startswith("--") or nxt in aliases:
+                        return False
+                    if "=" not in nxt:
+                        return True
+                    k = nxt.split("=", 1)[0]  # key=value: a dict entry, unless it names a setting
+                    return key in dict_fields and "." not in k and k not in hints
+
+                while i + 1 < len(args) and takes(args[i + 1]):
                     i += 1
                     vals.append(args[i])
                 if not vals:

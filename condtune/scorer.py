@@ -215,11 +215,22 @@ def _schedule(opt: torch.optim.Optimizer, total: int, warmup: float) -> torch.op
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / w, max(0.0, (total - s) / max(1, total - w))))
 
 
-def _batches(n: int, batch_size: int, epochs: float, rng: np.random.Generator):
+def _batches(n: int, batch_size: int, epochs: float, rng: np.random.Generator, lengths: Sequence[int] | None = None):
+    """Shuffled index batches; with ``lengths``, batches are formed from similar lengths
+    (sorted within pools of 50 batches, pools and batches still shuffled) to cut padding."""
     total = int(math.ceil(n * epochs / batch_size))
-    order = np.concatenate([rng.permutation(n) for _ in range(int(math.ceil(epochs)) + 1)])
-    for step in range(total):
-        yield order[step * batch_size : (step + 1) * batch_size]
+    order = np.concatenate([rng.permutation(n) for _ in range(int(math.ceil(epochs)) + 1)])[: total * batch_size]
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if lengths is not None:
+        lengths = np.asarray(lengths)
+        pool = 50 * batch_size
+        batches = []
+        for start in range(0, len(order), pool):
+            chunk = order[start : start + pool]
+            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+            group = [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+            batches += [group[j] for j in rng.permutation(len(group))]
+    yield from batches[:total]
 
 
 def fit_regression(scorer: Scorer, targets: pd.DataFrame, opt_cfg: OptimConfig, desc: str = "scorer") -> list[float]:
@@ -234,7 +245,7 @@ def fit_regression(scorer: Scorer, targets: pd.DataFrame, opt_cfg: OptimConfig, 
         pred = scorer.raw([texts[i] for i in idx])
         return regression_loss(pred, torch.from_numpy(z[idx]), torch.from_numpy(w[idx]))
 
-    return _train_loop(scorer, len(texts), loss_fn, opt_cfg, desc)
+    return _train_loop(scorer, len(texts), loss_fn, opt_cfg, desc, [len(t) for t in texts])
 
 
 def fit_pairwise(scorer: Scorer, pairs: pd.DataFrame, opt_cfg: OptimConfig, desc: str = "scorer") -> list[float]:
@@ -251,7 +262,7 @@ def fit_pairwise(scorer: Scorer, pairs: pd.DataFrame, opt_cfg: OptimConfig, desc
     return _train_loop(scorer, len(chosen), loss_fn, opt_cfg, desc)
 
 
-def _train_loop(scorer: Scorer, n: int, loss_fn, cfg: OptimConfig, desc: str) -> list[float]:
+def _train_loop(scorer: Scorer, n: int, loss_fn, cfg: OptimConfig, desc: str, lengths: Sequence[int] | None = None) -> list[float]:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     total = int(math.ceil(n * cfg.epochs / cfg.batch_size))
@@ -259,7 +270,7 @@ def _train_loop(scorer: Scorer, n: int, loss_fn, cfg: OptimConfig, desc: str) ->
     sched = _schedule(opt, total, cfg.warmup)
     scorer.model.train()
     losses = []
-    bar = tqdm(_batches(n, cfg.batch_size, cfg.epochs, rng), total=total, desc=desc, unit="step")
+    bar = tqdm(_batches(n, cfg.batch_size, cfg.epochs, rng, lengths), total=total, desc=desc, unit="step")
     for idx in bar:
         loss = loss_fn(idx)
         opt.zero_grad(set_to_none=True)

@@ -1,0 +1,80 @@
+"""Typed config parsing, and every shipped YAML parses into its recipe's dataclass."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from condtune.config import ConfigError, parse
+from condtune.sampling import SamplingConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Demo:
+    name: str = "x"
+    steps: int = 3
+    lr: float = 1e-4
+    flag: bool = False
+    items: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    maybe: float | None = None
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+
+def test_overrides_and_types(tmp_path):
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("steps: 5\nsampling:\n  temperature: 0.5\n")
+    cfg = parse(Demo, ["--config", str(cfg_file), "lr=3e-4", "--flag", "--items", "a", "b", "--tags", "domain=movie",
+                       "sampling.max_new_tokens=7", "--maybe", "2"])
+    assert (cfg.steps, cfg.lr, cfg.flag, cfg.items, cfg.tags, cfg.maybe) == (5, 3e-4, True, ["a", "b"], {"domain": "movie"}, 2.0)
+    assert cfg.sampling.temperature == 0.5 and cfg.sampling.max_new_tokens == 7
+
+
+def test_errors_name_file_and_key(tmp_path):
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("stepz: 5\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: unknown key\(s\) \['stepz'\]"):
+        parse(Demo, ["--config", str(cfg_file)])
+    with pytest.raises(ConfigError, match="steps: expected an integer"):
+        parse(Demo, ["steps=2.5"])
+    with pytest.raises(ConfigError, match="lr: expected a number"):
+        parse(Demo, ["lr=fast"])
+    with pytest.raises(ConfigError, match="config file not found"):
+        parse(Demo, ["--config", str(tmp_path / "missing.yaml")])
+
+
+def recipe_for(yaml_path: Path) -> str:
+    first = yaml_path.read_text().splitlines()[0]
+    assert first.startswith("# condtune "), f"{yaml_path} must start with the command that runs it"
+    from condtune.cli import JOBS, resolve
+
+    job, _ = resolve(first[2:].split()[1:])
+    return JOBS[job][0]
+
+
+@pytest.mark.parametrize("yaml_path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_config_parses(yaml_path):
+    import dataclasses
+    import importlib
+
+    module = importlib.import_module(recipe_for(yaml_path))
+    import inspect
+
+    spaces = [vars(module)] + [vars(m) for m in vars(module).values() if inspect.ismodule(m) and m.__name__.startswith("condtune")]
+    found = [c for ns in spaces for c in ns.values() if isinstance(c, type) and dataclasses.is_dataclass(c) and c.__name__.endswith("Config")]
+    own = [c for c in found if c.__module__ == module.__name__]
+    classes = own or found
+    assert classes, f"{module.__name__} defines no *Config dataclass"
+    data = yaml.safe_load(yaml_path.read_text()) or {}
+    errors = []
+    for cls in classes:
+        try:
+            parse(cls, ["--config", str(yaml_path)])
+            return
+        except ConfigError as exc:
+            errors.append(str(exc))
+    pytest.fail(f"{yaml_path.name} ({sorted(data)}) fits none of {[c.__name__ for c in classes]}: {errors}")

@@ -1,0 +1,54 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from condtune.metrics import distinct_n, pairwise_accuracy, split_half_reliability
+from condtune.scorer import bradley_terry_loss, normalise_ratings, regression_loss
+
+
+def test_bradley_terry_loss_values():
+    r = torch.tensor([0.0, 2.0])
+    assert math.isclose(float(bradley_terry_loss(r, torch.zeros(2))), (math.log(2) + math.log(1 + math.exp(-2))) / 2, rel_tol=1e-6)
+    assert float(bradley_terry_loss(torch.tensor([10.0]), torch.tensor([-10.0]))) < 1e-6
+
+
+def test_regression_loss_weights():
+    pred, tgt = torch.tensor([0.0, 0.0]), torch.tensor([1.0, 3.0])
+    assert float(regression_loss(pred, tgt)) == 5.0
+    assert float(regression_loss(pred, tgt, torch.tensor([3.0, 1.0]))) == 3.0
+
+
+def ratings():
+    # rater b rates everything 2 points higher than rater a: per-rater normalisation removes that.
+    return pd.DataFrame({
+        "item_id": ["x", "x", "y", "y", "z", "z"], "prompt": [""] * 6, "completion": ["X", "X", "Y", "Y", "Z", "Z"],
+        "score": [-1.0, 1.0, 0.0, 2.0, 1.0, 3.0], "rater": ["a", "b", "a", "b", "a", "b"],
+    })
+
+
+def test_normalise_item_and_none():
+    item = normalise_ratings(ratings(), "item").set_index("item_id")
+    assert item.loc["x", "target"] == 0.0 and item.loc["z", "target"] == 2.0 and item.loc["x", "weight"] == 2
+    assert len(normalise_ratings(ratings(), "none")) == 6
+
+
+def test_normalise_rater_removes_offsets():
+    t = normalise_ratings(ratings(), "rater").set_index("item_id")["target"]
+    assert t["x"] < t["y"] < t["z"]
+    assert np.isclose(t["y"], ratings()["score"].mean())  # the middle item sits at the global mean
+    with pytest.raises(ValueError, match="needs a rater id"):
+        normalise_ratings(ratings().assign(rater=None), "rater")
+
+
+def test_metrics():
+    assert pairwise_accuracy([1, 2, 3], [10, 20, 30]) == 1.0
+    assert pairwise_accuracy([3, 2, 1], [10, 20, 30]) == 0.0
+    perfect = split_half_reliability([[v, v, v, v] for v in range(10)])
+    assert perfect["split_half_r"] == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    noisy = split_half_reliability([list(rng.normal(0, 1, 10)) for _ in range(300)])
+    assert abs(noisy["split_half_r"]) < 0.2
+    assert distinct_n(["a b a b"], 2) == 2 / 3
