@@ -75,8 +75,9 @@ class RatingServer(ThreadingHTTPServer):
         host = self.server_address[0]
         return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port}/"
 
-    def start_in_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, name="condtune-rate", daemon=True)
+    def start_in_thread(self, poll_interval: float = 0.05) -> threading.Thread:
+        """Serve from a daemon thread (tests, notebooks); stop with ``shutdown()``."""
+        thread = threading.Thread(target=self.serve_forever, args=(poll_interval,), name="condtune-rate", daemon=True)
         thread.start()
         return thread
 
