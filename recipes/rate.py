@@ -11,6 +11,7 @@ ranking.json (Bradley-Terry or Elo, of completions and of models) and card.json.
 """
 from __future__ import annotations
 
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,10 @@ def task_first(argv: list[str]) -> list[str]:
     return [f"task={bare[0]}", *[a for a in argv if a is not bare[0]]] if bare else list(argv)
 
 
+def _stop(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str]) -> int:
     cfg = C.parse(RateConfig, task_first(argv))
     if cfg.task is None and cfg.db is None:
@@ -84,6 +89,7 @@ def main(argv: list[str]) -> int:
 
     server = make_server(store, cfg.host, cfg.port, cfg.text)
     print(f"rating page: {server.url}  (scale {scale[0]}..{scale[1]}; every answer is saved to {db} at once; Ctrl-C stops)")
+    signal.signal(signal.SIGTERM, _stop)  # `kill` stops it as cleanly as Ctrl-C
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -1,5 +1,5 @@
 """`condtune sample` and `condtune rate`: shipped YAMLs parse, a tiny-model sample run, export,
-and the server started as a process and stopped with Ctrl-C."""
+and the server started as a process and stopped with Ctrl-C or kill."""
 from __future__ import annotations
 
 import json
@@ -90,7 +90,8 @@ def test_rate_refuses_a_changed_task(sampled, tmp_path, capsys):
     assert "differs from the stored one" in capsys.readouterr().err
 
 
-def test_rate_serves_until_ctrl_c(sampled, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_rate_serves_until_stopped(sampled, tmp_path, sig):
     code = "import sys; from recipes.rate import main; sys.exit(main(sys.argv[1:]))"
     proc = subprocess.Popen([sys.executable, "-u", "-c", code, str(sampled), f"db={tmp_path / 's.sqlite'}", "port=0"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -106,6 +107,6 @@ def test_rate_serves_until_ctrl_c(sampled, tmp_path):
         with opener.open(url, timeout=10) as resp:
             assert resp.status == 200 and "A/B pairs" in resp.read().decode()
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0 and "stopped: 0 scores" in out
