@@ -42,6 +42,8 @@ class QuickstartConfig:
     """base policy"""
     scorer: str | None = None
     """an existing scorer dir; None trains a quick one on the VADER ratings"""
+    scorer_backbone: str = "minilm"
+    """quick scorer: encoder"""
     scorer_items: int = 4000
     """quick scorer: training items"""
     scorer_optim: OptimConfig = field(default_factory=lambda: OptimConfig(epochs=1.0, lr=1e-4))
@@ -76,7 +78,7 @@ def get_scorer(cfg: QuickstartConfig, out: Path) -> tuple[Scorer, str]:
 
     path = cfg.scorer or str(out / "scorer")
     if not (Path(path) / "scorer.json").exists():
-        scfg = ScorerTrainConfig(max_items=cfg.scorer_items, optim=cfg.scorer_optim, seed=cfg.seed, out=path)
+        scfg = ScorerTrainConfig(backbone=cfg.scorer_backbone, max_items=cfg.scorer_items, optim=cfg.scorer_optim, seed=cfg.seed, out=path)
         scorer, metrics = train_pointwise(scfg)
         scorer.meta.metrics, scorer.meta.trained_on = metrics, "vader"
         scorer.save(path)

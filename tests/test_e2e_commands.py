@@ -87,3 +87,25 @@ def test_scorer_train_pairwise(tmp_path, pairs_file, tiny_encoder):
 def test_fetch_lists_assets(capsys):
     assert cli(["fetch", "only=minilm"]) == 0
     assert "minilm" in capsys.readouterr().out
+
+
+def test_scorer_eval(chain, capsys):
+    assert cli(["scorer", "eval", f"scorer={chain['scorer']}", f"ratings={chain['ratings']}", "columns.item_col=item_id"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_items"] == 80 and -1 <= out["pearson"] <= 1
+
+
+def test_quickstart_tiny(tmp_path, tiny_lm, tiny_encoder, capsys):
+    """The whole quickstart chain on VADER movie snippets with tiny models and tiny budgets."""
+    out = tmp_path / "qs"
+    args = [f"out={out}", f"model={tiny_lm}", f"scorer_backbone={tiny_encoder}", "scorer_items=64", "scorer_optim.batch_size=16",
+            "max_examples=48", "k=3", "sft.max_steps=2", "sft.batch_size=4", "--prompts", "Movie review:", "n=2",
+            "sampling.max_new_tokens=6"]
+    assert cli(["quickstart", *args]) == 0
+    text = capsys.readouterr().out
+    assert "| prompt | requested | achieved | text |" in text and "Spearman(requested, achieved)" in text
+    for name in ("scorer/scorer.json", "tagged.jsonl", "tagged.jsonl.card.json", "policy/condtune_policy.json", "samples.jsonl", "summary.json", "report.md"):
+        assert (out / name).exists(), name
+    samples = pd.read_json(out / "samples.jsonl", lines=True)
+    assert len(samples) == 3 * 2 and samples["requested"].nunique() == 3
+    assert cli(["quickstart", *args]) == 0  # a rerun reuses every finished stage

@@ -1,0 +1,54 @@
+"""Evaluate a saved scorer against human ratings.
+
+    condtune scorer eval scorer=runs/scorer ratings=vader
+    condtune scorer eval scorer=runs/scorer ratings=held_out.jsonl columns.rater_col=rater
+
+Pointwise files give Pearson/Spearman/MAE/pairwise accuracy against each item's mean rating,
+beside the human split-half ceiling; pairwise files (objective=bradley_terry) give pairwise accuracy.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Literal
+
+from condtune import config as C
+from condtune.data import PointwiseSpec, load_pairwise, load_pointwise, load_vader, to_items
+from condtune.scorer import Scorer, evaluate_items, evaluate_pairs
+
+
+@dataclass
+class ScorerEvalConfig:
+    scorer: str = "runs/scorer"
+    """scorer directory"""
+    ratings: str = "vader"
+    """'vader' or a ratings file"""
+    objective: Literal["regression", "bradley_terry"] = "regression"
+    """pointwise file (regression) or pairwise file (bradley_terry)"""
+    columns: PointwiseSpec = field(default_factory=PointwiseSpec)
+    """pointwise column names"""
+    domains: list[str] = field(default_factory=list)
+    """vader only: subset of domains"""
+    out: str | None = None
+    """optional JSON file for the metrics"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = C.parse(ScorerEvalConfig, sys.argv[1:] if argv is None else argv)
+    scorer = Scorer.load(cfg.scorer)
+    if cfg.objective == "bradley_terry":
+        metrics = evaluate_pairs(scorer, load_pairwise(cfg.ratings))
+    else:
+        ratings = load_vader(domains=cfg.domains or None) if cfg.ratings == "vader" else load_pointwise(cfg.ratings, cfg.columns)
+        metrics = evaluate_items(scorer, to_items(ratings))
+    if cfg.out:
+        from condtune.io import write_json
+
+        write_json(cfg.out, metrics)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
