@@ -85,6 +85,7 @@ class RatingServer(ThreadingHTTPServer):
 class Handler(BaseHTTPRequestHandler):
     server: RatingServer
     server_version = "condtune-rate/1"
+    timeout = 30  # seconds per socket read: a stalled client cannot hold a thread forever
 
     # ------------------------------------------------------------------ plumbing
     def log_message(self, fmt: str, *args) -> None:
