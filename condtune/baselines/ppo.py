@@ -225,8 +225,8 @@ class ActorCritic(nn.Module):
         self.lm = lm
         hidden = lm.config.hidden_size
         if value_head is None:
-            value_head = nn.Linear(hidden, 1)
-            nn.init.normal_(value_head.weight, std=1.0 / np.sqrt(hidden + 1))
+            value_head = nn.Linear(hidden, 1)  # zero init: V = 0, so early advantages are the
+            nn.init.zeros_(value_head.weight)  # rewards themselves rather than value-head noise
             nn.init.zeros_(value_head.bias)
         self.value_head = value_head
 
