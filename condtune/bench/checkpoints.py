@@ -1,0 +1,83 @@
+"""What a trainer hands the benchmark: checkpoints with their cumulative cost.
+
+Every ``train_<method>`` returns a list of :class:`Checkpoint`. A checkpoint is either a
+policy directory (``path``) or, for best-of-n, a file of already-picked samples
+(``samples``). The cost fields are cumulative from the start of the method, data generation
+included (relabel scoring, rollouts, best-of-n samples).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from condtune.io import read_json, write_json
+
+
+@dataclass
+class Checkpoint:
+    method: str
+    """method name (conditional, ppo, rloo, dpo, best_of_n)"""
+    name: str
+    """checkpoint label, unique within (method, seed): e.g. step_40, n_16"""
+    step: int
+    """optimizer steps / updates so far (for best-of-n: n)"""
+    wall_clock_s: float
+    """cumulative seconds spent by the method up to here, data generation included"""
+    generated_tokens: int = 0
+    """tokens sampled from a policy so far (rollouts, best-of-n candidates)"""
+    scorer_calls: int = 0
+    """texts scored by the proxy scorer so far"""
+    path: str | None = None
+    """policy directory (a plain transformers model, or a condtune conditional policy)"""
+    samples: str | None = None
+    """best-of-n: JSONL of picked samples (prompt, text, n_tokens) instead of a policy"""
+    conditional: bool = False
+    """True for a score-conditioned policy (evaluated at every requested target)"""
+    extra: dict = field(default_factory=dict)
+    """method-specific notes (e.g. best-of-n's analytic KL)"""
+
+
+def save_checkpoints(path: str | Path, ckpts: list[Checkpoint]) -> None:
+    write_json(path, [asdict(c) for c in ckpts])
+
+
+def load_checkpoints(path: str | Path) -> list[Checkpoint] | None:
+    path = Path(path)
+    return [Checkpoint(**d) for d in read_json(path)] if path.exists() else None
+
+
+def snapshot_callback(method: str, out_dir: Path, steps: list[int], counters: Callable[[], dict] | None = None,
+                      base_seconds: float = 0.0):
+    """A transformers ``TrainerCallback`` that saves the model (and tokenizer) to
+    ``out_dir/step_N`` at each step in ``steps`` and records a :class:`Checkpoint` with the
+    training seconds so far (saving excluded) plus ``counters()`` (generated tokens, scorer calls).
+
+    Snapshots already on disk (a resumed run) are kept, and their last wall-clock is the offset
+    for the resumed run's time.
+    """
+    from transformers import TrainerCallback
+
+    class Snapshot(TrainerCallback):
+        def __init__(self):
+            self.records: list[Checkpoint] = load_checkpoints(out_dir / "snapshots.json") or []
+            self.offset = self.records[-1].wall_clock_s if self.records else base_seconds
+            self.t0, self.paused = time.perf_counter(), 0.0
+
+        def on_step_end(self, args, state, control, model=None, processing_class=None, **kw):
+            step = state.global_step
+            if step not in steps or any(c.step == step for c in self.records):
+                return
+            t_save = time.perf_counter()
+            seconds = self.offset + (t_save - self.t0 - self.paused)
+            target = out_dir / f"step_{step}"
+            model.save_pretrained(target)
+            if processing_class is not None:
+                processing_class.save_pretrained(target)
+            extra = counters() if counters else {}
+            self.records.append(Checkpoint(method, f"step_{step}", step, seconds, path=str(target), **extra))
+            save_checkpoints(out_dir / "snapshots.json", self.records)
+            self.paused += time.perf_counter() - t_save
+
+    return Snapshot()
