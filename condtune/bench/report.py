@@ -87,11 +87,13 @@ def headline(agg: pd.DataFrame, flat: pd.DataFrame, ceiling: dict | None) -> str
         best = ppo.loc[ppo[BM.GOLD + "_mean"].idxmax()]
         G, W = best[BM.GOLD + "_mean"], best[BM.WALL + "_mean"]
         out.append(f"PPO's best checkpoint ({best['checkpoint']}): gold {G:+.3f} after {W:.0f} s." + (f" Base policy (best-of-1): gold {g0:+.3f}." if g0 is not None else ""))
+        if g0 is not None and G <= g0:
+            out.append("PPO did not raise the gold reward above the base policy's, so fractions of its gain are undefined (–).")
         out += ["", "| conditional checkpoint | wall-clock / PPO's | gold (top bin) / PPO's | gold gain over base / PPO's gain |", "|---|---:|---:|---:|"]
         for _, r in cond.iterrows():
             g, w = r[BM.GOLD + "_mean"], r[BM.WALL + "_mean"]
-            gain = (g - g0) / (G - g0) if g0 is not None and abs(G - g0) > 1e-9 else float("nan")
-            out.append(f"| {r['checkpoint']} | {w / W:.2f} | {g / G:.2f} | {gain:.2f} |")
+            gain = (g - g0) / (G - g0) if g0 is not None and G - g0 > 1e-9 else float("nan")
+            out.append(f"| {r['checkpoint']} | {w / W:.2f} | {g / G:.2f} | {'–' if not np.isfinite(gain) else f'{gain:.2f}'} |")
     c = flat[flat["method"] == "conditional"]
     if len(c):
         last = c[c["step"] == c["step"].max()]
