@@ -35,7 +35,7 @@ from torch import nn
 
 from condtune.baselines import rl_math as M
 from condtune.io import atomic_dir, write_json, write_jsonl
-from condtune.modeling import autocast
+from condtune.modeling import autocast, device
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +91,8 @@ class PPOConfig:
     """sampling temperature (log-probs are computed at the same temperature)"""
     top_p: float = 1.0
     """nucleus sampling mass (1.0 keeps the sampler and the log-probs consistent)"""
-    lr: float = 1e-5
-    """learning rate of the policy (LoRA adapters or all weights)"""
+    lr: float = 3e-6
+    """learning rate of the policy (LoRA adapters or all weights); tune it with kl_coef"""
     value_head_lr: float = 1e-4
     """learning rate of the freshly initialised value head"""
     weight_decay: float = 0.0
@@ -281,9 +281,9 @@ def build_models(cfg: PPOConfig, checkpoint: Path | None = None):
         else:
             lm = copy.deepcopy(base)
         lm.requires_grad_(True)
-    actor = ActorCritic(lm)
+    actor = ActorCritic(lm).to(device())
     actor.eval()  # no dropout: rollout and update log-probs must agree
-    return actor, ref, tok
+    return actor, (ref.to(device()) if ref is not None else None), tok
 
 
 def build_optimizer(actor: ActorCritic, cfg: PPOConfig) -> torch.optim.Optimizer:
@@ -405,7 +405,7 @@ def rollout(state: PPOState, prompts: list[str], reward_fn: RewardFn, cfg: PPOCo
     qr, am, mask, has_eos, ctx, completions = generate(state.actor, state.tokenizer, prompts, cfg)
     logprobs, values, entropy = forward_logprobs(state.actor, qr, am, ctx, cfg, cfg.mini_batch_size)
     ref_logprobs = reference_logprobs(state, qr, am, ctx, cfg)
-    raw = as_scores(reward_fn(list(prompts), completions), len(prompts))
+    raw = as_scores(reward_fn(list(prompts), completions), len(prompts)).to(mask.device)
     lengths = mask.sum(-1)
     scores = M.penalise_scores(raw, has_eos, lengths, cfg.missing_eos_penalty, cfg.length_penalty)
     beta = state.kl_ctl.value
@@ -521,7 +521,10 @@ def save_checkpoint(state: PPOState, cfg: PPOConfig) -> Path:
         state.tokenizer.save_pretrained(tmp / "policy")
         torch.save(state.actor.value_head.state_dict(), tmp / "value_head.pt")
         torch.save(state.optimizer.state_dict(), tmp / "optimizer.pt")
-        torch.save({"torch": torch.get_rng_state()}, tmp / "rng.pt")
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        torch.save(rng, tmp / "rng.pt")
         write_json(tmp / "state.json", {
             "step": state.step, "elapsed": state.elapsed, "kl_controller": state.kl_ctl.state_dict(),
             "base_model": cfg.model, "lora": uses_lora(cfg), "config": to_dict(cfg),
@@ -535,9 +538,13 @@ def load_checkpoint(path: Path, state: PPOState) -> None:
     """Restore value head, optimizer, KL controller, RNG and step (the policy weights were
     loaded by :func:`build_models`)."""
     meta = json.loads((path / "state.json").read_text())
-    state.actor.value_head.load_state_dict(torch.load(path / "value_head.pt", weights_only=True))
-    state.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
-    torch.set_rng_state(torch.load(path / "rng.pt", weights_only=True)["torch"])
+    dev = next(state.actor.parameters()).device
+    state.actor.value_head.load_state_dict(torch.load(path / "value_head.pt", map_location=dev, weights_only=True))
+    state.optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=dev, weights_only=True))
+    rng = torch.load(path / "rng.pt", weights_only=True)
+    torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
     state.kl_ctl.load_state_dict(meta["kl_controller"])
     state.step = int(meta["step"])
     state.elapsed = float(meta.get("elapsed", 0.0))

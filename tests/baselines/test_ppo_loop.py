@@ -56,6 +56,23 @@ def test_config_rejects_inconsistent_batches():
         ppo.PPOConfig(batch_size=10, mini_batch_size=4)
 
 
+def test_rollout_applies_penalties_and_whitening(ppo_tiny_lm, tmp_path):
+    cfg = tiny_cfg(ppo_tiny_lm, tmp_path / "r", batch_size=8, missing_eos_penalty=1.0, length_penalty=0.01,
+                   whiten_rewards=True)
+    state = ppo.build_state(cfg)
+    traj, ctx, metrics, completions = ppo.rollout(state, ppo.DEFAULT_PROMPTS[:8], title_case_reward, cfg)
+    mask = traj.response_mask
+    raw = title_case_reward(ppo.DEFAULT_PROMPTS[:8], completions)
+    has_eos = (traj.query_responses[:, ctx:] == state.tokenizer.eos_token_id).any(-1)
+    expected = raw - 1.0 * (~has_eos).float() - 0.01 * mask.sum(-1)
+    assert torch.allclose(traj.scores, expected, atol=1e-6)
+    assert metrics[M.METRIC_RAW_SCORES] == pytest.approx(raw.mean().item(), abs=1e-6)
+    assert M.masked_var(traj.rewards, mask).item() == pytest.approx(1.0, abs=1e-3)
+    assert M.masked_mean(traj.advantages, mask).item() == pytest.approx(0.0, abs=1e-5)
+    assert traj.logprobs.shape == traj.ref_logprobs.shape == traj.values.shape == mask.shape
+    assert torch.all(traj.logprobs == traj.ref_logprobs)  # first rollout: policy == reference
+
+
 # ---------------------------------------------------------------- learning
 def test_reward_rises_on_a_learnable_reward(ppo_tiny_lm, tmp_path):
     cfg = tiny_cfg(ppo_tiny_lm, tmp_path / "run", total_updates=30)
