@@ -69,3 +69,14 @@ def test_rerun_resumes_without_new_results(bench_args, bench_run, capsys):
     assert cli(args) == 0
     assert (out / "results.jsonl").read_text() == before
     assert "### Every method and checkpoint" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_shipped_tiny_config_end_to_end(tmp_path, tiny_lm, tiny_encoder):
+    """configs/bench_tiny.yaml as shipped (both seeds, every method), only the model paths moved."""
+    out = tmp_path / "bench_tiny"
+    assert cli(["bench", "--config", "configs/bench_tiny.yaml", f"out={out}", f"model={tiny_lm}", f"scorer.backbone={tiny_encoder}"]) == 0
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 * (2 + 2 + 2 + 2 + 3) and {r["seed"] for r in rows} == {0, 1}
+    table = (out / "table.md").read_text()
+    assert "| ppo | step_2 | 2 |" in table and " ± " in table  # mean ± sd over the two seeds
