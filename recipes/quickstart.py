@@ -99,6 +99,15 @@ def get_tagged(cfg: QuickstartConfig, out: Path, scorer: Scorer, scorer_path: st
     return read_table(path), TagCard.load(path)
 
 
+def request_targets(policy: ConditionalPolicy) -> list[float]:
+    """One requested score per bin: the bin medians rounded to whole points when that still hits
+    every bin (what a user would type), else to two decimals."""
+    whole = [float(round(c)) for c in policy.card.binning.centers]
+    if [policy.bin_for(t) for t in whole] == list(range(policy.card.binning.k)):
+        return whole
+    return [round(c, 2) for c in policy.card.binning.centers]
+
+
 def main(argv: list[str] | None = None) -> int:
     cfg = C.parse(QuickstartConfig, sys.argv[1:] if argv is None else argv)
     out = Path(cfg.out)
@@ -116,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         write_json(out / "train_stats.json", train_conditional(model, tok, df, card, cfg.sft, policy_dir, cfg.model))
     stage("5/5 generate at each requested score", "~1-2 min")
     policy = ConditionalPolicy.load(policy_dir)
-    targets = [round(c, 2) for c in card.binning.centers]
+    targets = request_targets(policy)
     samples = sample_at_targets(policy, scorer, cfg.prompts, targets, cfg.n, cfg.sampling, cfg.seed)
     summary = summarise(samples)
     from condtune.data import write_table
