@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     stage("3/5 relabel", "<1 min")
     df, card = get_tagged(cfg, out, scorer, scorer_path)
     log.info("bins (edges on the raters' -4..4 scale): %s; medians %s", [round(e, 2) for e in card.binning.edges], [round(c, 2) for c in card.binning.centers])
-    stage("4/5 conditional SFT", f"~{cfg.sft.max_steps * 3.5 / 60:.0f} min: {cfg.sft.max_steps} steps x {cfg.sft.batch_size}")
+    stage("4/5 conditional SFT", f"~{cfg.sft.max_steps * 4.5 / 60:.0f} min: {cfg.sft.max_steps} steps x {cfg.sft.batch_size}")
     policy_dir = out / "policy"
     if not (policy_dir / POLICY_CARD).exists():
         model, tok = load_causal_lm(cfg.model)
