@@ -309,16 +309,22 @@ TRAINERS: dict[str, Callable[[BenchContext, int, Path], list[Checkpoint]]] = {
 }
 
 
+def planned_steps(cfg: BenchConfig, method: str) -> list[int]:
+    """The checkpoint steps (best-of-n: the n values) the config asks of a method."""
+    return sorted({"conditional": cfg.conditional.checkpoints, "ppo": cfg.ppo_checkpoints, "rloo": cfg.rloo.checkpoints,
+                   "dpo": cfg.dpo.checkpoints, "best_of_n": cfg.best_of_n.ns}[method])
+
+
 def run_method(ctx: BenchContext, method: str, seed: int) -> list[Checkpoint]:
     """Train (or reuse a finished training of) one method for one seed."""
     if method not in TRAINERS:
         raise ValueError(f"unknown method {method!r}; choose from {list(TRAINERS)}")
     work = ctx.out / f"seed_{seed}" / method
     done = load_checkpoints(work / "checkpoints.json")
-    if done is not None:
-        return done
+    if done is not None and sorted(c.step for c in done) == planned_steps(ctx.cfg, method):
+        return done  # a longer schedule in the config resumes training from the last snapshot
     work.mkdir(parents=True, exist_ok=True)
-    ckpts = TRAINERS[method](ctx, seed, work)
+    ckpts = [c for c in TRAINERS[method](ctx, seed, work) if c.step in planned_steps(ctx.cfg, method)]
     save_checkpoints(work / "checkpoints.json", ckpts)
     return ckpts
 
