@@ -71,6 +71,16 @@ def test_rerun_resumes_without_new_results(bench_args, bench_run, capsys):
     assert "### Every method and checkpoint" in capsys.readouterr().out
 
 
+def test_longer_schedule_resumes_training(bench_args, bench_run):
+    """Asking for one more PPO checkpoint trains on from the last one and evaluates only the new one."""
+    out, args = bench_args
+    assert cli([*args, "ppo_checkpoints=[1,2,3]"]) == 0
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    ppo = [r for r in rows if r["method"] == "ppo"]
+    assert [r["checkpoint"] for r in ppo] == ["step_1", "step_2", "step_3"] and len(rows) == 11
+    assert ppo[2]["cost/scorer_calls"] == 3 * 4 and ppo[2]["cost/wall_clock_s"] >= ppo[1]["cost/wall_clock_s"]
+
+
 @pytest.mark.slow
 def test_shipped_tiny_config_end_to_end(tmp_path, tiny_lm, tiny_encoder):
     """configs/bench_tiny.yaml as shipped (both seeds, every method), only the model paths moved."""
