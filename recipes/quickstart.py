@@ -60,8 +60,8 @@ class QuickstartConfig:
     """conditional SFT settings"""
     prompts: list[str] = field(default_factory=lambda: ["Movie review:", "Movie review: The acting", "Movie review: This film", "Movie review: The story"])
     """evaluation prompts"""
-    n: int = 4
-    """samples per (prompt, requested score)"""
+    n: int = 8
+    """samples per (prompt, requested score); 8 x 4 prompts = 32 per target keeps the means' noise below the gaps"""
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_new_tokens=40, temperature=0.8, top_p=0.95))
     """evaluation sampling"""
     seed: int = 0
