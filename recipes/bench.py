@@ -49,11 +49,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # run: train each (method, seed) once, then evaluate each checkpoint not yet in results.jsonl
     jobs = [(seed, method) for seed in cfg.seeds for method in cfg.methods]
+    spent, worked = 0.0, 0  # time of the jobs that did work (resumed ones are skipped fast), for the estimate
     for j, (seed, method) in enumerate(jobs, 1):
-        done = R.done_keys(ctx.out)
-        elapsed = time.time() - t0
-        eta = f", ~{elapsed / (j - 1) * (len(jobs) - j + 1) / 60:.0f} min left" if j > 1 else ""
-        log.info("[%d/%d] seed %d, %s (%.1f min so far%s)", j, len(jobs), seed, method, elapsed / 60, eta)
+        done, t_job = R.done_keys(ctx.out), time.time()
+        eta = f", ~{spent / worked * (len(jobs) - j + 1) / 60:.0f} min left" if worked else ""
+        log.info("[%d/%d] seed %d, %s (%.1f min so far%s)", j, len(jobs), seed, method, (t_job - t0) / 60, eta)
         ckpts = R.run_method(ctx, method, seed)
         for ck in ckpts:
             if (method, seed, ck.name) in done:
@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             R.append_result(ctx.out, row, samples)
             log.info("  %s %s: gold %+.3f proxy %+.3f KL %.2f (%.0f s)", method, ck.name, row["reward/gold"],
                      row["reward/proxy"], row["kl/exact"], ck.wall_clock_s)
+        if time.time() - t_job > 10:
+            spent, worked = spent + time.time() - t_job, worked + 1
 
     # report: CSV, markdown table, the two plots
     rows = [r for r in R.read_results(ctx.out) if r["method"] in cfg.methods and r["seed"] in cfg.seeds]
