@@ -69,8 +69,6 @@ class PPOConfig:
     """scorer directory whose score is the reward; empty means use the built-in `reward`"""
     reward: str = "lowercase"
     """built-in reward when no scorer is given (smoke runs): lowercase | brevity"""
-    score_prompt: bool = False
-    """score prompt+completion (condtune.data.text_of) instead of the completion alone"""
     prompts: str = ""
     """prompt file (.txt one per line, or .jsonl/.json with a `prompt` field); empty = built-in review prefixes"""
     output_dir: str = "runs/ppo"
@@ -167,23 +165,22 @@ def brevity_reward(prompts: list[str], completions: list[str]) -> torch.Tensor:
 BUILTIN_REWARDS: dict[str, RewardFn] = {"lowercase": lowercase_reward, "brevity": brevity_reward}
 
 
-def scorer_reward(path: str | Path, score_prompt: bool = False) -> RewardFn:
-    """Reward = a saved condtune scorer's score (on the raters' scale)."""
+def scorer_reward(path: str | Path) -> RewardFn:
+    """Reward = a saved condtune scorer's score (on the raters' scale). Whether the prompt is
+    read is the scorer's own setting (``uses_prompt``, fixed by what it was trained on)."""
     from condtune.scorer import Scorer  # lazy: PPO itself does not depend on the scorer
 
     scorer = Scorer.load(path)
 
     def reward_fn(prompts: list[str], completions: list[str]) -> np.ndarray:
-        if score_prompt:
-            return scorer.score_pairs(prompts, completions)
-        return scorer.score(completions)
+        return scorer.score_pairs(prompts, completions)
 
     return reward_fn
 
 
 def make_reward_fn(cfg: PPOConfig) -> RewardFn:
     if cfg.scorer:
-        return scorer_reward(cfg.scorer, cfg.score_prompt)
+        return scorer_reward(cfg.scorer)
     if cfg.reward not in BUILTIN_REWARDS:
         raise ValueError(f"reward {cfg.reward!r} is not built in ({sorted(BUILTIN_REWARDS)}); or set scorer=DIR")
     return BUILTIN_REWARDS[cfg.reward]
