@@ -180,6 +180,7 @@ def split_argv(
     bools = _bool_fields(cls)
     hints = typing.get_type_hints(cls)
     dict_fields = {n for n, tp in hints.items() if typing.get_origin(_strip_optional(tp)[0]) in (dict, Mapping)}
+    list_fields = {n for n, tp in hints.items() if typing.get_origin(_strip_optional(tp)[0]) in (list, tuple, Sequence)}
     config_path: str | None = None
     overrides: dict = {}
     positional: list[str] = []
@@ -221,7 +222,10 @@ def split_argv(
                     vals.append(args[i])
                 if not vals:
                     raise ConfigError(f"command line: --{key} needs a value")
-                _set_path(overrides, key, vals[0] if len(vals) == 1 else vals)
+                if key in list_fields or key in dict_fields:  # --prompt a --prompt b / --tags x=1 --tags y=2 accumulate
+                    overrides[key] = [*overrides.get(key, []), *vals]
+                else:
+                    _set_path(overrides, key, vals[0] if len(vals) == 1 else vals)
         elif "=" in arg and not arg.startswith("-"):
             key, _, val = arg.partition("=")
             _set_path(overrides, key.replace("-", "_"), val)

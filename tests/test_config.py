@@ -34,6 +34,11 @@ def test_overrides_and_types(tmp_path):
     assert cfg.sampling.temperature == 0.5 and cfg.sampling.max_new_tokens == 7
 
 
+def test_repeated_list_and_dict_flags_accumulate():
+    cfg = parse(Demo, ["--items", "a", "--items", "b c", "--tags", "x=1", "--tags", "y=2"])
+    assert cfg.items == ["a", "b c"] and cfg.tags == {"x": "1", "y": "2"}
+
+
 def test_errors_name_file_and_key(tmp_path):
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text("stepz: 5\n")
