@@ -12,7 +12,7 @@ import torch
 from condtune.modeling import load_causal_lm
 from condtune.policy import load_policy_card
 from condtune.relabel import TagCard
-from condtune.sampling import Samples, SamplingConfig, sample
+from condtune.sampling import Samples, SamplingConfig, sample, trim_at_eos
 
 
 @dataclass
@@ -80,13 +80,9 @@ def guided_sample(model, tokenizer, prompts, uncond_prompts, n, cfg: SamplingCon
         if cfg.temperature > 0:
             kw.update(temperature=cfg.temperature, top_p=cfg.top_p, top_k=0)
         seqs = model.generate(**enc, logits_processor=LogitsProcessorList([proc]), **kw)
-        row_t, row_c = [], []
-        for row in seqs[:, enc["input_ids"].shape[1] :].tolist():
-            row = row[: row.index(eos) + 1] if eos in row else row
-            row_c.append(len(row))
-            row_t.append(tokenizer.decode(row, skip_special_tokens=True).strip())
-        texts.append(row_t)
-        counts.append(row_c)
+        rows = [trim_at_eos(row, eos) for row in seqs[:, enc["input_ids"].shape[1] :].tolist()]
+        counts.append([len(r) for r in rows])
+        texts.append([tokenizer.decode(r, skip_special_tokens=True).strip() for r in rows])
     return Samples(texts=texts, n_tokens=counts)
 
 

@@ -30,10 +30,18 @@ class Samples:
 
     texts: list[list[str]]
     n_tokens: list[list[int]] = field(default_factory=list)
+    response_ids: list[list[list[int]]] = field(default_factory=list)
+    """generated token ids (up to and including EOS), grouped like ``texts``"""
 
     @property
     def total_tokens(self) -> int:
         return sum(sum(row) for row in self.n_tokens)
+
+
+def trim_at_eos(ids: Sequence[int], eos_id: int | None) -> list[int]:
+    """Keep tokens up to and including the first EOS (all of them without one)."""
+    ids = list(ids)
+    return ids[: ids.index(eos_id) + 1] if eos_id is not None and eos_id in ids else ids
 
 
 @torch.no_grad()
@@ -52,8 +60,7 @@ def sample(
         torch.manual_seed(seed)
     tokenizer.padding_side = "left"
     flat = [p for p in prompts for _ in range(n)]
-    out_texts: list[str] = []
-    out_counts: list[int] = []
+    out_ids: list[list[int]] = []
     model.eval()
     dev = next(model.parameters()).device
     eos = tokenizer.eos_token_id
@@ -74,14 +81,12 @@ def sample(
         with autocast():
             seqs = model.generate(**enc, **gen_kwargs)
         new = seqs[:, enc["input_ids"].shape[1] :]
-        for row in new:
-            ids = row.tolist()
-            if eos in ids:
-                ids = ids[: ids.index(eos) + 1]
-            out_counts.append(len(ids))
-            out_texts.append(tokenizer.decode(ids, skip_special_tokens=True).strip())
+        out_ids += [trim_at_eos(row.tolist(), eos) for row in new]
         bar.update(len(chunk))
     bar.close()
-    texts = [out_texts[i * n : (i + 1) * n] for i in range(len(prompts))]
-    counts = [out_counts[i * n : (i + 1) * n] for i in range(len(prompts))]
-    return Samples(texts=texts, n_tokens=counts)
+    out_texts = [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in out_ids]
+
+    def group(flat: list) -> list[list]:
+        return [flat[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+    return Samples(texts=group(out_texts), n_tokens=group([len(ids) for ids in out_ids]), response_ids=group(out_ids))

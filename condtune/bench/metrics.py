@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from condtune.metrics import distinct_n
 from condtune.modeling import autocast
-from condtune.sampling import SamplingConfig
+from condtune.sampling import SamplingConfig, sample, trim_at_eos  # noqa: F401 (trim_at_eos re-exported)
 
 # fixed metric names shared by runner, report and docs
 GOLD, PROXY, KL = "reward/gold", "reward/proxy", "kl/exact"
@@ -51,34 +51,13 @@ class Rollout:
         return [len(r) for r in self.response_ids]
 
 
-def trim_at_eos(ids: Sequence[int], eos_id: int | None) -> list[int]:
-    """Keep tokens up to and including the first EOS (all of them without one)."""
-    ids = list(ids)
-    return ids[: ids.index(eos_id) + 1] if eos_id is not None and eos_id in ids else ids
-
-
 @torch.no_grad()
 def sample_ids(model, tok, prompts: Sequence[str], n: int, cfg: SamplingConfig, seed: int | None = None) -> Rollout:
-    """``n`` samples per prompt with the same settings as :func:`condtune.sampling.sample`,
+    """``n`` samples per prompt from :func:`condtune.sampling.sample`, flattened prompt-major,
     keeping the response token ids (needed for exact KL)."""
-    if seed is not None:
-        torch.manual_seed(seed)
-    tok.padding_side = "left"
+    s = sample(model, tok, prompts, n, cfg, seed=seed, progress=False)
     flat = [i for i in range(len(prompts)) for _ in range(n)]
-    dev = next(model.parameters()).device
-    model.eval()
-    ids_out: list[list[int]] = []
-    for start in range(0, len(flat), cfg.batch_size):
-        chunk = [prompts[i] for i in flat[start : start + cfg.batch_size]]
-        enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
-        kw = dict(max_new_tokens=cfg.max_new_tokens, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-                  repetition_penalty=cfg.repetition_penalty)
-        kw.update(dict(do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p, top_k=0) if cfg.temperature > 0 else dict(do_sample=False))
-        with autocast():
-            seqs = model.generate(**enc, **kw)
-        ids_out += [trim_at_eos(row.tolist(), tok.eos_token_id) for row in seqs[:, enc["input_ids"].shape[1] :]]
-    texts = [tok.decode(ids, skip_special_tokens=True).strip() for ids in ids_out]
-    return Rollout(flat, ids_out, texts)
+    return Rollout(flat, [ids for row in s.response_ids for ids in row], [t for row in s.texts for t in row])
 
 
 def _right_padded(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
