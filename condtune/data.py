@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from condtune.io import atomic_path
+from condtune.io import atomic_path, read_jsonl
 
 
 class DataError(ValueError):
@@ -54,7 +54,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
             return datasets.load_from_disk(str(path)).to_pandas()
         if suffix == ".jsonl":
-            return _read_jsonl(path)
+            return pd.DataFrame(read_jsonl(path))
         if suffix == ".json":
             return pd.DataFrame(json.loads(path.read_text(encoding="utf-8-sig")))
         if suffix == ".csv":
@@ -68,22 +68,6 @@ def read_table(path: str | Path) -> pd.DataFrame:
     except Exception as exc:  # pandas/pyarrow/datasets raise many types
         raise DataError(path, f"cannot read it as {suffix or 'a dataset directory'}: {exc}") from None
     raise DataError(path, f"unsupported file type {suffix!r} (use .jsonl, .json, .csv, .tsv, .parquet or an HF dataset dir)")
-
-
-def _read_jsonl(path: Path) -> pd.DataFrame:
-    rows = []
-    with path.open(encoding="utf-8-sig") as fh:
-        for i, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(path, f"not valid JSON ({exc.msg})", row=i) from None
-            if not isinstance(obj, dict):
-                raise DataError(path, "each line must be a JSON object", row=i)
-            rows.append(obj)
-    return pd.DataFrame(rows)
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:
@@ -100,6 +84,40 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
         else:
             raise DataError(path, f"unsupported output type {suffix!r} (use .jsonl, .csv or .parquet)")
     return path
+
+
+def load_prompts(path: str | Path) -> list[str]:
+    """Prompts, one per non-empty line of a text file (a literal ``\\n`` stands for a newline),
+    or one per record of a ``.jsonl`` file / ``.json`` list of objects, taken from the record's
+    ``prompt`` field or, when it has none, its ``text`` field."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "prompts file not found")
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        prompts = [_prompt_field(path, i, rec) for i, rec in enumerate(read_jsonl(path), start=1)]
+    elif suffix == ".json":
+        try:
+            records = json.loads(path.read_text(encoding="utf-8-sig"))
+        except json.JSONDecodeError as exc:
+            raise DataError(path, f"not valid JSON ({exc.msg})") from None
+        if not isinstance(records, list):
+            raise DataError(path, f"expected a JSON list of objects, got {type(records).__name__}")
+        prompts = [_prompt_field(path, i, rec) for i, rec in enumerate(records, start=1)]
+    else:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+        prompts = [line.replace("\\n", "\n") for line in lines if line.strip()]
+    if not prompts:
+        raise DataError(path, "no prompts found")
+    return prompts
+
+
+def _prompt_field(path: Path, row: int, record: object) -> str:
+    key = "text" if isinstance(record, dict) and "prompt" not in record and "text" in record else "prompt"
+    value = record.get(key) if isinstance(record, dict) else None
+    if not isinstance(value, str):
+        raise DataError(path, "expected an object with a string 'prompt' (or 'text') field", row=row, column=key)
+    return value
 
 
 # ----------------------------------------------------------------------------- checks

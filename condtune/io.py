@@ -71,3 +71,32 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def read_jsonl(path: str | Path, missing_ok: bool = False) -> list[dict]:
+    """The JSON objects of a JSONL file, one per non-blank line.
+
+    A missing file is ``[]`` when ``missing_ok``; otherwise, like a line that is not valid
+    JSON or not an object, it is a :class:`condtune.data.DataError` naming the file and row
+    (the 1-based line number).
+    """
+    from condtune.data import DataError  # lazy: condtune.data imports this module
+
+    path = Path(path)
+    if not path.exists():
+        if missing_ok:
+            return []
+        raise DataError(path, "file not found")
+    rows = []
+    with path.open(encoding="utf-8-sig") as fh:
+        for i, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(path, f"not valid JSON ({exc.msg})", row=i) from None
+            if not isinstance(obj, dict):
+                raise DataError(path, "each line must be a JSON object", row=i)
+            rows.append(obj)
+    return rows

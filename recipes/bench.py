@@ -1,4 +1,5 @@
-"""The comparative benchmark: conditional SFT (condtune) vs PPO, RLOO, DPO and best-of-n.
+"""The comparative benchmark: conditional SFT (condtune, on human texts and on the base policy's own
+samples) vs PPO, RLOO, DPO and best-of-n.
 
     condtune bench --config configs/bench_sentiment.yaml     # SmolLM2-135M + VADER movie reviews
     condtune bench --config configs/bench_tiny.yaml          # tiny models, a few minutes
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     # build: base policy dir, proxy + gold scorers, data split, prompts, reference model
     ctx = R.build_context(cfg)
     write_json(ctx.out / "config.json", C.to_dict(cfg))
-    ceiling = R.human_ceiling(ctx) if "conditional" in cfg.methods else None
+    ceilings = {m: R.data_ceiling(ctx, m) for m in R.CONDITIONAL_METHODS if m in cfg.methods}
     log.info("bench: %d methods x %d seeds; %d eval prompts x %d samples; results in %s",
              len(cfg.methods), len(cfg.seeds), len(ctx.eval_prompts), cfg.eval_n, ctx.out)
 
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # report: CSV, markdown table, the two plots
     rows = [r for r in R.read_results(ctx.out) if r["method"] in cfg.methods and r["seed"] in cfg.seeds]
-    paths = write_report(ctx.out, rows, ceiling, "condtune bench " + shlex.join(argv))
+    paths = write_report(ctx.out, rows, ceilings, "condtune bench " + shlex.join(argv))
     print((ctx.out / "table.md").read_text())
     print(f"bench done in {(time.time() - t0) / 60:.1f} min; outputs: " + ", ".join(str(p) for p in paths.values()))
     return 0

@@ -15,6 +15,7 @@ import torch
 from condtune import config
 from condtune.baselines import ppo
 from condtune.baselines import rl_math as M
+from condtune.data import load_prompts
 
 log = logging.getLogger("condtune.ppo")
 
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(cfg.output_dir)
 
     # build: prompts, reward (the proxy scorer, or a built-in toy reward), policy + reference
-    prompts = ppo.load_prompts(cfg.prompts)
+    prompts = load_prompts(cfg.prompts) if cfg.prompts else list(ppo.DEFAULT_PROMPTS)
     reward_fn = ppo.make_reward_fn(cfg)
     state = ppo.build_state(cfg)
     log.info("ppo: %d prompts, reward=%s, base=%s, %s, updates %d -> %d",

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from condtune import config as C
+from condtune.data import DataError, load_prompts
 from condtune.modeling import load_causal_lm
 from condtune.rate.task import (
-    TaskError, TaskItem, card_path, card_scale, load_card, load_task, make_item_id, read_prompts, write_task,
+    TaskError, TaskItem, card_path, card_scale, load_card, load_task, make_item_id, write_task,
 )
 from condtune.sampling import SamplingConfig, sample
 
@@ -31,7 +32,7 @@ class SampleConfig:
     model: str = "smollm2-135m"
     """model to sample from: an embedded default name, an HF id or a local directory"""
     prompts: Path = Path("prompts.txt")
-    """prompts: .txt (one per line, \\n for a newline) or .jsonl with a 'prompt' field"""
+    """prompts: .txt (one per line, \\n for a newline) or .jsonl/.json with a 'prompt' (or 'text') field"""
     n: int = 4
     """completions per prompt"""
     out: Path = Path("runs/rating/tasks.jsonl")
@@ -55,12 +56,12 @@ def main(argv: list[str]) -> int:
     if cfg.n < 1 or cfg.scale_min >= cfg.scale_max:
         raise C.ConfigError("need n >= 1 and scale_min < scale_max")
     try:
-        prompts = read_prompts(cfg.prompts)[: cfg.max_prompts or None]
+        prompts = load_prompts(cfg.prompts)[: cfg.max_prompts or None]
         old = load_task(cfg.out) if cfg.append and cfg.out.exists() else []
         card = load_card(cfg.out) if old else {}
         if card and card_scale(card) != (cfg.scale_min, cfg.scale_max):
             raise TaskError(card_path(cfg.out), f"appending needs the same scale as the task: {card_scale(card)}")
-    except TaskError as exc:
+    except (TaskError, DataError) as exc:
         print(f"condtune sample: error: {exc}", file=sys.stderr)
         return 2
 

@@ -6,7 +6,9 @@ import json
 import pandas as pd
 import pytest
 
-from condtune.data import DataError, PointwiseSpec, load_corpus, load_pairwise, load_pointwise, to_items, write_table
+from condtune.data import (
+    DataError, PointwiseSpec, load_corpus, load_pairwise, load_pointwise, load_prompts, to_items, write_table,
+)
 
 SPEC = PointwiseSpec(rater_col="rater", item_col="item_id", score_min=-4, score_max=4)
 
@@ -111,3 +113,43 @@ def test_write_table_is_atomic(tmp_path):
         write_table(pd.DataFrame({"a": [1]}), tmp_path / "out.xlsx")
     assert target.read_text() == "precious\n"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left behind
+
+
+def test_load_prompts_text_and_json_formats(tmp_path):
+    txt = tmp_path / "p.txt"
+    txt.write_text("Movie review:\n\nsecond\\nline two\n")
+    assert load_prompts(txt) == ["Movie review:", "second\nline two"]
+    jl = tmp_path / "p.JSONL"
+    jl.write_text('{"prompt": "A:"}\n\n{"text": "B:"}\n{"prompt": "C:", "text": "ignored"}\n')
+    assert load_prompts(jl) == ["A:", "B:", "C:"]
+    js = tmp_path / "p.json"
+    js.write_text(json.dumps([{"prompt": "A:"}, {"text": "B:"}]))
+    assert load_prompts(js) == ["A:", "B:"]
+
+
+@pytest.mark.parametrize(
+    "name, content, match",
+    [
+        ("bad.jsonl", '{"prompt": "A:"}\n{"other": "B:"}\n', r"bad.jsonl, row 2, column 'prompt': expected an object"),
+        ("bad.jsonl", '{"prompt": "A:"}\n{"prompt": 3}\n', r"bad.jsonl, row 2, column 'prompt'"),
+        ("bad.jsonl", '{"prompt": "A:"}\n{"text": null}\n', r"bad.jsonl, row 2, column 'text'"),
+        ("bad.jsonl", '{"prompt": "A:"}\n{"prompt": \n', r"bad.jsonl, row 2: not valid JSON"),
+        ("bad.json", json.dumps([{"prompt": "A:"}, ["B:"]]), r"bad.json, row 2, column 'prompt'"),
+        ("bad.json", json.dumps({"prompt": "A:"}), r"bad.json: expected a JSON list"),
+        ("empty.txt", "\n  \n", r"empty.txt: no prompts found"),
+    ],
+)
+def test_load_prompts_errors_name_file_and_row(tmp_path, name, content, match):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(DataError, match=match):
+        load_prompts(tmp_path / name)
+    with pytest.raises(DataError, match="prompts file not found"):
+        load_prompts(tmp_path / "missing.txt")
+
+
+def test_read_jsonl_missing_file(tmp_path):
+    from condtune.io import read_jsonl
+
+    assert read_jsonl(tmp_path / "none.jsonl", missing_ok=True) == []
+    with pytest.raises(DataError, match="none.jsonl: file not found"):
+        read_jsonl(tmp_path / "none.jsonl")

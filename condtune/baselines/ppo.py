@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from condtune.baselines import rl_math as M
-from condtune.io import atomic_dir, write_json, write_jsonl
+from condtune.io import atomic_dir, read_jsonl, write_json, write_jsonl
 from condtune.modeling import autocast, device
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class PPOConfig:
     reward: str = "lowercase"
     """built-in reward when no scorer is given (smoke runs): lowercase | brevity"""
     prompts: str = ""
-    """prompt file (.txt one per line, or .jsonl/.json with a `prompt` field); empty = built-in review prefixes"""
+    """prompt file (.txt one per line, or .jsonl/.json with a `prompt` or `text` field); empty = built-in review prefixes"""
     output_dir: str = "runs/ppo"
     """where checkpoints, metrics.jsonl and the final policy go"""
     seed: int = 0
@@ -151,7 +151,7 @@ class PPOConfig:
             raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of mini_batch_size ({self.mini_batch_size})")
 
 
-# ----------------------------------------------------------------------------- rewards and prompts
+# ----------------------------------------------------------------------------- rewards
 def lowercase_reward(prompts: list[str], completions: list[str]) -> torch.Tensor:
     """Fraction of a completion's characters that are a-z (a trivially learnable reward)."""
     return torch.tensor([sum("a" <= ch <= "z" for ch in c) / max(len(c), 1) for c in completions])
@@ -184,33 +184,6 @@ def make_reward_fn(cfg: PPOConfig) -> RewardFn:
     if cfg.reward not in BUILTIN_REWARDS:
         raise ValueError(f"reward {cfg.reward!r} is not built in ({sorted(BUILTIN_REWARDS)}); or set scorer=DIR")
     return BUILTIN_REWARDS[cfg.reward]
-
-
-def load_prompts(path: str | Path | None) -> list[str]:
-    """Prompts from a .txt (one per line) or .jsonl/.json file with a `prompt` field."""
-    if not path:
-        return list(DEFAULT_PROMPTS)
-    from condtune.data import DataError
-
-    path = Path(path)
-    if not path.exists():
-        raise DataError(path, "prompt file not found")
-    if path.suffix.lower() not in (".jsonl", ".json"):
-        prompts = [line.rstrip("\n") for line in path.read_text(encoding="utf-8-sig").splitlines()]
-        prompts = [p for p in prompts if p.strip()]
-    else:
-        text = path.read_text(encoding="utf-8-sig")
-        rows = json.loads(text) if path.suffix.lower() == ".json" else [
-            json.loads(line) for line in text.splitlines() if line.strip()
-        ]
-        prompts = []
-        for i, row in enumerate(rows, 1):
-            if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
-                raise DataError(path, "expected an object with a string `prompt` field", row=i, column="prompt")
-            prompts.append(row["prompt"])
-    if not prompts:
-        raise DataError(path, "no prompts in file")
-    return prompts
 
 
 # ----------------------------------------------------------------------------- models
@@ -554,10 +527,8 @@ def truncate_metrics(path: Path, step: int) -> None:
 
 
 def read_metrics(path: str | Path) -> list[dict]:
-    path = Path(path)
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The logged metric rows; ``[]`` before the first update is logged."""
+    return read_jsonl(path, missing_ok=True)
 
 
 def append_metrics(path: Path, row: dict) -> None:

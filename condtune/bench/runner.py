@@ -40,7 +40,8 @@ from condtune.sampling import SamplingConfig
 from condtune.scorer import OptimConfig, Scorer
 
 log = logging.getLogger("condtune.bench")
-METHODS = ("conditional", "ppo", "rloo", "dpo", "best_of_n")
+METHODS = ("conditional", "conditional_self", "ppo", "rloo", "dpo", "best_of_n")
+CONDITIONAL_METHODS = ("conditional", "conditional_self")  # evaluated per requested target
 
 
 @dataclass
@@ -63,6 +64,8 @@ class ConditionalSettings:
     """conditional SFT settings (max_steps is taken from checkpoints)"""
     checkpoints: list[int] = field(default_factory=lambda: [40, 80, 120])
     """steps at which the policy is evaluated (each a run annealed to that many steps, resumed from the previous)"""
+    samples_per_prompt: int = 4
+    """conditional_self only: base-policy samples per RL training prompt, relabelled by the proxy, as its SFT corpus"""
 
 
 @dataclass
@@ -74,7 +77,8 @@ class BenchConfig:
     domain: str = "movie"
     """VADER domain"""
     methods: list[str] = field(default_factory=lambda: list(METHODS))
-    """methods to run: conditional, ppo, rloo, dpo, best_of_n"""
+    """methods to run: conditional (SFT on the relabelled human texts), conditional_self (SFT on the base policy's
+    own relabelled samples), ppo, rloo, dpo, best_of_n"""
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     """training / sampling seeds (scorers and data splits are shared)"""
     proxy_scorer: str = ""
@@ -211,27 +215,55 @@ def build_context(cfg: BenchConfig) -> BenchContext:
 # ----------------------------------------------------------------------------- methods
 
 
-def tagged_corpus(ctx: BenchContext):
-    """The training texts relabelled by the proxy (shared by every seed; its cost is recorded once)."""
-    from condtune.relabel import TagCard, card_path, relabel, write_tagged
+class _ReviewScorer:
+    """The proxy as :func:`condtune.relabel.relabel` calls it, reading what every reward reads:
+    the prompt's opening words plus the completion (:func:`review_text`)."""
+
+    def __init__(self, scorer: Scorer, head: str):
+        self.scorer, self.head, self.meta = scorer, head, scorer.meta
+
+    def score_pairs(self, prompts, completions, batch_size: int = 64) -> np.ndarray:
+        return self.scorer.score([review_text(p, c, self.head) for p, c in zip(prompts, completions)], batch_size=batch_size)
+
+
+def _relabel_to(ctx: BenchContext, items: pd.DataFrame, path: Path, cost: dict) -> None:
+    from condtune.relabel import relabel, write_tagged
     from condtune.tags import TagFormat
 
-    path = ctx.out / "tagged.jsonl"
+    c = ctx.cfg.conditional
+    calls, t0 = ctx.proxy.calls, time.perf_counter()
+    tagged, card = relabel(items, _ReviewScorer(ctx.proxy, header(ctx.cfg)), c.k, "quantile", TagFormat(style=c.tag_style), (), None, "proxy", "vader")
+    cost = {**cost, "seconds": cost.get("seconds", 0.0) + time.perf_counter() - t0, "scorer_calls": ctx.proxy.calls - calls}
+    write_json(path.with_name(path.stem + "_cost.json"), cost)
+    write_tagged(tagged, card, path)
+
+
+def tagged_corpus(ctx: BenchContext, method: str = "conditional"):
+    """The SFT corpus of a conditional method, relabelled by the proxy, shared by every seed (its
+    cost is charged to every seed): ``conditional`` tags the training texts (human-written);
+    ``conditional_self`` first samples ``samples_per_prompt`` completions of every RL training
+    prompt from the base policy (the reference) and tags those."""
+    from condtune.relabel import TagCard, card_path
+
+    path = ctx.out / ("tagged.jsonl" if method == "conditional" else "tagged_self.jsonl")
     if not card_path(path).exists():
-        c = ctx.cfg.conditional
-        calls, t0 = ctx.proxy.calls, time.perf_counter()
-        tagged, card = relabel(ctx.train_items, ctx.proxy, c.k, "quantile", TagFormat(style=c.tag_style), (), None, "proxy", "vader")
-        write_json(ctx.out / "relabel_cost.json", {"seconds": time.perf_counter() - t0, "scorer_calls": ctx.proxy.calls - calls})
-        write_tagged(tagged, card, path)
-    return read_table(path), TagCard.load(path), read_json(ctx.out / "relabel_cost.json")
+        if method == "conditional":
+            _relabel_to(ctx, ctx.train_items, path, {"generated_tokens": 0})
+        else:
+            t0 = time.perf_counter()
+            r = BM.sample_ids(ctx.ref, ctx.ref_tok, ctx.train_prompts, ctx.cfg.conditional.samples_per_prompt, ctx.cfg.sampling, seed=0)
+            items = pd.DataFrame({"prompt": [ctx.train_prompts[i] for i in r.prompt_index], "completion": r.texts})
+            items = items[items["completion"].str.strip() != ""].reset_index(drop=True)
+            _relabel_to(ctx, items, path, {"seconds": time.perf_counter() - t0, "generated_tokens": int(sum(r.n_tokens))})
+    return read_table(path), TagCard.load(path), read_json(path.with_name(path.stem + "_cost.json"))
 
 
-def train_conditional(ctx: BenchContext, seed: int, work: Path) -> list[Checkpoint]:
+def train_conditional(ctx: BenchContext, seed: int, work: Path, method: str = "conditional") -> list[Checkpoint]:
     """Relabel (proxy) -> conditional SFT, in stages to each checkpoint's step count."""
     from condtune.modeling import load_causal_lm
     from condtune.policy import train_conditional as sft
 
-    df, card, cost = tagged_corpus(ctx)
+    df, card, cost = tagged_corpus(ctx, method)
     c = ctx.cfg.conditional
     model, tok = load_causal_lm(ctx.base_dir)
     records = load_checkpoints(work / "snapshots.json") or []
@@ -244,9 +276,13 @@ def train_conditional(ctx: BenchContext, seed: int, work: Path) -> list[Checkpoi
         snap = work / f"step_{steps}"
         shutil.rmtree(snap, ignore_errors=True)
         shutil.copytree(work / "run", snap, ignore=shutil.ignore_patterns("checkpoints"))
-        records.append(Checkpoint("conditional", f"step_{steps}", steps, seconds, 0, cost["scorer_calls"], str(snap), conditional=True))
+        records.append(Checkpoint(method, f"step_{steps}", steps, seconds, cost.get("generated_tokens", 0), cost["scorer_calls"], str(snap), conditional=True))
         save_checkpoints(work / "snapshots.json", records)
     return records
+
+
+def train_conditional_self(ctx: BenchContext, seed: int, work: Path) -> list[Checkpoint]:
+    return train_conditional(ctx, seed, work, "conditional_self")
 
 
 def train_ppo(ctx: BenchContext, seed: int, work: Path) -> list[Checkpoint]:
@@ -305,13 +341,13 @@ def train_bon_method(ctx: BenchContext, seed: int, work: Path) -> list[Checkpoin
 
 
 TRAINERS: dict[str, Callable[[BenchContext, int, Path], list[Checkpoint]]] = {
-    "conditional": train_conditional, "ppo": train_ppo, "rloo": train_rloo_method, "dpo": train_dpo_method, "best_of_n": train_bon_method,
+    "conditional": train_conditional, "conditional_self": train_conditional_self, "ppo": train_ppo, "rloo": train_rloo_method, "dpo": train_dpo_method, "best_of_n": train_bon_method,
 }
 
 
 def planned_steps(cfg: BenchConfig, method: str) -> list[int]:
     """The checkpoint steps (best-of-n: the n values) the config asks of a method."""
-    return sorted({"conditional": cfg.conditional.checkpoints, "ppo": cfg.ppo_checkpoints, "rloo": cfg.rloo.checkpoints,
+    return sorted({"conditional": cfg.conditional.checkpoints, "conditional_self": cfg.conditional.checkpoints, "ppo": cfg.ppo_checkpoints, "rloo": cfg.rloo.checkpoints,
                    "dpo": cfg.dpo.checkpoints, "best_of_n": cfg.best_of_n.ns}[method])
 
 
@@ -384,22 +420,28 @@ def evaluate(ctx: BenchContext, ck: Checkpoint, seed: int) -> tuple[dict, pd.Dat
     return row, df
 
 
-def human_ceiling(ctx: BenchContext) -> dict:
-    """The data's own controllability under the gold rater: held-out human texts binned by the
-    proxy (the conditional policy's bins), requested = the bin's median, achieved = gold score."""
-    path = ctx.out / "human_ceiling.json"
+def data_ceiling(ctx: BenchContext, method: str = "conditional") -> dict:
+    """A conditional method's data's own controllability under the gold rater: texts binned by
+    the proxy into that method's bins, requested = the bin's median, achieved = gold score.
+    ``conditional``: the held-out human texts; ``conditional_self``: the base policy's samples
+    it trains on (the proxy never saw them)."""
+    path = ctx.out / ("human_ceiling.json" if method == "conditional" else "self_ceiling.json")
     if path.exists():
         return read_json(path)
-    _, card, _ = tagged_corpus(ctx)
-    texts = ctx.heldout_items["completion"].tolist()
+    df, card, _ = tagged_corpus(ctx, method)
+    if method == "conditional":
+        texts, source = ctx.heldout_items["completion"].tolist(), "held-out human texts"
+    else:
+        texts, source = [review_text(p, c, header(ctx.cfg)) for p, c in zip(df["prompt"], df["completion"])], "base-policy samples (its SFT corpus)"
     bins = card.binning.assign(ctx.proxy.score(texts)).astype(int)
     requested = np.asarray(card.binning.centers)[bins]
     gold = ctx.gold.score(texts)
     per = [{"requested": float(card.binning.centers[b]), "bin": b + 1, "gold_mean": float(gold[bins == b].mean()),
             "gold_sd": float(gold[bins == b].std(ddof=1)), "n": int((bins == b).sum())} for b in range(card.binning.k) if (bins == b).sum() > 1]
-    out = {"n_texts": len(texts), "spearman_gold": spearman(requested, gold), "mae_gold": mae(requested, gold),
-           "human_mean_spearman_gold": spearman(ctx.heldout_items["human_mean"], gold), "per_bin": per,
-           "monotone_gold": bool(np.all(np.diff([p["gold_mean"] for p in per]) > 0))}
+    out = {"method": method, "source": source, "n_texts": len(texts), "spearman_gold": spearman(requested, gold), "mae_gold": mae(requested, gold),
+           "per_bin": per, "monotone_gold": bool(np.all(np.diff([p["gold_mean"] for p in per]) > 0))}
+    if method == "conditional":
+        out["human_mean_spearman_gold"] = spearman(ctx.heldout_items["human_mean"], gold)
     write_json(path, out)
     return out
 
@@ -412,8 +454,9 @@ def results_path(out: Path) -> Path:
 
 
 def read_results(out: Path) -> list[dict]:
-    p = results_path(out)
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()] if p.exists() else []
+    from condtune.io import read_jsonl
+
+    return read_jsonl(results_path(out), missing_ok=True)
 
 
 def done_keys(out: Path) -> set[tuple[str, int, str]]:

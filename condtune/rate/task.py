@@ -23,7 +23,7 @@ DEFAULT_SCALE = (-4, 4)
 
 
 class TaskError(ValueError):
-    """A bad task or prompts file; the message names the file, row and column."""
+    """A bad task file; the message names the file, row and column."""
 
     def __init__(self, path: str | Path, message: str, row: int | None = None, column: str | None = None):
         self.path, self.row, self.column = str(path), row, column
@@ -52,29 +52,6 @@ def card_path(task_path: str | Path) -> Path:
     """``runs/x/tasks.jsonl`` -> ``runs/x/tasks.card.json``."""
     p = Path(task_path)
     return p.with_name(p.name[: -len(p.suffix)] + ".card.json" if p.suffix else p.name + ".card.json")
-
-
-def read_prompts(path: str | Path) -> list[str]:
-    """Prompts from ``.txt`` (one per non-empty line; ``\\n`` escapes a newline) or ``.jsonl``
-    (a ``prompt`` or ``text`` field per row)."""
-    path = Path(path)
-    if not path.is_file():
-        raise TaskError(path, "prompts file not found")
-    prompts: list[str] = []
-    for row, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
-        if not line.strip():
-            continue
-        if path.suffix == ".jsonl":
-            obj = _json_row(path, row, line)
-            key = "prompt" if "prompt" in obj else "text" if "text" in obj else None
-            if key is None or not isinstance(obj[key], str):
-                raise TaskError(path, "expected a string field 'prompt' (or 'text')", row, "prompt")
-            prompts.append(obj[key])
-        else:
-            prompts.append(line.replace("\\n", "\n"))
-    if not prompts:
-        raise TaskError(path, "no prompts found")
-    return prompts
 
 
 def _json_row(path: Path, row: int, line: str) -> dict:

@@ -38,19 +38,6 @@ def test_position_ids_skip_left_padding():
     assert ppo.position_ids_from_mask(am).tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 3, 4]]
 
 
-def test_load_prompts(tmp_path):
-    from condtune.data import DataError
-
-    assert ppo.load_prompts("") == ppo.DEFAULT_PROMPTS
-    (tmp_path / "p.txt").write_text("Movie review:\n\nBook review:\n")
-    assert ppo.load_prompts(tmp_path / "p.txt") == ["Movie review:", "Book review:"]
-    (tmp_path / "p.jsonl").write_text('{"prompt": "A:"}\n{"prompt": "B:"}\n')
-    assert ppo.load_prompts(tmp_path / "p.jsonl") == ["A:", "B:"]
-    (tmp_path / "bad.jsonl").write_text('{"prompt": "A:"}\n{"text": "B:"}\n')
-    with pytest.raises(DataError, match=r"bad.jsonl, row 2, column 'prompt'"):
-        ppo.load_prompts(tmp_path / "bad.jsonl")
-
-
 def test_config_rejects_inconsistent_batches():
     with pytest.raises(ValueError, match="multiple of mini_batch_size"):
         ppo.PPOConfig(batch_size=10, mini_batch_size=4)

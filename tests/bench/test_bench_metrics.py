@@ -154,11 +154,11 @@ def test_report_aggregates_over_seeds_and_writes_every_file(tmp_path):
     agg = aggregate(flat_rows(rows))
     ppo20 = agg[(agg["method"] == "ppo") & (agg["step"] == 20)].iloc[0]
     assert ppo20["seeds"] == 3 and ppo20[BM.GOLD + "_mean"] == pytest.approx(0.51) and ppo20[BM.GOLD + "_sd"] == pytest.approx(0.01)
-    text = headline(agg, pd.DataFrame(rows), {"spearman_gold": 0.7, "per_bin": [], "mae_gold": 1.0, "monotone_gold": True})
-    assert "| step_40 | 0.03 | 0.80 | 0.80 |" in text  # 50/2000 of PPO's wall-clock; (0.41-0.01)/(0.51-0.01)
+    text = headline(agg, pd.DataFrame(rows), {"conditional": {"spearman_gold": 0.7, "per_bin": [], "mae_gold": 1.0, "monotone_gold": True}})
+    assert "| conditional | step_40 | 0.03 | 0.80 | 0.80 |" in text  # 50/2000 of PPO's wall-clock; (0.41-0.01)/(0.51-0.01)
     assert "3/3 seeds" in text and "+0.700" in text
     ceiling = {"spearman_gold": 0.7, "mae_gold": 1.0, "monotone_gold": True, "per_bin": [{"requested": -1.0, "bin": 1, "gold_mean": -0.9, "gold_sd": 1.0, "n": 50}]}
-    paths = write_report(tmp_path, rows, ceiling, "condtune bench x")
+    paths = write_report(tmp_path, rows, {"conditional": ceiling}, "condtune bench x")
     for p in paths.values():
         assert p.exists() and p.stat().st_size > 0, p
     assert paths["frontier.png"].read_bytes()[:4] == b"\x89PNG"

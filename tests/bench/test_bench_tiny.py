@@ -8,7 +8,7 @@ import pytest
 
 from condtune.cli import main as cli
 
-METHODS = ["conditional", "ppo", "rloo", "dpo", "best_of_n"]
+METHODS = ["conditional", "conditional_self", "ppo", "rloo", "dpo", "best_of_n"]
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,8 @@ def bench_args(tmp_path_factory, tiny_lm, tiny_encoder):
     return out, ["bench", "--config", "configs/bench_tiny.yaml", f"out={out}", f"model={tiny_lm}", f"scorer.backbone={tiny_encoder}",
                  "seeds=[0]", "scorer.max_items=128", "max_train_items=64", "n_train_prompts=16", "n_eval_prompts=3",
                  "sampling.max_new_tokens=6", "conditional.checkpoints=[1,2]", "ppo_checkpoints=[1,2]", "rloo.checkpoints=[1,2]",
-                 "dpo.checkpoints=[1,2]", "dpo.n_pairs=16", "best_of_n.ns=[1,4]"]
+                 "dpo.checkpoints=[1,2]", "dpo.n_pairs=16", "best_of_n.ns=[1,4]", "conditional.samples_per_prompt=2",
+                 f"methods={json.dumps(METHODS)}"]
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def bench_run(bench_args):
 
 def test_every_output_file(bench_run):
     for name in ("results.jsonl", "results.csv", "targets.csv", "table.md", "frontier.png", "reliability.png",
-                 "human_ceiling.json", "config.json", "prompts.json", "scorers/proxy/scorer.json", "scorers/gold/scorer.json"):
+                 "human_ceiling.json", "self_ceiling.json", "tagged_self.jsonl", "config.json", "prompts.json", "scorers/proxy/scorer.json", "scorers/gold/scorer.json"):
         assert (bench_run / name).exists() and (bench_run / name).stat().st_size > 0, name
     for name in ("frontier.png", "reliability.png"):
         assert (bench_run / name).read_bytes()[:4] == b"\x89PNG"
@@ -38,7 +39,7 @@ def test_every_output_file(bench_run):
 def test_one_result_per_method_and_checkpoint(bench_run):
     rows = [json.loads(line) for line in (bench_run / "results.jsonl").read_text().splitlines()]
     keys = {(r["method"], r["checkpoint"]) for r in rows}
-    assert len(rows) == len(keys) == 10
+    assert len(rows) == len(keys) == 12
     assert {m for m, _ in keys} == set(METHODS)
     for r in rows:
         for k in ("reward/gold", "reward/proxy", "kl/exact", "diversity/distinct_2", "cost/wall_clock_s", "cost/generated_tokens", "cost/scorer_calls"):
@@ -54,12 +55,16 @@ def test_one_result_per_method_and_checkpoint(bench_run):
     assert len(cond["targets"]) == 3 and [t["bin"] for t in cond["targets"]] == [1, 2, 3]
     assert cond["cost/scorer_calls"] == 64  # the relabel: every training text scored once by the proxy
     assert -1 <= cond["cond/spearman_gold"] <= 1 and isinstance(cond["cond/monotone_gold"], bool)
-    assert len(pd.read_csv(bench_run / "targets.csv")) == 2 * 3
+    own = by[("conditional_self", "step_2")]  # SFT on 2 base samples of each of the 16 RL prompts, relabelled by the proxy
+    assert len(own["targets"]) == 3 and own["cost/generated_tokens"] > 0 and own["cost/scorer_calls"] <= 2 * 16
+    assert len(pd.read_csv(bench_run / "targets.csv")) == 2 * 2 * 3
+    table = (bench_run / "table.md").read_text()
+    assert "| conditional_self: its data (base-policy samples" in table and "Final conditional_self checkpoint" in table
 
 
 def test_trained_policies_moved_away_from_the_reference(bench_run):
     rows = [json.loads(line) for line in (bench_run / "results.jsonl").read_text().splitlines()]
-    for method in ("conditional", "ppo", "dpo"):
+    for method in ("conditional", "conditional_self", "ppo", "dpo"):
         assert max(r["kl/exact"] for r in rows if r["method"] == method) > 0, method
 
 
@@ -77,7 +82,7 @@ def test_longer_schedule_resumes_training(bench_args, bench_run):
     assert cli([*args, "ppo_checkpoints=[1,2,3]"]) == 0
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     ppo = [r for r in rows if r["method"] == "ppo"]
-    assert [r["checkpoint"] for r in ppo] == ["step_1", "step_2", "step_3"] and len(rows) == 11
+    assert [r["checkpoint"] for r in ppo] == ["step_1", "step_2", "step_3"] and len(rows) == 13
     assert ppo[2]["cost/scorer_calls"] == 3 * 4 and ppo[2]["cost/wall_clock_s"] >= ppo[1]["cost/wall_clock_s"]
 
 
@@ -87,6 +92,6 @@ def test_shipped_tiny_config_end_to_end(tmp_path, tiny_lm, tiny_encoder):
     out = tmp_path / "bench_tiny"
     assert cli(["bench", "--config", "configs/bench_tiny.yaml", f"out={out}", f"model={tiny_lm}", f"scorer.backbone={tiny_encoder}"]) == 0
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 * (2 + 2 + 2 + 2 + 3) and {r["seed"] for r in rows} == {0, 1}
+    assert len(rows) == 2 * (2 + 2 + 2 + 2 + 2 + 3) and {r["seed"] for r in rows} == {0, 1}
     table = (out / "table.md").read_text()
     assert "| ppo | step_2 | 2 |" in table and " ± " in table  # mean ± sd over the two seeds

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from condtune.rate.task import (
-    TaskError, card_path, card_scale, load_card, load_task, make_item_id, read_prompts, write_task,
+    TaskError, card_path, card_scale, load_card, load_task, make_item_id, write_task,
 )
 from rate_helpers import task_items
 
@@ -52,17 +52,3 @@ def test_missing_and_empty_task(tmp_path):
     (tmp_path / "empty.jsonl").write_text("\n\n")
     with pytest.raises(TaskError, match="no items"):
         load_task(tmp_path / "empty.jsonl")
-
-
-def test_read_prompts_txt_and_jsonl(tmp_path):
-    txt = tmp_path / "p.txt"
-    txt.write_text("first\n\nsecond\\nline two\n")
-    assert read_prompts(txt) == ["first", "second\nline two"]
-    js = tmp_path / "p.jsonl"
-    js.write_text('{"prompt": "a"}\n{"text": "b"}\n')
-    assert read_prompts(js) == ["a", "b"]
-    js.write_text('{"prompt": "a"}\n{"other": "b"}\n')
-    with pytest.raises(TaskError, match=r"row 2, column 'prompt'"):
-        read_prompts(js)
-    with pytest.raises(TaskError, match="prompts file not found"):
-        read_prompts(tmp_path / "missing.txt")
