@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise C.ConfigError(f"methods: unknown {unknown}; choose from {list(R.TRAINERS)}")
     t0 = time.time()
+    if cfg.report_only:
+        return report_only(cfg, argv)
 
     # build: base policy dir, proxy + gold scorers, data split, prompts, reference model
     ctx = R.build_context(cfg)
@@ -71,6 +73,24 @@ def main(argv: list[str] | None = None) -> int:
     paths = write_report(ctx.out, rows, ceilings, "condtune bench " + shlex.join(argv))
     print((ctx.out / "table.md").read_text())
     print(f"bench done in {(time.time() - t0) / 60:.1f} min; outputs: " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def report_only(cfg: R.BenchConfig, argv: list[str]) -> int:
+    """The report of every (method, seed, checkpoint) already in out/results.jsonl: runs made in
+    pieces (e.g. some methods on more seeds than others) are reported together."""
+    from pathlib import Path
+
+    from condtune.io import read_json
+
+    out = Path(cfg.out)
+    rows = R.read_results(out)
+    if not rows:
+        raise C.ConfigError(f"report_only: no results in {R.results_path(out)}; run the benchmark first")
+    ceilings = {m: read_json(R.ceiling_path(out, m)) for m in R.CONDITIONAL_METHODS if R.ceiling_path(out, m).exists()}
+    paths = write_report(out, rows, ceilings, "condtune bench " + shlex.join(argv))
+    print((out / "table.md").read_text())
+    print("report written: " + ", ".join(str(p) for p in paths.values()))
     return 0
 
 

@@ -116,6 +116,8 @@ class BenchConfig:
     """DPO (trl) settings"""
     best_of_n: BestOfNSettings = field(default_factory=BestOfNSettings)
     """best-of-n settings"""
+    report_only: bool = False
+    """write the report from out/results.jsonl (every method and seed in it) without training or evaluating"""
     threads: int = 1
     """torch CPU threads (1 avoids oversubscription on a shared machine; 0 = torch default)"""
 
@@ -420,12 +422,16 @@ def evaluate(ctx: BenchContext, ck: Checkpoint, seed: int) -> tuple[dict, pd.Dat
     return row, df
 
 
+def ceiling_path(out: Path, method: str) -> Path:
+    return out / ("human_ceiling.json" if method == "conditional" else "self_ceiling.json")
+
+
 def data_ceiling(ctx: BenchContext, method: str = "conditional") -> dict:
     """A conditional method's data's own controllability under the gold rater: texts binned by
     the proxy into that method's bins, requested = the bin's median, achieved = gold score.
     ``conditional``: the held-out human texts; ``conditional_self``: the base policy's samples
     it trains on (the proxy never saw them)."""
-    path = ctx.out / ("human_ceiling.json" if method == "conditional" else "self_ceiling.json")
+    path = ceiling_path(ctx.out, method)
     if path.exists():
         return read_json(path)
     df, card, _ = tagged_corpus(ctx, method)

@@ -76,6 +76,15 @@ def test_rerun_resumes_without_new_results(bench_args, bench_run, capsys):
     assert "### Every method and checkpoint" in capsys.readouterr().out
 
 
+def test_report_only_reads_results_without_training(bench_args, bench_run, capsys):
+    out, args = bench_args
+    before = (out / "results.jsonl").read_text()
+    (out / "table.md").unlink()
+    assert cli([*args, "report_only=true", "model=/nonexistent"]) == 0  # nothing is loaded
+    assert (out / "results.jsonl").read_text() == before and (out / "table.md").exists()
+    assert "report written" in capsys.readouterr().out
+
+
 def test_longer_schedule_resumes_training(bench_args, bench_run):
     """Asking for one more PPO checkpoint trains on from the last one and evaluates only the new one."""
     out, args = bench_args
