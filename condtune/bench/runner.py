@@ -438,7 +438,7 @@ def data_ceiling(ctx: BenchContext, method: str = "conditional") -> dict:
     if method == "conditional":
         texts, source = ctx.heldout_items["completion"].tolist(), "held-out human texts"
     else:
-        texts, source = [review_text(p, c, header(ctx.cfg)) for p, c in zip(df["prompt"], df["completion"])], "base-policy samples (its SFT corpus)"
+        texts, source = [review_text(p, c, header(ctx.cfg)) for p, c in zip(df["prompt"], df["completion"])], "the base-policy samples it trains on"
     bins = card.binning.assign(ctx.proxy.score(texts)).astype(int)
     requested = np.asarray(card.binning.centers)[bins]
     gold = ctx.gold.score(texts)

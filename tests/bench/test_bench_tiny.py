@@ -59,7 +59,7 @@ def test_one_result_per_method_and_checkpoint(bench_run):
     assert len(own["targets"]) == 3 and own["cost/generated_tokens"] > 0 and own["cost/scorer_calls"] <= 2 * 16
     assert len(pd.read_csv(bench_run / "targets.csv")) == 2 * 2 * 3
     table = (bench_run / "table.md").read_text()
-    assert "| conditional_self: its data (base-policy samples" in table and "Final conditional_self checkpoint" in table
+    assert "| conditional_self: its data (the base-policy samples it trains on" in table and "Final conditional_self checkpoint" in table
 
 
 def test_trained_policies_moved_away_from_the_reference(bench_run):
