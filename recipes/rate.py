@@ -90,6 +90,7 @@ def main(argv: list[str]) -> int:
     server = make_server(store, cfg.host, cfg.port, cfg.text)
     print(f"rating page: {server.url}  (scale {scale[0]}..{scale[1]}; every answer is saved to {db} at once; Ctrl-C stops)")
     signal.signal(signal.SIGTERM, _stop)  # `kill` stops it as cleanly as Ctrl-C
+    signal.signal(signal.SIGINT, _stop)  # Ctrl-C, even when started from a shell that ignores SIGINT (`cmd &`)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
