@@ -267,12 +267,14 @@ def train_conditional(ctx: BenchContext, seed: int, work: Path, method: str = "c
 
     df, card, cost = tagged_corpus(ctx, method)
     c = ctx.cfg.conditional
-    model, tok = load_causal_lm(ctx.base_dir)
     records = load_checkpoints(work / "snapshots.json") or []
     seconds = records[-1].wall_clock_s if records else cost["seconds"]
     for steps in sorted(c.checkpoints):
         if any(r.step == steps for r in records):
             continue
+        # a fresh base each stage: trl's resume restores the weights (or, with LoRA, the adapter, which must
+        # not land on a base that already has the previous stage merged into it)
+        model, tok = load_causal_lm(ctx.base_dir)
         stats = sft(model, tok, df, card, replace(c.sft, max_steps=steps, seed=seed), work / "run", ctx.base_dir)
         seconds += stats["train_seconds"]
         snap = work / f"step_{steps}"
