@@ -94,11 +94,11 @@ def token_kl(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def exact_kl(policy, ref, policy_contexts: list[list[int]], ref_contexts: list[list[int]], responses: list[list[int]],
-             pad_id: int, temperature: float = 1.0, batch_size: int = 8) -> np.ndarray:
-    """Summed exact token-level KL(pi || pi_ref) of each response (0 for an empty response)."""
+def exact_token_kl(policy, ref, policy_contexts: list[list[int]], ref_contexts: list[list[int]], responses: list[list[int]],
+                   pad_id: int, temperature: float = 1.0, batch_size: int = 8) -> list[np.ndarray]:
+    """Exact KL(pi || pi_ref) at each generated position of each response (empty for an empty response)."""
     policy.eval(), ref.eval()
-    out = np.zeros(len(responses))
+    out = [np.zeros(0) for _ in responses]
     keep = [i for i, r in enumerate(responses) if len(r)]
     for start in range(0, len(keep), batch_size):
         idx = keep[start : start + batch_size]
@@ -106,8 +106,15 @@ def exact_kl(policy, ref, policy_contexts: list[list[int]], ref_contexts: list[l
             lp = _response_logprobs(policy, [policy_contexts[i] for i in idx], [responses[i] for i in idx], pad_id, temperature)
             lq = _response_logprobs(ref, [ref_contexts[i] for i in idx], [responses[i] for i in idx], pad_id, temperature)
         for j, i in enumerate(idx):
-            out[i] = float(token_kl(lp[j], lq[j]).sum())
+            out[i] = token_kl(lp[j], lq[j]).numpy()
     return out
+
+
+def exact_kl(policy, ref, policy_contexts: list[list[int]], ref_contexts: list[list[int]], responses: list[list[int]],
+             pad_id: int, temperature: float = 1.0, batch_size: int = 8) -> np.ndarray:
+    """Summed exact token-level KL(pi || pi_ref) of each response (0 for an empty response)."""
+    per = exact_token_kl(policy, ref, policy_contexts, ref_contexts, responses, pad_id, temperature, batch_size)
+    return np.array([float(k.sum()) for k in per])
 
 
 def best_of_n_kl(n: int) -> float:

@@ -33,7 +33,7 @@ from condtune.baselines.rloo import RLOOSettings, train_rloo
 from condtune.bench import metrics as BM
 from condtune.bench.checkpoints import Checkpoint, load_checkpoints, save_checkpoints
 from condtune.data import VADER_PROMPTS, read_table, write_table
-from condtune.io import read_json, write_json
+from condtune.io import read_json, read_jsonl, write_json
 from condtune.metrics import mae, spearman
 from condtune.policy import SFTSettings
 from condtune.sampling import SamplingConfig
@@ -155,8 +155,20 @@ def review_text(prompt: str, completion: str, head: str) -> str:
     return f"{opening} {completion.strip()}".strip()
 
 
+class ReviewScorer:
+    """A scorer reading what every reward reads: the prompt's opening words plus the completion
+    (:func:`review_text`). ``score_pairs`` is both the methods' reward function and what
+    :func:`condtune.relabel.relabel` calls."""
+
+    def __init__(self, scorer: Scorer, head: str):
+        self.scorer, self.head, self.meta = scorer, head, scorer.meta
+
+    def score_pairs(self, prompts, completions, batch_size: int = 64) -> np.ndarray:
+        return self.scorer.score([review_text(p, c, self.head) for p, c in zip(prompts, completions)], batch_size=batch_size)
+
+
 def score_fn(scorer: Scorer, head: str) -> Callable[[list[str], list[str]], np.ndarray]:
-    return lambda prompts, completions: scorer.score([review_text(p, c, head) for p, c in zip(prompts, completions)])
+    return ReviewScorer(scorer, head).score_pairs
 
 
 def get_scorer(cfg: BenchConfig, which: str, given: str, out: Path) -> Scorer:
@@ -217,24 +229,13 @@ def build_context(cfg: BenchConfig) -> BenchContext:
 # ----------------------------------------------------------------------------- methods
 
 
-class _ReviewScorer:
-    """The proxy as :func:`condtune.relabel.relabel` calls it, reading what every reward reads:
-    the prompt's opening words plus the completion (:func:`review_text`)."""
-
-    def __init__(self, scorer: Scorer, head: str):
-        self.scorer, self.head, self.meta = scorer, head, scorer.meta
-
-    def score_pairs(self, prompts, completions, batch_size: int = 64) -> np.ndarray:
-        return self.scorer.score([review_text(p, c, self.head) for p, c in zip(prompts, completions)], batch_size=batch_size)
-
-
 def _relabel_to(ctx: BenchContext, items: pd.DataFrame, path: Path, cost: dict) -> None:
     from condtune.relabel import relabel, write_tagged
     from condtune.tags import TagFormat
 
     c = ctx.cfg.conditional
     calls, t0 = ctx.proxy.calls, time.perf_counter()
-    tagged, card = relabel(items, _ReviewScorer(ctx.proxy, header(ctx.cfg)), c.k, "quantile", TagFormat(style=c.tag_style), (), None, "proxy", "vader")
+    tagged, card = relabel(items, ReviewScorer(ctx.proxy, header(ctx.cfg)), c.k, "quantile", TagFormat(style=c.tag_style), (), None, "proxy", "vader")
     cost = {**cost, "seconds": cost.get("seconds", 0.0) + time.perf_counter() - t0, "scorer_calls": ctx.proxy.calls - calls}
     write_json(path.with_name(path.stem + "_cost.json"), cost)
     write_tagged(tagged, card, path)
@@ -462,8 +463,6 @@ def results_path(out: Path) -> Path:
 
 
 def read_results(out: Path) -> list[dict]:
-    from condtune.io import read_jsonl
-
     return read_jsonl(results_path(out), missing_ok=True)
 
 

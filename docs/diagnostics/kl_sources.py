@@ -28,14 +28,9 @@ def kl_report(model, tok, ins: list[str], base, base_tok) -> str:
     r = BM.sample_ids(model, tok, ins, 8, SAMPLING, seed=0)
     pc = [tok(ins[i], add_special_tokens=False)["input_ids"] for i in r.prompt_index]
     rc = [base_tok(PROMPTS[i], add_special_tokens=False)["input_ids"] for i in r.prompt_index]
-    lp = BM._response_logprobs(model, pc, r.response_ids, tok.pad_token_id, 1.0)
-    lq = BM._response_logprobs(base, rc, r.response_ids, base_tok.pad_token_id, 1.0)
-    total, at_eos = [], []
-    for a, b, ids in zip(lp, lq, r.response_ids):
-        per = (a.exp() * (a - b)).sum(-1)
-        total.append(per.sum().item())
-        if ids and ids[-1] == tok.eos_token_id:
-            at_eos.append(per[-1].item())
+    per = BM.exact_token_kl(model, base, pc, rc, r.response_ids, tok.pad_token_id, SAMPLING.temperature)
+    total = [float(k.sum()) for k in per]
+    at_eos = [float(k[-1]) for k, ids in zip(per, r.response_ids) if ids and ids[-1] == tok.eos_token_id]
     return (f"KL {np.mean(total):.2f} nats/sample; {len(at_eos)}/{len(total)} end in EOS; "
             f"EOS position {sum(at_eos) / max(sum(total), 1e-9):.0%} of the KL; mean tokens {np.mean(r.n_tokens):.1f}")
 

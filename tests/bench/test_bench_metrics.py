@@ -75,6 +75,9 @@ def test_exact_kl_batched_with_padding_equals_brute_force(lm, perturbed):
     assert (got > 0).all()
     same = BM.exact_kl(model, model, rctx, rctx, resp, tok.pad_token_id, batch_size=1)
     assert np.allclose(same, 0.0, atol=1e-5)
+    per = BM.exact_token_kl(perturbed, model, pctx, rctx, resp, tok.pad_token_id, batch_size=2)
+    assert [len(k) for k in per] == [7, 3] and (np.concatenate(per) >= 0).all()
+    assert np.allclose([k.sum() for k in per], want, rtol=1e-4, atol=1e-5)
 
 
 def test_exact_kl_temperature_and_empty_response(lm, perturbed):
