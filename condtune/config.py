@@ -280,6 +280,18 @@ def parse(cls: type[T], argv: Sequence[str] = (), aliases: Mapping[str, str] | N
     return _build(cls, _merge(values, overrides), f"{where} + command line" if overrides else where)
 
 
+def with_overrides(cfg: T, overrides: str, where: str = "overrides") -> T:
+    """A copy of the dataclass ``cfg`` with space-separated ``key=value`` overrides applied
+    (``"lr=1e-5 sft.max_steps=60"``), typed and checked like command-line overrides."""
+    tree: dict = {}
+    for item in overrides.split():
+        key, eq, val = item.partition("=")
+        if not eq or not key:
+            raise ConfigError(f"{where}: {item!r} is not key=value")
+        _set_path(tree, key, val)
+    return _build(type(cfg), _merge(to_dict(cfg), tree), f"{where} {overrides!r}")
+
+
 def from_yaml(cls: type[T], path: str | Path) -> T:
     return _build(cls, load_yaml(path), str(path))
 

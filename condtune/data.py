@@ -353,3 +353,21 @@ def load_corpus(
     df["completion"] = check_text(df, path, completion_col)
     df["prompt"] = check_text(df, path, prompt_col, allow_empty=True) if prompt_col else ""
     return df
+
+
+def split_ratings(ratings: pd.DataFrame, which: str, seed: int) -> pd.DataFrame:
+    """Keep one of two disjoint random halves of each item's individual ratings."""
+    if which == "all":
+        return ratings
+    rng = np.random.default_rng(seed + 12345)
+    keys = rng.random(len(ratings))
+    rank = pd.Series(keys).groupby(ratings["item_id"].to_numpy()).rank(method="first").to_numpy()
+    size = ratings.groupby("item_id")["item_id"].transform("size").to_numpy()
+    first = rank <= size / 2
+    return ratings[first if which == "half_a" else ~first].reset_index(drop=True)
+
+
+def split_items(ids: np.ndarray, val_fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of held-out entries (fixed by seed, independent of rating_split)."""
+    rng = np.random.default_rng(seed)
+    return rng.random(len(ids)) < val_fraction

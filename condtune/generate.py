@@ -2,29 +2,15 @@
 classifier-free guidance and best-of-n reranking by a scorer."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-import torch
 
 from condtune.modeling import load_causal_lm
 from condtune.policy import load_policy_card
 from condtune.relabel import TagCard
-from condtune.sampling import Samples, SamplingConfig, sample, trim_at_eos
-
-
-@dataclass
-class Generation:
-    """One generated completion with what was asked and (if a scorer was given) what it got."""
-
-    prompt: str
-    requested: float | None
-    bin: int | None
-    text: str
-    n_tokens: int
-    achieved: float | None = None
+from condtune.sampling import Samples, SamplingConfig, sample
 
 
 class ConditionalPolicy:
@@ -60,30 +46,7 @@ class ConditionalPolicy:
         if guidance == 1.0 or (score is None and bin_index is None):
             return sample(self.model, self.tokenizer, full, n, sampling, seed=seed, progress=progress)
         uncond = [self.card.prefix(attrs=dict(tags or {})) + p for p in prompts]
-        return guided_sample(self.model, self.tokenizer, full, uncond, n, sampling, guidance, seed, progress)
-
-
-@torch.no_grad()
-def guided_sample(model, tokenizer, prompts, uncond_prompts, n, cfg: SamplingConfig, guidance: float, seed=None, progress=True) -> Samples:
-    """Classifier-free guidance, one prompt at a time (transformers' unbatched CFG processor)."""
-    from transformers import LogitsProcessorList, UnbatchedClassifierFreeGuidanceLogitsProcessor
-
-    if seed is not None:
-        torch.manual_seed(seed)
-    texts, counts = [], []
-    eos = tokenizer.eos_token_id
-    for p, u in zip(prompts, uncond_prompts):
-        enc = tokenizer([p] * n, return_tensors="pt", add_special_tokens=False)
-        uenc = tokenizer([u] * n, return_tensors="pt", add_special_tokens=False)
-        proc = UnbatchedClassifierFreeGuidanceLogitsProcessor(guidance, model, uenc["input_ids"], uenc["attention_mask"])
-        kw = dict(do_sample=cfg.temperature > 0, max_new_tokens=cfg.max_new_tokens, pad_token_id=tokenizer.pad_token_id, eos_token_id=eos)
-        if cfg.temperature > 0:
-            kw.update(temperature=cfg.temperature, top_p=cfg.top_p, top_k=0)
-        seqs = model.generate(**enc, logits_processor=LogitsProcessorList([proc]), **kw)
-        rows = [trim_at_eos(row, eos) for row in seqs[:, enc["input_ids"].shape[1] :].tolist()]
-        counts.append([len(r) for r in rows])
-        texts.append([tokenizer.decode(r, skip_special_tokens=True).strip() for r in rows])
-    return Samples(texts=texts, n_tokens=counts)
+        return sample(self.model, self.tokenizer, full, n, sampling, seed=seed, progress=progress, uncond_prompts=uncond, guidance=guidance)
 
 
 def pick_best(prompt: str, candidates: Sequence[str], scorer, target: float | None = None) -> tuple[str, float]:

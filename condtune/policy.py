@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -61,12 +62,28 @@ def add_tag_tokens(model, tokenizer, tokens: list[str]) -> int:
     return len(new)
 
 
-def sft_dataset(df: pd.DataFrame):
-    """trl prompt/completion rows: the tagged prompt, then the completion after a space."""
+def sft_dataset(df: pd.DataFrame, tokenizer, max_length: int):
+    """Tokenized rows (``input_ids``, ``labels`` with -100 on the tagged prompt), so trl trains
+    exactly these tokens.
+
+    A row with ``completion_ids`` (a model's own sample) is trained as sampled: those ids, with EOS
+    only where the model emitted it, never decoded and re-encoded. A text ``completion`` (a human
+    text, complete) is encoded after a space and ends with EOS.
+    """
     import datasets
 
-    completions = [c if c.startswith((" ", "\n")) else " " + c for c in df["completion"]]
-    return datasets.Dataset.from_dict({"prompt": df["tagged_prompt"].tolist(), "completion": completions})
+    eos = tokenizer.eos_token_id
+    own = df["completion_ids"] if "completion_ids" in df.columns else [None] * len(df)
+    ids, labels = [], []
+    for prompt, text, sampled in zip(df["tagged_prompt"], df["completion"], own):
+        p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        if isinstance(sampled, (list, tuple, np.ndarray)):  # NaN/None where a row has no sampled ids
+            c = [int(t) for t in sampled]
+        else:
+            c = tokenizer(text if text.startswith((" ", "\n")) else " " + text, add_special_tokens=False)["input_ids"] + [eos]
+        ids.append((p + c)[:max_length])
+        labels.append(([-100] * len(p) + c)[:max_length])
+    return datasets.Dataset.from_dict({"input_ids": ids, "labels": labels})
 
 
 def lora_config(s: SFTSettings, extra_modules: list[str] | None = None):
@@ -84,8 +101,13 @@ def latest_checkpoint(out_dir: Path) -> str | None:
     return str(ckpts[-1]) if ckpts else None
 
 
-def train_conditional(model, tokenizer, df: pd.DataFrame, card: TagCard, s: SFTSettings, out_dir: str | Path, base: str) -> dict:
-    """Fine-tune ``model`` on the tagged rows of ``df``; save the policy with its card; return stats."""
+def train_conditional(model, tokenizer, df: pd.DataFrame, card: TagCard, s: SFTSettings, out_dir: str | Path, base: str,
+                      callbacks: list | None = None) -> dict:
+    """Fine-tune ``model`` on the tagged rows of ``df``; save the policy with its card; return stats.
+
+    One run, one learning-rate schedule over ``s.max_steps``; ``callbacks`` (transformers
+    ``TrainerCallback``) may snapshot it on the way (the benchmark's intermediate checkpoints).
+    """
     from trl import SFTConfig, SFTTrainer
 
     from condtune.trl_compat import trainer_args
@@ -100,7 +122,8 @@ def train_conditional(model, tokenizer, df: pd.DataFrame, card: TagCard, s: SFTS
         shuffle_dataset=True, dataset_num_proc=None, disable_tqdm=False,
     )
     peft_cfg = lora_config(s, ["embed_tokens"] if n_new else None) if s.lora_r else None
-    trainer = SFTTrainer(model=model, args=args, train_dataset=sft_dataset(df), processing_class=tokenizer, peft_config=peft_cfg)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=sft_dataset(df, tokenizer, s.max_length), processing_class=tokenizer,
+                         peft_config=peft_cfg, callbacks=callbacks)
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=latest_checkpoint(out_dir))
     seconds = time.time() - t0

@@ -94,8 +94,12 @@ def relabel(
     binning: Binning | None = None,
     scorer_name: str | None = None,
     source: str | Path = "dataset",
+    scores: Sequence[float] | None = None,
 ) -> tuple[pd.DataFrame, TagCard]:
-    """Add ``score``, ``score_bin``, ``tags`` and ``tagged_prompt`` columns; return (df, card)."""
+    """Add ``score``, ``score_bin``, ``tags`` and ``tagged_prompt`` columns; return (df, card).
+
+    ``scores`` given (e.g. scores made relative to their prompt's mean) are binned instead of
+    scoring again; ``scorer`` is then only described in the card."""
     for col in tag_columns:
         if col not in df.columns:
             raise DataError(source, f"tag column missing (found columns: {list(df.columns)})", column=col)
@@ -103,7 +107,7 @@ def relabel(
         if len(bad):
             raise DataError(source, "tag value is missing", row=int(bad[0]) + 1, column=col)
     out = df.copy()
-    out["score"] = score_in_batches(scorer, out["prompt"].tolist(), out["completion"].tolist())
+    out["score"] = np.asarray(scores, dtype=float) if scores is not None else score_in_batches(scorer, out["prompt"].tolist(), out["completion"].tolist())
     binning = binning or Binning.fit(out["score"], k=k, method=method)
     out["score_bin"] = binning.assign(out["score"]).astype(int)
     binning.counts = [int(np.sum(out["score_bin"] == b)) for b in range(binning.k)]

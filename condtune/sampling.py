@@ -1,10 +1,19 @@
-"""Batched sampling from a causal LM: n completions per prompt, left padding, progress bar."""
+"""Batched sampling from a causal LM: n completions per prompt, left padding, progress bar.
+
+The distribution a sample is drawn from is written once, in :func:`shape_logprobs`:
+classifier-free guidance (optional), then temperature, then nucleus (top-p) truncation. The
+sampler applies it through :class:`ShapedSampling` (generate's own temperature/top-p warpers are
+switched off), and :mod:`condtune.kl` applies the same function when it measures the exact KL
+of what was sampled, so the two can never disagree.
+"""
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from condtune.modeling import autocast
@@ -22,6 +31,8 @@ class SamplingConfig:
     """sequences per generate() call"""
     repetition_penalty: float = 1.0
     """>1 discourages repeats (1 = off)"""
+    bf16: bool | None = None
+    """bf16 autocast while sampling (None = where the hardware has it; false = fp32, as the benchmark's exact KL)"""
 
 
 @dataclass
@@ -44,6 +55,66 @@ def trim_at_eos(ids: Sequence[int], eos_id: int | None) -> list[int]:
     return ids[: ids.index(eos_id) + 1] if eos_id is not None and eos_id in ids else ids
 
 
+def shape_logprobs(logits: torch.Tensor, uncond_logits: torch.Tensor | None = None, guidance: float = 1.0,
+                   temperature: float = 1.0, top_p: float = 1.0) -> torch.Tensor:
+    """Log-probabilities of the distribution a token is sampled from, over the last dimension.
+
+    1. guidance (when ``guidance != 1`` and ``uncond_logits`` is given), in log-prob space as
+       Sanchez et al. 2023: ``g * (log p_cond - log p_uncond) + log p_uncond``;
+    2. temperature: divide by ``temperature`` and renormalise;
+    3. top-p: keep the smallest set of most likely tokens whose mass reaches ``top_p`` (the rule
+       of transformers' ``TopPLogitsWarper``), renormalise; the rest get ``-inf``.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0 to define a sampling distribution, got {temperature}")
+    scores = F.log_softmax(logits.float(), dim=-1)
+    if guidance != 1.0 and uncond_logits is not None:
+        u = F.log_softmax(uncond_logits.float(), dim=-1)
+        scores = guidance * (scores - u) + u
+    scores = F.log_softmax(scores / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_lp, order = torch.sort(scores, dim=-1, descending=False)
+        remove_sorted = sorted_lp.exp().cumsum(dim=-1) <= (1 - top_p)
+        remove_sorted[..., -1] = False
+        remove = remove_sorted.scatter(-1, order, remove_sorted)
+        scores = F.log_softmax(scores.masked_fill(remove, float("-inf")), dim=-1)
+    return scores
+
+
+class ShapedSampling:
+    """A generate() logits processor that replaces the scores by :func:`shape_logprobs` of them.
+
+    With ``uncond_ids`` it runs the unconditional branch of classifier-free guidance in the same
+    batch layout (left padding, its own KV cache): row i of the batch is guided by row i of the
+    unconditional prompts.
+    """
+
+    def __init__(self, model, temperature: float, top_p: float, guidance: float = 1.0,
+                 uncond_ids: torch.Tensor | None = None, uncond_mask: torch.Tensor | None = None):
+        self.model, self.temperature, self.top_p, self.guidance = model, temperature, top_p, guidance
+        self.ids, self.mask, self.cache = uncond_ids, uncond_mask, None
+
+    def _uncond_logits(self, input_ids: torch.Tensor) -> torch.Tensor:
+        if self.cache is None:
+            ids, mask = self.ids, self.mask
+        else:
+            ids = input_ids[:, -1:]
+            self.mask = torch.cat([self.mask, torch.ones_like(ids)], dim=1)
+            mask = self.mask
+        pos = (mask.cumsum(-1) - 1).clamp_min(0)[:, -ids.shape[1]:]
+        # transformers 5 renamed past_key_values -> cache (the old name is deprecated)
+        new_name = "cache" in inspect.signature(self.model.forward).parameters
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                         **{"cache" if new_name else "past_key_values": self.cache})
+        self.cache = out.cache if new_name else out.past_key_values
+        return out.logits[:, -1]
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        guided = self.guidance != 1.0 and self.ids is not None
+        uncond = self._uncond_logits(input_ids) if guided else None
+        return shape_logprobs(scores, uncond, self.guidance, self.temperature, self.top_p)
+
+
 @torch.no_grad()
 def sample(
     model,
@@ -54,12 +125,21 @@ def sample(
     seed: int | None = None,
     progress: bool = True,
     desc: str = "generating",
+    uncond_prompts: Sequence[str] | None = None,
+    guidance: float = 1.0,
 ) -> Samples:
-    """Sample ``n`` completions for each prompt (prompts are used verbatim, no chat template)."""
+    """Sample ``n`` completions for each prompt (prompts are used verbatim, no chat template).
+
+    ``uncond_prompts`` (one per prompt) with ``guidance != 1`` gives classifier-free guidance,
+    batched like the prompts. A repetition penalty, if set, acts before the shaping and is not part
+    of the distribution :mod:`condtune.kl` measures (the benchmark keeps it off).
+    """
+    from transformers import LogitsProcessorList
+
     if seed is not None:
         torch.manual_seed(seed)
     tokenizer.padding_side = "left"
-    flat = [p for p in prompts for _ in range(n)]
+    flat = [i for i in range(len(prompts)) for _ in range(n)]
     out_ids: list[list[int]] = []
     model.eval()
     dev = next(model.parameters()).device
@@ -67,19 +147,19 @@ def sample(
     bar = tqdm(total=len(flat), desc=desc, unit="seq", disable=not progress, leave=False)
     for start in range(0, len(flat), cfg.batch_size):
         chunk = flat[start : start + cfg.batch_size]
-        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
-        gen_kwargs = dict(
-            max_new_tokens=cfg.max_new_tokens,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=eos,
-            repetition_penalty=cfg.repetition_penalty,
-        )
+        enc = tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
+        kw = dict(max_new_tokens=cfg.max_new_tokens, pad_token_id=tokenizer.pad_token_id, eos_token_id=eos, repetition_penalty=cfg.repetition_penalty)
         if cfg.temperature > 0:
-            gen_kwargs.update(do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p, top_k=0)
+            uid = umask = None
+            if uncond_prompts is not None and guidance != 1.0:
+                uenc = tokenizer([uncond_prompts[i] for i in chunk], return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
+                uid, umask = uenc["input_ids"], uenc["attention_mask"]
+            proc = ShapedSampling(model, cfg.temperature, cfg.top_p, guidance, uid, umask)
+            kw.update(do_sample=True, temperature=1.0, top_p=1.0, top_k=0, logits_processor=LogitsProcessorList([proc]))
         else:
-            gen_kwargs.update(do_sample=False)
-        with autocast():
-            seqs = model.generate(**enc, **gen_kwargs)
+            kw.update(do_sample=False)
+        with autocast(cfg.bf16):
+            seqs = model.generate(**enc, **kw)
         new = seqs[:, enc["input_ids"].shape[1] :]
         out_ids += [trim_at_eos(row.tolist(), eos) for row in new]
         bar.update(len(chunk))

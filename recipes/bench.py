@@ -1,18 +1,21 @@
 """The comparative benchmark: conditional SFT (condtune, on human texts and on the base policy's own
-samples) vs PPO, RLOO, DPO and best-of-n.
+samples) vs PPO, RLOO, DPO and best-of-n, each baseline a frontier over its sweep.
 
-    condtune bench --config configs/bench_sentiment.yaml     # SmolLM2-135M + VADER movie reviews
+    condtune bench --config configs/bench_sentiment.yaml     # SmolLM2-135M + VADER movie reviews, 3 seeds
+    condtune bench --config configs/bench_dev.yaml           # the same protocol in ~30 min, to rank ideas
+    condtune bench --config configs/bench_amazon.yaml        # the second task: VADER product reviews
     condtune bench --config configs/bench_tiny.yaml          # tiny models, a few minutes
 
-Same base policy, proxy scorer (every method trains against it), held-out prompts and
-generation settings for every method; a gold rater that is not the proxy judges. For each
-method, seed and checkpoint it measures gold and proxy reward, exact token-level KL(pi||pi_ref),
-distinct-n, wall-clock, generated tokens and scorer calls; for the conditioned policy also
-per requested target: achieved mean ± sd, Spearman(requested, achieved) and MAE.
+Same base policy, proxy scorer (every method trains against it), held-out prompts (the header
+alone and neutral openings) and generation settings for every method; two gold raters that are
+not the proxy judge. For each method, setting, seed, checkpoint and decode it measures gold,
+gold2 and proxy reward, the exact KL of what was sampled, distinct-2 and the cost; for a
+conditioned policy also each requested target. The report gives 95% intervals (bootstrap over
+prompts, pooled over seeds).
 
-Outputs in ``out/``: results.jsonl (one line per method, seed and checkpoint), results.csv,
-targets.csv, table.md, frontier.png, reliability.png, samples/. Rerunning the same command
-skips finished (method, seed, checkpoint) results and resumes unfinished training.
+Outputs in ``out/``: results.jsonl, samples/, summary.json (fixed schema), results.csv, table.md,
+frontier.png, reliability.png. Rerunning the same command skips finished results and resumes
+unfinished training; run it per method or seed (``methods=[ppo] seeds=[1]``) and report together.
 """
 from __future__ import annotations
 
@@ -20,78 +23,70 @@ import logging
 import shlex
 import sys
 import time
+from pathlib import Path
 
 import torch
 
 from condtune import config as C
 from condtune.bench import runner as R
+from condtune.bench import store
+from condtune.bench.methods import TRAINERS
 from condtune.bench.report import write_report
-from condtune.io import write_json
+from condtune.bench.settings import CONDITIONAL_METHODS, BenchConfig
+from condtune.io import read_json, write_json
 
 log = logging.getLogger("condtune.bench")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    cfg = C.parse(R.BenchConfig, argv)
+    cfg = C.parse(BenchConfig, argv)
+    check(cfg)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    unknown = sorted(set(cfg.methods) - set(R.TRAINERS))
-    if unknown:
-        raise C.ConfigError(f"methods: unknown {unknown}; choose from {list(R.TRAINERS)}")
-    t0 = time.time()
-    if cfg.report_only:
-        return report_only(cfg, argv)
+    t0, out = time.time(), Path(cfg.out)
+    if not cfg.report_only:
+        # build: base policy dir, proxy + gold raters, data split, prompts, reference model
+        ctx = R.build_context(cfg)
+        write_json(out / "config.json", C.to_dict(cfg))
+        for m in CONDITIONAL_METHODS:
+            if m in cfg.methods:
+                R.ceiling(ctx, m)
+        log.info("bench: %s; methods %s x seeds %s; %d eval prompts x %d samples; results in %s",
+                 cfg.task, cfg.methods, cfg.seeds, len(ctx.prompts.eval), cfg.eval_n, out)
+        # run: train each (seed, method, setting) once, evaluate each checkpoint and decode not yet in results.jsonl
+        R.run_all(ctx)
+        write_json(out / "protocol.json", R.protocol(cfg, ctx))
 
-    # build: base policy dir, proxy + gold scorers, data split, prompts, reference model
-    ctx = R.build_context(cfg)
-    write_json(ctx.out / "config.json", C.to_dict(cfg))
-    ceilings = {m: R.data_ceiling(ctx, m) for m in R.CONDITIONAL_METHODS if m in cfg.methods}
-    log.info("bench: %d methods x %d seeds; %d eval prompts x %d samples; results in %s",
-             len(cfg.methods), len(cfg.seeds), len(ctx.eval_prompts), cfg.eval_n, ctx.out)
-
-    # run: train each (method, seed) once, then evaluate each checkpoint not yet in results.jsonl
-    jobs = [(seed, method) for seed in cfg.seeds for method in cfg.methods]
-    spent, worked = 0.0, 0  # time of the jobs that did work (resumed ones are skipped fast), for the estimate
-    for j, (seed, method) in enumerate(jobs, 1):
-        done, t_job = R.done_keys(ctx.out), time.time()
-        eta = f", ~{spent / worked * (len(jobs) - j + 1) / 60:.0f} min left" if worked else ""
-        log.info("[%d/%d] seed %d, %s (%.1f min so far%s)", j, len(jobs), seed, method, (t_job - t0) / 60, eta)
-        ckpts = R.run_method(ctx, method, seed)
-        for ck in ckpts:
-            if (method, seed, ck.name) in done:
-                continue
-            row, samples = R.evaluate(ctx, ck, seed)
-            R.append_result(ctx.out, row, samples)
-            log.info("  %s %s: gold %+.3f proxy %+.3f KL %.2f (%.0f s)", method, ck.name, row["reward/gold"],
-                     row["reward/proxy"], row["kl/exact"], ck.wall_clock_s)
-        if time.time() - t_job > 10:
-            spent, worked = spent + time.time() - t_job, worked + 1
-
-    # report: CSV, markdown table, the two plots
-    rows = [r for r in R.read_results(ctx.out) if r["method"] in cfg.methods and r["seed"] in cfg.seeds]
-    paths = write_report(ctx.out, rows, ceilings, "condtune bench " + shlex.join(argv))
-    print((ctx.out / "table.md").read_text())
+    # report: every result in the store for the asked methods and seeds
+    rows = [r for r in store.read_results(out) if r["method"] in cfg.methods and r["seed"] in cfg.seeds]
+    if not rows:
+        raise C.ConfigError(f"report: no results in {store.results_path(out)} for methods {cfg.methods}, seeds {cfg.seeds}")
+    ceilings = {m: read_json(R.ceiling_path(out, m)) for m in CONDITIONAL_METHODS if R.ceiling_path(out, m).exists() and m in cfg.methods}
+    protocol = read_json(out / "protocol.json") if (out / "protocol.json").exists() else R.protocol(cfg)
+    protocol.update(seeds=sorted({r["seed"] for r in rows}))
+    paths = write_report(out, rows, ceilings, protocol, "condtune bench " + shlex.join(argv))
+    print((out / "table.md").read_text())
     print(f"bench done in {(time.time() - t0) / 60:.1f} min; outputs: " + ", ".join(str(p) for p in paths.values()))
     return 0
 
 
-def report_only(cfg: R.BenchConfig, argv: list[str]) -> int:
-    """The report of every (method, seed, checkpoint) already in out/results.jsonl: runs made in
-    pieces (e.g. some methods on more seeds than others) are reported together."""
-    from pathlib import Path
+def check(cfg: BenchConfig) -> None:
+    """Settings errors before anything runs, each naming the setting."""
+    unknown = sorted(set(cfg.methods) - set(TRAINERS))
+    if unknown:
+        raise C.ConfigError(f"methods: unknown {unknown}; choose from {list(TRAINERS)}")
+    for method, runs in cfg.sweeps.items():
+        if method not in TRAINERS:
+            raise C.ConfigError(f"sweeps: unknown method {method!r}; choose from {list(TRAINERS)}")
+        from condtune.bench.methods import make_run
 
-    from condtune.io import read_json
-
-    out = Path(cfg.out)
-    rows = R.read_results(out)
-    if not rows:
-        raise C.ConfigError(f"report_only: no results in {R.results_path(out)}; run the benchmark first")
-    ceilings = {m: read_json(R.ceiling_path(out, m)) for m in R.CONDITIONAL_METHODS if R.ceiling_path(out, m).exists()}
-    paths = write_report(out, rows, ceilings, "condtune bench " + shlex.join(argv))
-    print((out / "table.md").read_text())
-    print("report written: " + ", ".join(str(p) for p in paths.values()))
-    return 0
+        for setting in runs:
+            make_run(cfg, method, setting, 0)  # a typo in a sweep entry is a ConfigError naming it
+    if cfg.n_eval_prompts < 1 or cfg.eval_n < 1:
+        raise C.ConfigError(f"n_eval_prompts and eval_n must be >= 1 (got {cfg.n_eval_prompts}, {cfg.eval_n})")
+    if any(t <= 0 for t in cfg.eval_temperatures) or cfg.sampling.temperature <= 0:
+        raise C.ConfigError("eval_temperatures and sampling.temperature must be > 0: the KL is of a sampling distribution")
 
 
 if __name__ == "__main__":

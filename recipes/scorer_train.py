@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from condtune import config as C
-from condtune.data import PointwiseSpec, load_pairwise, load_pointwise, load_vader, to_items
+from condtune.data import PointwiseSpec, load_pairwise, load_pointwise, load_vader, split_items, split_ratings, to_items
 from condtune.io import write_json
 from condtune.scorer import OptimConfig, Scorer, evaluate_items, evaluate_pairs, fit_pairwise, fit_regression, normalise_ratings
 
@@ -61,24 +61,6 @@ class ScorerTrainConfig:
     """split / subsample seed"""
     out: str = "runs/scorer"
     """output directory (written atomically)"""
-
-
-def split_ratings(ratings: pd.DataFrame, which: str, seed: int) -> pd.DataFrame:
-    """Keep one of two disjoint random halves of each item's individual ratings."""
-    if which == "all":
-        return ratings
-    rng = np.random.default_rng(seed + 12345)
-    keys = rng.random(len(ratings))
-    rank = pd.Series(keys).groupby(ratings["item_id"].to_numpy()).rank(method="first").to_numpy()
-    size = ratings.groupby("item_id")["item_id"].transform("size").to_numpy()
-    first = rank <= size / 2
-    return ratings[first if which == "half_a" else ~first].reset_index(drop=True)
-
-
-def split_items(ids: np.ndarray, val_fraction: float, seed: int) -> np.ndarray:
-    """Boolean mask of held-out entries (fixed by seed, independent of rating_split)."""
-    rng = np.random.default_rng(seed)
-    return rng.random(len(ids)) < val_fraction
 
 
 def load_ratings(cfg: ScorerTrainConfig) -> pd.DataFrame:

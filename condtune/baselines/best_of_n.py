@@ -71,6 +71,6 @@ def train_best_of_n(prompts: Sequence[str], s: BestOfNSettings, sample_fn: Calla
         path = out / f"picks_n{n}.jsonl"
         write_table(rows.iloc[picks].reset_index(drop=True), path)
         cost = n * len(prompts)
-        ckpts.append(Checkpoint("best_of_n", f"n_{n}", n, cost * per_sample, int(round(cost * mean_tokens)), cost,
-                                samples=str(path), extra={"n": n, "picks": len(picks)}))
+        ckpts.append(Checkpoint("best_of_n", name=f"n_{n}", step=n, wall_clock_s=cost * per_sample, generated_tokens=int(round(cost * mean_tokens)),
+                                scorer_calls=cost, samples=str(path), extra={"n": n, "picks": len(picks)}))
     return ckpts

@@ -60,7 +60,8 @@ def _space(t: str) -> str:
     return t if t.startswith((" ", "\n")) else " " + t
 
 
-def train_dpo(model_dir: str | Path, pairs: pd.DataFrame, s: DPOSettings, out_dir: str | Path, seed: int = 0) -> list[Checkpoint]:
+def train_dpo(model_dir: str | Path, pairs: pd.DataFrame, s: DPOSettings, out_dir: str | Path, seed: int = 0,
+              setting: str = "default") -> list[Checkpoint]:
     """Full fine-tune with trl's DPOTrainer; resumes from its latest checkpoint in ``out_dir``."""
     import datasets
     from trl import DPOConfig, DPOTrainer
@@ -78,7 +79,7 @@ def train_dpo(model_dir: str | Path, pairs: pd.DataFrame, s: DPOSettings, out_di
                         learning_rate=s.lr, beta=s.beta, max_length=s.max_length, lr_scheduler_type="constant_with_warmup",
                         warmup_steps=max(1, steps[-1] // 20), logging_steps=max(1, steps[-1] // 10), save_steps=steps[0],
                         save_total_limit=1, seed=seed, disable_tqdm=False, dataset_num_proc=None)
-    snap = snapshot_callback("dpo", out, steps)
+    snap = snapshot_callback("dpo", out, steps, setting=setting)
     trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=[snap])
     trainer.train(resume_from_checkpoint=latest_checkpoint(out))
     return [c for c in snap.records if c.step in steps]

@@ -45,7 +45,7 @@ class CountingReward:
 
 
 def train_rloo(model_dir: str | Path, prompts: Sequence[str], score_fn: Callable, s: RLOOSettings, sampling: SamplingConfig,
-               out_dir: str | Path, seed: int = 0) -> list[Checkpoint]:
+               out_dir: str | Path, seed: int = 0, setting: str = "default") -> list[Checkpoint]:
     """Full fine-tune with trl's RLOOTrainer on ``prompts``; resumes from its latest checkpoint."""
     import datasets
     from trl import RLOOConfig, RLOOTrainer
@@ -62,7 +62,7 @@ def train_rloo(model_dir: str | Path, prompts: Sequence[str], score_fn: Callable
                         temperature=sampling.temperature, top_p=sampling.top_p, top_k=0, logging_steps=max(1, steps[-1] // 10),
                         save_steps=steps[0], save_total_limit=1, seed=seed, disable_tqdm=False, log_completions=False)
     reward = CountingReward(score_fn)
-    snap = snapshot_callback("rloo", out, steps, lambda: {"generated_tokens": reward.tokens, "scorer_calls": reward.calls})
+    snap = snapshot_callback("rloo", out, steps, lambda: {"generated_tokens": reward.tokens, "scorer_calls": reward.calls}, setting=setting)
     if snap.records:  # resumed: the counters continue from the last snapshot
         reward.tokens, reward.calls = snap.records[-1].generated_tokens, snap.records[-1].scorer_calls
     ds = datasets.Dataset.from_dict({"prompt": list(prompts)})

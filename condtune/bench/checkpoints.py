@@ -7,23 +7,27 @@ included (relabel scoring, rollouts, best-of-n samples).
 """
 from __future__ import annotations
 
+import copy
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from condtune.io import read_json, write_json
+from condtune.io import atomic_dir, read_json, write_json
 
 
 @dataclass
 class Checkpoint:
     method: str
     """method name (conditional, ppo, rloo, dpo, best_of_n)"""
-    name: str
-    """checkpoint label, unique within (method, seed): e.g. step_40, n_16"""
-    step: int
+    setting: str = "default"
+    """which run of the method's sweep (its overrides, e.g. 'kl_coef=0.02')"""
+    name: str = ""
+    """checkpoint label, unique within (method, setting, seed): e.g. step_40, n_16"""
+    step: int = 0
     """optimizer steps / updates so far (for best-of-n: n)"""
-    wall_clock_s: float
+    wall_clock_s: float = 0.0
     """cumulative seconds spent by the method up to here, data generation included"""
     generated_tokens: int = 0
     """tokens sampled from a policy so far (rollouts, best-of-n candidates)"""
@@ -49,10 +53,13 @@ def load_checkpoints(path: str | Path) -> list[Checkpoint] | None:
 
 
 def snapshot_callback(method: str, out_dir: Path, steps: list[int], counters: Callable[[], dict] | None = None,
-                      base_seconds: float = 0.0):
+                      base_seconds: float = 0.0, setting: str = "default", on_save: Callable[[Path], None] | None = None,
+                      conditional: bool = False):
     """A transformers ``TrainerCallback`` that saves the model (and tokenizer) to
-    ``out_dir/step_N`` at each step in ``steps`` and records a :class:`Checkpoint` with the
-    training seconds so far (saving excluded) plus ``counters()`` (generated tokens, scorer calls).
+    ``out_dir/step_N`` at each step in ``steps`` of one run (one learning-rate schedule) and records
+    a :class:`Checkpoint` with the training seconds so far (saving excluded) plus ``counters()``
+    (generated tokens, scorer calls). A LoRA model is saved merged; ``on_save(dir)`` adds files
+    (a conditional policy's card).
 
     Snapshots already on disk (a resumed run) are kept, and their last wall-clock is the offset
     for the resumed run's time.
@@ -72,12 +79,28 @@ def snapshot_callback(method: str, out_dir: Path, steps: list[int], counters: Ca
             t_save = time.perf_counter()
             seconds = self.offset + (t_save - self.t0 - self.paused)
             target = out_dir / f"step_{step}"
-            model.save_pretrained(target)
-            if processing_class is not None:
-                processing_class.save_pretrained(target)
+            with atomic_dir(target) as tmp:
+                merged = copy.deepcopy(model).merge_and_unload() if hasattr(model, "merge_and_unload") else model
+                merged.save_pretrained(tmp)
+                if processing_class is not None:
+                    processing_class.save_pretrained(tmp)
+                if on_save is not None:
+                    on_save(tmp)
             extra = counters() if counters else {}
-            self.records.append(Checkpoint(method, f"step_{step}", step, seconds, path=str(target), **extra))
+            self.records.append(Checkpoint(method, setting, f"step_{step}", step, seconds, path=str(target), conditional=conditional, **extra))
             save_checkpoints(out_dir / "snapshots.json", self.records)
             self.paused += time.perf_counter() - t_save
 
     return Snapshot()
+
+
+def prune(work: Path, ckpts: list[Checkpoint], keep_final: bool) -> None:
+    """Free the disk once a run's checkpoints are evaluated: trainer state (optimizer, scheduler,
+    resume checkpoints) always goes; snapshot weights go too, except the final one when
+    ``keep_final``. The samples and results that a report needs live elsewhere."""
+    for sub in ("checkpoints", "run"):
+        shutil.rmtree(work / sub, ignore_errors=True)
+    final = max((c.step for c in ckpts), default=None)
+    for c in ckpts:
+        if c.path and not (keep_final and c.step == final):
+            shutil.rmtree(c.path, ignore_errors=True)

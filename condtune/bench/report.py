@@ -1,7 +1,10 @@
-"""Benchmark report: results.jsonl -> results.csv, targets.csv, table.md, frontier.png
-(reward against KL, one point per checkpoint and method, mean ± sd over seeds) and
-reliability.png (requested against achieved score of the conditioned policy, beside the
-human-written texts of the same bins)."""
+"""Benchmark report: results.jsonl + samples/ -> summary.json (the fixed schema), results.csv,
+table.md, frontier.png (reward against exact KL, 95% intervals on both axes) and
+reliability.png (requested against achieved score, beside the data's own ceiling).
+
+Every interval is a 95% percentile bootstrap that resamples prompts, pooled over seeds
+(:mod:`condtune.bench.stats`); all metrics of one point use the same replicates.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,159 +13,202 @@ import numpy as np
 import pandas as pd
 
 from condtune.bench import metrics as BM
-from condtune.io import write_text
+from condtune.bench import stats as S
+from condtune.bench import store
+from condtune.bench.settings import CONDITIONAL_METHODS
+from condtune.io import write_json, write_text
 
-AGG = [BM.GOLD, BM.PROXY, BM.KL, BM.DISTINCT_2, BM.WALL, BM.TOKENS, BM.CALLS]
-COND = ("conditional", "conditional_self")  # methods evaluated per requested target (the frontier shows their top bin)
-COLORS = {"conditional": "tab:green", "conditional_self": "tab:olive", "ppo": "tab:red", "rloo": "tab:orange", "dpo": "tab:blue", "best_of_n": "tab:purple"}
-
-
-def flat_rows(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame([{k: v for k, v in r.items() if k != "targets"} for r in rows])
-
-
-def target_rows(rows: list[dict]) -> pd.DataFrame:
-    out = [{"method": r["method"], "seed": r["seed"], "checkpoint": r["checkpoint"], "step": r["step"], **t}
-           for r in rows for t in r.get("targets", [])]
-    return pd.DataFrame(out)
+COLORS = {"conditional": "tab:green", "conditional_self": "tab:olive", "ppo": "tab:red", "rloo": "tab:orange", "dpo": "tab:blue",
+          "best_of_n": "tab:purple"}
+RUN_KEYS = ["method", "setting", "checkpoint", "step", "decode", "temperature", "guidance"]
 
 
-def aggregate(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sd over seeds per (method, checkpoint), ordered by method then step."""
-    g = df.groupby(["method", "checkpoint", "step"], sort=False)
-    out = g[AGG].mean().add_suffix("_mean").join(g[AGG].std(ddof=1).add_suffix("_sd")).join(g.size().rename("seeds")).reset_index()
-    return out.sort_values(["method", "step"]).reset_index(drop=True)
+def load_samples(out: Path, rows: list[dict]) -> pd.DataFrame:
+    """Every evaluated sample, with its result row's keys and cost."""
+    frames = []
+    for r in rows:
+        df = store.read_samples(out, r)
+        keep = {k: r.get(k, d) for k, d in (("setting", "default"), ("decode", "T=1"), ("temperature", 1.0), ("guidance", 1.0))}
+        frames.append(df.assign(method=r["method"], seed=r["seed"], checkpoint=r["checkpoint"], step=r["step"], wall=r[BM.WALL],
+                                samples_per_output=r.get("samples_per_output", 1), **keep))
+    df = pd.concat(frames, ignore_index=True)
+    if "requested" not in df:
+        df["requested"] = np.nan
+    return df
 
 
-def _pm(m, s, fmt="{:+.3f}") -> str:
-    if m is None or not np.isfinite(m):
+def point_stats(g: pd.DataFrame, n_boot: int) -> dict:
+    """Rewards, KL and distinct-2 of one point, each with its interval (the same replicates)."""
+    c = g["prompt_id"].to_numpy()
+    out = {"seeds": int(g["seed"].nunique()), "n_samples": int(len(g))}
+    for col in ("gold", "gold2", "proxy", "kl"):
+        if col in g and g[col].notna().all():
+            out.update(S.ci_fields(col, S.mean_ci(g[col].to_numpy(), c, n_boot)))
+    out.update(S.ci_fields("distinct2", S.distinct_n_ci(g["text"].fillna("").tolist(), c, 2, n_boot)))
+    seeds = g.groupby("seed")["wall"].first()
+    out.update({"wall_clock_s": float(seeds.mean()), "samples_per_output": int(g["samples_per_output"].iloc[0])})
+    return out
+
+
+def points(samples: pd.DataFrame, n_boot: int) -> list[dict]:
+    """Every (method, setting, checkpoint, decode [, requested target]) on the reward-KL plane."""
+    out = []
+    keys = RUN_KEYS + ["requested"]
+    for k, g in samples.groupby(keys, sort=False, dropna=False):
+        d = dict(zip(keys, k))
+        d["target"] = None if pd.isna(d.pop("requested")) else float(k[-1])
+        out.append({**d, **point_stats(g, n_boot)})
+    return sorted(out, key=lambda p: (p["method"], p["setting"], p["decode"], p["step"], p["target"] or 0))
+
+
+def controllability(samples: pd.DataFrame, n_boot: int) -> list[dict]:
+    """Per conditional (method, setting, checkpoint, decode): Spearman(requested, achieved) and MAE
+    over samples with intervals, achieved means per target (pooled), strictly-increasing seeds."""
+    out = []
+    cond = samples[samples["method"].isin(CONDITIONAL_METHODS)]
+    for k, g in cond.groupby(RUN_KEYS, sort=False):
+        c = g["prompt_id"].to_numpy()
+        row = {**dict(zip(RUN_KEYS, k)), "seeds": int(g["seed"].nunique()), "targets": sorted(g["requested"].unique().tolist())}
+        for rater in ("gold", "gold2", "proxy"):
+            if rater not in g:
+                continue
+            sp = S.spearman_ci(g["requested"].to_numpy(), g[rater].to_numpy(), c, n_boot)
+            row.update({f"spearman_{rater}": sp.value, f"spearman_{rater}_ci": sp.as_list()})
+            means = [S.mean_ci(t[rater].to_numpy(), t["prompt_id"].to_numpy(), n_boot) for _, t in g.groupby("requested")]
+            row.update({f"means_{rater}": [m.value for m in means], f"means_{rater}_ci": [m.as_list() for m in means]})
+            by_seed = [s.groupby("requested")[rater].mean().tolist() for _, s in g.groupby("seed")]
+            row[f"monotone_seeds_{rater}"] = S.monotone_share(by_seed)[0]
+        mae = S.mae_ci(g["requested"].to_numpy(), g["gold"].to_numpy(), c, n_boot)
+        row.update({"mae_gold": mae.value, "mae_gold_ci": mae.as_list(), "monotone_seeds": row["monotone_seeds_gold"]})
+        out.append(row)
+    return out
+
+
+def summary(rows: list[dict], samples: pd.DataFrame, ceilings: dict, protocol: dict) -> dict:
+    """The fixed results schema (docs/results/*.json)."""
+    n_boot = int(protocol.get("n_boot", 1000))
+    return {"task": protocol.get("task"), "protocol": protocol, "points": points(samples, n_boot),
+            "controllability": controllability(samples, n_boot), "ceiling": ceilings.get("conditional", {}), "ceilings": ceilings}
+
+
+# ----------------------------------------------------------------------------- markdown
+
+
+def _ci(p: dict, key: str, fmt: str = "{:+.2f}") -> str:
+    if p.get(key) is None or not np.isfinite(p[key]):
         return "–"
-    return fmt.format(m) + ("" if s is None or not np.isfinite(s) else " ± " + fmt.format(s).lstrip("+"))
+    lo, hi = p.get(f"{key}_ci", [np.nan, np.nan])
+    return fmt.format(p[key]) + (f" [{fmt.format(lo)}, {fmt.format(hi)}]" if np.isfinite(lo) else "")
 
 
-def main_table(agg: pd.DataFrame) -> str:
-    lines = ["| method | checkpoint | seeds | gold reward | proxy reward | KL(π‖π_ref) nats | distinct-2 | wall-clock s | gen. tokens | scorer calls |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for _, r in agg.iterrows():
-        lines.append(f"| {r['method']} | {r['checkpoint']} | {r['seeds']} | {_pm(r[BM.GOLD + '_mean'], r[BM.GOLD + '_sd'])} | "
-                     f"{_pm(r[BM.PROXY + '_mean'], r[BM.PROXY + '_sd'])} | {_pm(r[BM.KL + '_mean'], r[BM.KL + '_sd'], '{:.2f}')} | "
-                     f"{r[BM.DISTINCT_2 + '_mean']:.3f} | {r[BM.WALL + '_mean']:.0f} | {r[BM.TOKENS + '_mean']:.0f} | {r[BM.CALLS + '_mean']:.0f} |")
+def points_table(pts: list[dict]) -> str:
+    lines = ["| method | setting | checkpoint | decode | target | seeds | gold [95% CI] | gold2 [95% CI] | proxy | KL nats [95% CI] | "
+             "distinct-2 | wall-clock s | samples/output |", "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for p in pts:
+        tgt = "–" if p["target"] is None else f"{p['target']:+.2f}"
+        lines.append(f"| {p['method']} | {p['setting']} | {p['checkpoint']} | {p['decode']} | {tgt} | {p['seeds']} | {_ci(p, 'gold')} | "
+                     f"{_ci(p, 'gold2')} | {_ci(p, 'proxy', '{:+.2f}').split(' [')[0]} | {_ci(p, 'kl', '{:.2f}')} | {p['distinct2']:.3f} | "
+                     f"{p['wall_clock_s']:.0f} | {p['samples_per_output']} |")
     return "\n".join(lines)
 
 
-def _ceiling_label(c: dict) -> str:
-    return c.get("source", "held-out human texts") + ", same bins"
-
-
-def controllability_table(tg: pd.DataFrame, flat: pd.DataFrame, ceilings: dict[str, dict] | None) -> str:
-    """Per conditional method, checkpoint and requested target: achieved gold/proxy mean ± sd
-    (mean of seed means ± sd of seed means), beside its data's texts of the same bin."""
-    if tg.empty:
+def controllability_table(rows: list[dict], ceilings: dict) -> str:
+    if not rows:
         return "_no conditional results_"
-    ceilings = ceilings or {}
-    lines = ["| method | checkpoint | requested | achieved gold (mean of seeds ± sd) | within-seed sd | achieved proxy | its data's texts of the bin: gold mean ± sd (n) |",
-             "|---|---|---:|---:|---:|---:|---:|"]
-    for (method, ck, step), grp in tg.groupby(["method", "checkpoint", "step"], sort=False):
-        human = {round(p["requested"], 6): p for p in ceilings.get(method, {}).get("per_bin", [])}
-        for req, g in grp.groupby("requested"):
-            h = human.get(round(req, 6))
-            htxt = f"{h['gold_mean']:+.3f} ± {h['gold_sd']:.3f} ({h['n']})" if h else "–"
-            sd = g[BM.GOLD].std(ddof=1) if len(g) > 1 else np.nan
-            lines.append(f"| {method} | {ck} | {req:+.2f} | {_pm(g[BM.GOLD].mean(), sd)} | {g[BM.GOLD + '_sd'].mean():.3f} | {g[BM.PROXY].mean():+.3f} | {htxt} |")
-    lines += ["", "| method | checkpoint | seeds | Spearman(requested, achieved gold), per sample | MAE gold | Spearman (proxy) | gold means strictly increasing |",
-              "|---|---|---:|---:|---:|---:|---:|"]
-    for method in [m for m in COND if m in set(flat["method"])]:
-        for ck, g in flat[flat["method"] == method].groupby("checkpoint", sort=False):
-            lines.append(f"| {method} | {ck} | {len(g)} | {_pm(g[BM.COND_SPEARMAN_GOLD].mean(), g[BM.COND_SPEARMAN_GOLD].std(ddof=1))} | "
-                         f"{g[BM.COND_MAE_GOLD].mean():.3f} | {g[BM.COND_SPEARMAN_PROXY].mean():+.3f} | {int(g[BM.COND_MONOTONE].sum())}/{len(g)} seeds |")
-        c = ceilings.get(method)
-        if c:
-            lines.append(f"| {method}: its data ({_ceiling_label(c)}) | – | – | {c['spearman_gold']:+.3f} | {c['mae_gold']:.3f} | – | "
-                         f"{'yes' if c['monotone_gold'] else 'no'} |")
+    lines = ["| method | setting | checkpoint | decode | seeds | Spearman gold [95% CI] | Spearman gold2 | MAE gold | gold means per target "
+             "(low → high) | strictly increasing |", "|---|---|---|---|---:|---:|---:|---:|---|---:|"]
+    for r in rows:
+        means = ", ".join(f"{m:+.2f}" for m in r["means_gold"])
+        lines.append(f"| {r['method']} | {r['setting']} | {r['checkpoint']} | {r['decode']} | {r['seeds']} | {_ci(r, 'spearman_gold', '{:+.3f}')} | "
+                     f"{r.get('spearman_gold2', float('nan')):+.3f} | {r['mae_gold']:.2f} | {means} | {r['monotone_seeds']}/{r['seeds']} seeds |")
+    for method, c in ceilings.items():
+        means = ", ".join(f"{m:+.2f}" for m in c.get("means_gold", []))
+        lines.append(f"| ceiling of {method}: {c['source']} ({c['n_texts']} texts) | – | – | – | – | {c['spearman_gold']:+.3f} | "
+                     f"{c.get('spearman_gold2', float('nan')):+.3f} | {c['mae_gold']:.2f} | {means} | {'yes' if c['monotone_gold'] else 'no'} |")
     return "\n".join(lines)
 
 
-def headline(agg: pd.DataFrame, flat: pd.DataFrame, ceilings: dict[str, dict] | None) -> str:
-    """The reported targets per conditional method: cost and reward relative to PPO's best
-    checkpoint; monotonicity; Spearman beside its data's ceiling."""
-    out, ceilings = [], ceilings or {}
-    ppo = agg[agg["method"] == "ppo"]
-    base = agg[(agg["method"] == "best_of_n") & (agg["step"] == 1)]
-    g0 = float(base[BM.GOLD + "_mean"].iloc[0]) if len(base) else None
-    methods = [m for m in COND if m in set(agg["method"])]
-    if len(ppo) and methods:
-        best = ppo.loc[ppo[BM.GOLD + "_mean"].idxmax()]
-        G, W = best[BM.GOLD + "_mean"], best[BM.WALL + "_mean"]
-        out.append(f"PPO's best checkpoint ({best['checkpoint']}): gold {G:+.3f} after {W:.0f} s." + (f" Base policy (best-of-1): gold {g0:+.3f}." if g0 is not None else ""))
-        if g0 is not None and G <= g0:
-            out.append("PPO did not raise the gold reward above the base policy's, so fractions of its gain are undefined (–).")
-        out += ["", "| conditional method | checkpoint | wall-clock / PPO's | gold (top bin) / PPO's | gold gain over base / PPO's gain |", "|---|---|---:|---:|---:|"]
-        for _, r in agg[agg["method"].isin(methods)].iterrows():
-            g, w = r[BM.GOLD + "_mean"], r[BM.WALL + "_mean"]
-            gain = (g - g0) / (G - g0) if g0 is not None and G - g0 > 1e-9 else float("nan")
-            out.append(f"| {r['method']} | {r['checkpoint']} | {w / W:.2f} | {g / G:.2f} | {'–' if not np.isfinite(gain) else f'{gain:.2f}'} |")
-    for method in methods:
-        c = flat[flat["method"] == method]
-        last = c[c["step"] == c["step"].max()]
-        k = len(last["targets"].iloc[0]) if "targets" in last and isinstance(last["targets"].iloc[0], list) else None
-        ceil = ceilings.get(method)
-        out.append("")
-        out.append(f"Final {method} checkpoint: achieved gold means strictly increasing over {k or '?'} requested targets in "
-                   f"{int(last[BM.COND_MONOTONE].sum())}/{len(last)} seeds; per-sample Spearman(requested, achieved gold) "
-                   f"{last[BM.COND_SPEARMAN_GOLD].mean():+.3f}" + (f" vs {ceil['spearman_gold']:+.3f} on its data ({_ceiling_label(ceil)})." if ceil else "."))
-    return "\n".join(out)
+def frontier_table(pts: list[dict]) -> str:
+    """For each point of a trained baseline: the best conditional point at no more KL."""
+    cond = [p for p in pts if p["method"] in CONDITIONAL_METHODS and "gold" in p]
+    base = [p for p in pts if p["method"] in ("ppo", "dpo", "rloo") and "gold" in p]
+    if not cond or not base:
+        return "_needs a conditional method and a trained baseline_"
+    lines = ["| baseline point | its KL | its gold [95% CI] | best conditional point at ≤ that KL | its KL | its gold [95% CI] |",
+             "|---|---:|---:|---|---:|---:|"]
+    for b in sorted(base, key=lambda p: p["kl"]):
+        ok = [c for c in cond if c["kl"] <= b["kl"]]
+        best = max(ok, key=lambda c: c["gold"]) if ok else None
+        name = f"{b['method']} {b['setting']} {b['checkpoint']} {b['decode']}"
+        cname = f"{best['method']} {best['setting']} {best['checkpoint']} {best['decode']} target {best['target']:+.2f}" if best else "none"
+        lines.append(f"| {name} | {b['kl']:.2f} | {_ci(b, 'gold')} | {cname} | {best['kl']:.2f} | {_ci(best, 'gold')} |" if best else
+                     f"| {name} | {b['kl']:.2f} | {_ci(b, 'gold')} | none | – | – |")
+    return "\n".join(lines)
 
 
-def frontier_plot(agg: pd.DataFrame, path: Path) -> None:
+# ----------------------------------------------------------------------------- plots
+
+
+def _final(pts: list[dict]) -> list[dict]:
+    last = {}
+    for p in pts:
+        key = (p["method"], p["setting"])
+        last[key] = max(last.get(key, 0), p["step"])
+    return [p for p in pts if p["step"] == last[(p["method"], p["setting"])]]
+
+
+def frontier_plot(pts: list[dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
-    for ax, key, title in ((axes[0], BM.GOLD, "gold rater"), (axes[1], BM.PROXY, "proxy scorer (trained against)")):
-        for method, g in agg.groupby("method", sort=False):
-            x, y = g[BM.KL + "_mean"], g[key + "_mean"]
-            ax.errorbar(x, y, xerr=g[BM.KL + "_sd"].fillna(0), yerr=g[key + "_sd"].fillna(0), marker="o", capsize=3,
-                        color=COLORS.get(method), label=method + (" (top bin)" if method in COND else ""))
-            for xi, yi, ck in zip(x, y, g["checkpoint"]):
-                ax.annotate(ck.replace("step_", "").replace("n_", "n="), (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        ax.set_xlabel("KL(π‖π_ref), nats per sample (best-of-n: analytic bound)")
-        ax.set_ylabel(f"mean reward ({title})")
-        ax.set_title(f"reward vs KL: {title}")
+    raters = [r for r in ("gold", "gold2", "proxy") if any(r in p for p in pts)]
+    fig, axes = plt.subplots(1, len(raters), figsize=(5.6 * len(raters), 4.6), sharex=True, squeeze=False)
+    cond_final = [p for p in _final(pts) if p["method"] in CONDITIONAL_METHODS]
+    for ax, rater in zip(axes[0], raters):
+        curves: dict = {}
+        for p in [p for p in pts if p["method"] not in CONDITIONAL_METHODS] + cond_final:
+            by = (p["method"], p["setting"], p["decode"]) + ((p["checkpoint"],) if p["method"] in CONDITIONAL_METHODS else ())
+            curves.setdefault(by, []).append(p)
+        for by, ps in curves.items():
+            ps = sorted(ps, key=lambda p: p["kl"])
+            x, y = np.array([p["kl"] for p in ps]), np.array([p.get(rater, np.nan) for p in ps])
+            xe = np.abs(np.array([p["kl_ci"] for p in ps]).T - x)
+            ye = np.abs(np.array([p.get(f"{rater}_ci", [np.nan, np.nan]) for p in ps]).T - y)
+            label = " ".join(s for s in by if s not in ("default", "T=1"))
+            ax.errorbar(x, y, xerr=xe, yerr=ye, marker="o", ms=4, capsize=2, lw=1, color=COLORS.get(by[0]), label=label,
+                        alpha=0.9, linestyle="-" if by[0] in CONDITIONAL_METHODS else "--")
+        ax.set_xlabel("exact KL(sampled ‖ π_ref), nats per sample (best-of-n: analytic bound)")
+        ax.set_ylabel(f"mean {rater} score")
+        ax.set_title(f"reward vs KL: {rater}" + (" (trained against)" if rater == "proxy" else ""))
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    axes[0][0].legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def reliability_plot(tg: pd.DataFrame, ceilings: dict[str, dict] | None, path: Path) -> None:
+def reliability_plot(ctrl: list[dict], ceilings: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 5.0))
-    if not tg.empty:
-        for method, mg in tg.groupby("method", sort=False):
-            steps = sorted(mg["step"].unique())
-            for i, step in enumerate(steps):
-                g = mg[mg["step"] == step].groupby("requested")
-                m, s = g[BM.GOLD].mean(), g[BM.GOLD].std(ddof=1).fillna(0)
-                alpha = 0.35 + 0.65 * (i + 1) / len(steps)
-                ax.errorbar(m.index, m.values, yerr=s.values, marker="o", capsize=3, color=COLORS.get(method), alpha=alpha,
-                            label=f"{method} step {step} (gold)")
-        lo, hi = float(tg["requested"].min()), float(tg["requested"].max())
+    fig, ax = plt.subplots(figsize=(6.6, 5.0))
+    for r in ctrl:
+        t, m = np.array(r["targets"]), np.array(r["means_gold"])
+        err = np.abs(np.array(r["means_gold_ci"]).T - m)
+        ax.errorbar(t, m, yerr=err, marker="o", capsize=3, color=COLORS.get(r["method"]), alpha=0.9,
+                    label=f"{r['method']} {r['setting']} {r['checkpoint']} {r['decode']}".replace(" default", ""))
+    for method, c in ceilings.items():
+        ax.plot(c["requested"], c["means_gold"], "^--", color=COLORS.get(method), label=f"ceiling: {method}'s data")
+    if ctrl:
+        lo, hi = min(min(r["targets"]) for r in ctrl), max(max(r["targets"]) for r in ctrl)
         ax.plot([lo, hi], [lo, hi], ":", color="black", label="achieved = requested")
-    for method, c in (ceilings or {}).items():
-        pb = c.get("per_bin") or []
-        if pb:
-            ax.errorbar([p["requested"] for p in pb], [p["gold_mean"] for p in pb], yerr=[p["gold_sd"] / np.sqrt(p["n"]) for p in pb],
-                        marker="^", linestyle="--", color=COLORS.get(method), capsize=3, label=f"{method}: its data's texts of the bin (gold)")
     ax.set_xlabel("requested score (bin median, raters' scale)")
-    ax.set_ylabel("achieved gold score")
-    ax.set_title("requested vs achieved")
+    ax.set_ylabel("achieved gold score (mean, 95% CI)")
+    ax.set_title("requested vs achieved, neutral prompts")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6)
     fig.tight_layout()
@@ -170,21 +216,24 @@ def reliability_plot(tg: pd.DataFrame, ceilings: dict[str, dict] | None, path: P
     plt.close(fig)
 
 
-def write_report(out: str | Path, rows: list[dict], ceilings: dict[str, dict] | None = None, command: str = "") -> dict[str, Path]:
-    """Write every report file into ``out``; ``ceilings`` maps a conditional method to its data's ceiling. Return the paths."""
+def write_report(out: str | Path, rows: list[dict], ceilings: dict, protocol: dict, command: str = "") -> dict[str, Path]:
+    """Write every report file into ``out``; return the paths."""
     from condtune.data import write_table
 
     out = Path(out)
-    flat, tg = flat_rows(rows), target_rows(rows)
-    full = pd.DataFrame(rows)
-    agg = aggregate(flat)
-    paths = {name: out / name for name in ("results.csv", "targets.csv", "table.md", "frontier.png", "reliability.png")}
-    write_table(flat, paths["results.csv"])
-    write_table(tg if not tg.empty else pd.DataFrame(columns=["method", "seed", "checkpoint", "requested"]), paths["targets.csv"])
-    md = [f"Command: `{command}`" if command else "", "", "### Every method and checkpoint (mean ± sd over seeds)", "", main_table(agg), "",
-          "### Controllability of the conditioned policies", "", controllability_table(tg, full, ceilings), "",
-          "### Against PPO", "", headline(agg, full, ceilings), "", "![reward vs KL](frontier.png)", "", "![requested vs achieved](reliability.png)", ""]
+    samples = load_samples(out, rows)
+    summ = summary(rows, samples, ceilings, protocol)
+    paths = {name: out / name for name in ("summary.json", "results.csv", "table.md", "frontier.png", "reliability.png")}
+    write_json(paths["summary.json"], summ)
+    write_table(pd.DataFrame([{k: v for k, v in r.items() if k != "targets"} for r in rows]), paths["results.csv"])
+    md = [f"Command: `{command}`" if command else "", "", f"Protocol: {protocol.get('n_eval_prompts')} held-out prompts × {protocol.get('eval_n')} samples, "
+          f"seeds {protocol.get('seeds')}, {protocol.get('max_new_tokens')} new tokens; {protocol.get('intervals')}.", "",
+          "### Every point on the reward–KL plane", "", points_table(summ["points"]), "",
+          "### Controllability (neutral prompts)", "", controllability_table(summ["controllability"], ceilings), "",
+          "### Conditional against the trained baselines at equal KL", "", frontier_table(summ["points"]), "",
+          "![reward vs KL](frontier.png)", "", "![requested vs achieved](reliability.png)", ""]
     write_text(paths["table.md"], "\n".join(md))
-    frontier_plot(agg, paths["frontier.png"])
-    reliability_plot(tg, ceilings, paths["reliability.png"])
+    frontier_plot(summ["points"], paths["frontier.png"])
+    last = {(r["method"], r["setting"]): r["step"] for r in sorted(summ["controllability"], key=lambda r: r["step"])}
+    reliability_plot([r for r in summ["controllability"] if r["step"] == last[(r["method"], r["setting"])]], ceilings, paths["reliability.png"])
     return paths

@@ -1,0 +1,220 @@
+"""One ``train_<method>`` per method. Each trains one run (one seed, one setting of its sweep)
+from the base policy and returns its :class:`Checkpoint` list: intermediate snapshots of that one
+run, each with the cost so far (data generation, scoring and training included)."""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from condtune import config as C
+from condtune.bench.checkpoints import Checkpoint, load_checkpoints, prune, save_checkpoints, snapshot_callback
+from condtune.bench.raters import Raters, TaskReward
+from condtune.bench.settings import BenchConfig, planned_steps
+from condtune.bench.task import Prompts, Task
+from condtune.io import read_json, write_json
+
+
+@dataclass
+class BenchContext:
+    """What every method and the evaluation share."""
+
+    cfg: BenchConfig
+    task: Task
+    out: Path
+    base_dir: str
+    raters: Raters
+    train_items: pd.DataFrame
+    heldout_items: pd.DataFrame
+    prompts: Prompts
+    ref: Any = None
+    ref_tok: Any = None
+
+    @property
+    def reward(self) -> TaskReward:
+        """The proxy, reading what the task's raters read: what every method optimises."""
+        return TaskReward(self.raters.proxy, self.task)
+
+
+@dataclass
+class Run:
+    """One training run: a method, one entry of its sweep, one seed."""
+
+    method: str
+    setting: str
+    seed: int
+    settings: Any
+    """the method's settings block with the setting's overrides applied"""
+
+    def work(self, out: Path) -> Path:
+        return out / f"seed_{self.seed}" / self.method / self.setting
+
+
+def settings_of(cfg: BenchConfig, method: str) -> Any:
+    return {"conditional": cfg.conditional, "conditional_self": cfg.conditional, "ppo": cfg.ppo, "rloo": cfg.rloo, "dpo": cfg.dpo,
+            "best_of_n": cfg.best_of_n}[method]
+
+
+def make_run(cfg: BenchConfig, method: str, setting: str, seed: int) -> Run:
+    base = settings_of(cfg, method)
+    s = base if setting == "default" else C.with_overrides(base, setting, f"sweeps.{method}")
+    return Run(method, setting, seed, s)
+
+
+# ----------------------------------------------------------------------------- conditional SFT
+
+
+def relative_scores(scores: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, float]:
+    """Scores minus their group's (prompt's) mean, plus the overall mean; and the share of the
+    score variance that lies between groups (0 = the prompt says nothing about the score)."""
+    s = pd.Series(np.asarray(scores, dtype=float))
+    means = s.groupby(np.asarray(groups)).transform("mean").to_numpy()
+    total = float(np.var(s))
+    between = float(np.var(means)) / total if total > 0 else 0.0
+    return s.to_numpy() - means + float(s.mean()), between
+
+
+def own_samples(ctx: BenchContext, n: int) -> tuple[pd.DataFrame, dict]:
+    """``n`` base-policy samples of every training prompt, kept as sampled token ids (a sample cut
+    at max_new_tokens has no EOS), with their proxy scores; empty completions dropped."""
+    from condtune.sampling import sample
+
+    t0, calls = time.perf_counter(), ctx.raters.proxy.calls
+    s = sample(ctx.ref, ctx.ref_tok, ctx.prompts.train, n, ctx.cfg.sampling, seed=0, desc="own samples")
+    rows = [{"prompt": p, "completion": t, "completion_ids": ids}
+            for p, texts, idss in zip(ctx.prompts.train, s.texts, s.response_ids) for t, ids in zip(texts, idss)]
+    df = pd.DataFrame(rows)
+    df = df[df["completion"].str.strip() != ""].reset_index(drop=True)
+    df["proxy"] = ctx.reward.score_pairs(df["prompt"].tolist(), df["completion"].tolist())
+    cost = {"seconds": time.perf_counter() - t0, "generated_tokens": s.total_tokens, "scorer_calls": ctx.raters.proxy.calls - calls}
+    return df, cost
+
+
+def tagged_corpus(ctx: BenchContext, method: str, c) -> tuple[pd.DataFrame, Any, dict]:
+    """The SFT corpus of a conditional method, relabelled by the proxy, shared by every seed (its
+    cost is charged to every seed): ``conditional`` tags the training texts (human-written);
+    ``conditional_self`` tags the base policy's own samples of the training prompts."""
+    from condtune.data import read_table
+    from condtune.relabel import TagCard, card_path, relabel, write_tagged
+    from condtune.tags import TagFormat
+
+    name = f"tagged_{method}_k{c.k}_{c.tag_style}" + ("_relative" if method == "conditional_self" and c.relative_bins else "")
+    path = ctx.out / "corpus" / f"{name}.jsonl"
+    if not card_path(path).exists():
+        info: dict = {}
+        if method == "conditional":
+            items, t0, calls = ctx.train_items, time.perf_counter(), ctx.raters.proxy.calls
+            tagged, card = relabel(items, ctx.reward, k=c.k, tag_format=TagFormat(style=c.tag_style), scorer_name="proxy", source=ctx.task.name)
+            cost = {"seconds": time.perf_counter() - t0, "generated_tokens": 0, "scorer_calls": ctx.raters.proxy.calls - calls}
+        else:
+            items, cost = own_samples(ctx, c.samples_per_prompt)
+            rel, between = relative_scores(items["proxy"].to_numpy(), items["prompt"].to_numpy())
+            info = {"between_prompt_variance_share": between, "relative_bins": c.relative_bins}
+            tagged, card = relabel(items, ctx.reward, k=c.k, tag_format=TagFormat(style=c.tag_style), scorer_name="proxy",
+                                   source=ctx.task.name, scores=rel if c.relative_bins else items["proxy"].to_numpy())
+        write_json(path.with_name(name + "_cost.json"), {**cost, **info})
+        write_tagged(tagged, card, path)
+    return read_table(path), TagCard.load(path), read_json(path.with_name(name + "_cost.json"))
+
+
+def train_conditional(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
+    """Relabel (proxy) -> conditional SFT: one run to the last checkpoint, snapshotted on the way."""
+    from condtune.modeling import load_causal_lm
+    from condtune.policy import POLICY_CARD
+    from condtune.policy import train_conditional as sft
+
+    c = run.settings
+    df, card, cost = tagged_corpus(ctx, run.method, c)
+    steps = sorted(c.checkpoints)
+    snap = snapshot_callback(run.method, work, steps, lambda: {"generated_tokens": cost["generated_tokens"], "scorer_calls": cost["scorer_calls"]},
+                             base_seconds=cost["seconds"], setting=run.setting, conditional=True,
+                             on_save=lambda d: write_json(d / POLICY_CARD, {"base_model": ctx.base_dir, **card.to_dict()}))
+    model, tok = load_causal_lm(ctx.base_dir)
+    sft(model, tok, df, card, replace(c.sft, max_steps=steps[-1], seed=run.seed), work / "run", ctx.base_dir, callbacks=[snap])
+    return snap.records
+
+
+def train_ppo(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
+    """The PPO baseline (condtune.baselines.ppo, constant lr): one run, saved at each checkpoint's update count."""
+    from condtune.baselines import ppo
+
+    s = ctx.cfg.sampling
+    base = replace(run.settings, model=ctx.base_dir, scorer="", output_dir=str(work / "run"), seed=run.seed, progress=True,
+                   max_new_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p, resume=True)
+    state = ppo.build_state(base)
+    records = load_checkpoints(work / "snapshots.json") or []
+    for updates in planned_steps(ctx.cfg, "ppo"):
+        if any(r.step == updates for r in records):
+            continue
+        cfg = replace(base, total_updates=updates)
+        ppo.train(state, ctx.prompts.train, ctx.reward, cfg)
+        snap = work / f"step_{updates}"
+        shutil.rmtree(snap, ignore_errors=True)
+        ppo.save_final(state, cfg, {}).rename(snap)
+        rows = ppo.read_metrics(Path(cfg.output_dir) / "metrics.jsonl")
+        tokens = int(round(sum(r.get("val/response_length", 0.0) for r in rows) * cfg.batch_size))
+        records.append(Checkpoint("ppo", run.setting, f"step_{updates}", updates, state.elapsed, tokens, updates * cfg.batch_size, str(snap)))
+        save_checkpoints(work / "snapshots.json", records)
+    return records
+
+
+def train_rloo(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
+    from condtune.baselines.rloo import train_rloo as rloo
+
+    return rloo(ctx.base_dir, ctx.prompts.train, ctx.reward, run.settings, ctx.cfg.sampling, work, run.seed, setting=run.setting)
+
+
+def train_dpo(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
+    """DPO on pairs from the proxy's half of the human ratings (the proxy's own training signal)."""
+    from condtune.baselines.dpo import build_pairs
+    from condtune.baselines.dpo import train_dpo as dpo
+    from condtune.data import split_ratings, to_items
+
+    d = run.settings
+    means = to_items(split_ratings(ctx.task.ratings(), "half_a", 0)).set_index("item_id")["mean"]
+    items = ctx.train_items.assign(score=ctx.train_items["item_id"].map(means))
+    pairs = build_pairs(items.dropna(subset=["score"]), d.n_pairs, d.min_margin, run.seed)
+    return dpo(ctx.base_dir, pairs, d, work, run.seed, setting=run.setting)
+
+
+def train_best_of_n(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
+    """Best-of-n from the base policy on the evaluation prompts (it needs no training)."""
+    from condtune.baselines.best_of_n import train_best_of_n as bon
+    from condtune.sampling import sample
+
+    def sample_fn(prompts, n):
+        s = sample(ctx.ref, ctx.ref_tok, prompts, n, ctx.cfg.sampling, seed=run.seed, desc="best-of-n pool")
+        return [t for row in s.texts for t in row], [c for row in s.n_tokens for c in row]
+
+    return bon(ctx.prompts.eval, run.settings, sample_fn, ctx.reward, work)
+
+
+TRAINERS: dict[str, Callable[[BenchContext, Run, Path], list[Checkpoint]]] = {
+    "conditional": train_conditional, "conditional_self": train_conditional, "ppo": train_ppo, "rloo": train_rloo, "dpo": train_dpo,
+    "best_of_n": train_best_of_n,
+}
+
+
+def run_method(ctx: BenchContext, run: Run) -> list[Checkpoint]:
+    """Train (or reuse a finished training of) one run; its checkpoints.json marks it finished."""
+    work = run.work(ctx.out)
+    done = load_checkpoints(work / "checkpoints.json")
+    if done is not None:
+        return done
+    work.mkdir(parents=True, exist_ok=True)
+    write_json(work / "settings.json", C.to_dict(run.settings) if dataclasses.is_dataclass(run.settings) else {})
+    steps = planned_steps(ctx.cfg, run.method) if run.method != "best_of_n" else list(run.settings.ns)
+    ckpts = [c for c in TRAINERS[run.method](ctx, run, work) if c.step in steps]
+    save_checkpoints(work / "checkpoints.json", ckpts)
+    return ckpts
+
+
+def finish_run(ctx: BenchContext, run: Run, ckpts: list[Checkpoint]) -> None:
+    """After evaluation: free the disk (keep the final weights of the methods in ``keep_weights``)."""
+    prune(run.work(ctx.out), ckpts, keep_final=run.method in ctx.cfg.keep_weights)

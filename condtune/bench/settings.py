@@ -1,0 +1,125 @@
+"""The benchmark's typed settings: one :class:`BenchConfig` (YAML + command line), with one
+block per method. ``sweeps`` turns a baseline into a frontier: each entry is one run of the
+method with some of its settings overridden (``"kl_coef=0.02"``), reported as its own curve."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from condtune.baselines.best_of_n import BestOfNSettings
+from condtune.baselines.dpo import DPOSettings
+from condtune.baselines.ppo import PPOConfig
+from condtune.baselines.rloo import RLOOSettings
+from condtune.policy import SFTSettings
+from condtune.sampling import SamplingConfig
+from condtune.scorer import OptimConfig
+
+METHODS = ("conditional", "conditional_self", "ppo", "rloo", "dpo", "best_of_n")
+CONDITIONAL_METHODS = ("conditional", "conditional_self")  # evaluated per requested target
+
+
+@dataclass
+class ScorerSettings:
+    backbone: str = "minilm"
+    """encoder of the proxy scorer and of the (MiniLM) gold rater"""
+    max_items: int = 0
+    """training items per scorer (0 = all of the task's training items)"""
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(epochs=2.0, lr=1e-4))
+    """optimisation"""
+
+
+@dataclass
+class ConditionalSettings:
+    k: int = 5
+    """score bins (= requested targets, at the bins' medians)"""
+    tag_style: str = "text"
+    """'text' tags (plain words) or 'token' (new special tokens)"""
+    sft: SFTSettings = field(default_factory=lambda: SFTSettings(batch_size=16, lr=1e-4, max_length=64, save_steps=20))
+    """conditional SFT settings (max_steps is the last checkpoint: one run, one schedule)"""
+    checkpoints: list[int] = field(default_factory=lambda: [60, 120])
+    """steps at which the one run is snapshotted and evaluated"""
+    guidance: list[float] = field(default_factory=lambda: [1.0])
+    """classifier-free guidance scales evaluated (1 = none); each is a point of the frontier, with its exact KL"""
+    samples_per_prompt: int = 4
+    """conditional_self only: base-policy samples per training prompt, relabelled by the proxy, as its SFT corpus"""
+    relative_bins: bool = True
+    """conditional_self only: bin each sample by its score minus its prompt's mean (plus the overall mean), so the
+    tag says what the completion adds, not which prompt it had"""
+
+
+@dataclass
+class BenchConfig:
+    out: str = "runs/bench"
+    """where everything goes; rerunning the same command resumes"""
+    task: str = "vader_movie"
+    """the task (a module in condtune/bench/tasks/): data, prompts, what the raters read, the proxy/gold rating split"""
+    model: str = "smollm2-135m"
+    """base policy (every method starts from it; it is also pi_ref)"""
+    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    """methods to run: conditional (SFT on the relabelled human texts), conditional_self (SFT on the base policy's
+    own relabelled samples), ppo, rloo, dpo, best_of_n"""
+    sweeps: dict[str, list[str]] = field(default_factory=dict)
+    """per method, the runs of its frontier: each a space-separated list of overrides of its settings, e.g.
+    {ppo: ["kl_coef=0.02", "kl_coef=0.05"], rloo: ["lr=1e-5 beta=0.05"]}; none = one run with the settings as given"""
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    """training / sampling seeds (scorers, data splits and prompts are shared)"""
+    proxy_scorer: str = ""
+    """existing proxy scorer dir ('' = train one on half_a of the ratings)"""
+    gold_scorer: str = ""
+    """existing gold rater dir ('' = train one on half_b of the ratings)"""
+    gold2: bool = True
+    """also judge with a second gold rater of another family (word/char n-gram ridge on all training ratings)"""
+    scorer: ScorerSettings = field(default_factory=ScorerSettings)
+    """how the two MiniLM scorers are trained"""
+    val_fraction: float = 0.1
+    """held-out fraction of items (the scorers' split)"""
+    max_train_items: int = 4000
+    """training texts for SFT (relabelled) and the DPO pair pool"""
+    n_train_prompts: int = 512
+    """RL (and conditional_self) training prompts: the header plus a neutral opening of a training text"""
+    n_eval_prompts: int = 64
+    """held-out evaluation prompts, shared by every method, seed and diagnostic: the header alone plus neutral
+    openings of held-out texts"""
+    opening_words: int = 2
+    """words of a neutral opening"""
+    eval_n: int = 4
+    """samples per evaluation prompt (and per requested target)"""
+    eval_temperatures: list[float] = field(default_factory=lambda: [1.0])
+    """sampling temperatures every trained policy is evaluated at (1 is the reference point for all)"""
+    n_boot: int = 1000
+    """bootstrap replicates (resampling prompts, pooled over seeds) for every 95% interval"""
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_new_tokens=24, temperature=1.0, top_p=1.0, batch_size=16,
+                                                                             bf16=False))
+    """generation settings shared by every method in training rollouts and evaluation (fp32: the KL is of what was sampled)"""
+    kl_batch_size: int = 8
+    """sequences per forward pass when computing exact KL"""
+    conditional: ConditionalSettings = field(default_factory=ConditionalSettings)
+    """condtune: relabel with the proxy, conditional SFT"""
+    ppo: PPOConfig = field(default_factory=lambda: PPOConfig(batch_size=16, mini_batch_size=8, ppo_epochs=2, lr=3e-5, kl_coef=0.05,
+                                                           save_every=5, sample_every=0))
+    """PPO settings (model, scorer, prompts, output_dir, seed and lengths are set by the bench)"""
+    ppo_checkpoints: list[int] = field(default_factory=lambda: [10, 20, 40])
+    """PPO updates at which the policy is evaluated"""
+    rloo: RLOOSettings = field(default_factory=RLOOSettings)
+    """RLOO (trl) settings"""
+    dpo: DPOSettings = field(default_factory=DPOSettings)
+    """DPO (trl) settings"""
+    best_of_n: BestOfNSettings = field(default_factory=BestOfNSettings)
+    """best-of-n settings"""
+    keep_weights: list[str] = field(default_factory=lambda: ["conditional", "conditional_self"])
+    """methods whose final policy weights are kept once evaluated; everything else (optimizer state, other snapshots)
+    is deleted after evaluation to keep runs/ small"""
+    report_only: bool = False
+    """write the report from out/results.jsonl (every method and seed in it) without training or evaluating"""
+    threads: int = 1
+    """torch CPU threads (1 avoids oversubscription on a shared machine; 0 = torch default)"""
+
+
+def planned_steps(cfg: BenchConfig, method: str) -> list[int]:
+    """The checkpoint steps (best-of-n: the n values) the config asks of a method."""
+    return sorted({"conditional": cfg.conditional.checkpoints, "conditional_self": cfg.conditional.checkpoints, "ppo": cfg.ppo_checkpoints,
+                   "rloo": cfg.rloo.checkpoints, "dpo": cfg.dpo.checkpoints, "best_of_n": cfg.best_of_n.ns}[method])
+
+
+def variants(cfg: BenchConfig, method: str) -> list[str]:
+    """The runs of a method: its sweep entries, or one run named 'default'."""
+    return list(cfg.sweeps.get(method) or ["default"])

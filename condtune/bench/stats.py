@@ -1,0 +1,160 @@
+"""Bootstrap confidence intervals for the benchmark's numbers, resampled by prompt (pure numpy/scipy).
+
+Cluster bootstrap
+-----------------
+Samples of one prompt are correlated (same prompt, same difficulty), so resampling samples as if
+independent understates the uncertainty. Every sample carries a ``cluster`` id, its prompt; the
+samples of one prompt from different seeds share the id, so seeds are pooled. One replicate draws
+the P distinct prompts P times with replacement, and each drawn prompt brings all of its samples,
+once per draw. :func:`replicate_weights` turns ``(clusters, n_boot, seed)`` into the draw counts
+W [n_boot, P]; every statistic uses it, so intervals of different metrics of one point (same
+clusters and seed) come from the same replicates. A replicate's statistic is then computed on
+weighted data, never by copying samples:
+
+* means (and MAE): ``W @ per-cluster sums / W @ per-cluster counts``;
+* Spearman: midranks of the replicate's multiset (a sample of weight w fills w consecutive rank
+  positions, ties share their average rank, as ``scipy.stats.spearmanr``), then the weighted
+  Pearson correlation of the ranks;
+* distinct-n: per prompt (its samples over all seeds), then the mean over prompts, so a
+  replicate is again a weighted mean. Corpus-level distinct-n is not bootstrapped: a replicate
+  repeats prompts, which adds n-grams but no distinct ones, so its replicates are biased low.
+
+The interval is the percentile interval of the replicates ((1 - level)/2 and (1 + level)/2);
+``value`` is the statistic on the full data. Replicates where the statistic is undefined (NaN,
+e.g. Spearman of a constant) are dropped; a NaN full-data value gives an all-NaN interval.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from condtune.metrics import distinct_n, spearman
+
+_CHUNK = 2_000_000  # max elements of one [replicates, samples] block
+
+
+@dataclass(frozen=True)
+class Interval:
+    value: float  # the statistic on the full data (not the bootstrap mean)
+    lo: float
+    hi: float
+
+    def as_list(self) -> list[float]:
+        return [self.lo, self.hi]
+
+
+_NAN = Interval(float("nan"), float("nan"), float("nan"))
+
+
+def ci_fields(name: str, iv: Interval) -> dict:
+    """Results-schema fields: ``{name: value, name_ci: [lo, hi]}``."""
+    return {name: iv.value, f"{name}_ci": iv.as_list()}
+
+
+def _check(clusters, **arrays) -> np.ndarray:
+    """Validate lengths (ValueError naming the arguments) and return the clusters as an array."""
+    clusters = np.asarray(clusters)
+    if clusters.ndim != 1 or clusters.size == 0:
+        raise ValueError("clusters must be a non-empty 1-d array")
+    for name, a in arrays.items():
+        if len(a) != len(clusters):
+            raise ValueError(f"length mismatch: {name} has {len(a)} items, clusters has {len(clusters)}")
+    return clusters
+
+
+def replicate_weights(clusters: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(unique cluster ids in sorted order, W [n_boot, n_clusters] int counts): row b counts how
+    often each cluster was drawn in P draws with replacement from ``np.random.default_rng(seed)``."""
+    ids = np.unique(_check(clusters))
+    p = len(ids)
+    draws = np.random.default_rng(seed).integers(0, p, size=(n_boot, p))
+    flat = (draws + p * np.arange(n_boot)[:, None]).ravel()
+    return ids, np.bincount(flat, minlength=n_boot * p).reshape(n_boot, p)
+
+
+def _interval(value: float, reps: np.ndarray, level: float) -> Interval:
+    if not np.isfinite(value):
+        return _NAN
+    reps = reps[np.isfinite(reps)]
+    if reps.size == 0:
+        return Interval(float(value), float("nan"), float("nan"))
+    alpha = 100 * (1 - level) / 2
+    lo, hi = np.percentile(reps, [alpha, 100 - alpha])
+    return Interval(float(value), float(lo), float(hi))
+
+
+def mean_ci(values, clusters, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> Interval:
+    """Mean over samples, cluster-bootstrapped."""
+    values = np.asarray(values, float)
+    clusters = _check(clusters, values=values)
+    ids, w = replicate_weights(clusters, n_boot, seed)
+    code = np.searchsorted(ids, clusters)
+    sums = np.bincount(code, weights=values, minlength=len(ids))
+    counts = np.bincount(code, minlength=len(ids))
+    return _interval(float(np.mean(values)), (w @ sums) / (w @ counts), level)
+
+
+def mae_ci(requested, achieved, clusters, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> Interval:
+    """Mean |requested - achieved|, cluster-bootstrapped."""
+    requested, achieved = np.asarray(requested, float), np.asarray(achieved, float)
+    _check(clusters, requested=requested, achieved=achieved)
+    return mean_ci(np.abs(requested - achieved), clusters, n_boot, level, seed)
+
+
+def _weighted_midranks(x: np.ndarray, sw: np.ndarray) -> np.ndarray:
+    """Midranks [B, N] of each sample within the multiset where sample i appears sw[b, i] times."""
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    new = np.r_[True, xs[1:] != xs[:-1]]
+    group = np.empty(len(x), dtype=np.intp)
+    group[order] = np.cumsum(new) - 1
+    gw = np.add.reduceat(sw[:, order], np.flatnonzero(new), axis=1)  # weight of each tie group
+    mid = np.cumsum(gw, axis=1) - (gw - 1) / 2  # positions before the group + its average position
+    return mid[:, group]
+
+
+def _spearman_reps(x: np.ndarray, y: np.ndarray, sw: np.ndarray) -> np.ndarray:
+    rx, ry = _weighted_midranks(x, sw), _weighted_midranks(y, sw)
+    n = sw.sum(axis=1, keepdims=True)
+    rx, ry = rx - (n + 1) / 2, ry - (n + 1) / 2  # the mean rank of n positions is (n + 1) / 2
+    cov, vx, vy = ((sw * a * b).sum(axis=1) for a, b in ((rx, ry), (rx, rx), (ry, ry)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = cov / np.sqrt(vx * vy)
+    r[(vx <= 0) | (vy <= 0)] = np.nan
+    return r
+
+
+def spearman_ci(x, y, clusters, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> Interval:
+    """Spearman correlation over samples (ties as ``scipy.stats.spearmanr``), cluster-bootstrapped."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    clusters = _check(clusters, x=x, y=y)
+    value = spearman(x, y)
+    if not np.isfinite(value):
+        return _NAN
+    ids, w = replicate_weights(clusters, n_boot, seed)
+    sw = w[:, np.searchsorted(ids, clusters)].astype(float)  # per-sample weight in each replicate
+    step = max(1, _CHUNK // len(x))
+    reps = np.concatenate([_spearman_reps(x, y, sw[i : i + step]) for i in range(0, n_boot, step)])
+    return _interval(value, reps, level)
+
+
+def distinct_n_ci(texts: Sequence[str], clusters, n: int = 2, n_boot: int = 1000, level: float = 0.95,
+                  seed: int = 0) -> Interval:
+    """Diversity within a prompt: the mean over prompts of :func:`condtune.metrics.distinct_n` of
+    each prompt's samples (all seeds), cluster-bootstrapped. (Corpus-level distinct-n has no clean
+    prompt bootstrap: a replicate repeats prompts, which adds n-grams but no distinct ones.)"""
+    clusters = _check(clusters, texts=texts)
+    ids = np.unique(clusters)
+    code = np.searchsorted(ids, clusters)
+    per = np.array([distinct_n([t for t, c in zip(texts, code) if c == k], n) for k in range(len(ids))])
+    return mean_ci(per, ids, n_boot, level, seed)
+
+
+def monotone_share(means_by_seed: Sequence[Sequence[float]]) -> tuple[int, int]:
+    """(how many seeds have strictly increasing means, how many seeds)."""
+    if len(means_by_seed) == 0:
+        raise ValueError("means_by_seed is empty")
+    ups = sum(bool(np.all(np.diff(np.asarray(m, float)) > 0)) for m in means_by_seed)
+    return ups, len(means_by_seed)
