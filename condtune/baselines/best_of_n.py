@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from condtune.bench.checkpoints import Checkpoint
+from condtune.checkpointing import Checkpoint
 from condtune.data import read_table, write_table
 from condtune.io import read_json, write_json
 

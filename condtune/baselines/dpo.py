@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from condtune.bench.checkpoints import Checkpoint, snapshot_callback
+from condtune.checkpointing import Checkpoint, snapshot_callback
 
 
 @dataclass

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from condtune.bench.checkpoints import Checkpoint, snapshot_callback
+from condtune.checkpointing import Checkpoint, snapshot_callback
 from condtune.sampling import SamplingConfig
 
 

@@ -1,11 +1,16 @@
 """The comparative benchmark: every method against the same base policy, proxy scorer,
-held-out prompts and generation settings, judged by a gold rater that is not the proxy.
+held-out prompts and generation settings, judged by gold raters that are not the proxy.
 
-* :mod:`condtune.bench.checkpoints`: the :class:`Checkpoint` record every trainer returns, and
-  a trl callback that snapshots a run at chosen steps with its cost so far;
-* :mod:`condtune.bench.metrics`: sampling with token ids, exact token-level KL(pi || pi_ref),
-  the best-of-n KL bound, per-sample rewards;
-* :mod:`condtune.bench.runner`: data, scorers, one ``train_<method>`` per method, the shared
-  evaluation over checkpoints, and the resumable results store;
-* :mod:`condtune.bench.report`: results.jsonl -> results.csv, table.md and the two plots.
+* :mod:`~condtune.bench.settings`: the typed config, one block per method, and the sweeps that
+  make each baseline a frontier;
+* :mod:`~condtune.bench.task`: the task interface (data, neutral prompts, what raters read, the
+  proxy/gold rating split); one module per task in :mod:`condtune.bench.tasks`;
+* :mod:`~condtune.bench.raters`: the proxy, the MiniLM gold rater and the n-gram gold2;
+* :mod:`~condtune.bench.methods`: one ``train_<method>`` per method, each one run per seed and
+  setting, snapshotted on the way;
+* :mod:`~condtune.bench.evaluation`: samples, exact KL of what was sampled, ratings; the data ceiling;
+* :mod:`~condtune.bench.store`: results.jsonl + samples/, so reruns resume;
+* :mod:`~condtune.bench.stats`: bootstrap intervals over prompts, pooled over seeds;
+* :mod:`~condtune.bench.report`: summary.json (fixed schema), table.md and the two plots;
+* :mod:`~condtune.bench.runner`: the orchestration.
 """

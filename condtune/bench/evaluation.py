@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from condtune.bench import metrics as BM
-from condtune.bench.checkpoints import Checkpoint
 from condtune.bench.methods import BenchContext
+from condtune.checkpointing import Checkpoint
 from condtune.controllability import summarise
 from condtune.data import read_table
 from condtune.kl import best_of_n_kl, sampled_kl

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 
 from condtune import config as C
-from condtune.bench.checkpoints import Checkpoint, load_checkpoints, prune, save_checkpoints, snapshot_callback
 from condtune.bench.raters import Raters, TaskReward
 from condtune.bench.settings import BenchConfig, planned_steps
 from condtune.bench.task import Prompts, Task
+from condtune.checkpointing import Checkpoint, load_checkpoints, prune, save_checkpoints, snapshot_callback
 from condtune.io import read_json, write_json
 
 

@@ -11,7 +11,7 @@ from condtune.bench import store
 from condtune.bench.evaluation import data_ceiling, decode_name, decodes, evaluate
 from condtune.bench.methods import BenchContext, finish_run, make_run, run_method, tagged_corpus
 from condtune.bench.raters import build_raters
-from condtune.bench.settings import CONDITIONAL_METHODS, BenchConfig, variants
+from condtune.bench.settings import BenchConfig, variants
 from condtune.bench.task import load_task, prompt_sets
 from condtune.data import write_table
 from condtune.io import read_json, write_json

@@ -7,8 +7,9 @@ ratings, the gold rater from the other half). A concrete task is one small modul
 ``condtune/bench/tasks/`` that defines ``TASK``; :func:`load_task` finds it by name.
 
 Prompts are the task's header plus a **neutral opening**: the first words of a text when none of
-them carries sentiment (no word of the task's lexicon), so the prompt does not commit the text to
-a sentiment and does not fight a requested score. One function, :func:`prompt_sets`, draws the
+them carries sentiment (:attr:`RatedTextTask.evaluative`: a word of VADER's lexicon, or one whose
+texts people rated far from the mean), so the prompt does not commit the text to a sentiment and
+does not fight a requested score. One function, :func:`prompt_sets`, draws the
 training and evaluation prompts that every method, seed and diagnostic shares. The raters read
 what the policy wrote: the completion, without the prompt.
 """
@@ -32,7 +33,8 @@ class Prompts(NamedTuple):
 
 
 def _words(text: str) -> list[str]:
-    return [re.sub(r"[^\w']", "", w.lower()) for w in text.split()]
+    """Lower-cased words without punctuation or surrounding quotes (inner apostrophes kept: it's)."""
+    return [re.sub(r"[^\w']", "", w.lower()).strip("'") for w in text.split()]
 
 
 @dataclass
@@ -86,13 +88,28 @@ class RatedTextTask:
         lines = (vader_dir() / "vader_sentiment_lexicon.txt").read_text(encoding="utf-8", errors="replace").splitlines()
         return {ln.split("\t", 1)[0].lower() for ln in lines if "\t" in ln}
 
+    @cached_property
+    def evaluative(self) -> set[str]:
+        """Words taken to carry sentiment: the lexicon's, plus words whose training texts' human
+        ratings sit far from the mean (3+ texts, at least half a standard deviation away, z >= 2):
+        'mesmerizing' and 'tasty' are not in VADER's lexicon but are in this data's raters' eyes."""
+        train = self.items[~self.items["held_out"]]
+        dev = train["human_mean"] - train["human_mean"].mean()
+        sd = float(dev.std())
+        per: dict[str, list[float]] = {}
+        for text, d in zip(train["completion"], dev):
+            for w in set(_words(text)) - {""}:
+                per.setdefault(w, []).append(d)
+        data = {w for w, v in per.items() if len(v) >= 3 and abs(np.mean(v)) >= 0.5 * sd and abs(np.mean(v)) * np.sqrt(len(v)) >= 2 * sd}
+        return self.lexicon | data
+
     def neutral_opening(self, text: str, words: int) -> str | None:
         """The first ``words`` words of ``text`` if none carries sentiment and text goes on for 3+ more words."""
         ws = text.split()
         if len(ws) < words + 3:
             return None
         clean = _words(" ".join(ws[:words]))
-        return " ".join(ws[:words]) if all(clean) and not any(w in self.lexicon for w in clean) else None
+        return " ".join(ws[:words]) if all(clean) and not any(w in self.evaluative for w in clean) else None
 
     def prompt(self, opening: str = "") -> str:
         return f"{self.header} {opening}".rstrip()

@@ -1,115 +1,24 @@
-"""Fast unit tests of the benchmark's measures: exact KL, best-of-n picks and KL, DPO pairs,
-prompts/review text, and the report on synthetic results."""
+"""Fast unit tests of the benchmark's parts: best-of-n picks, DPO pairs, relative bins, the task's
+prompts, sweeps, and the report (summary.json schema) on synthetic results."""
 from __future__ import annotations
 
-import copy
-import math
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
-import torch.nn.functional as F
 
+from condtune import config as C
 from condtune.baselines.best_of_n import group_picks
 from condtune.baselines.dpo import build_pairs
-from condtune.bench import metrics as BM
-from condtune.bench.report import aggregate, flat_rows, headline, write_report
-from condtune.bench.runner import make_prompt, review_text
-from condtune.sampling import SamplingConfig
+from condtune.bench.methods import make_run, relative_scores
+from condtune.bench.report import write_report
+from condtune.bench.settings import BenchConfig, variants
+from condtune.bench.store import append_result, read_results
+from condtune.bench.task import load_task, prompt_sets
 
 
-@pytest.fixture(scope="module")
-def lm(tiny_lm):
-    from condtune.modeling import load_causal_lm
-
-    return load_causal_lm(tiny_lm)
-
-
-@pytest.fixture(scope="module")
-def perturbed(lm):
-    model = copy.deepcopy(lm[0])
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return model
-
-
-def test_token_kl_matches_definition_and_is_zero_on_itself():
-    torch.manual_seed(0)
-    lp, lq = F.log_softmax(torch.randn(3, 7), -1), F.log_softmax(torch.randn(3, 7), -1)
-    want = (lp.exp() * (lp - lq)).sum(-1)
-    assert torch.allclose(BM.token_kl(lp, lq), want, atol=1e-6)
-    assert (BM.token_kl(lp, lq) > 0).all()
-    assert torch.allclose(BM.token_kl(lp, lp), torch.zeros(3), atol=1e-6)
-
-
-def test_token_kl_over_the_shared_vocabulary_when_the_policy_has_extra_tokens():
-    torch.manual_seed(0)
-    lq = F.log_softmax(torch.randn(2, 5), -1)
-    extra = torch.cat([lq + math.log(0.9), torch.full((2, 1), math.log(0.1))], -1)  # same shape on the shared 5, 10% on a new token
-    assert torch.allclose(BM.token_kl(extra, lq), torch.zeros(2), atol=1e-5)
-
-
-def _brute_force_kl(policy, ref, pctx, rctx, resp):
-    """Unbatched, unpadded: one forward per sequence, full distributions at each response position."""
-    total = 0.0
-    with torch.no_grad():
-        lp = F.log_softmax(policy(torch.tensor([pctx + resp])).logits[0, len(pctx) - 1 : -1].float(), -1)
-        lq = F.log_softmax(ref(torch.tensor([rctx + resp])).logits[0, len(rctx) - 1 : -1].float(), -1)
-    for t in range(len(resp)):
-        total += float((lp[t].exp() * (lp[t] - lq[t])).sum())
-    return total
-
-
-def test_exact_kl_batched_with_padding_equals_brute_force(lm, perturbed):
-    model, tok = lm
-    rng = np.random.default_rng(0)
-    pctx = [tok("Rating: 5 out of 5 stars.\nMovie review:", add_special_tokens=False)["input_ids"], tok("Movie review: A", add_special_tokens=False)["input_ids"]]
-    rctx = [tok("Movie review:", add_special_tokens=False)["input_ids"], tok("Movie review: A", add_special_tokens=False)["input_ids"]]
-    resp = [rng.integers(100, 1000, 7).tolist(), rng.integers(100, 1000, 3).tolist()]  # different lengths: padding matters
-    got = BM.exact_kl(perturbed, model, pctx, rctx, resp, tok.pad_token_id, batch_size=2)
-    want = [_brute_force_kl(perturbed, model, pctx[i], rctx[i], resp[i]) for i in range(2)]
-    assert np.allclose(got, want, rtol=1e-4, atol=1e-5)
-    assert (got > 0).all()
-    same = BM.exact_kl(model, model, rctx, rctx, resp, tok.pad_token_id, batch_size=1)
-    assert np.allclose(same, 0.0, atol=1e-5)
-    per = BM.exact_token_kl(perturbed, model, pctx, rctx, resp, tok.pad_token_id, batch_size=2)
-    assert [len(k) for k in per] == [7, 3] and (np.concatenate(per) >= 0).all()
-    assert np.allclose([k.sum() for k in per], want, rtol=1e-4, atol=1e-5)
-
-
-def test_exact_kl_temperature_and_empty_response(lm, perturbed):
-    model, tok = lm
-    ctx = [tok("Movie review:", add_special_tokens=False)["input_ids"]] * 2
-    resp = [[500, 600, 700], []]
-    hot = BM.exact_kl(perturbed, model, ctx, ctx, resp, tok.pad_token_id, temperature=1.0)
-    flat = BM.exact_kl(perturbed, model, ctx, ctx, resp, tok.pad_token_id, temperature=50.0)
-    assert hot[1] == 0.0 and flat[0] < hot[0]  # a high temperature flattens both distributions toward uniform
-
-
-def test_sample_ids_trims_at_eos_and_decodes(lm):
-    model, tok = lm
-    r = BM.sample_ids(model, tok, ["Movie review:", "Movie review: The film"], 3, SamplingConfig(max_new_tokens=6, batch_size=4), seed=0)
-    assert r.prompt_index == [0, 0, 0, 1, 1, 1] and len(r.texts) == 6
-    for ids, text in zip(r.response_ids, r.texts):
-        assert 1 <= len(ids) <= 6
-        assert tok.eos_token_id not in ids[:-1]
-        assert text == tok.decode(ids, skip_special_tokens=True).strip()
-    again = BM.sample_ids(model, tok, ["Movie review:", "Movie review: The film"], 3, SamplingConfig(max_new_tokens=6, batch_size=4), seed=0)
-    assert again.response_ids == r.response_ids  # seeded
-
-
-def test_trim_at_eos():
-    assert BM.trim_at_eos([5, 6, 2, 7, 2], 2) == [5, 6, 2]
-    assert BM.trim_at_eos([5, 6], 2) == [5, 6]
-
-
-def test_best_of_n_kl_and_group_picks():
-    assert BM.best_of_n_kl(1) == 0.0
-    assert BM.best_of_n_kl(2) == pytest.approx(math.log(2) - 0.5)
-    assert BM.best_of_n_kl(64) < math.log(64)
+def test_group_picks():
     scores = np.array([[0.1, 0.9, 0.3, 0.2, 0.5, 0.4, 0.0, 0.8], [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0]])
     assert group_picks(scores, 8) == [(0, 1), (1, 7)]
     assert group_picks(scores, 4) == [(0, 1), (0, 7), (1, 0), (1, 7)]
@@ -127,44 +36,96 @@ def test_build_pairs_respects_margin_and_orders_by_rating():
         build_pairs(items, 10, 9.0)
 
 
-def test_prompts_and_review_text():
-    head = "Movie review:"
-    assert make_prompt(head, "The acting was superb throughout", 2) == "Movie review: The acting"
-    assert make_prompt(head, "Great", 0) == head
-    assert review_text("Movie review: The acting", " was superb.", head) == "The acting was superb."
-    assert review_text(head, "Dull.", head) == "Dull."
+def test_relative_scores_remove_the_prompt_and_measure_its_share():
+    groups = np.array(["a", "a", "b", "b"])
+    rel, share = relative_scores(np.array([1.0, 3.0, 11.0, 13.0]), groups)
+    assert rel.tolist() == [6.0, 8.0, 6.0, 8.0]  # each prompt's mean removed, the overall mean (7) kept
+    assert share == pytest.approx(25 / 26)  # variance of the prompt means 25, total variance 26
+    assert relative_scores(np.array([1.0, 3.0, 1.0, 3.0]), groups)[1] == 0.0
 
 
-def _synthetic_rows():
-    rows = []
-    for seed in (0, 1, 2):
-        for method, steps, gold, kl in (("ppo", [10, 20], [0.2, 0.5], [1.0, 3.0]), ("best_of_n", [1, 4], [0.0, 0.3], [0.0, BM.best_of_n_kl(4)]),
-                                        ("conditional", [40], [0.4], [2.0])):
-            for st, g, k in zip(steps, gold, kl):
-                row = {"method": method, "seed": seed, "checkpoint": f"step_{st}" if method != "best_of_n" else f"n_{st}", "step": st,
-                       BM.GOLD: g + 0.01 * seed, BM.PROXY: g + 0.5, BM.KL: k, BM.DISTINCT_1: 0.8, BM.DISTINCT_2: 0.9,
-                       BM.WALL: 100.0 * st if method == "ppo" else 50.0, BM.TOKENS: 10, BM.CALLS: 5, f"{BM.GOLD}_sd": 1.0}
-                if method == "conditional":
-                    targets = [{"requested": r, "bin": b + 1, BM.GOLD: r + 0.1 * seed, f"{BM.GOLD}_sd": 0.5, BM.PROXY: r} for b, r in enumerate([-1.0, 0.0, 1.0])]
-                    row.update({"targets": targets, BM.COND_SPEARMAN_GOLD: 0.5, BM.COND_SPEARMAN_PROXY: 0.6, BM.COND_MAE_GOLD: 1.0,
-                                BM.COND_MONOTONE: True})
-                rows.append(row)
-    return rows
+@pytest.fixture(scope="module")
+def movie():
+    return load_task("vader_movie")
 
 
-def test_report_aggregates_over_seeds_and_writes_every_file(tmp_path):
-    rows = _synthetic_rows()
-    agg = aggregate(flat_rows(rows))
-    ppo20 = agg[(agg["method"] == "ppo") & (agg["step"] == 20)].iloc[0]
-    assert ppo20["seeds"] == 3 and ppo20[BM.GOLD + "_mean"] == pytest.approx(0.51) and ppo20[BM.GOLD + "_sd"] == pytest.approx(0.01)
-    text = headline(agg, pd.DataFrame(rows), {"conditional": {"spearman_gold": 0.7, "per_bin": [], "mae_gold": 1.0, "monotone_gold": True}})
-    assert "| conditional | step_40 | 0.03 | 0.80 | 0.80 |" in text  # 50/2000 of PPO's wall-clock; (0.41-0.01)/(0.51-0.01)
-    assert "3/3 seeds" in text and "+0.700" in text
-    ceiling = {"spearman_gold": 0.7, "mae_gold": 1.0, "monotone_gold": True, "per_bin": [{"requested": -1.0, "bin": 1, "gold_mean": -0.9, "gold_sd": 1.0, "n": 50}]}
-    paths = write_report(tmp_path, rows, {"conditional": ceiling}, "condtune bench x")
+def test_prompt_sets_are_shared_distinct_neutral_and_disjoint(movie):
+    p = prompt_sets(movie, n_train=128, n_eval=64, words=2)
+    assert p == prompt_sets(movie, n_train=128, n_eval=64, words=2)  # one function, the same prompts every time
+    assert p.eval[0] == "Movie review:" and len(set(p.eval)) == 64 and len(set(p.train)) == 128
+    for prompt in p.eval[1:] + p.train:
+        opening = prompt[len("Movie review: "):]
+        assert len(opening.split()) == 2 and not any(w.lower().strip(".,!?'\"") in movie.evaluative for w in opening.split())
+    held = set(movie.split()[1]["completion"])
+    assert all(any(t.startswith(q[len("Movie review: "):]) for t in held) for q in p.eval[1:6])
+    assert movie.neutral_opening("A wonderful film about grief and loss", 2) is None  # an evaluative word (lexicon)
+    assert movie.neutral_opening("A mesmerizing film about grief and loss", 2) is None  # one the raters' data marks
+    assert movie.lexicon < movie.evaluative and "film" not in movie.evaluative
+    assert movie.neutral_opening("The film runs two hours long", 2) == "The film"
+    assert movie.review_text("Movie review: The film", " was dull.") == "was dull."  # raters read what the policy wrote
+
+
+def test_unknown_task_lists_the_tasks():
+    with pytest.raises(ValueError, match="vader_amazon"):
+        load_task("imdb")
+    assert load_task("vader_amazon").header == "Product review:"
+
+
+def test_sweeps_apply_typed_overrides_and_name_a_typo():
+    cfg = C.parse(BenchConfig, ["sweeps.ppo=[kl_coef=0.2,kl_coef=0.02]"])
+    assert variants(cfg, "ppo") == ["kl_coef=0.2", "kl_coef=0.02"] and variants(cfg, "dpo") == ["default"]
+    run = make_run(cfg, "ppo", "kl_coef=0.2", seed=1)
+    assert run.settings.kl_coef == 0.2 and run.settings.lr == cfg.ppo.lr and cfg.ppo.kl_coef == 0.05
+    assert make_run(cfg, "rloo", "lr=1e-5 beta=0.02", 0).settings.beta == 0.02
+    assert make_run(cfg, "conditional", "sft.lr=3e-5", 0).settings.sft.lr == 3e-5
+    with pytest.raises(C.ConfigError, match="kl_cof"):
+        make_run(cfg, "ppo", "kl_cof=0.2", 0)
+    with pytest.raises(C.ConfigError, match="lr"):
+        make_run(cfg, "dpo", "lr=fast", 0)
+
+
+def _synthetic_store(out):
+    """Two seeds of PPO (two checkpoints), best-of-n and a 3-target conditional policy, 8 prompts x 2 samples."""
+    rng = np.random.default_rng(0)
+    for seed in (0, 1):
+        for method, ck, step, gold, kl, targets in (("ppo", "step_10", 10, 0.5, 2.0, [None]), ("ppo", "step_20", 20, 1.0, 4.0, [None]),
+                                                    ("best_of_n", "n_4", 4, 0.8, 0.64, [None]), ("conditional", "step_60", 60, 0.0, 3.0, [-1.0, 0.0, 1.0])):
+            frames = []
+            for t in targets:
+                n = 16
+                g = (t if t is not None else gold) + rng.normal(0, 0.3, n)
+                frames.append(pd.DataFrame({"prompt_id": np.repeat(np.arange(8), 2), "prompt": "P", "text": [f"w{i} x{i % 3} y" for i in range(n)],
+                                            "n_tokens": 5, "kl": kl + rng.normal(0, 0.1, n), "gold": g, "gold2": g + 0.1, "proxy": g + 0.2,
+                                            **({"requested": t} if t is not None else {})}))
+            row = {"method": method, "setting": "kl_coef=0.05" if method == "ppo" else "default", "seed": seed, "checkpoint": ck,
+                   "step": step, "decode": "T=1", "temperature": 1.0, "guidance": 1.0, "cost/wall_clock_s": 10.0 * step,
+                   "samples_per_output": 4 if method == "best_of_n" else 1}
+            append_result(out, row, pd.concat(frames, ignore_index=True))
+
+
+def test_report_writes_the_fixed_schema_with_intervals(tmp_path):
+    _synthetic_store(tmp_path)
+    rows = read_results(tmp_path)
+    ceiling = {"source": "held-out human texts", "n_texts": 100, "spearman_gold": 0.9, "mae_gold": 0.5, "means_gold": [-1.2, 0.0, 1.1],
+               "monotone_gold": True, "requested": [-1.0, 0.0, 1.0]}
+    protocol = {"task": "vader_movie", "n_eval_prompts": 8, "eval_n": 2, "seeds": [0, 1], "max_new_tokens": 24, "kl": "exact", "n_boot": 200}
+    paths = write_report(tmp_path, rows, {"conditional": ceiling}, protocol, "condtune bench x")
     for p in paths.values():
         assert p.exists() and p.stat().st_size > 0, p
-    assert paths["frontier.png"].read_bytes()[:4] == b"\x89PNG"
+    s = json.loads(paths["summary.json"].read_text())
+    assert s["task"] == "vader_movie" and s["protocol"]["n_eval_prompts"] == 8 and s["ceiling"]["spearman_gold"] == 0.9
+    ppo = next(p for p in s["points"] if p["method"] == "ppo" and p["checkpoint"] == "step_20")
+    assert ppo["setting"] == "kl_coef=0.05" and ppo["seeds"] == 2 and ppo["n_samples"] == 32 and ppo["wall_clock_s"] == 200.0
+    for key in ("gold", "gold2", "proxy", "kl", "distinct2"):
+        lo, hi = ppo[f"{key}_ci"]
+        assert lo <= ppo[key] <= hi, key
+    assert ppo["gold"] == pytest.approx(1.0, abs=0.2) and ppo["kl"] == pytest.approx(4.0, abs=0.1)
+    assert next(p for p in s["points"] if p["method"] == "best_of_n")["samples_per_output"] == 4
+    cond = [p for p in s["points"] if p["method"] == "conditional"]
+    assert sorted(p["target"] for p in cond) == [-1.0, 0.0, 1.0]  # one point per requested target
+    (ctrl,) = s["controllability"]
+    assert ctrl["spearman_gold"] > 0.7 and ctrl["spearman_gold_ci"][0] <= ctrl["spearman_gold"] <= ctrl["spearman_gold_ci"][1]
+    assert ctrl["monotone_seeds"] == 2 and len(ctrl["means_gold"]) == 3 and "spearman_gold2" in ctrl
     md = paths["table.md"].read_text()
-    assert "| ppo | step_20 | 3 | +0.510 ± 0.010 |" in md and "-0.900 ± 1.000 (50)" in md
-    assert len(pd.read_csv(paths["targets.csv"])) == 9 and len(pd.read_csv(paths["results.csv"])) == len(rows)
+    assert "| ppo | kl_coef=0.05 | step_20 | T=1 | – | 2 |" in md and "ceiling of conditional" in md
+    assert "| ppo kl_coef=0.05 step_20 T=1 | 4.0" in md  # the equal-KL comparison row

@@ -1,4 +1,4 @@
-"""What a trainer hands the benchmark: checkpoints with their cumulative cost.
+"""Checkpoints with their cumulative cost: what a trainer hands the benchmark (and any caller).
 
 Every ``train_<method>`` returns a list of :class:`Checkpoint`. A checkpoint is either a
 policy directory (``path``) or, for best-of-n, a file of already-picked samples
