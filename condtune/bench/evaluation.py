@@ -42,14 +42,14 @@ def rate(ctx: BenchContext, df: pd.DataFrame) -> pd.DataFrame:
 
 
 def measure(ctx: BenchContext, model, tok, inputs: list[str], uncond: list[str] | None, temperature: float, guidance: float,
-            seed: int) -> pd.DataFrame:
+            seed: int, desc: str = "eval") -> pd.DataFrame:
     """``eval_n`` samples per evaluation prompt from ``model`` reading ``inputs`` (the prompts, maybe
     tagged), with their exact KL against the reference on the plain prompts."""
     from dataclasses import replace
 
     plain, n = ctx.prompts.eval, ctx.cfg.eval_n
     s_cfg = replace(ctx.cfg.sampling, temperature=temperature)
-    s = sample(model, tok, inputs, n, s_cfg, seed=seed, progress=False, uncond_prompts=uncond, guidance=guidance)
+    s = sample(model, tok, inputs, n, s_cfg, seed=seed, desc=desc, uncond_prompts=uncond, guidance=guidance)
     idx = [i for i in range(len(plain)) for _ in range(n)]
     ids = [r for row in s.response_ids for r in row]
 
@@ -78,7 +78,7 @@ def evaluate(ctx: BenchContext, ck: Checkpoint, seed: int, temperature: float, g
         return {**row, **BM.text_stats(df), "kl_kind": "best_of_n_analytic", "samples_per_output": ck.step}, df
     if not ck.conditional:
         model, tok = load_causal_lm(ck.path)
-        df = measure(ctx, model, tok, ctx.prompts.eval, None, temperature, guidance, seed)
+        df = measure(ctx, model, tok, ctx.prompts.eval, None, temperature, guidance, seed, f"eval {ck.method} {ck.name}")
         return {**row, **BM.text_stats(df)}, df
     from condtune.generate import ConditionalPolicy
 
@@ -87,7 +87,8 @@ def evaluate(ctx: BenchContext, ck: Checkpoint, seed: int, temperature: float, g
     for t_i, target in enumerate(policy.card.binning.centers):
         inputs = [policy.tagged(p, score=float(target)) for p in ctx.prompts.eval]
         uncond = [policy.tagged(p) for p in ctx.prompts.eval] if guidance != 1.0 else None
-        df = measure(ctx, policy.model, policy.tokenizer, inputs, uncond, temperature, guidance, seed * 1000 + t_i)
+        df = measure(ctx, policy.model, policy.tokenizer, inputs, uncond, temperature, guidance, seed * 1000 + t_i,
+                     f"eval {ck.method} {ck.name} target {target:+.2f}")
         frames.append(df.assign(requested=float(target)))
     df = pd.concat(frames, ignore_index=True)
     per = [{"requested": r, **BM.text_stats(g)} for r, g in df.groupby("requested")]

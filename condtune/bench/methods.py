@@ -3,7 +3,8 @@ from the base policy and returns its :class:`Checkpoint` list: intermediate snap
 run, each with the cost so far (data generation, scoring and training included)."""
 from __future__ import annotations
 
-import dataclasses
+import hashlib
+import json
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -15,7 +16,7 @@ import pandas as pd
 
 from condtune import config as C
 from condtune.bench.raters import Raters, TaskReward
-from condtune.bench.settings import BenchConfig, planned_steps
+from condtune.bench.settings import BenchConfig
 from condtune.bench.task import Prompts, Task
 from condtune.checkpointing import Checkpoint, load_checkpoints, prune, save_checkpoints, snapshot_callback
 from condtune.io import read_json, write_json
@@ -104,7 +105,12 @@ def tagged_corpus(ctx: BenchContext, method: str, c) -> tuple[pd.DataFrame, Any,
     from condtune.relabel import TagCard, card_path, relabel, write_tagged
     from condtune.tags import TagFormat
 
-    name = f"tagged_{method}_k{c.k}_{c.tag_style}" + ("_relative" if method == "conditional_self" and c.relative_bins else "")
+    what = {"method": method, "k": c.k, "tag_style": c.tag_style, "max_train_items": ctx.cfg.max_train_items}
+    if method == "conditional_self":
+        what.update(relative_bins=c.relative_bins, samples_per_prompt=c.samples_per_prompt, prompts=ctx.prompts.train,
+                    sampling=C.to_dict(ctx.cfg.sampling))
+    digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:10]
+    name = f"tagged_{method}_k{c.k}_{c.tag_style}_{digest}"
     path = ctx.out / "corpus" / f"{name}.jsonl"
     if not card_path(path).exists():
         info: dict = {}
@@ -131,7 +137,7 @@ def train_conditional(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoin
 
     c = run.settings
     df, card, cost = tagged_corpus(ctx, run.method, c)
-    steps = sorted(c.checkpoints)
+    steps = run_steps(ctx.cfg, run)
     snap = snapshot_callback(run.method, work, steps, lambda: {"generated_tokens": cost["generated_tokens"], "scorer_calls": cost["scorer_calls"]},
                              base_seconds=cost["seconds"], setting=run.setting, conditional=True,
                              on_save=lambda d: write_json(d / POLICY_CARD, {"base_model": ctx.base_dir, **card.to_dict()}))
@@ -149,7 +155,7 @@ def train_ppo(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
                    max_new_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p, resume=True)
     state = ppo.build_state(base)
     records = load_checkpoints(work / "snapshots.json") or []
-    for updates in planned_steps(ctx.cfg, "ppo"):
+    for updates in run_steps(ctx.cfg, run):
         if any(r.step == updates for r in records):
             continue
         cfg = replace(base, total_updates=updates)
@@ -201,15 +207,28 @@ TRAINERS: dict[str, Callable[[BenchContext, Run, Path], list[Checkpoint]]] = {
 }
 
 
+def run_steps(cfg: BenchConfig, run: Run) -> list[int]:
+    """The checkpoint steps (best-of-n: the n values) of one run, its sweep's overrides applied."""
+    if run.method == "ppo":
+        return sorted(cfg.ppo_checkpoints)
+    return sorted(run.settings.ns if run.method == "best_of_n" else run.settings.checkpoints)
+
+
 def run_method(ctx: BenchContext, run: Run) -> list[Checkpoint]:
     """Train (or reuse a finished training of) one run; its checkpoints.json marks it finished."""
     work = run.work(ctx.out)
+    settings = C.to_dict(run.settings)
+    if (work / "settings.json").exists() and read_json(work / "settings.json") != settings:
+        old = read_json(work / "settings.json")
+        changed = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+        raise C.ConfigError(f"{work} was trained with other {run.method} settings (changed: {changed}); to compare a new setting, "
+                            f"add it as a sweep entry (sweeps.{run.method}=[...]) or use another out=; to redo it, delete {work}")
     done = load_checkpoints(work / "checkpoints.json")
     if done is not None:
         return done
     work.mkdir(parents=True, exist_ok=True)
-    write_json(work / "settings.json", C.to_dict(run.settings) if dataclasses.is_dataclass(run.settings) else {})
-    steps = planned_steps(ctx.cfg, run.method) if run.method != "best_of_n" else list(run.settings.ns)
+    write_json(work / "settings.json", settings)
+    steps = run_steps(ctx.cfg, run)
     ckpts = [c for c in TRAINERS[run.method](ctx, run, work) if c.step in steps]
     save_checkpoints(work / "checkpoints.json", ckpts)
     return ckpts

@@ -13,6 +13,7 @@ from condtune.bench.methods import BenchContext, finish_run, make_run, run_metho
 from condtune.bench.raters import build_raters
 from condtune.bench.settings import BenchConfig, variants
 from condtune.bench.task import load_task, prompt_sets
+from condtune.config import ConfigError
 from condtune.data import write_table
 from condtune.io import read_json, write_json
 
@@ -46,9 +47,29 @@ def build_context(cfg: BenchConfig) -> BenchContext:
     raters = build_raters(cfg, task, out)
     train, held = task.split(cfg.max_train_items)
     prompts = prompt_sets(task, cfg.n_train_prompts, cfg.n_eval_prompts, cfg.opening_words, cfg.max_train_items)
+    check_same_run(out, prompts._asdict(), {name: r.score(held["completion"].tolist()[:256]) for name, r in raters.judged().items()})
     write_json(out / "prompts.json", prompts._asdict())
     ref, ref_tok = load_causal_lm(base_dir)
     return BenchContext(cfg, task, out, base_dir, raters, train, held, prompts, ref, ref_tok)
+
+
+def check_same_run(out: Path, prompts: dict, probe: dict, atol: float = 0.02) -> None:
+    """Results in ``out`` are pooled only with results of the same protocol: the same prompts and
+    raters that score a fixed probe (256 held-out texts) the same (within ``atol``: a retrained
+    scorer may differ in the last digits). The first run records them in ``run_identity.json``."""
+    path = out / "run_identity.json"
+    now = {"prompts": prompts, "rater_probe": {k: [round(float(x), 4) for x in v] for k, v in probe.items()}}
+    if not path.exists():
+        write_json(path, now)
+        return
+    old = read_json(path)
+    if old["prompts"] != now["prompts"]:
+        raise ConfigError(f"{out} holds results made with other prompts (task or prompt settings changed); use another out= or delete it")
+    for name, scores in now["rater_probe"].items():
+        before = old["rater_probe"].get(name)
+        if before is None or len(before) != len(scores) or max(abs(a - b) for a, b in zip(before, scores)) > atol:
+            raise ConfigError(f"{out} holds results judged by another {name} rater (its scores of the probe texts differ); "
+                              "use another out= or delete it")
 
 
 def ceiling_path(out: Path, method: str) -> Path:
@@ -82,6 +103,9 @@ def run_all(ctx: BenchContext) -> None:
             for temperature, guidance in decodes(ctx, ck):
                 if (method, setting, seed, ck.name, decode_name(temperature, guidance)) in done:
                     continue
+                if ck.path and not Path(ck.path).exists():
+                    raise ConfigError(f"{ck.path}: this checkpoint's weights were deleted after its evaluation (keep_weights); to "
+                                      f"evaluate it at {decode_name(temperature, guidance)}, delete {run.work(ctx.out)} and rerun to retrain")
                 row, samples = evaluate(ctx, ck, seed, temperature, guidance)
                 store.append_result(ctx.out, row, samples)
                 log.info("  %s [%s] %s %s: gold %+.3f proxy %+.3f KL %.2f (%.0f s)", method, setting, ck.name, row["decode"],

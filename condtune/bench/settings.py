@@ -114,12 +114,6 @@ class BenchConfig:
     """torch CPU threads (1 avoids oversubscription on a shared machine; 0 = torch default)"""
 
 
-def planned_steps(cfg: BenchConfig, method: str) -> list[int]:
-    """The checkpoint steps (best-of-n: the n values) the config asks of a method."""
-    return sorted({"conditional": cfg.conditional.checkpoints, "conditional_self": cfg.conditional.checkpoints, "ppo": cfg.ppo_checkpoints,
-                   "rloo": cfg.rloo.checkpoints, "dpo": cfg.dpo.checkpoints, "best_of_n": cfg.best_of_n.ns}[method])
-
-
 def variants(cfg: BenchConfig, method: str) -> list[str]:
     """The runs of a method: its sweep entries, or one run named 'default'."""
     return list(cfg.sweeps.get(method) or ["default"])

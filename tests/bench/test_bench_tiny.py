@@ -106,6 +106,22 @@ def test_a_sweep_typo_stops_before_anything_runs(bench_args, tmp_path, capsys):
     assert "kl_cof" in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
+def test_results_of_another_rater_are_never_pooled(bench_args, bench_run, capsys):
+    """Rerunning into the same out with another proxy is refused: its results would pool with the old ones."""
+    out, args = bench_args
+    before = (out / "results.jsonl").read_text()
+    assert cli([*args, f"proxy_scorer={out / 'scorers' / 'gold'}"]) == 2
+    assert "another proxy rater" in capsys.readouterr().err and (out / "results.jsonl").read_text() == before
+
+
+def test_changed_settings_never_resume_a_stale_run(bench_args, bench_run, capsys):
+    """A finished run is reused only with the settings it was trained with; a changed one is a clear error."""
+    out, args = bench_args
+    assert cli([*args, "conditional.sft.lr=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "seed_0/conditional/default was trained with other conditional settings" in err and "sft" in err
+
+
 @pytest.mark.slow
 def test_shipped_tiny_config_end_to_end(tmp_path, tiny_lm, tiny_encoder):
     """configs/bench_tiny.yaml as shipped (both seeds, every method), only the model paths moved."""
