@@ -18,6 +18,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import torch
 
 from condtune import config as C
 from condtune.data import PointwiseSpec, load_pairwise, load_pointwise, load_vader, split_items, split_ratings, to_items
@@ -78,6 +79,7 @@ def train_pointwise(cfg: ScorerTrainConfig) -> tuple[Scorer, dict]:
         train_ids = train_ids.sample(min(cfg.max_items, len(train_ids)), random_state=cfg.seed)
     targets = normalise_ratings(ratings[ratings["item_id"].isin(set(train_ids))], cfg.normalize)
     log.info("training on %d items (%d ratings), holding out %d items", len(train_ids), int(targets["weight"].sum()), int(held.sum()))
+    torch.manual_seed(cfg.seed)  # the head's init: a rerun gives the same scorer
     scorer = Scorer.new(cfg.backbone, cfg.objective, cfg.normalize, cfg.max_length)
     scorer.meta.score_min, scorer.meta.score_max = cfg.columns.score_min, cfg.columns.score_max
     scorer.meta.uses_prompt = bool((ratings["prompt"].str.strip() != "").any())
@@ -92,6 +94,7 @@ def train_bradley_terry(cfg: ScorerTrainConfig) -> tuple[Scorer, dict]:
     train = pairs[~held]
     if cfg.max_items:
         train = train.sample(min(cfg.max_items, len(train)), random_state=cfg.seed)
+    torch.manual_seed(cfg.seed)
     scorer = Scorer.new(cfg.backbone, cfg.objective, "none", cfg.max_length)
     scorer.meta.uses_prompt = bool((pairs["prompt"].str.strip() != "").any())
     fit_pairwise(scorer, train, cfg.optim)
