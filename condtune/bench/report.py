@@ -79,7 +79,8 @@ def controllability(samples: pd.DataFrame, n_boot: int) -> list[dict]:
             by_seed = [s.groupby("requested")[rater].mean().tolist() for _, s in g.groupby("seed")]
             row[f"monotone_seeds_{rater}"] = S.monotone_share(by_seed)[0]
         mae = S.mae_ci(g["requested"].to_numpy(), g["gold"].to_numpy(), c, n_boot)
-        row.update({"mae_gold": mae.value, "mae_gold_ci": mae.as_list(), "monotone_seeds": row["monotone_seeds_gold"]})
+        row.update({"mae_gold": mae.value, "mae_gold_ci": mae.as_list(), "monotone_seeds": row["monotone_seeds_gold"],
+                    "spearman_ci": row["spearman_gold_ci"]})  # the schema's name for the gold interval
         out.append(row)
     return out
 
@@ -177,8 +178,9 @@ def frontier_plot(pts: list[dict], path: Path) -> None:
             xe = np.abs(np.array([p["kl_ci"] for p in ps]).T - x)
             ye = np.abs(np.array([p.get(f"{rater}_ci", [np.nan, np.nan]) for p in ps]).T - y)
             label = " ".join(s for s in by if s not in ("default", "T=1"))
-            ax.errorbar(x, y, xerr=xe, yerr=ye, marker="o", ms=4, capsize=2, lw=1, color=COLORS.get(by[0]), label=label,
-                        alpha=0.9, linestyle="-" if by[0] in CONDITIONAL_METHODS else "--")
+            guided = "g=" in by[2]
+            ax.errorbar(x, y, xerr=xe, yerr=ye, marker="s" if guided else "o", ms=4, capsize=2, lw=1, color=COLORS.get(by[0]), label=label,
+                        alpha=0.9, linestyle=(":" if guided else "-") if by[0] in CONDITIONAL_METHODS else "--")
         ax.set_xlabel("exact KL(sampled ‖ π_ref), nats per sample (best-of-n: analytic bound)")
         ax.set_ylabel(f"mean {rater} score")
         ax.set_title(f"reward vs KL: {rater}" + (" (trained against)" if rater == "proxy" else ""))
