@@ -73,12 +73,18 @@ def make_run(cfg: BenchConfig, method: str, setting: str, seed: int) -> Run:
 
 def relative_scores(scores: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, float]:
     """Scores minus their group's (prompt's) mean, plus the overall mean; and the share of the
-    score variance that lies between groups (0 = the prompt says nothing about the score)."""
+    score variance that lies between groups (0 = the prompt says nothing about the score).
+
+    The share is the one-way ANOVA estimate (the intraclass correlation): with few samples per
+    prompt the variance of the prompt means also holds within-prompt noise (sigma_w^2 / n), which
+    is taken out, so two samples per prompt do not make the share look larger than it is."""
     s = pd.Series(np.asarray(scores, dtype=float))
-    means = s.groupby(np.asarray(groups)).transform("mean").to_numpy()
-    total = float(np.var(s))
-    between = float(np.var(means)) / total if total > 0 else 0.0
-    return s.to_numpy() - means + float(s.mean()), between
+    g = s.groupby(np.asarray(groups))
+    means = g.transform("mean").to_numpy()
+    within = float(g.var(ddof=1).mean()) if (g.size() > 1).any() else 0.0
+    between = max(float(g.mean().var(ddof=1)) - within / float(g.size().mean()), 0.0) if g.ngroups > 1 else 0.0
+    share = between / (between + within) if between + within > 0 else 0.0
+    return s.to_numpy() - means + float(s.mean()), share
 
 
 def own_samples(ctx: BenchContext, n: int) -> tuple[pd.DataFrame, dict]:

@@ -40,8 +40,11 @@ def test_relative_scores_remove_the_prompt_and_measure_its_share():
     groups = np.array(["a", "a", "b", "b"])
     rel, share = relative_scores(np.array([1.0, 3.0, 11.0, 13.0]), groups)
     assert rel.tolist() == [6.0, 8.0, 6.0, 8.0]  # each prompt's mean removed, the overall mean (7) kept
-    assert share == pytest.approx(25 / 26)  # variance of the prompt means 25, total variance 26
+    assert share == pytest.approx(49 / 51)  # between: var of means 50 - within 2 / 2 = 49; within 2
     assert relative_scores(np.array([1.0, 3.0, 1.0, 3.0]), groups)[1] == 0.0
+    rng = np.random.default_rng(0)  # pure noise, 2 samples per prompt: the naive share would be ~0.5
+    noise = relative_scores(rng.normal(size=2000), np.repeat(np.arange(1000), 2))[1]
+    assert noise < 0.1
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +132,16 @@ def test_report_writes_the_fixed_schema_with_intervals(tmp_path):
     md = paths["table.md"].read_text()
     assert "| ppo | kl_coef=0.05 | step_20 | T=1 | – | 2 |" in md and "ceiling of conditional" in md
     assert "| ppo kl_coef=0.05 step_20 T=1 | 4.0" in md  # the equal-KL comparison row
+
+
+def test_check_same_run_records_then_guards_prompts_and_raters(tmp_path):
+    from condtune.bench.runner import check_same_run
+    from condtune.config import ConfigError
+
+    prompts, probe = {"train": ["P: a"], "eval": ["P:"]}, {"proxy": np.array([0.1, 0.2]), "gold": np.array([0.3, 0.4])}
+    check_same_run(tmp_path, prompts, probe)  # the first run records its identity
+    check_same_run(tmp_path, prompts, {"proxy": probe["proxy"] + 0.01, "gold": probe["gold"]})  # a retrained scorer's last digits
+    with pytest.raises(ConfigError, match="another gold rater"):
+        check_same_run(tmp_path, prompts, {"proxy": probe["proxy"], "gold": probe["gold"] + 0.1})
+    with pytest.raises(ConfigError, match="other prompts"):
+        check_same_run(tmp_path, {"train": ["P: b"], "eval": ["P:"]}, probe)

@@ -107,11 +107,17 @@ def test_a_sweep_typo_stops_before_anything_runs(bench_args, tmp_path, capsys):
 
 
 def test_results_of_another_rater_are_never_pooled(bench_args, bench_run, capsys):
-    """Rerunning into the same out with another proxy is refused: its results would pool with the old ones."""
+    """A rerun whose proxy scores the probe texts differently from the run's record is refused:
+    its results would pool with results judged by another rater."""
     out, args = bench_args
-    before = (out / "results.jsonl").read_text()
-    assert cli([*args, f"proxy_scorer={out / 'scorers' / 'gold'}"]) == 2
-    assert "another proxy rater" in capsys.readouterr().err and (out / "results.jsonl").read_text() == before
+    before, ident = (out / "results.jsonl").read_text(), json.loads((out / "run_identity.json").read_text())
+    shifted = {**ident, "rater_probe": {**ident["rater_probe"], "proxy": [x + 0.5 for x in ident["rater_probe"]["proxy"]]}}
+    (out / "run_identity.json").write_text(json.dumps(shifted))
+    try:
+        assert cli(args) == 2
+        assert "another proxy rater" in capsys.readouterr().err and (out / "results.jsonl").read_text() == before
+    finally:
+        (out / "run_identity.json").write_text(json.dumps(ident))
 
 
 def test_changed_settings_never_resume_a_stale_run(bench_args, bench_run, capsys):
