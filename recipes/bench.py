@@ -2,7 +2,7 @@
 samples) vs PPO, RLOO, DPO and best-of-n, each baseline a frontier over its sweep.
 
     condtune bench --config configs/bench_sentiment.yaml     # SmolLM2-135M + VADER movie reviews, 3 seeds
-    condtune bench --config configs/bench_dev.yaml           # the same protocol in ~30 min, to rank ideas
+    condtune bench --config configs/bench_dev.yaml           # the same protocol in ~45 min (one seed), to rank ideas
     condtune bench --config configs/bench_amazon.yaml        # the second task: VADER product reviews
     condtune bench --config configs/bench_tiny.yaml          # tiny models, a few minutes
 
