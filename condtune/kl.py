@@ -14,6 +14,7 @@ to measure exactly the distribution that was sampled.
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -91,6 +92,4 @@ def best_of_n_kl(n: int) -> float:
     """The analytic KL of best-of-n sampling to the base policy, log n - (n-1)/n (Stiennon et
     al. 2020; an upper bound, Beirami et al. 2024). Best-of-n is not an autoregressive policy,
     so it has no token-level KL."""
-    import math
-
     return math.log(n) - (n - 1) / n

@@ -93,6 +93,8 @@ class ShapedSampling:
                  uncond_ids: torch.Tensor | None = None, uncond_mask: torch.Tensor | None = None):
         self.model, self.temperature, self.top_p, self.guidance = model, temperature, top_p, guidance
         self.ids, self.mask, self.cache = uncond_ids, uncond_mask, None
+        # transformers 5 renamed past_key_values -> cache (the old name is deprecated)
+        self.cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
     def _uncond_logits(self, input_ids: torch.Tensor) -> torch.Tensor:
         if self.cache is None:
@@ -102,11 +104,8 @@ class ShapedSampling:
             self.mask = torch.cat([self.mask, torch.ones_like(ids)], dim=1)
             mask = self.mask
         pos = (mask.cumsum(-1) - 1).clamp_min(0)[:, -ids.shape[1]:]
-        # transformers 5 renamed past_key_values -> cache (the old name is deprecated)
-        new_name = "cache" in inspect.signature(self.model.forward).parameters
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
-                         **{"cache" if new_name else "past_key_values": self.cache})
-        self.cache = out.cache if new_name else out.past_key_values
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **{self.cache_kw: self.cache})
+        self.cache = getattr(out, self.cache_kw)
         return out.logits[:, -1]
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:

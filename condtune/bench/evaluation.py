@@ -121,6 +121,5 @@ def data_ceiling(ctx: BenchContext, method: str, corpus: pd.DataFrame, card) -> 
             s = summarise(df, g)
             out.update({f"spearman_{g}": s["spearman"], f"mae_{g}": s["mae"], f"means_{g}": [p["mean"] for p in s["per_target"]],
                         f"monotone_{g}": s["monotone"]})
-    out["requested"] = [p["requested"] for p in summarise(df, "gold")["per_target"]]
-    out["n_per_bin"] = [p["n"] for p in summarise(df, "gold")["per_target"]]
+            out["requested"], out["n_per_bin"] = [p["requested"] for p in s["per_target"]], [p["n"] for p in s["per_target"]]
     return out, df

@@ -108,7 +108,7 @@ def points_table(pts: list[dict]) -> str:
     for p in pts:
         tgt = "–" if p["target"] is None else f"{p['target']:+.2f}"
         lines.append(f"| {p['method']} | {p['setting']} | {p['checkpoint']} | {p['decode']} | {tgt} | {p['seeds']} | {_ci(p, 'gold')} | "
-                     f"{_ci(p, 'gold2')} | {_ci(p, 'proxy', '{:+.2f}').split(' [')[0]} | {_ci(p, 'kl', '{:.2f}')} | {p['distinct2']:.3f} | "
+                     f"{_ci(p, 'gold2')} | {p.get('proxy', float('nan')):+.2f} | {_ci(p, 'kl', '{:.2f}')} | {p['distinct2']:.3f} | "
                      f"{p['wall_clock_s']:.0f} | {p['samples_per_output']} |")
     return "\n".join(lines)
 
@@ -151,6 +151,7 @@ def frontier_table(pts: list[dict]) -> str:
 
 
 def _final(pts: list[dict]) -> list[dict]:
+    """The rows of each (method, setting)'s last checkpoint."""
     last = {}
     for p in pts:
         key = (p["method"], p["setting"])
@@ -236,6 +237,5 @@ def write_report(out: str | Path, rows: list[dict], ceilings: dict, protocol: di
           "![reward vs KL](frontier.png)", "", "![requested vs achieved](reliability.png)", ""]
     write_text(paths["table.md"], "\n".join(md))
     frontier_plot(summ["points"], paths["frontier.png"])
-    last = {(r["method"], r["setting"]): r["step"] for r in sorted(summ["controllability"], key=lambda r: r["step"])}
-    reliability_plot([r for r in summ["controllability"] if r["step"] == last[(r["method"], r["setting"])]], ceilings, paths["reliability.png"])
+    reliability_plot(_final(summ["controllability"]), ceilings, paths["reliability.png"])
     return paths

@@ -147,9 +147,10 @@ def distinct_n_ci(texts: Sequence[str], clusters, n: int = 2, n_boot: int = 1000
     prompt bootstrap: a replicate repeats prompts, which adds n-grams but no distinct ones.)"""
     clusters = _check(clusters, texts=texts)
     ids = np.unique(clusters)
-    code = np.searchsorted(ids, clusters)
-    per = np.array([distinct_n([t for t, c in zip(texts, code) if c == k], n) for k in range(len(ids))])
-    return mean_ci(per, ids, n_boot, level, seed)
+    groups: list[list[str]] = [[] for _ in ids]
+    for t, k in zip(texts, np.searchsorted(ids, clusters)):
+        groups[k].append(t)
+    return mean_ci(np.array([distinct_n(g, n) for g in groups]), ids, n_boot, level, seed)
 
 
 def monotone_share(means_by_seed: Sequence[Sequence[float]]) -> tuple[int, int]:
