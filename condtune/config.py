@@ -126,7 +126,12 @@ def _build(cls: type[T], values: Mapping[str, Any], where: str) -> T:
             f"{where}: unknown key(s) {unknown} for {cls.__name__}; valid keys: {sorted(names)}"
         )
     kwargs = {k: _coerce(v, hints[k], f"{where}: {k}") for k, v in values.items()}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except ValueError as e:  # a dataclass's own range checks (__post_init__)
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def _set_path(tree: dict, dotted: str, value: Any) -> None:

@@ -7,6 +7,7 @@ the right tag without the user knowing the bins.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from dataclasses import dataclass
@@ -42,7 +43,24 @@ class SFTSettings:
     save_steps: int = 50
     """checkpoint every N steps (resume picks the latest)"""
     seed: int = 0
-    """data order / init seed"""
+    """data order / init seed (and which rows lose their tag to condition dropout)"""
+    kl_coef: float = 0.0
+    """weight of the exact per-token KL(policy(.|tags, prompt) || base(.|prompt)) over answer tokens (0 = plain SFT)"""
+    entropy_coef: float = 0.0
+    """weight of an entropy bonus on answer tokens (with kl_coef > 0)"""
+    condition_dropout: float = 0.1
+    """share of rows trained without their tags: the same model is also the unconditional one (for guidance)"""
+    freeze_embeddings: bool = False
+    """keep the token embeddings (tied output layer included) fixed; new tag tokens still learn"""
+
+    def __post_init__(self):
+        checks = {"max_steps": self.max_steps >= 1, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
+                  "max_length": self.max_length >= 2, "kl_coef": self.kl_coef >= 0, "entropy_coef": self.entropy_coef >= 0,
+                  "condition_dropout": 0 <= self.condition_dropout < 1, "lora_r": self.lora_r >= 0, "save_steps": self.save_steps >= 1}
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"{bad[0]}={getattr(self, bad[0])!r} is out of range (max_steps, batch_size, save_steps >= 1; lr > 0; "
+                             f"kl_coef, entropy_coef, lora_r >= 0; 0 <= condition_dropout < 1)")
 
 
 def add_tag_tokens(model, tokenizer, tokens: list[str]) -> int:
@@ -62,28 +80,61 @@ def add_tag_tokens(model, tokenizer, tokens: list[str]) -> int:
     return len(new)
 
 
-def sft_dataset(df: pd.DataFrame, tokenizer, max_length: int):
+def sft_dataset(df: pd.DataFrame, tokenizer, max_length: int, condition_dropout: float = 0.0, seed: int = 0,
+                with_reference: bool = False):
     """Tokenized rows (``input_ids``, ``labels`` with -100 on the tagged prompt), so trl trains
     exactly these tokens.
 
     A row with ``completion_ids`` (a model's own sample) is trained as sampled: those ids, with EOS
     only where the model emitted it, never decoded and re-encoded. A text ``completion`` (a human
     text, complete) is encoded after a space and ends with EOS.
+
+    ``condition_dropout``: that share of rows (drawn with ``seed``) reads the plain ``prompt``
+    instead of the tagged one. ``with_reference`` adds ``ref_input_ids``/``ref_labels``: the plain
+    prompt and the same answer tokens, for the reference of the KL term.
     """
     import datasets
 
     eos = tokenizer.eos_token_id
     own = df["completion_ids"] if "completion_ids" in df.columns else [None] * len(df)
-    ids, labels = [], []
-    for prompt, text, sampled in zip(df["tagged_prompt"], df["completion"], own):
-        p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    dropped = np.random.default_rng(seed).random(len(df)) < condition_dropout
+    plain = df["prompt"] if "prompt" in df.columns else df["tagged_prompt"]
+    if (condition_dropout > 0 or with_reference) and "prompt" not in df.columns:
+        raise ValueError("condition dropout and the KL term need the untagged 'prompt' column beside 'tagged_prompt'")
+    rows: dict[str, list] = {"input_ids": [], "labels": [], **({c: [] for c in ("ref_input_ids", "ref_labels")} if with_reference else {})}
+
+    def enc(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    for tagged, prompt, text, sampled, drop in zip(df["tagged_prompt"], plain, df["completion"], own, dropped):
+        p = enc(prompt if drop else tagged)
         if isinstance(sampled, (list, tuple, np.ndarray)):  # NaN/None where a row has no sampled ids
             c = [int(t) for t in sampled]
         else:
-            c = tokenizer(text if text.startswith((" ", "\n")) else " " + text, add_special_tokens=False)["input_ids"] + [eos]
-        ids.append((p + c)[:max_length])
-        labels.append(([-100] * len(p) + c)[:max_length])
-    return datasets.Dataset.from_dict({"input_ids": ids, "labels": labels})
+            c = enc(text if text.startswith((" ", "\n")) else " " + text) + [eos]
+        c = c[: max(max_length - len(p), 0)]
+        rows["input_ids"].append(p + c)
+        rows["labels"].append([-100] * len(p) + c)
+        if with_reference:
+            r = enc(prompt)
+            rows["ref_input_ids"].append(r + c)
+            rows["ref_labels"].append([-100] * len(r) + c)
+    return datasets.Dataset.from_dict(rows)
+
+
+def freeze_old_embeddings(model, n_old: int) -> None:
+    """Train no embedding row below ``n_old`` (the tied output layer included); rows added for new
+    tag tokens still learn."""
+    emb = model.get_input_embeddings().weight
+    keep = torch.zeros(emb.shape[0], 1, dtype=emb.dtype)
+    keep[n_old:] = 1
+    if n_old >= emb.shape[0]:
+        emb.requires_grad_(False)
+    else:
+        emb.register_hook(lambda g: g * keep.to(g.device))
+    out = model.get_output_embeddings()
+    if out is not None and out.weight is not emb:
+        out.weight.requires_grad_(False)
 
 
 def lora_config(s: SFTSettings, extra_modules: list[str] | None = None):
@@ -113,6 +164,7 @@ def train_conditional(model, tokenizer, df: pd.DataFrame, card: TagCard, s: SFTS
     from condtune.trl_compat import trainer_args
 
     out_dir = Path(out_dir)
+    ref = copy.deepcopy(model) if s.kl_coef > 0 or s.entropy_coef > 0 else None  # the base, before tags are added
     n_new = add_tag_tokens(model, tokenizer, card.tag_format.special_tokens(card.binning.k, card.attributes))
     args = trainer_args(
         SFTConfig, output_dir=str(out_dir / "checkpoints"), max_steps=s.max_steps,
@@ -122,8 +174,17 @@ def train_conditional(model, tokenizer, df: pd.DataFrame, card: TagCard, s: SFTS
         shuffle_dataset=True, dataset_num_proc=None, disable_tqdm=False,
     )
     peft_cfg = lora_config(s, ["embed_tokens"] if n_new else None) if s.lora_r else None
-    trainer = SFTTrainer(model=model, args=args, train_dataset=sft_dataset(df, tokenizer, s.max_length), processing_class=tokenizer,
-                         peft_config=peft_cfg, callbacks=callbacks)
+    if s.freeze_embeddings:
+        freeze_old_embeddings(model, len(tokenizer) - n_new)
+    data = sft_dataset(df, tokenizer, s.max_length, s.condition_dropout, s.seed, with_reference=ref is not None)
+    common = dict(model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft_cfg, callbacks=callbacks)
+    if ref is None:
+        trainer = SFTTrainer(**common)
+    else:
+        from condtune.kl_sft import ConditionalSFTTrainer, PairedCollator
+
+        trainer = ConditionalSFTTrainer(**common, data_collator=PairedCollator(tokenizer.pad_token_id), ref_model=ref,
+                                        kl_coef=s.kl_coef, entropy_coef=s.entropy_coef)
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=latest_checkpoint(out_dir))
     seconds = time.time() - t0

@@ -1,0 +1,136 @@
+"""KL-regularised conditional SFT: the loss's maths, the paired rows (reference reads the plain
+prompt, same answer tokens), condition dropout, frozen embeddings, and a tiny run where the KL term
+keeps the policy nearer the base than plain SFT does."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from condtune.config import ConfigError, parse
+from condtune.kl import token_kl
+from condtune.kl_sft import PairedCollator, answer_logits, kl_regularised_loss
+from condtune.policy import SFTSettings, sft_dataset, train_conditional
+from condtune.relabel import TagCard
+from condtune.tags import Binning, TagFormat
+
+
+@pytest.fixture(scope="module")
+def tok(tiny_lm):
+    from condtune.modeling import load_tokenizer
+
+    return load_tokenizer(tiny_lm)
+
+
+def test_loss_terms_match_their_definitions():
+    torch.manual_seed(0)
+    V = 11
+    labels = torch.tensor([[-100, -100, -100, 4, 5], [-100, -100, 7, 8, -100]])  # tagged rows: longer prompts
+    ref_labels = torch.tensor([[-100, 4, 5, -100, -100], [-100, 7, 8, -100, -100]])  # the plain prompt: one token
+    logits = torch.randn(2, 5, V, requires_grad=True)
+    ref_logits = torch.randn(2, 5, V)
+    r = kl_regularised_loss(logits, labels, ref_logits, ref_labels, kl_coef=0.5, entropy_coef=0.1)
+    pol = torch.stack([logits[0, 2], logits[0, 3], logits[1, 1], logits[1, 2]])  # positions predicting 4, 5, 7, 8
+    ref = torch.stack([ref_logits[0, 0], ref_logits[0, 1], ref_logits[1, 0], ref_logits[1, 1]])
+    nll = F.cross_entropy(pol, torch.tensor([4, 5, 7, 8]))
+    p, logp, logq = F.softmax(pol, -1), F.log_softmax(pol, -1), F.log_softmax(ref, -1)
+    kl = (p * (logp - logq)).sum(-1).mean()
+    ent = -(p * logp).sum(-1).mean()
+    assert torch.allclose(r.nll, nll) and torch.allclose(r.kl, kl) and torch.allclose(r.entropy, ent)
+    assert torch.allclose(r.loss, nll + 0.5 * kl - 0.1 * ent)
+    r.loss.backward()
+    assert logits.grad[0, 0].abs().sum() == 0 and logits.grad[0, 2].abs().sum() > 0  # prompt positions get no gradient
+
+
+def test_kl_is_zero_when_policy_equals_reference_and_vocabularies_may_differ():
+    torch.manual_seed(1)
+    ref_logits = torch.randn(1, 4, 9)
+    labels = torch.tensor([[-100, -100, 3, 2]])
+    extra = torch.full((1, 4, 2), -30.0)  # two added tag tokens the policy never predicts
+    r = kl_regularised_loss(torch.cat([ref_logits, extra], -1), labels, ref_logits, labels, kl_coef=1.0)
+    assert r.kl.item() < 1e-6
+    pol, _ = answer_logits(torch.cat([ref_logits, extra], -1), labels)
+    assert torch.allclose(r.kl, token_kl(F.log_softmax(pol, -1), F.log_softmax(answer_logits(ref_logits, labels)[0], -1)).mean())
+
+
+def test_misaligned_rows_are_an_error():
+    x = torch.randn(1, 4, 5)
+    with pytest.raises(ValueError, match="different answer tokens"):
+        kl_regularised_loss(x, torch.tensor([[-100, -100, 1, 2]]), x, torch.tensor([[-100, 1, 2, 3]]), kl_coef=1.0)
+
+
+def _rows(n=40):
+    card = TagCard(Binning(edges=[0.0], centers=[-1.0, 1.0], counts=[n // 2, n // 2]), TagFormat())
+    df = pd.DataFrame({"prompt": ["Movie review:"] * n, "completion": ["Good fun.", "Dull."] * (n // 2), "score_bin": [1, 0] * (n // 2)})
+    df["tagged_prompt"] = [card.prefix(bin_index=b) + p for b, p in zip(df["score_bin"], df["prompt"])]
+    return df, card
+
+
+def test_reference_rows_read_the_plain_prompt_and_the_same_answer(tok):
+    df, _ = _rows(4)
+    ds = sft_dataset(df, tok, max_length=64, with_reference=True)
+    plain = tok("Movie review:", add_special_tokens=False)["input_ids"]
+    tagged = tok(df["tagged_prompt"][0], add_special_tokens=False)["input_ids"]
+    answer = tok(" Good fun.", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    assert ds[0]["input_ids"] == tagged + answer and ds[0]["ref_input_ids"] == plain + answer
+    assert [t for t in ds[0]["labels"] if t != -100] == [t for t in ds[0]["ref_labels"] if t != -100] == answer
+    short = sft_dataset(df, tok, max_length=len(tagged) + 2, with_reference=True)[0]  # truncation cuts both to the same answer
+    assert [t for t in short["ref_labels"] if t != -100] == answer[:2]
+    batch = PairedCollator(tok.pad_token_id)([ds[0], ds[1]])
+    assert batch["ref_input_ids"].shape[0] == 2 and (batch["ref_labels"] != -100).sum() == (batch["labels"] != -100).sum()
+
+
+def test_condition_dropout_trains_a_share_of_rows_without_tags(tok):
+    df, _ = _rows(400)
+    ds = sft_dataset(df, tok, max_length=64, condition_dropout=0.25, seed=3)
+    plain = tok("Movie review:", add_special_tokens=False)["input_ids"]
+    untagged = sum(r["input_ids"][: len(plain)] == plain for r in ds)
+    assert 70 <= untagged <= 130  # ~100 of 400
+    assert sft_dataset(df, tok, max_length=64, condition_dropout=0.25, seed=3)["input_ids"] == ds["input_ids"]  # seeded
+    with pytest.raises(ValueError, match="untagged 'prompt'"):
+        sft_dataset(df.drop(columns=["prompt"]), tok, max_length=64, condition_dropout=0.1)
+
+
+@pytest.mark.parametrize("bad", ["sft.kl_coef=-1", "sft.condition_dropout=1.0", "sft.lr=0", "sft.max_steps=0"])
+def test_out_of_range_settings_name_the_key(bad):
+    from recipes.train_policy import TrainConfig
+
+    with pytest.raises(ConfigError, match=bad.split("=")[0].split(".")[1]):
+        parse(TrainConfig, [bad])
+
+
+def _mean_kl_to_base(model, base, tok, df) -> float:
+    ds = sft_dataset(df, tok, max_length=64, with_reference=True)
+    batch = PairedCollator(tok.pad_token_id)([ds[i] for i in range(8)])
+    with torch.no_grad():
+        pol = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        ref = base(input_ids=batch["ref_input_ids"], attention_mask=batch["ref_attention_mask"]).logits
+    return float(kl_regularised_loss(pol, batch["labels"], ref, batch["ref_labels"], kl_coef=1.0).kl)
+
+
+def test_kl_term_keeps_the_policy_nearer_the_base(tmp_path, tiny_lm):
+    from condtune.modeling import load_causal_lm
+
+    df, card = _rows(32)
+    base, tok = load_causal_lm(tiny_lm)
+    kls = {}
+    for kl_coef in (0.0, 5.0):
+        model, tok = load_causal_lm(tiny_lm)
+        s = SFTSettings(max_steps=8, batch_size=4, lr=3e-2, max_length=32, save_steps=100, warmup_ratio=0.0, kl_coef=kl_coef,
+                        condition_dropout=0.0)
+        stats = train_conditional(model, tok, df, card, s, tmp_path / f"kl{kl_coef}", str(tiny_lm))
+        assert stats["steps"] == 8 and stats["final_loss"] == stats["final_loss"]  # finite
+        kls[kl_coef] = _mean_kl_to_base(model, base, tok, df)
+    assert kls[5.0] < 0.5 * kls[0.0], kls
+
+
+def test_frozen_embeddings_stay_put(tmp_path, tiny_lm):
+    from condtune.modeling import load_causal_lm
+
+    df, card = _rows(16)
+    model, tok = load_causal_lm(tiny_lm)
+    before = model.get_input_embeddings().weight.detach().clone()
+    s = SFTSettings(max_steps=3, batch_size=4, lr=1e-2, max_length=32, save_steps=100, warmup_ratio=0.0, freeze_embeddings=True)
+    train_conditional(model, tok, df, card, s, tmp_path / "frozen", str(tiny_lm))
+    assert torch.equal(model.get_input_embeddings().weight[: before.shape[0]], before)
