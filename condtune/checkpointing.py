@@ -100,6 +100,8 @@ def prune(work: Path, ckpts: list[Checkpoint], keep_final: bool) -> None:
     ``keep_final``. The samples and results that a report needs live elsewhere."""
     for sub in ("checkpoints", "run"):
         shutil.rmtree(work / sub, ignore_errors=True)
+    for trainer_state in [d for d in work.rglob("checkpoints") if d.is_dir()]:  # e.g. each online round's
+        shutil.rmtree(trainer_state, ignore_errors=True)
     final = max((c.step for c in ckpts), default=None)
     for c in ckpts:
         if c.path and not (keep_final and c.step == final):

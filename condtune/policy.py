@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,8 @@ class SFTSettings:
     """tokens per example (prompt + completion)"""
     warmup_ratio: float = 0.05
     """fraction of steps warming up"""
+    lr_schedule: Literal["linear", "constant"] = "linear"
+    """after warm-up: linear decay to 0, or constant (the online loop's rounds)"""
     lora_r: int = 0
     """LoRA rank (0 = full fine-tune)"""
     lora_alpha: int = 32
@@ -153,23 +156,25 @@ def latest_checkpoint(out_dir: Path) -> str | None:
 
 
 def train_conditional(model, tokenizer, df: pd.DataFrame, card: TagCard, s: SFTSettings, out_dir: str | Path, base: str,
-                      callbacks: list | None = None) -> dict:
+                      callbacks: list | None = None, ref_model=None) -> dict:
     """Fine-tune ``model`` on the tagged rows of ``df``; save the policy with its card; return stats.
 
     One run, one learning-rate schedule over ``s.max_steps``; ``callbacks`` (transformers
     ``TrainerCallback``) may snapshot it on the way (the benchmark's intermediate checkpoints).
+    With ``s.kl_coef > 0`` the KL term's reference is ``ref_model`` (default: a frozen copy of
+    ``model`` as it is passed in, before the tags are added).
     """
     from trl import SFTConfig, SFTTrainer
 
     from condtune.trl_compat import trainer_args
 
     out_dir = Path(out_dir)
-    ref = copy.deepcopy(model) if s.kl_coef > 0 or s.entropy_coef > 0 else None  # the base, before tags are added
+    ref = (ref_model if ref_model is not None else copy.deepcopy(model)) if s.kl_coef > 0 or s.entropy_coef > 0 else None
     n_new = add_tag_tokens(model, tokenizer, card.tag_format.special_tokens(card.binning.k, card.attributes))
     args = trainer_args(
         SFTConfig, output_dir=str(out_dir / "checkpoints"), max_steps=s.max_steps,
         per_device_train_batch_size=s.batch_size, learning_rate=s.lr, warmup_steps=max(1, int(s.warmup_ratio * s.max_steps)),
-        lr_scheduler_type="linear", max_length=s.max_length, logging_steps=max(1, s.max_steps // 15),
+        lr_scheduler_type=s.lr_schedule, max_length=s.max_length, logging_steps=max(1, s.max_steps // 15),
         save_steps=s.save_steps, save_total_limit=2, seed=s.seed, completion_only_loss=True,
         shuffle_dataset=True, dataset_num_proc=None, disable_tqdm=False,
     )

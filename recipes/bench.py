@@ -32,7 +32,7 @@ from condtune.bench import runner as R
 from condtune.bench import store
 from condtune.bench.methods import TRAINERS
 from condtune.bench.report import write_report
-from condtune.bench.settings import CONDITIONAL_METHODS, BenchConfig
+from condtune.bench.settings import CEILING_METHODS, BenchConfig
 from condtune.io import read_json, write_json
 
 log = logging.getLogger("condtune.bench")
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         # build: base policy dir, proxy + gold raters, data split, prompts, reference model
         ctx = R.build_context(cfg)
         write_json(out / "config.json", C.to_dict(cfg))
-        for m in CONDITIONAL_METHODS:
+        for m in CEILING_METHODS:
             if m in cfg.methods:
                 R.ceiling(ctx, m)
         log.info("bench: %s; methods %s x seeds %s; %d eval prompts x %d samples; results in %s",
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [r for r in store.read_results(out) if r["method"] in cfg.methods and r["seed"] in cfg.seeds]
     if not rows:
         raise C.ConfigError(f"report: no results in {store.results_path(out)} for methods {cfg.methods}, seeds {cfg.seeds}")
-    ceilings = {m: read_json(R.ceiling_path(out, m)) for m in CONDITIONAL_METHODS if R.ceiling_path(out, m).exists() and m in cfg.methods}
+    ceilings = {m: read_json(R.ceiling_path(out, m)) for m in CEILING_METHODS if R.ceiling_path(out, m).exists() and m in cfg.methods}
     protocol = read_json(out / "protocol.json") if (out / "protocol.json").exists() else R.protocol(cfg)
     protocol.update(seeds=sorted({r["seed"] for r in rows}))
     paths = write_report(out, rows, ceilings, protocol, "condtune bench " + shlex.join(argv))

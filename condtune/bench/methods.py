@@ -58,7 +58,7 @@ class Run:
 
 
 def settings_of(cfg: BenchConfig, method: str) -> Any:
-    return {"conditional": cfg.conditional, "conditional_self": cfg.conditional, "ppo": cfg.ppo, "rloo": cfg.rloo, "dpo": cfg.dpo,
+    return {"conditional": cfg.conditional, "conditional_self": cfg.conditional, "conditional_online": cfg.conditional, "ppo": cfg.ppo, "rloo": cfg.rloo, "dpo": cfg.dpo,
             "best_of_n": cfg.best_of_n}[method]
 
 
@@ -142,14 +142,37 @@ def train_conditional(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoin
     from condtune.policy import train_conditional as sft
 
     c = run.settings
-    df, card, cost = tagged_corpus(ctx, run.method, c)
-    steps = run_steps(ctx.cfg, run)
+    df, card, cost = tagged_corpus(ctx, "conditional_self" if run.method == "conditional_self" else "conditional", c)
+    steps = sorted(c.checkpoints)
     snap = snapshot_callback(run.method, work, steps, lambda: {"generated_tokens": cost["generated_tokens"], "scorer_calls": cost["scorer_calls"]},
                              base_seconds=cost["seconds"], setting=run.setting, conditional=True,
                              on_save=lambda d: write_json(d / POLICY_CARD, {"base_model": ctx.base_dir, **card.to_dict()}))
     model, tok = load_causal_lm(ctx.base_dir)
     sft(model, tok, df, card, replace(c.sft, max_steps=steps[-1], seed=run.seed), work / "run", ctx.base_dir, callbacks=[snap])
     return snap.records
+
+
+def train_conditional_online(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
+    """The conditional run to its last checkpoint, then ``online.rounds`` rounds of sampling at the
+    targets, proxy scoring, refitting the bins over the pool (human texts + own samples) and
+    training on (:func:`condtune.online.run_online`); each round's policy is a checkpoint, its cost
+    the offline run's plus every round's sampling, scoring and training so far."""
+    from condtune.online import run_online
+
+    c = run.settings
+    offline = train_conditional(ctx, run, work)
+    df, _, _ = tagged_corpus(ctx, "conditional", c)
+    table = run_online(offline[-1].path, df, ctx.reward, ctx.prompts.train, replace(c.sft, seed=run.seed), c.online, ctx.cfg.sampling,
+                       work / "online", ctx.base_dir)
+    records, last = list(offline), offline[-1]
+    wall, tokens, calls = last.wall_clock_s, last.generated_tokens, last.scorer_calls
+    for row in sorted(table, key=lambda r: r["round"]):
+        wall += row.get("sample_seconds", 0.0) + row["train_seconds"]
+        tokens, calls = tokens + row.get("generated_tokens", 0), calls + row.get("scorer_calls", 0)
+        records.append(Checkpoint(run.method, run.setting, f"round_{row['round']}", last.step + row["round"] * c.online.steps_per_round,
+                                  wall, tokens, calls, str(work / "online" / f"round_{row['round']}" / "policy"), conditional=True,
+                                  extra={k: row[k] for k in ("top_proxy", "top_kl", "pool_rows") if k in row}))
+    return records
 
 
 def train_ppo(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
@@ -208,7 +231,7 @@ def train_best_of_n(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]
 
 
 TRAINERS: dict[str, Callable[[BenchContext, Run, Path], list[Checkpoint]]] = {
-    "conditional": train_conditional, "conditional_self": train_conditional, "ppo": train_ppo, "rloo": train_rloo, "dpo": train_dpo,
+    "conditional": train_conditional, "conditional_self": train_conditional, "conditional_online": train_conditional_online, "ppo": train_ppo, "rloo": train_rloo, "dpo": train_dpo,
     "best_of_n": train_best_of_n,
 }
 
@@ -217,6 +240,9 @@ def run_steps(cfg: BenchConfig, run: Run) -> list[int]:
     """The checkpoint steps (best-of-n: the n values) of one run, its sweep's overrides applied."""
     if run.method == "ppo":
         return sorted(cfg.ppo_checkpoints)
+    if run.method == "conditional_online":
+        o, last = run.settings.online, max(run.settings.checkpoints)
+        return sorted(run.settings.checkpoints) + [last + r * o.steps_per_round for r in range(1, o.rounds + 1)]
     return sorted(run.settings.ns if run.method == "best_of_n" else run.settings.checkpoints)
 
 

@@ -18,7 +18,7 @@ from condtune.bench import store
 from condtune.bench.settings import CONDITIONAL_METHODS
 from condtune.io import write_json, write_text
 
-COLORS = {"conditional": "tab:green", "conditional_self": "tab:olive", "ppo": "tab:red", "rloo": "tab:orange", "dpo": "tab:blue",
+COLORS = {"conditional": "tab:green", "conditional_self": "tab:olive", "conditional_online": "tab:cyan", "ppo": "tab:red", "rloo": "tab:orange", "dpo": "tab:blue",
           "best_of_n": "tab:purple"}
 RUN_KEYS = ["method", "setting", "checkpoint", "step", "decode", "temperature", "guidance"]
 

@@ -9,12 +9,14 @@ from condtune.baselines.best_of_n import BestOfNSettings
 from condtune.baselines.dpo import DPOSettings
 from condtune.baselines.ppo import PPOConfig
 from condtune.baselines.rloo import RLOOSettings
+from condtune.online import OnlineSettings
 from condtune.policy import SFTSettings
 from condtune.sampling import SamplingConfig
 from condtune.scorer import OptimConfig
 
-METHODS = ("conditional", "conditional_self", "ppo", "rloo", "dpo", "best_of_n")
-CONDITIONAL_METHODS = ("conditional", "conditional_self")  # evaluated per requested target
+METHODS = ("conditional", "conditional_self", "conditional_online", "ppo", "rloo", "dpo", "best_of_n")
+CONDITIONAL_METHODS = ("conditional", "conditional_self", "conditional_online")  # evaluated per requested target
+CEILING_METHODS = ("conditional", "conditional_self")  # with a corpus of their own, whose controllability is a ceiling
 
 
 @dataclass
@@ -44,6 +46,10 @@ class ConditionalSettings:
     relative_bins: bool = True
     """conditional_self only: bin each sample by its score minus its prompt's mean (plus the overall mean), so the
     tag says what the completion adds, not which prompt it had"""
+    online: OnlineSettings = field(default_factory=lambda: OnlineSettings(rounds=3))
+    """conditional_online only: after the conditional run (to its last checkpoint), rounds of sampling at the
+    targets from the policy, scoring by the proxy, refitting the bins over the pool and training on; each round
+    is a checkpoint"""
 
 
 @dataclass
@@ -56,7 +62,8 @@ class BenchConfig:
     """base policy (every method starts from it; it is also pi_ref)"""
     methods: list[str] = field(default_factory=lambda: list(METHODS))
     """methods to run: conditional (SFT on the relabelled human texts), conditional_self (SFT on the base policy's
-    own relabelled samples), ppo, rloo, dpo, best_of_n"""
+    own relabelled samples), conditional_online (conditional, then online rounds on its own samples), ppo, rloo,
+    dpo, best_of_n"""
     sweeps: dict[str, list[str]] = field(default_factory=dict)
     """per method, the runs of its frontier: each a space-separated list of overrides of its settings, e.g.
     {ppo: ["kl_coef=0.02", "kl_coef=0.05"], rloo: ["lr=1e-5 beta=0.05"]}; none = one run with the settings as given"""

@@ -8,7 +8,7 @@ import pytest
 
 from condtune.cli import main as cli
 
-METHODS = ["conditional", "conditional_self", "ppo", "rloo", "dpo", "best_of_n"]
+METHODS = ["conditional", "conditional_self", "conditional_online", "ppo", "rloo", "dpo", "best_of_n"]
 
 
 @pytest.fixture(scope="module")
@@ -18,6 +18,7 @@ def bench_args(tmp_path_factory, tiny_lm, tiny_encoder):
                  "seeds=[0]", "scorer.max_items=128", "max_train_items=64", "n_train_prompts=16", "n_eval_prompts=4", "n_boot=100",
                  "sampling.max_new_tokens=6", "conditional.checkpoints=[1,2]", "ppo_checkpoints=[1,2]", "rloo.checkpoints=[1,2]",
                  "dpo.checkpoints=[1,2]", "dpo.n_pairs=16", "best_of_n.ns=[1,4]", "conditional.samples_per_prompt=2",
+                 "conditional.online.rounds=1", "conditional.online.steps_per_round=1", "conditional.online.samples_per_prompt=1",
                  f"methods={json.dumps(METHODS)}"]
 
 
@@ -46,8 +47,9 @@ def test_every_output_file(bench_run):
 def test_one_result_per_run_checkpoint_and_decode(bench_run):
     rows = _rows(bench_run)
     keys = {(r["method"], r["setting"], r["checkpoint"], r["decode"]) for r in rows}
-    # conditional and conditional_self: 2 checkpoints x 2 guidance scales; ppo: 2 settings x 2; rloo, dpo: 2; best-of-n: 2
-    assert len(rows) == len(keys) == 4 + 4 + 4 + 2 + 2 + 2
+    # conditional and conditional_self: 2 checkpoints x 2 guidance scales; conditional_online: (2 + 1 round) x 2;
+    # ppo: 2 settings x 2; rloo, dpo: 2; best-of-n: 2
+    assert len(rows) == len(keys) == 4 + 4 + 6 + 4 + 2 + 2 + 2
     assert {r["setting"] for r in rows if r["method"] == "ppo"} == {"kl_coef=0.02", "kl_coef=0.2"}
     for r in rows:
         for k in ("reward/gold", "reward/gold2", "reward/proxy", "kl/exact", "cost/wall_clock_s"):
@@ -60,6 +62,9 @@ def test_one_result_per_run_checkpoint_and_decode(bench_run):
     assert len(cond["targets"]) == 3 and cond["cost/scorer_calls"] == 64  # the relabel: every training text scored once by the proxy
     assert guided["kl/exact"] != cond["kl/exact"]  # the KL of the guided distribution, not of the plain one
     assert by[("conditional_self", "default", "step_2", "T=1")]["cost/generated_tokens"] > 0
+    online, offline = by[("conditional_online", "default", "round_1", "T=1")], by[("conditional_online", "default", "step_2", "T=1")]
+    assert online["step"] == 3 and online["cost/wall_clock_s"] > offline["cost/wall_clock_s"]
+    assert online["cost/generated_tokens"] > 0 and online["cost/scorer_calls"] == 64 + 16  # relabel + one sample per training prompt
 
 
 def test_summary_schema(bench_run):
