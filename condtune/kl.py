@@ -59,14 +59,18 @@ def response_logits(model, contexts: Sequence[list[int]], responses: Sequence[li
 @torch.no_grad()
 def sampled_token_kl(policy, ref, contexts: Sequence[list[int]], ref_contexts: Sequence[list[int]], responses: Sequence[list[int]],
                      pad_id: int, temperature: float = 1.0, top_p: float = 1.0, guidance: float = 1.0,
-                     uncond_contexts: Sequence[list[int]] | None = None, batch_size: int = 8) -> list[np.ndarray]:
+                     uncond_contexts: Sequence[list[int]] | None = None, batch_size: int = 8,
+                     anchored: bool = False) -> list[np.ndarray]:
     """Exact KL(p || pi_ref) at each generated position of each response (empty for an empty one).
 
     ``contexts``: what the policy read (tags + prompt); ``uncond_contexts``: the guidance branch's
-    prompt (needed when ``guidance != 1``); ``ref_contexts``: the plain prompt the reference reads.
+    prompt (needed when ``guidance != 1`` or ``anchored``); ``ref_contexts``: the plain prompt the
+    reference reads. ``anchored``: the samples were drawn with guidance anchored on the reference
+    itself (``pi_ref + g * (cond - uncond)``, see :func:`condtune.sampling.shape_logprobs`).
     """
-    if guidance != 1.0 and uncond_contexts is None:
-        raise ValueError("guidance != 1 needs the unconditional contexts")
+    guided = guidance != 1.0 or anchored
+    if guided and uncond_contexts is None:
+        raise ValueError("guidance needs the unconditional contexts")
     policy.eval(), ref.eval()
     out = [np.zeros(0) for _ in responses]
     keep = [i for i, r in enumerate(responses) if len(r)]
@@ -75,10 +79,10 @@ def sampled_token_kl(policy, ref, contexts: Sequence[list[int]], ref_contexts: S
         resp = [responses[i] for i in idx]
         with autocast(False):
             lp = response_logits(policy, [contexts[i] for i in idx], resp, pad_id)
-            lu = response_logits(policy, [uncond_contexts[i] for i in idx], resp, pad_id) if guidance != 1.0 else [None] * len(idx)
+            lu = response_logits(policy, [uncond_contexts[i] for i in idx], resp, pad_id) if guided else [None] * len(idx)
             lq = response_logits(ref, [ref_contexts[i] for i in idx], resp, pad_id)
         for j, i in enumerate(idx):
-            p = shape_logprobs(lp[j], lu[j], guidance, temperature, top_p)
+            p = shape_logprobs(lp[j], lu[j], guidance, temperature, top_p, anchor_logits=lq[j] if anchored else None)
             out[i] = token_kl(p, F.log_softmax(lq[j], -1)).numpy()
     return out
 

@@ -56,11 +56,16 @@ def trim_at_eos(ids: Sequence[int], eos_id: int | None) -> list[int]:
 
 
 def shape_logprobs(logits: torch.Tensor, uncond_logits: torch.Tensor | None = None, guidance: float = 1.0,
-                   temperature: float = 1.0, top_p: float = 1.0) -> torch.Tensor:
+                   temperature: float = 1.0, top_p: float = 1.0, anchor_logits: torch.Tensor | None = None) -> torch.Tensor:
     """Log-probabilities of the distribution a token is sampled from, over the last dimension.
 
-    1. guidance (when ``guidance != 1`` and ``uncond_logits`` is given), in log-prob space as
-       Sanchez et al. 2023: ``g * (log p_cond - log p_uncond) + log p_uncond``;
+    1. guidance, in log-prob space:
+       - classifier-free (Sanchez et al. 2023), when ``guidance != 1`` and ``uncond_logits`` is
+         given: ``log p_uncond + g * (log p_cond - log p_uncond)``;
+       - anchored on another model (``anchor_logits``, e.g. the base policy on the plain prompt;
+         the proxy-tuning of Liu et al. 2024): ``log p_anchor + g * (log p_cond - log p_uncond)``,
+         so only the tag's contrast moves the anchor (at any ``g``, 1 included); anchor tokens the
+         policy lacks get nothing, policy tokens the anchor lacks (added tags) get ``-inf``;
     2. temperature: divide by ``temperature`` and renormalise;
     3. top-p: keep the smallest set of most likely tokens whose mass reaches ``top_p`` (the rule
        of transformers' ``TopPLogitsWarper``), renormalise; the rest get ``-inf``.
@@ -68,7 +73,15 @@ def shape_logprobs(logits: torch.Tensor, uncond_logits: torch.Tensor | None = No
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 to define a sampling distribution, got {temperature}")
     scores = F.log_softmax(logits.float(), dim=-1)
-    if guidance != 1.0 and uncond_logits is not None:
+    if anchor_logits is not None:
+        if uncond_logits is None:
+            raise ValueError("anchored guidance needs the unconditional logits")
+        v = scores.shape[-1]
+        a = F.log_softmax(anchor_logits.float()[..., :v], dim=-1)
+        if a.shape[-1] < v:
+            a = F.pad(a, (0, v - a.shape[-1]), value=float("-inf"))
+        scores = a + guidance * (scores - F.log_softmax(uncond_logits.float(), dim=-1))
+    elif guidance != 1.0 and uncond_logits is not None:
         u = F.log_softmax(uncond_logits.float(), dim=-1)
         scores = guidance * (scores - u) + u
     scores = F.log_softmax(scores / temperature, dim=-1)
@@ -81,22 +94,16 @@ def shape_logprobs(logits: torch.Tensor, uncond_logits: torch.Tensor | None = No
     return scores
 
 
-class ShapedSampling:
-    """A generate() logits processor that replaces the scores by :func:`shape_logprobs` of them.
+class Branch:
+    """A second forward pass that follows the sampled tokens from its own prompt (left padded, its
+    own KV cache): the unconditional branch of guidance, or the anchor model."""
 
-    With ``uncond_ids`` it runs the unconditional branch of classifier-free guidance in the same
-    batch layout (left padding, its own KV cache): row i of the batch is guided by row i of the
-    unconditional prompts.
-    """
-
-    def __init__(self, model, temperature: float, top_p: float, guidance: float = 1.0,
-                 uncond_ids: torch.Tensor | None = None, uncond_mask: torch.Tensor | None = None):
-        self.model, self.temperature, self.top_p, self.guidance = model, temperature, top_p, guidance
-        self.ids, self.mask, self.cache = uncond_ids, uncond_mask, None
+    def __init__(self, model, ids: torch.Tensor, mask: torch.Tensor):
+        self.model, self.ids, self.mask, self.cache = model, ids, mask, None
         # transformers 5 renamed past_key_values -> cache (the old name is deprecated)
         self.cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
-    def _uncond_logits(self, input_ids: torch.Tensor) -> torch.Tensor:
+    def next_logits(self, input_ids: torch.Tensor) -> torch.Tensor:
         if self.cache is None:
             ids, mask = self.ids, self.mask
         else:
@@ -108,10 +115,21 @@ class ShapedSampling:
         self.cache = getattr(out, self.cache_kw)
         return out.logits[:, -1]
 
+
+class ShapedSampling:
+    """A generate() logits processor that replaces the scores by :func:`shape_logprobs` of them;
+    ``uncond`` and ``anchor`` are the :class:`Branch` es of guidance (row i of the batch is guided
+    by row i of their prompts)."""
+
+    def __init__(self, temperature: float, top_p: float, guidance: float = 1.0, uncond: Branch | None = None,
+                 anchor: Branch | None = None):
+        self.temperature, self.top_p, self.guidance, self.uncond, self.anchor = temperature, top_p, guidance, uncond, anchor
+
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        guided = self.guidance != 1.0 and self.ids is not None
-        uncond = self._uncond_logits(input_ids) if guided else None
-        return shape_logprobs(scores, uncond, self.guidance, self.temperature, self.top_p)
+        guided = self.uncond is not None and (self.guidance != 1.0 or self.anchor is not None)
+        uncond = self.uncond.next_logits(input_ids) if guided else None
+        anchor = self.anchor.next_logits(input_ids) if guided and self.anchor is not None else None
+        return shape_logprobs(scores, uncond, self.guidance, self.temperature, self.top_p, anchor)
 
 
 @torch.no_grad()
@@ -126,21 +144,28 @@ def sample(
     desc: str = "generating",
     uncond_prompts: Sequence[str] | None = None,
     guidance: float = 1.0,
+    anchor_model=None,
+    anchor_prompts: Sequence[str] | None = None,
 ) -> Samples:
     """Sample ``n`` completions for each prompt (prompts are used verbatim, no chat template).
 
     ``uncond_prompts`` (one per prompt) with ``guidance != 1`` gives classifier-free guidance,
-    batched like the prompts. A repetition penalty, if set, acts before the shaping and is not part
+    batched like the prompts; with ``anchor_model`` reading ``anchor_prompts`` too, the guidance is
+    anchored on that model (:func:`shape_logprobs`). A repetition penalty, if set, acts before the shaping and is not part
     of the distribution :mod:`condtune.kl` measures (the benchmark keeps it off).
     """
     from transformers import LogitsProcessorList
 
+    if anchor_model is not None and (anchor_prompts is None or uncond_prompts is None):
+        raise ValueError("anchored guidance needs anchor_prompts and uncond_prompts")
     if seed is not None:
         torch.manual_seed(seed)
     tokenizer.padding_side = "left"
     flat = [i for i in range(len(prompts)) for _ in range(n)]
     out_ids: list[list[int]] = []
     model.eval()
+    if anchor_model is not None:
+        anchor_model.eval()
     dev = next(model.parameters()).device
     eos = tokenizer.eos_token_id
     bar = tqdm(total=len(flat), desc=desc, unit="seq", disable=not progress, leave=False)
@@ -149,11 +174,15 @@ def sample(
         enc = tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
         kw = dict(max_new_tokens=cfg.max_new_tokens, pad_token_id=tokenizer.pad_token_id, eos_token_id=eos, repetition_penalty=cfg.repetition_penalty)
         if cfg.temperature > 0:
-            uid = umask = None
-            if uncond_prompts is not None and guidance != 1.0:
-                uenc = tokenizer([uncond_prompts[i] for i in chunk], return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
-                uid, umask = uenc["input_ids"], uenc["attention_mask"]
-            proc = ShapedSampling(model, cfg.temperature, cfg.top_p, guidance, uid, umask)
+
+            def branch(m, texts):
+                e = tokenizer([texts[i] for i in chunk], return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
+                return Branch(m, e["input_ids"], e["attention_mask"])
+
+            anchored = anchor_model is not None
+            uncond = branch(model, uncond_prompts) if uncond_prompts is not None and (guidance != 1.0 or anchored) else None
+            anchor = branch(anchor_model, anchor_prompts) if anchored else None
+            proc = ShapedSampling(cfg.temperature, cfg.top_p, guidance, uncond, anchor)
             kw.update(do_sample=True, temperature=1.0, top_p=1.0, top_k=0, logits_processor=LogitsProcessorList([proc]))
         else:
             kw.update(do_sample=False)

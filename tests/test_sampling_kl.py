@@ -53,6 +53,33 @@ def test_shape_logprobs_guidance_is_the_cfg_formula():
     assert torch.allclose(shape_logprobs(c, u, guidance=1.0), lc, atol=1e-6)  # guidance 1 is the conditional model
 
 
+def test_anchored_guidance_moves_the_anchor_by_the_tag_contrast():
+    torch.manual_seed(0)
+    c, u, a = torch.randn(2, 30), torch.randn(2, 30), torch.randn(2, 28)  # the anchor lacks 2 added tag tokens
+    lc, lu = F.log_softmax(c, -1), F.log_softmax(u, -1)
+    la = F.pad(F.log_softmax(a, -1), (0, 2), value=float("-inf"))
+    want = F.log_softmax(la + 2.0 * (lc - lu), -1)
+    got = shape_logprobs(c, u, guidance=2.0, anchor_logits=a)
+    assert torch.allclose(got[:, :28], want[:, :28], atol=1e-6) and torch.isinf(got[:, 28:]).all()
+    assert torch.allclose(shape_logprobs(c, c, guidance=3.0, anchor_logits=a)[:, :28], F.log_softmax(a, -1), atol=1e-6)  # no contrast: the anchor
+    with pytest.raises(ValueError, match="unconditional"):
+        shape_logprobs(c, None, anchor_logits=a)
+
+
+def test_sampler_draws_from_the_anchored_distribution(lm, perturbed):
+    model, tok = lm
+    prompt, uncond = "Rating: 5 out of 5 stars.\nMovie review:", "Movie review:"
+    cfg = SamplingConfig(max_new_tokens=1, temperature=0.05, top_p=1.0, batch_size=100, bf16=False)
+    s = sample(perturbed, tok, [prompt], 400, cfg, seed=0, progress=False, uncond_prompts=[uncond], guidance=1.5,
+               anchor_model=model, anchor_prompts=[uncond])
+    drawn = np.bincount([ids[0] for ids in s.response_ids[0]], minlength=len(tok))
+    enc = lambda m, t: m(**tok([t], return_tensors="pt", add_special_tokens=False)).logits[0, -1]  # noqa: E731
+    with torch.no_grad():
+        probs = shape_logprobs(enc(perturbed, prompt), enc(perturbed, uncond), 1.5, 0.05, anchor_logits=enc(model, uncond)).exp().numpy()
+    top = np.argsort(-probs)[:3]
+    assert np.allclose(drawn[top] / 400, probs[top], atol=0.08)
+
+
 def test_sampler_draws_from_the_shaped_distribution(lm):
     """One new token, many draws: the empirical frequencies match shape_logprobs (guided, T, top-p)."""
     model, tok = lm
@@ -70,14 +97,14 @@ def test_sampler_draws_from_the_shaped_distribution(lm):
     assert np.allclose(drawn[top] / 400, probs[top], atol=0.08)
 
 
-def _brute_force_kl(policy, ref, ctx, rctx, resp, t=1.0, p=1.0, g=1.0, uctx=None):
+def _brute_force_kl(policy, ref, ctx, rctx, resp, t=1.0, p=1.0, g=1.0, uctx=None, anchored=False):
     with torch.no_grad():
         lp = policy(torch.tensor([ctx + resp])).logits[0, len(ctx) - 1 : -1]
         lu = policy(torch.tensor([uctx + resp])).logits[0, len(uctx) - 1 : -1] if uctx else None
         lq = F.log_softmax(ref(torch.tensor([rctx + resp])).logits[0, len(rctx) - 1 : -1].float(), -1)
     total = 0.0
     for i in range(len(resp)):
-        dist = shape_logprobs(lp[i], None if lu is None else lu[i], g, t, p)
+        dist = shape_logprobs(lp[i], None if lu is None else lu[i], g, t, p, anchor_logits=lq[i] if anchored else None)
         q = dist.exp()
         total += float(torch.where(q > 0, q * (dist - lq[i]), torch.zeros_like(q)).sum())
     return total
@@ -95,6 +122,10 @@ def test_sampled_kl_batched_with_padding_equals_brute_force(lm, perturbed):
         want = [_brute_force_kl(perturbed, model, ctx[i], unc[i], resp[i], t, p, g, unc[i]) for i in range(2)]
         assert np.allclose(got, want, rtol=1e-4, atol=1e-4), (t, p, g)
         assert (got > 0).all()
+    for g in (1.0, 2.0):  # anchored on the reference itself
+        got = sampled_kl(perturbed, model, ctx, unc, resp, tok.pad_token_id, guidance=g, uncond_contexts=unc, anchored=True)
+        want = [_brute_force_kl(perturbed, model, ctx[i], unc[i], resp[i], g=g, uctx=unc[i], anchored=True) for i in range(2)]
+        assert np.allclose(got, want, rtol=1e-4, atol=1e-4), g
     per = sampled_token_kl(perturbed, model, ctx, unc, resp, tok.pad_token_id, batch_size=2)
     assert [len(k) for k in per] == [7, 3] and (np.concatenate(per) >= 0).all()
 

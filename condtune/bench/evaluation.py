@@ -23,16 +23,20 @@ from condtune.kl import best_of_n_kl, sampled_kl
 from condtune.sampling import sample
 
 
-def decode_name(temperature: float, guidance: float = 1.0) -> str:
+def decode_name(temperature: float, guidance: float = 1.0, anchored: bool = False) -> str:
+    if anchored:
+        return f"T={temperature:g} anchored g={guidance:g}"
     return f"T={temperature:g}" + (f" g={guidance:g}" if guidance != 1.0 else "")
 
 
-def decodes(ctx: BenchContext, ck: Checkpoint) -> list[tuple[float, float]]:
-    """(temperature, guidance) pairs a checkpoint is evaluated at."""
+def decodes(ctx: BenchContext, ck: Checkpoint) -> list[tuple[float, float, bool]]:
+    """(temperature, guidance, anchored) triples a checkpoint is evaluated at: classifier-free
+    guidance scales, and scales of guidance anchored on the base policy (conditional policies)."""
     if ck.samples:  # best-of-n picks were drawn at the sampling temperature
-        return [(ctx.cfg.sampling.temperature, 1.0)]
-    gs = ctx.cfg.conditional.guidance if ck.conditional else [1.0]
-    return [(t, g) for t in ctx.cfg.eval_temperatures for g in gs]
+        return [(ctx.cfg.sampling.temperature, 1.0, False)]
+    c = ctx.cfg.conditional
+    gs = [(g, False) for g in c.guidance] + [(g, True) for g in c.anchored_guidance] if ck.conditional else [(1.0, False)]
+    return [(t, g, a) for t in ctx.cfg.eval_temperatures for g, a in gs]
 
 
 def rate(ctx: BenchContext, df: pd.DataFrame) -> pd.DataFrame:
@@ -42,14 +46,16 @@ def rate(ctx: BenchContext, df: pd.DataFrame) -> pd.DataFrame:
 
 
 def measure(ctx: BenchContext, model, tok, inputs: list[str], uncond: list[str] | None, temperature: float, guidance: float,
-            seed: int, desc: str = "eval") -> pd.DataFrame:
+            seed: int, desc: str = "eval", anchored: bool = False) -> pd.DataFrame:
     """``eval_n`` samples per evaluation prompt from ``model`` reading ``inputs`` (the prompts, maybe
-    tagged), with their exact KL against the reference on the plain prompts."""
+    tagged), with their exact KL against the reference on the plain prompts; ``anchored``: guidance
+    anchored on the reference itself (it reads the plain prompts)."""
     from dataclasses import replace
 
     plain, n = ctx.prompts.eval, ctx.cfg.eval_n
     s_cfg = replace(ctx.cfg.sampling, temperature=temperature)
-    s = sample(model, tok, inputs, n, s_cfg, seed=seed, desc=desc, uncond_prompts=uncond, guidance=guidance)
+    s = sample(model, tok, inputs, n, s_cfg, seed=seed, desc=desc, uncond_prompts=uncond, guidance=guidance,
+               anchor_model=ctx.ref if anchored else None, anchor_prompts=plain if anchored else None)
     idx = [i for i in range(len(plain)) for _ in range(n)]
     ids = [r for row in s.response_ids for r in row]
 
@@ -57,18 +63,20 @@ def measure(ctx: BenchContext, model, tok, inputs: list[str], uncond: list[str] 
         return [t(texts[i], add_special_tokens=False)["input_ids"] for i in idx]
 
     kl = sampled_kl(model, ctx.ref, enc(inputs, tok), enc(plain, ctx.ref_tok), ids, tok.pad_token_id, temperature=temperature,
-                    top_p=s_cfg.top_p, guidance=guidance, uncond_contexts=enc(uncond, tok) if uncond else None, batch_size=ctx.cfg.kl_batch_size)
+                    top_p=s_cfg.top_p, guidance=guidance, uncond_contexts=enc(uncond, tok) if uncond else None, batch_size=ctx.cfg.kl_batch_size,
+                    anchored=anchored)
     df = pd.DataFrame({"prompt_id": idx, "prompt": [plain[i] for i in idx], "text": [t for row in s.texts for t in row],
                        "n_tokens": [len(r) for r in ids], "kl": kl})
     return rate(ctx, df)
 
 
-def evaluate(ctx: BenchContext, ck: Checkpoint, seed: int, temperature: float, guidance: float) -> tuple[dict, pd.DataFrame]:
+def evaluate(ctx: BenchContext, ck: Checkpoint, seed: int, temperature: float, guidance: float,
+             anchored: bool = False) -> tuple[dict, pd.DataFrame]:
     """The shared evaluation of one checkpoint at one decode: (result row, per-sample table)."""
     from condtune.modeling import load_causal_lm
 
     row = {"method": ck.method, "setting": ck.setting, "seed": seed, "checkpoint": ck.name, "step": ck.step,
-           "decode": decode_name(temperature, guidance), "temperature": temperature, "guidance": guidance,
+           "decode": decode_name(temperature, guidance, anchored), "temperature": temperature, "guidance": guidance, "anchored": anchored,
            BM.WALL: ck.wall_clock_s, BM.TOKENS: ck.generated_tokens, BM.CALLS: ck.scorer_calls, "kl_kind": "exact_token_level",
            "samples_per_output": 1}
     if ck.samples:  # best-of-n: picks already made; its KL is the analytic bound
@@ -86,9 +94,9 @@ def evaluate(ctx: BenchContext, ck: Checkpoint, seed: int, temperature: float, g
     frames = []
     for t_i, target in enumerate(policy.card.binning.centers):
         inputs = [policy.tagged(p, score=float(target)) for p in ctx.prompts.eval]
-        uncond = [policy.tagged(p) for p in ctx.prompts.eval] if guidance != 1.0 else None
+        uncond = [policy.tagged(p) for p in ctx.prompts.eval] if guidance != 1.0 or anchored else None
         df = measure(ctx, policy.model, policy.tokenizer, inputs, uncond, temperature, guidance, seed * 1000 + t_i,
-                     f"eval {ck.method} {ck.name} target {target:+.2f}")
+                     f"eval {ck.method} {ck.name} target {target:+.2f}", anchored=anchored)
         frames.append(df.assign(requested=float(target)))
     df = pd.concat(frames, ignore_index=True)
     per = [{"requested": r, **BM.text_stats(g)} for r, g in df.groupby("requested")]

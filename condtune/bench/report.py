@@ -20,7 +20,7 @@ from condtune.io import write_json, write_text
 
 COLORS = {"conditional": "tab:green", "conditional_self": "tab:olive", "conditional_online": "tab:cyan", "ppo": "tab:red", "rloo": "tab:orange", "dpo": "tab:blue",
           "best_of_n": "tab:purple"}
-RUN_KEYS = ["method", "setting", "checkpoint", "step", "decode", "temperature", "guidance"]
+RUN_KEYS = ["method", "setting", "checkpoint", "step", "decode", "temperature", "guidance", "anchored"]
 
 
 def load_samples(out: Path, rows: list[dict]) -> pd.DataFrame:
@@ -28,7 +28,7 @@ def load_samples(out: Path, rows: list[dict]) -> pd.DataFrame:
     frames = []
     for r in rows:
         df = store.read_samples(out, r)
-        keep = {k: r.get(k, d) for k, d in (("setting", "default"), ("decode", "T=1"), ("temperature", 1.0), ("guidance", 1.0))}
+        keep = {k: r.get(k, d) for k, d in (("setting", "default"), ("decode", "T=1"), ("temperature", 1.0), ("guidance", 1.0), ("anchored", False))}
         frames.append(df.assign(method=r["method"], seed=r["seed"], checkpoint=r["checkpoint"], step=r["step"], wall=r[BM.WALL],
                                 samples_per_output=r.get("samples_per_output", 1), **keep))
     df = pd.concat(frames, ignore_index=True)

@@ -100,13 +100,13 @@ def run_all(ctx: BenchContext) -> None:
         run = make_run(cfg, method, setting, seed)
         ckpts = run_method(ctx, run)
         for ck in ckpts:
-            for temperature, guidance in decodes(ctx, ck):
-                if (method, setting, seed, ck.name, decode_name(temperature, guidance)) in done:
+            for temperature, guidance, anchored in decodes(ctx, ck):
+                if (method, setting, seed, ck.name, decode_name(temperature, guidance, anchored)) in done:
                     continue
                 if ck.path and not Path(ck.path).exists():
                     raise ConfigError(f"{ck.path}: this checkpoint's weights were deleted after its evaluation (keep_weights); to "
-                                      f"evaluate it at {decode_name(temperature, guidance)}, delete {run.work(ctx.out)} and rerun to retrain")
-                row, samples = evaluate(ctx, ck, seed, temperature, guidance)
+                                      f"evaluate it at {decode_name(temperature, guidance, anchored)}, delete {run.work(ctx.out)} and rerun to retrain")
+                row, samples = evaluate(ctx, ck, seed, temperature, guidance, anchored)
                 store.append_result(ctx.out, row, samples)
                 log.info("  %s [%s] %s %s: gold %+.3f proxy %+.3f KL %.2f (%.0f s)", method, setting, ck.name, row["decode"],
                          row["reward/gold"], row["reward/proxy"], row["kl/exact"], ck.wall_clock_s)

@@ -41,6 +41,10 @@ class ConditionalSettings:
     """steps at which the one run is snapshotted and evaluated"""
     guidance: list[float] = field(default_factory=lambda: [1.0])
     """classifier-free guidance scales evaluated (1 = none); each is a point of the frontier, with its exact KL"""
+    anchored_guidance: list[float] = field(default_factory=list)
+    """scales g of guidance anchored on the base policy, log pi_ref(.|x) + g * (log pi(.|tag, x) - log pi(.|x)): the
+    tag's contrast moves the base model (proxy-tuning, Liu et al. 2024); each a point of the frontier with its exact
+    KL; needs a policy trained with condition dropout"""
     samples_per_prompt: int = 4
     """conditional_self only: base-policy samples per training prompt, relabelled by the proxy, as its SFT corpus"""
     relative_bins: bool = True

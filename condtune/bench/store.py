@@ -30,7 +30,7 @@ def done_keys(out: Path) -> set[tuple]:
 
 def samples_path(out: Path, row: dict) -> Path:
     method, setting, seed, ck, dec = key(row)
-    safe = "".join(c if c.isalnum() or c in "=.-_" else "_" for c in f"{setting}__{dec}")
+    safe = "".join(c if (c.isascii() and c.isalnum()) or c in "=.-_" else "_" for c in f"{setting}__{dec}")
     return Path(out) / "samples" / method / f"seed{seed}_{ck}_{safe}.jsonl"
 
 

@@ -18,7 +18,7 @@ def bench_args(tmp_path_factory, tiny_lm, tiny_encoder):
                  "seeds=[0]", "scorer.max_items=128", "max_train_items=64", "n_train_prompts=16", "n_eval_prompts=4", "n_boot=100",
                  "sampling.max_new_tokens=6", "conditional.checkpoints=[1,2]", "ppo_checkpoints=[1,2]", "rloo.checkpoints=[1,2]",
                  "dpo.checkpoints=[1,2]", "dpo.n_pairs=16", "best_of_n.ns=[1,4]", "conditional.samples_per_prompt=2",
-                 "conditional.online.rounds=1", "conditional.online.steps_per_round=1", "conditional.online.samples_per_prompt=1",
+                 "conditional.online.rounds=1", "conditional.online.steps_per_round=1", "conditional.online.samples_per_prompt=1", "conditional.anchored_guidance=[1.5]",
                  f"methods={json.dumps(METHODS)}"]
 
 
@@ -47,9 +47,9 @@ def test_every_output_file(bench_run):
 def test_one_result_per_run_checkpoint_and_decode(bench_run):
     rows = _rows(bench_run)
     keys = {(r["method"], r["setting"], r["checkpoint"], r["decode"]) for r in rows}
-    # conditional and conditional_self: 2 checkpoints x 2 guidance scales; conditional_online: (2 + 1 round) x 2;
-    # ppo: 2 settings x 2; rloo, dpo: 2; best-of-n: 2
-    assert len(rows) == len(keys) == 4 + 4 + 6 + 4 + 2 + 2 + 2
+    # conditional and conditional_self: 2 checkpoints x 3 decodes (guidance 1 and 2, anchored 1.5);
+    # conditional_online: (2 + 1 round) x 3; ppo: 2 settings x 2; rloo, dpo: 2; best-of-n: 2
+    assert len(rows) == len(keys) == 6 + 6 + 9 + 4 + 2 + 2 + 2
     assert {r["setting"] for r in rows if r["method"] == "ppo"} == {"kl_coef=0.02", "kl_coef=0.2"}
     for r in rows:
         for k in ("reward/gold", "reward/gold2", "reward/proxy", "kl/exact", "cost/wall_clock_s"):
@@ -61,6 +61,8 @@ def test_one_result_per_run_checkpoint_and_decode(bench_run):
     cond, guided = by[("conditional", "default", "step_2", "T=1")], by[("conditional", "default", "step_2", "T=1 g=2")]
     assert len(cond["targets"]) == 3 and cond["cost/scorer_calls"] == 64  # the relabel: every training text scored once by the proxy
     assert guided["kl/exact"] != cond["kl/exact"]  # the KL of the guided distribution, not of the plain one
+    anchored = by[("conditional", "default", "step_2", "T=1 anchored g=1.5")]
+    assert anchored["anchored"] and anchored["kl/exact"] >= 0 and anchored["kl/exact"] != cond["kl/exact"]
     assert by[("conditional_self", "default", "step_2", "T=1")]["cost/generated_tokens"] > 0
     online, offline = by[("conditional_online", "default", "round_1", "T=1")], by[("conditional_online", "default", "step_2", "T=1")]
     assert online["step"] == 3 and online["cost/wall_clock_s"] > offline["cost/wall_clock_s"]
@@ -75,7 +77,7 @@ def test_summary_schema(bench_run):
         for key in ("method", "setting", "checkpoint", "seeds", "gold", "gold_ci", "gold2", "gold2_ci", "kl", "kl_ci", "wall_clock_s",
                     "samples_per_output"):
             assert key in p, (p["method"], key)
-    assert len([p for p in s["points"] if p["method"] == "conditional"]) == 2 * 2 * 3  # checkpoints x guidance x targets
+    assert len([p for p in s["points"] if p["method"] == "conditional"]) == 2 * 3 * 3  # checkpoints x decodes x targets
     for c in s["controllability"]:
         assert {"spearman_gold", "spearman_gold_ci", "means_gold", "monotone_seeds", "spearman_gold2"} <= set(c)
     assert "spearman_gold" in s["ceiling"] and s["ceilings"]["conditional_self"]["between_prompt_variance_share"] is not None
