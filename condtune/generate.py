@@ -16,14 +16,23 @@ from condtune.sampling import Samples, SamplingConfig, sample
 class ConditionalPolicy:
     """A policy trained by ``condtune train``: its model, tokenizer and tag card."""
 
-    def __init__(self, model, tokenizer, card: TagCard, path: str | None = None):
-        self.model, self.tokenizer, self.card, self.path = model, tokenizer, card, path
+    def __init__(self, model, tokenizer, card: TagCard, path: str | None = None, base: str | None = None):
+        self.model, self.tokenizer, self.card, self.path, self.base = model, tokenizer, card, path, base
+        self._base_model = None
 
     @classmethod
     def load(cls, path: str | Path) -> "ConditionalPolicy":
-        card, _ = load_policy_card(path)
+        card, base = load_policy_card(path)
         model, tok = load_causal_lm(path)
-        return cls(model, tok, card, str(path))
+        return cls(model, tok, card, str(path), base)
+
+    def base_model(self):
+        """The base policy it was fine-tuned from (loaded once), the anchor of anchored guidance."""
+        if self._base_model is None:
+            if not self.base:
+                raise ValueError(f"{self.path}: the policy card names no base model, so guidance cannot be anchored on it")
+            self._base_model, _ = load_causal_lm(self.base)
+        return self._base_model
 
     def bin_for(self, score: float) -> int:
         """The bin a requested score (raters' scale) falls into."""
@@ -35,18 +44,22 @@ class ConditionalPolicy:
     def generate(
         self, prompts: Sequence[str], score: float | None = None, n: int = 1, tags: Mapping[str, str] | None = None,
         sampling: SamplingConfig = SamplingConfig(), bin_index: int | None = None, guidance: float = 1.0,
-        seed: int | None = None, progress: bool = True,
+        seed: int | None = None, progress: bool = True, anchored: bool = False,
     ) -> Samples:
         """``n`` completions per prompt, conditioned on ``score`` (or ``bin_index``) and ``tags``.
 
         ``guidance > 1`` applies classifier-free guidance against the same prompt without the
         score tag (attribute tags kept): logits = uncond + guidance * (cond - uncond).
+        ``anchored``: the base policy writes, moved by the tag's contrast:
+        log p_base(.|prompt) + guidance * (cond - uncond), which keeps the base model's style
+        (its KL to the base is only what the tag adds); needs a policy trained with condition dropout.
         """
         full = [self.tagged(p, score, bin_index, tags) for p in prompts]
-        if guidance == 1.0 or (score is None and bin_index is None):
+        if (guidance == 1.0 and not anchored) or (score is None and bin_index is None):
             return sample(self.model, self.tokenizer, full, n, sampling, seed=seed, progress=progress)
         uncond = [self.card.prefix(attrs=dict(tags or {})) + p for p in prompts]
-        return sample(self.model, self.tokenizer, full, n, sampling, seed=seed, progress=progress, uncond_prompts=uncond, guidance=guidance)
+        return sample(self.model, self.tokenizer, full, n, sampling, seed=seed, progress=progress, uncond_prompts=uncond, guidance=guidance,
+                      anchor_model=self.base_model() if anchored else None, anchor_prompts=list(prompts) if anchored else None)
 
 
 def pick_best(prompt: str, candidates: Sequence[str], scorer, target: float | None = None) -> tuple[str, float]:

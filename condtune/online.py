@@ -104,6 +104,9 @@ def run_online(start: str | Path, pool: pd.DataFrame, reward, prompts: list[str]
     from condtune.modeling import load_causal_lm
 
     out_dir, policy_dir = Path(out_dir), Path(start)
+    if load_policy_card(policy_dir)[0].attributes:
+        raise ValueError(f"{policy_dir}: online rounds sample at score targets only; this policy also has attribute tags "
+                         f"{sorted(load_policy_card(policy_dir)[0].attributes)} (train without tag_columns to use them)")
     table: list[dict] = read_json(out_dir / "rounds.json") if (out_dir / "rounds.json").exists() else []
     pool = pool[["prompt", "completion", "score"]].copy() if o.keep_initial else pool.iloc[:0][["prompt", "completion", "score"]]
     ref, ref_tok = load_causal_lm(base)

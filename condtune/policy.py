@@ -92,8 +92,9 @@ def sft_dataset(df: pd.DataFrame, tokenizer, max_length: int, condition_dropout:
     only where the model emitted it, never decoded and re-encoded. A text ``completion`` (a human
     text, complete) is encoded after a space and ends with EOS.
 
-    ``condition_dropout``: that share of rows (drawn with ``seed``) reads the plain ``prompt``
-    instead of the tagged one. ``with_reference`` adds ``ref_input_ids``/``ref_labels``: the plain
+    ``condition_dropout``: that share of rows (drawn with ``seed``) reads ``uncond_prompt`` (the
+    prompt with its attribute tags but no score tag; default: the plain ``prompt``) instead of the
+    tagged one. ``with_reference`` adds ``ref_input_ids``/``ref_labels``: the plain
     prompt and the same answer tokens, for the reference of the KL term.
     """
     import datasets
@@ -102,6 +103,7 @@ def sft_dataset(df: pd.DataFrame, tokenizer, max_length: int, condition_dropout:
     own = df["completion_ids"] if "completion_ids" in df.columns else [None] * len(df)
     dropped = np.random.default_rng(seed).random(len(df)) < condition_dropout
     plain = df["prompt"] if "prompt" in df.columns else df["tagged_prompt"]
+    uncond = df["uncond_prompt"] if "uncond_prompt" in df.columns else plain
     if (condition_dropout > 0 or with_reference) and "prompt" not in df.columns:
         raise ValueError("condition dropout and the KL term need the untagged 'prompt' column beside 'tagged_prompt'")
     rows: dict[str, list] = {"input_ids": [], "labels": [], **({c: [] for c in ("ref_input_ids", "ref_labels")} if with_reference else {})}
@@ -109,8 +111,8 @@ def sft_dataset(df: pd.DataFrame, tokenizer, max_length: int, condition_dropout:
     def enc(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    for tagged, prompt, text, sampled, drop in zip(df["tagged_prompt"], plain, df["completion"], own, dropped):
-        p = enc(prompt if drop else tagged)
+    for tagged, prompt, untagged, text, sampled, drop in zip(df["tagged_prompt"], plain, uncond, df["completion"], own, dropped):
+        p = enc(untagged if drop else tagged)
         if isinstance(sampled, (list, tuple, np.ndarray)):  # NaN/None where a row has no sampled ids
             c = [int(t) for t in sampled]
         else:
@@ -181,6 +183,8 @@ def train_conditional(model, tokenizer, df: pd.DataFrame, card: TagCard, s: SFTS
     peft_cfg = lora_config(s, ["embed_tokens"] if n_new else None) if s.lora_r else None
     if s.freeze_embeddings:
         freeze_old_embeddings(model, len(tokenizer) - n_new)
+    if card.attributes and "tags" in df.columns:  # dropout removes the score tag only
+        df = df.assign(uncond_prompt=[card.prefix(attrs=t) + p for t, p in zip(df["tags"], df["prompt"])])
     data = sft_dataset(df, tokenizer, s.max_length, s.condition_dropout, s.seed, with_reference=ref is not None)
     common = dict(model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft_cfg, callbacks=callbacks)
     if ref is None:

@@ -12,7 +12,7 @@ Objectives
 * ``bradley_terry`` (pairwise): J = -E[log sigma(R(chosen) - R(rejected))]; the score scale
   is the BT logit.
 
-A saved scorer directory holds the backbone, its tokenizer, ``head.pt`` and
+A saved scorer directory holds the backbone, its tokenizer, ``head.safetensors`` and
 ``scorer.json`` (objective, normalisation, target mean/sd, score range, metrics), so
 :meth:`Scorer.score` returns numbers on the raters' scale with no other context.
 """
@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
+from safetensors.torch import load_file, save_file
 
 from condtune.assets import resolve_model
 from condtune.io import atomic_dir, read_json, write_json
@@ -84,6 +85,19 @@ def normalise_ratings(ratings: pd.DataFrame, mode: Literal["rater", "item", "non
 
 
 # ----------------------------------------------------------------------------- model
+
+
+HEAD_FILE = "head.safetensors"
+
+
+def load_head(path: Path) -> dict:
+    """The head's weights: safetensors (no code runs on load); a scorer saved by an older condtune
+    has ``head.pt``, read with ``weights_only=True`` (tensors only, never pickled objects)."""
+    if (path / HEAD_FILE).exists():
+        return load_file(str(path / HEAD_FILE))
+    if (path / "head.pt").exists():
+        return torch.load(path / "head.pt", map_location="cpu", weights_only=True)
+    raise FileNotFoundError(f"{path}: scorer head missing (no {HEAD_FILE})")
 
 
 class ScorerModel(nn.Module):
@@ -146,7 +160,7 @@ class Scorer:
             raise FileNotFoundError(f"{path}: not a condtune scorer (no {SCORER_META}); train one with `condtune scorer train`")
         meta = ScorerMeta(**read_json(path / SCORER_META))
         model = ScorerModel(path / "encoder")
-        model.head.load_state_dict(torch.load(path / "head.pt", map_location="cpu"))
+        model.head.load_state_dict(load_head(path))
         model.eval()
         return cls(model, AutoTokenizer.from_pretrained(path / "encoder"), meta)
 
@@ -154,7 +168,7 @@ class Scorer:
         with atomic_dir(path) as tmp:
             self.model.encoder.save_pretrained(tmp / "encoder")
             self.tokenizer.save_pretrained(tmp / "encoder")
-            torch.save(self.model.head.state_dict(), tmp / "head.pt")
+            save_file({k: v.contiguous() for k, v in self.model.head.state_dict().items()}, str(tmp / HEAD_FILE))
             write_json(tmp / SCORER_META, asdict(self.meta))
         return Path(path)
 

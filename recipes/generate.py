@@ -3,6 +3,7 @@
     condtune generate --model runs/policy --score 3 --prompt "Movie review:" -n 4
     condtune generate --model runs/policy --score -2 --tags domain=movie --prompt "Movie review:" --prompt "Tweet:"
     condtune generate --model runs/policy --score 3 --prompt "Movie review:" --best_of 8 --scorer runs/scorer
+    condtune generate --model runs/policy --score 3 --prompt "Movie review:" --anchored --guidance 2
 
 The score is on the raters' scale; it maps to the policy's bin without you knowing the bins.
 """
@@ -37,6 +38,9 @@ class GenerateConfig:
     """sampling settings"""
     guidance: float = 1.0
     """classifier-free guidance strength on the score tag (1 = off)"""
+    anchored: bool = False
+    """let the base policy write, moved by the tag's contrast (base + guidance x (tagged - untagged)): stays near the
+    base model's style; needs a policy trained with condition dropout"""
     best_of: int = 0
     """sample this many per output and keep the one the scorer puts closest to --score (needs --scorer)"""
     scorer: str | None = None
@@ -59,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.best_of and scorer is None:
         raise C.ConfigError("--best_of needs --scorer")
     per = max(cfg.best_of, 1)
-    s = policy.generate(cfg.prompt, cfg.score, cfg.n * per, cfg.tags, cfg.sampling, bin_index, cfg.guidance, cfg.seed)
+    s = policy.generate(cfg.prompt, cfg.score, cfg.n * per, cfg.tags, cfg.sampling, bin_index, cfg.guidance, cfg.seed,
+                        anchored=cfg.anchored)
     rows = []
     for prompt, cands in zip(cfg.prompt, s.texts):
         groups = [cands[j * per : (j + 1) * per] for j in range(cfg.n)]

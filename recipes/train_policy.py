@@ -2,6 +2,13 @@
 
     condtune train --config configs/train.yaml
     condtune train data=runs/tagged.jsonl model=smollm2-135m out=runs/policy sft.max_steps=150
+    condtune train --config configs/train.yaml sft.kl_coef=0.3 online.rounds=3 scorer=runs/scorer
+
+``sft.kl_coef`` adds the exact per-token KL to the base model (reading the prompt without tags);
+``sft.condition_dropout`` trains a share of rows untagged (the unconditional branch of guidance).
+``online.rounds`` continues with rounds of sampling at the targets, scoring by ``scorer``,
+refitting the bins over the pool and training on; the round table goes to ``out/online/rounds.json``
+and the final policy to ``out/online/round_<R>/policy``.
 
 Resumes from the latest checkpoint in ``out/checkpoints`` if there is one. The saved policy
 carries its tag vocabulary and bin edges (``out/condtune_policy.json``).
@@ -16,8 +23,10 @@ from condtune import config as C
 from condtune.data import read_table, require_columns
 from condtune.io import write_json
 from condtune.modeling import load_causal_lm
+from condtune.online import OnlineSettings, run_online
 from condtune.policy import SFTSettings, train_conditional
 from condtune.relabel import TagCard
+from condtune.sampling import SamplingConfig
 
 log = logging.getLogger("condtune.train")
 
@@ -34,6 +43,14 @@ class TrainConfig:
     """optimisation settings"""
     out: str = "runs/policy"
     """output policy directory"""
+    online: OnlineSettings = field(default_factory=OnlineSettings)
+    """online rounds after the SFT (rounds=0: none)"""
+    scorer: str = ""
+    """the scorer (proxy) that rates each round's samples (needed with online.rounds > 0)"""
+    online_prompts: int = 256
+    """prompts per online round, drawn from the data's prompts as they occur (a prompt may repeat)"""
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_new_tokens=48))
+    """how each online round samples"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,12 +60,29 @@ def main(argv: list[str] | None = None) -> int:
     require_columns(df, cfg.data, ["tagged_prompt", "completion"])
     if cfg.max_examples:
         df = df.sample(min(cfg.max_examples, len(df)), random_state=cfg.sft.seed)
+    if cfg.online.rounds and not cfg.scorer:
+        raise C.ConfigError("online.rounds > 0 needs scorer=<a scorer dir> to rate each round's samples")
+    if cfg.online.rounds and card.attributes:
+        raise C.ConfigError(f"online.rounds > 0: online rounds sample at score targets only, and {cfg.data} also has attribute tags "
+                            f"{sorted(card.attributes)}; relabel without tag_columns to train online")
     model, tokenizer = load_causal_lm(cfg.model)
     log.info("conditional SFT: %d rows, %d steps of %d (SmolLM2-135M on 2 CPU cores: ~3-4 s/step; the bar shows the ETA)", len(df), cfg.sft.max_steps, cfg.sft.batch_size)
     stats = train_conditional(model, tokenizer, df, card, cfg.sft, cfg.out, cfg.model)
     write_json(f"{cfg.out}/train_stats.json", {"stats": stats, "config": C.to_dict(cfg)})
     print(f"policy saved to {cfg.out}: {stats['steps']} steps in {stats['train_seconds']:.0f} s, loss {stats['first_loss']} -> {stats['final_loss']}")
-    print(f"try: condtune generate --model {cfg.out} --score {card.binning.centers[-1]:.1f} --prompt '...' -n 4")
+    final = cfg.out
+    if cfg.online.rounds:
+        from condtune.scorer import Scorer
+
+        require_columns(df, cfg.data, ["prompt", "score"])
+        prompts = df["prompt"].sample(cfg.online_prompts, replace=len(df) < cfg.online_prompts, random_state=cfg.sft.seed).tolist()
+        table = run_online(cfg.out, df, Scorer.load(cfg.scorer), prompts, cfg.sft, cfg.online, cfg.sampling, f"{cfg.out}/online", cfg.model)
+        final = f"{cfg.out}/online/round_{cfg.online.rounds}/policy"
+        print("round | top-target proxy | all proxy | top-target KL (nats) | pool rows | seconds")
+        for r in table:
+            print(f"{r['round']} | {r['top_proxy']:+.3f} | {r['all_proxy']:+.3f} | {r['top_kl']:.2f} | {r['pool_rows']} | "
+                  f"{r.get('sample_seconds', 0) + r['train_seconds']:.0f}")
+    print(f"try: condtune generate --model {final} --score {card.binning.centers[-1]:.1f} --prompt '...' -n 4")
     return 0
 
 

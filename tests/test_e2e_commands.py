@@ -57,6 +57,14 @@ def test_train_outputs(chain):
     assert stats["steps"] == 3 and stats["final_loss"] == stats["final_loss"]  # finite
 
 
+def test_online_rounds_need_a_scorer_and_score_tags_only(chain, tmp_path, capsys):
+    base = ["train", f"data={chain['tagged']}", f"model={chain['policy']}", "sft.max_steps=1", "sft.batch_size=4", "online.rounds=1"]
+    assert cli([*base, f"out={tmp_path / 'a'}"]) == 2
+    assert "needs scorer=" in capsys.readouterr().err
+    assert cli([*base, f"scorer={chain['scorer']}", f"out={tmp_path / 'b'}"]) == 2  # stops before any training
+    assert "attribute tags" in capsys.readouterr().err and not (tmp_path / "b").exists()
+
+
 def test_generate(chain, capsys):
     assert cli(["generate", "--model", str(chain["policy"]), "--score", "3", "--prompt", "Review:", "-n", "2",
                 "--tags", "domain=movie", "--scorer", str(chain["scorer"]), "--json", "sampling.max_new_tokens=5"]) == 0
@@ -69,6 +77,13 @@ def test_generate_best_of_and_guidance(chain, capsys):
                 "--best_of", "3", "--guidance", "1.5", "--scorer", str(chain["scorer"]), "--json", "sampling.max_new_tokens=4"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert len(rows) == 1 and rows[0]["bin"] == 1
+
+
+def test_generate_anchored_on_the_base(chain, capsys):
+    assert cli(["generate", "--model", str(chain["policy"]), "--score", "3", "--prompt", "Review:", "-n", "2", "--anchored",
+                "--guidance", "2", "--json", "sampling.max_new_tokens=4"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert len(rows) == 2 and all(r["bin"] == 3 for r in rows)
 
 
 def test_generate_unknown_tag_is_clear(chain):

@@ -67,3 +67,19 @@ def test_scorer_training_is_reproducible(ratings_file, tiny_encoder):
     texts = ["The film was great and lovely.", "The film was dull and bad."]
     a, b = (train_pointwise(cfg)[0].score(texts) for _ in range(2))
     assert (a == b).all()
+
+
+def test_scorer_head_is_safetensors_and_old_head_pt_still_loads(tmp_path, tiny_encoder):
+    from condtune.scorer import Scorer
+
+    s = Scorer.new(str(tiny_encoder), "regression", "item")
+    out = s.save(tmp_path / "s")
+    assert (out / "head.safetensors").exists() and not (out / "head.pt").exists()
+    texts = ["A fine film.", "Dull."]
+    want = Scorer.load(out).score(texts)
+    torch.save(Scorer.load(out).model.head.state_dict(), out / "head.pt")  # a scorer saved by an older condtune
+    (out / "head.safetensors").unlink()
+    assert np.allclose(Scorer.load(out).score(texts), want, atol=1e-6)
+    (out / "head.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="scorer head missing"):
+        Scorer.load(out)
