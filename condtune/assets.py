@@ -21,6 +21,7 @@ directory works the same everywhere a model is accepted.
 The cache lives in ``$CONDTUNE_CACHE`` (default ``~/.cache/condtune``). After the first
 fetch nothing touches the network.
 """
+
 from __future__ import annotations
 
 import glob

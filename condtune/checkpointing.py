@@ -5,6 +5,7 @@ policy directory (``path``) or, for best-of-n, a file of already-picked samples
 (``samples``). The cost fields are cumulative from the start of the method, data generation
 included (relabel scoring, rollouts, best-of-n samples).
 """
+
 from __future__ import annotations
 
 import copy
@@ -52,9 +53,16 @@ def load_checkpoints(path: str | Path) -> list[Checkpoint] | None:
     return [Checkpoint(**d) for d in read_json(path)] if path.exists() else None
 
 
-def snapshot_callback(method: str, out_dir: Path, steps: list[int], counters: Callable[[], dict] | None = None,
-                      base_seconds: float = 0.0, setting: str = "default", on_save: Callable[[Path], None] | None = None,
-                      conditional: bool = False):
+def snapshot_callback(
+    method: str,
+    out_dir: Path,
+    steps: list[int],
+    counters: Callable[[], dict] | None = None,
+    base_seconds: float = 0.0,
+    setting: str = "default",
+    on_save: Callable[[Path], None] | None = None,
+    conditional: bool = False,
+):
     """A transformers ``TrainerCallback`` that saves the model (and tokenizer) to
     ``out_dir/step_N`` at each step in ``steps`` of one run (one learning-rate schedule) and records
     a :class:`Checkpoint` with the training seconds so far (saving excluded) plus ``counters()``
@@ -87,7 +95,11 @@ def snapshot_callback(method: str, out_dir: Path, steps: list[int], counters: Ca
                 if on_save is not None:
                     on_save(tmp)
             extra = counters() if counters else {}
-            self.records.append(Checkpoint(method, setting, f"step_{step}", step, seconds, path=str(target), conditional=conditional, **extra))
+            self.records.append(
+                Checkpoint(
+                    method, setting, f"step_{step}", step, seconds, path=str(target), conditional=conditional, **extra
+                )
+            )
             save_checkpoints(out_dir / "snapshots.json", self.records)
             self.paused += time.perf_counter() - t_save
 

@@ -3,6 +3,7 @@
 Each job is a recipe module under ``recipes/`` with a ``main(argv)``; this file only
 dispatches. ``condtune <job> --help`` prints the job's config fields and defaults.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -11,6 +11,7 @@ configuration. :func:`parse` builds it from, in increasing precedence:
 Values from YAML or the CLI are coerced to the field's annotated type, and an unknown key
 or a value of the wrong type is a :class:`ConfigError` that names the file and the key.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -122,9 +123,7 @@ def _build(cls: type[T], values: Mapping[str, Any], where: str) -> T:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
     if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {unknown} for {cls.__name__}; valid keys: {sorted(names)}"
-        )
+        raise ConfigError(f"{where}: unknown key(s) {unknown} for {cls.__name__}; valid keys: {sorted(names)}")
     kwargs = {k: _coerce(v, hints[k], f"{where}: {k}") for k, v in values.items()}
     try:
         return cls(**kwargs)
@@ -214,7 +213,8 @@ def split_argv(
             else:
                 # collect one or more values: --prompt a --tags x=1 y=2
                 vals = []
-                def takes(nxt: str) -> bool:
+
+                def takes(nxt: str, key: str = key) -> bool:
                     if nxt.startswith("--") or nxt in aliases:
                         return False
                     if "=" not in nxt:
@@ -258,8 +258,10 @@ def help_text(cls: type, aliases: Mapping[str, str] | None = None) -> str:
     rev = {v: k for k, v in (aliases or {}).items()}
     out = [f"{cls.__name__} settings (--config FILE.yaml, then key=value or --key value):"]
     for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else "(required)"
+        default = (
+            f.default
+            if f.default is not dataclasses.MISSING
+            else (f.default_factory() if f.default_factory is not dataclasses.MISSING else "(required)")
         )
         alias = f" ({rev[f.name]})" if f.name in rev else ""
         out.append(f"  --{f.name}{alias} = {default!r}")

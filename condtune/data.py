@@ -10,6 +10,7 @@ Files may be JSONL, JSON, CSV, TSV, Parquet, or a Hugging Face dataset saved wit
 ``save_to_disk``. Every problem is a :class:`DataError` that names the file, the row
 (1-based, counting data records) and the column, and says what was expected.
 """
+
 from __future__ import annotations
 
 import ast
@@ -67,7 +68,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise
     except Exception as exc:  # pandas/pyarrow/datasets raise many types
         raise DataError(path, f"cannot read it as {suffix or 'a dataset directory'}: {exc}") from None
-    raise DataError(path, f"unsupported file type {suffix!r} (use .jsonl, .json, .csv, .tsv, .parquet or an HF dataset dir)")
+    raise DataError(
+        path, f"unsupported file type {suffix!r} (use .jsonl, .json, .csv, .tsv, .parquet or an HF dataset dir)"
+    )
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:
@@ -217,7 +220,9 @@ def text_of(prompt: str, completion: str) -> str:
 def to_items(ratings: pd.DataFrame) -> pd.DataFrame:
     """Group individual ratings by item: ``item_id, prompt, completion, text, mean, n, scores, raters``."""
     grouped = ratings.groupby("item_id", sort=False)
-    items = grouped.agg(prompt=("prompt", "first"), completion=("completion", "first"), mean=("score", "mean"), n=("score", "size"))
+    items = grouped.agg(
+        prompt=("prompt", "first"), completion=("completion", "first"), mean=("score", "mean"), n=("score", "size")
+    )
     items["scores"] = grouped["score"].agg(list)
     items["raters"] = grouped["rater"].agg(list)
     items = items.reset_index()
@@ -231,7 +236,10 @@ PAIRWISE_COLUMNS = ["prompt", "chosen", "rejected", "rater"]
 
 
 def load_pairwise(
-    path: str | Path, prompt_col: str = "prompt", chosen_col: str = "chosen", rejected_col: str = "rejected",
+    path: str | Path,
+    prompt_col: str = "prompt",
+    chosen_col: str = "chosen",
+    rejected_col: str = "rejected",
     rater_col: str | None = None,
 ) -> pd.DataFrame:
     """Preference pairs ``prompt, chosen, rejected, rater`` (validated)."""
@@ -322,7 +330,12 @@ def find_vader_root(path: str | Path) -> Path:
     return Path(hits[0]).parent
 
 
-VADER_PROMPTS = {"movie": "Movie review:", "amazon": "Product review:", "nyt": "Newspaper editorial:", "tweets": "Tweet:"}
+VADER_PROMPTS = {
+    "movie": "Movie review:",
+    "amazon": "Product review:",
+    "nyt": "Newspaper editorial:",
+    "tweets": "Tweet:",
+}
 
 
 def vader_corpus(domains: Sequence[str] | None = None) -> pd.DataFrame:
@@ -330,13 +343,20 @@ def vader_corpus(domains: Sequence[str] | None = None) -> pd.DataFrame:
     (the human-written text), ``domain``, ``human_mean`` and ``n_ratings``."""
     items = load_vader(domains=domains)
     g = items.groupby("item_id", sort=False)
-    out = g.agg(completion=("completion", "first"), domain=("domain", "first"), human_mean=("score", "mean"), n_ratings=("score", "size")).reset_index()
+    out = g.agg(
+        completion=("completion", "first"),
+        domain=("domain", "first"),
+        human_mean=("score", "mean"),
+        n_ratings=("score", "size"),
+    ).reset_index()
     out.insert(1, "prompt", out["domain"].map(VADER_PROMPTS))
     return out
 
 
 def load_corpus(
-    path: str | Path, prompt_col: str | None = "prompt", completion_col: str = "completion",
+    path: str | Path,
+    prompt_col: str | None = "prompt",
+    completion_col: str = "completion",
     domains: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """A dataset of (prompt, completion) rows to relabel or train on; other columns are kept.

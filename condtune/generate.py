@@ -1,5 +1,6 @@
 """Generation from a conditioned policy at a requested score (and other tags), with optional
 classifier-free guidance and best-of-n reranking by a scorer."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,7 +22,7 @@ class ConditionalPolicy:
         self._base_model = None
 
     @classmethod
-    def load(cls, path: str | Path) -> "ConditionalPolicy":
+    def load(cls, path: str | Path) -> ConditionalPolicy:
         card, base = load_policy_card(path)
         model, tok = load_causal_lm(path)
         return cls(model, tok, card, str(path), base)
@@ -30,7 +31,9 @@ class ConditionalPolicy:
         """The base policy it was fine-tuned from (loaded once), the anchor of anchored guidance."""
         if self._base_model is None:
             if not self.base:
-                raise ValueError(f"{self.path}: the policy card names no base model, so guidance cannot be anchored on it")
+                raise ValueError(
+                    f"{self.path}: the policy card names no base model, so guidance cannot be anchored on it"
+                )
             self._base_model, _ = load_causal_lm(self.base)
         return self._base_model
 
@@ -38,13 +41,27 @@ class ConditionalPolicy:
         """The bin a requested score (raters' scale) falls into."""
         return int(self.card.binning.assign(score))
 
-    def tagged(self, prompt: str, score: float | None = None, bin_index: int | None = None, tags: Mapping[str, str] | None = None) -> str:
+    def tagged(
+        self,
+        prompt: str,
+        score: float | None = None,
+        bin_index: int | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
         return self.card.prefix(score=score, bin_index=bin_index, attrs=dict(tags or {})) + prompt
 
     def generate(
-        self, prompts: Sequence[str], score: float | None = None, n: int = 1, tags: Mapping[str, str] | None = None,
-        sampling: SamplingConfig = SamplingConfig(), bin_index: int | None = None, guidance: float = 1.0,
-        seed: int | None = None, progress: bool = True, anchored: bool = False,
+        self,
+        prompts: Sequence[str],
+        score: float | None = None,
+        n: int = 1,
+        tags: Mapping[str, str] | None = None,
+        sampling: SamplingConfig = SamplingConfig(),
+        bin_index: int | None = None,
+        guidance: float = 1.0,
+        seed: int | None = None,
+        progress: bool = True,
+        anchored: bool = False,
     ) -> Samples:
         """``n`` completions per prompt, conditioned on ``score`` (or ``bin_index``) and ``tags``.
 
@@ -58,8 +75,19 @@ class ConditionalPolicy:
         if (guidance == 1.0 and not anchored) or (score is None and bin_index is None):
             return sample(self.model, self.tokenizer, full, n, sampling, seed=seed, progress=progress)
         uncond = [self.card.prefix(attrs=dict(tags or {})) + p for p in prompts]
-        return sample(self.model, self.tokenizer, full, n, sampling, seed=seed, progress=progress, uncond_prompts=uncond, guidance=guidance,
-                      anchor_model=self.base_model() if anchored else None, anchor_prompts=list(prompts) if anchored else None)
+        return sample(
+            self.model,
+            self.tokenizer,
+            full,
+            n,
+            sampling,
+            seed=seed,
+            progress=progress,
+            uncond_prompts=uncond,
+            guidance=guidance,
+            anchor_model=self.base_model() if anchored else None,
+            anchor_prompts=list(prompts) if anchored else None,
+        )
 
 
 def pick_best(prompt: str, candidates: Sequence[str], scorer, target: float | None = None) -> tuple[str, float]:
@@ -69,7 +97,9 @@ def pick_best(prompt: str, candidates: Sequence[str], scorer, target: float | No
     return candidates[i], float(s[i])
 
 
-def best_of_n(samples: Samples, prompts: Sequence[str], scorer, target: float | None = None) -> tuple[list[str], np.ndarray]:
+def best_of_n(
+    samples: Samples, prompts: Sequence[str], scorer, target: float | None = None
+) -> tuple[list[str], np.ndarray]:
     """Best-of-n reranking: one completion per prompt from its n samples."""
     picked = [pick_best(p, cands, scorer, target) for p, cands in zip(prompts, samples.texts)]
     return [t for t, _ in picked], np.asarray([s for _, s in picked])

@@ -3,6 +3,7 @@
 A crash or a validation error never leaves a half-written output, and an existing file
 at the target stays untouched until the new one is complete.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -12,6 +12,7 @@ mean over samples estimates the sequence-level KL(p || pi_ref) with far less var
 sampled log-ratio. Both models run in fp32 here; sample in fp32 too (``SamplingConfig.bf16=False``)
 to measure exactly the distribution that was sampled.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,7 +49,9 @@ def _right_padded(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, tor
     return ids, mask
 
 
-def response_logits(model, contexts: Sequence[list[int]], responses: Sequence[list[int]], pad_id: int) -> list[torch.Tensor]:
+def response_logits(
+    model, contexts: Sequence[list[int]], responses: Sequence[list[int]], pad_id: int
+) -> list[torch.Tensor]:
     """Per row, the fp32 logits at each position that predicts a response token: [T_i, V]."""
     ids, mask = _right_padded([list(c) + list(r) for c, r in zip(contexts, responses)], pad_id)
     dev = next(model.parameters()).device
@@ -57,10 +60,20 @@ def response_logits(model, contexts: Sequence[list[int]], responses: Sequence[li
 
 
 @torch.no_grad()
-def sampled_token_kl(policy, ref, contexts: Sequence[list[int]], ref_contexts: Sequence[list[int]], responses: Sequence[list[int]],
-                     pad_id: int, temperature: float = 1.0, top_p: float = 1.0, guidance: float = 1.0,
-                     uncond_contexts: Sequence[list[int]] | None = None, batch_size: int = 8,
-                     anchored: bool = False) -> list[np.ndarray]:
+def sampled_token_kl(
+    policy,
+    ref,
+    contexts: Sequence[list[int]],
+    ref_contexts: Sequence[list[int]],
+    responses: Sequence[list[int]],
+    pad_id: int,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    guidance: float = 1.0,
+    uncond_contexts: Sequence[list[int]] | None = None,
+    batch_size: int = 8,
+    anchored: bool = False,
+) -> list[np.ndarray]:
     """Exact KL(p || pi_ref) at each generated position of each response (empty for an empty one).
 
     ``contexts``: what the policy read (tags + prompt); ``uncond_contexts``: the guidance branch's
@@ -79,7 +92,11 @@ def sampled_token_kl(policy, ref, contexts: Sequence[list[int]], ref_contexts: S
         resp = [responses[i] for i in idx]
         with autocast(False):
             lp = response_logits(policy, [contexts[i] for i in idx], resp, pad_id)
-            lu = response_logits(policy, [uncond_contexts[i] for i in idx], resp, pad_id) if guided else [None] * len(idx)
+            lu = (
+                response_logits(policy, [uncond_contexts[i] for i in idx], resp, pad_id)
+                if guided
+                else [None] * len(idx)
+            )
             lq = response_logits(ref, [ref_contexts[i] for i in idx], resp, pad_id)
         for j, i in enumerate(idx):
             p = shape_logprobs(lp[j], lu[j], guidance, temperature, top_p, anchor_logits=lq[j] if anchored else None)

@@ -12,6 +12,7 @@ The reference's logits come without grad, once per batch.
 own ``ref_input_ids``/``ref_labels`` (the plain prompt and the same answer tokens), padded by
 :class:`PairedCollator`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,8 +42,14 @@ def answer_logits(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Ten
     return logits[:, :-1][keep], labels[:, 1:][keep]
 
 
-def kl_regularised_loss(logits: torch.Tensor, labels: torch.Tensor, ref_logits: torch.Tensor, ref_labels: torch.Tensor,
-                        kl_coef: float, entropy_coef: float = 0.0) -> KLLoss:
+def kl_regularised_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    ref_logits: torch.Tensor,
+    ref_labels: torch.Tensor,
+    kl_coef: float,
+    entropy_coef: float = 0.0,
+) -> KLLoss:
     """The objective above from the policy's and the reference's [B, L, V] logits over their own
     inputs (which differ by the tags); ``labels``/``ref_labels`` mark the same answer tokens."""
     pol, targets = answer_logits(logits.float(), labels)
@@ -66,7 +73,12 @@ class PairedCollator:
         pad = DataCollatorForLanguageModeling(pad_token_id=self.pad_token_id)
         out = pad([{"input_ids": e["input_ids"], "labels": e["labels"]} for e in examples])
         ref = pad([{"input_ids": e["ref_input_ids"], "labels": e["ref_labels"]} for e in examples])
-        return {**out, "ref_input_ids": ref["input_ids"], "ref_attention_mask": ref["attention_mask"], "ref_labels": ref["labels"]}
+        return {
+            **out,
+            "ref_input_ids": ref["input_ids"],
+            "ref_attention_mask": ref["attention_mask"],
+            "ref_labels": ref["labels"],
+        }
 
 
 class ConditionalSFTTrainer(SFTTrainer):
@@ -84,8 +96,12 @@ class ConditionalSFTTrainer(SFTTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False)
         with torch.no_grad():
-            ref = self.ref_model(input_ids=inputs["ref_input_ids"], attention_mask=inputs["ref_attention_mask"], use_cache=False)
-        r = kl_regularised_loss(out.logits, inputs["labels"], ref.logits, inputs["ref_labels"], self.kl_coef, self.entropy_coef)
+            ref = self.ref_model(
+                input_ids=inputs["ref_input_ids"], attention_mask=inputs["ref_attention_mask"], use_cache=False
+            )
+        r = kl_regularised_loss(
+            out.logits, inputs["labels"], ref.logits, inputs["ref_labels"], self.kl_coef, self.entropy_coef
+        )
         mode = "train" if model.training else "eval"
         for name, value in (("nll", r.nll), ("kl", r.kl), ("entropy", r.entropy)):
             self._metrics[mode][name].append(float(value))

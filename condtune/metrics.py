@@ -1,4 +1,5 @@
 """Agreement metrics shared by the scorer report and the benchmark (pure numpy/scipy)."""
+
 from __future__ import annotations
 
 from typing import Sequence

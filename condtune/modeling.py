@@ -1,5 +1,6 @@
 """Loading causal LMs and tokenizers (embedded defaults, HF ids, local dirs), tiny test models,
 CPU threading and bf16 autocast."""
+
 from __future__ import annotations
 
 import contextlib
@@ -89,14 +90,22 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def save_tiny_encoder(out_dir: str | Path, tokenizer_from: str = "minilm", hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
+def save_tiny_encoder(
+    out_dir: str | Path, tokenizer_from: str = "minilm", hidden: int = 32, layers: int = 2, seed: int = 0
+) -> Path:
     """Write a tiny random BERT encoder + the real MiniLM tokenizer (a fast scorer backbone for tests)."""
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     torch.manual_seed(seed)
     tok = AutoTokenizer.from_pretrained(resolve_model(tokenizer_from))
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-                     intermediate_size=hidden * 2, max_position_embeddings=256)
+    cfg = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=256,
+    )
     out = Path(out_dir)
     BertModel(cfg).save_pretrained(out)
     tok.save_pretrained(out)

@@ -23,6 +23,7 @@ A directory with ``ngram_scorer.npz`` (``idf_word``, ``idf_char``, ``coef`` as f
 ``intercept`` as a 1-element array; read with ``allow_pickle=False``) and ``ngram_scorer.json``
 (settings, format version, alpha, metrics). Hashing needs no vocabulary, so nothing else is kept.
 """
+
 from __future__ import annotations
 
 import logging
@@ -62,8 +63,9 @@ class NgramMeta:
 
 def _vectorizers(settings: dict) -> tuple[HashingVectorizer, HashingVectorizer]:
     common = dict(n_features=settings["n_features"], alternate_sign=False, norm=None, lowercase=True)
-    word = HashingVectorizer(analyzer="word", ngram_range=tuple(settings["word_ngrams"]),
-                             token_pattern=settings["token_pattern"], **common)
+    word = HashingVectorizer(
+        analyzer="word", ngram_range=tuple(settings["word_ngrams"]), token_pattern=settings["token_pattern"], **common
+    )
     char = HashingVectorizer(analyzer="char_wb", ngram_range=tuple(settings["char_ngrams"]), **common)
     return word, char
 
@@ -86,8 +88,15 @@ def _weigh(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
 class NgramScorer:
     """A fitted n-gram ridge rater: ``NgramScorer.load(dir).score(texts)`` -> numbers on the raters' scale."""
 
-    def __init__(self, idf_word: np.ndarray, idf_char: np.ndarray, coef: np.ndarray, intercept: float,
-                 meta: NgramMeta, settings: dict | None = None):
+    def __init__(
+        self,
+        idf_word: np.ndarray,
+        idf_char: np.ndarray,
+        coef: np.ndarray,
+        intercept: float,
+        meta: NgramMeta,
+        settings: dict | None = None,
+    ):
         self.settings = dict(settings or SETTINGS)
         self.idf_word, self.idf_char = np.asarray(idf_word, np.float32), np.asarray(idf_char, np.float32)
         self.coef, self.intercept = np.asarray(coef, np.float32), float(intercept)
@@ -98,8 +107,13 @@ class NgramScorer:
     # ------------------------------------------------------------------ fitting
 
     @classmethod
-    def fit(cls, texts: Sequence[str], targets: Sequence[float], alphas: Sequence[float] = (0.3, 1.0, 3.0, 10.0),
-            seed: int = 0) -> "NgramScorer":
+    def fit(
+        cls,
+        texts: Sequence[str],
+        targets: Sequence[float],
+        alphas: Sequence[float] = (0.3, 1.0, 3.0, 10.0),
+        seed: int = 0,
+    ) -> NgramScorer:
         """Fit on ``texts`` against ``targets``; alpha is chosen on a seeded 10% split, then refit on all."""
         texts, y = _check_texts(texts, "texts"), np.asarray(targets, dtype=np.float64)
         if y.ndim != 1 or len(texts) != len(y):
@@ -115,7 +129,7 @@ class NgramScorer:
         alpha = float(alphas[0])
         if len(alphas) > 1:
             perm = np.random.default_rng(seed).permutation(len(texts))
-            val, tr = perm[: max(2, round(0.1 * len(texts)))], perm[max(2, round(0.1 * len(texts))):]
+            val, tr = perm[: max(2, round(0.1 * len(texts)))], perm[max(2, round(0.1 * len(texts))) :]
             mse = {}
             for a in alphas:
                 idf_w, idf_c, model = _fit_ridge(wc[tr], cc[tr], y[tr], float(a))
@@ -130,8 +144,13 @@ class NgramScorer:
 
     def features(self, texts: Sequence[str]) -> sp.csr_matrix:
         texts = _check_texts(texts, "texts")
-        return sp.hstack([_weigh(self._word.transform(texts).tocsr(), self.idf_word),
-                          _weigh(self._char.transform(texts).tocsr(), self.idf_char)], format="csr")
+        return sp.hstack(
+            [
+                _weigh(self._word.transform(texts).tocsr(), self.idf_word),
+                _weigh(self._char.transform(texts).tocsr(), self.idf_char),
+            ],
+            format="csr",
+        )
 
     def score(self, texts: Sequence[str], batch_size: int = 4096, progress: bool = False) -> np.ndarray:
         """Scores on the raters' scale (float64, one per text). ``progress`` shows a bar over batches."""
@@ -157,13 +176,18 @@ class NgramScorer:
 
     def save(self, path: str | Path) -> Path:
         with atomic_dir(path) as tmp:
-            np.savez_compressed(tmp / NGRAM_ARRAYS, idf_word=self.idf_word, idf_char=self.idf_char, coef=self.coef,
-                                intercept=np.array([self.intercept], dtype=np.float64))
+            np.savez_compressed(
+                tmp / NGRAM_ARRAYS,
+                idf_word=self.idf_word,
+                idf_char=self.idf_char,
+                coef=self.coef,
+                intercept=np.array([self.intercept], dtype=np.float64),
+            )
             write_json(tmp / NGRAM_META, {"format_version": FORMAT_VERSION, **self.settings, **asdict(self.meta)})
         return Path(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> "NgramScorer":
+    def load(cls, path: str | Path) -> NgramScorer:
         path = Path(path)
         meta_path, arrays_path = path / NGRAM_META, path / NGRAM_ARRAYS
         for p in (meta_path, arrays_path):
@@ -186,8 +210,9 @@ class NgramScorer:
         shapes = {"idf_word": (n,), "idf_char": (n,), "coef": (2 * n,), "intercept": (1,)}
         for k, shape in shapes.items():
             if arrays[k].shape != shape or not np.all(np.isfinite(arrays[k])):
-                raise ValueError(f"{arrays_path}: array {k!r} has shape {arrays[k].shape} (expected {shape}) "
-                                 "or non-finite values")
+                raise ValueError(
+                    f"{arrays_path}: array {k!r} has shape {arrays[k].shape} (expected {shape}) or non-finite values"
+                )
         return cls(arrays["idf_word"], arrays["idf_char"], arrays["coef"], arrays["intercept"][0], meta, settings)
 
 
@@ -201,8 +226,9 @@ def _check_texts(texts: Sequence[str], name: str) -> list[str]:
     return texts
 
 
-def _fit_ridge(wc: sp.csr_matrix, cc: sp.csr_matrix, y: np.ndarray,
-               alpha: float) -> tuple[np.ndarray, np.ndarray, Ridge]:
+def _fit_ridge(
+    wc: sp.csr_matrix, cc: sp.csr_matrix, y: np.ndarray, alpha: float
+) -> tuple[np.ndarray, np.ndarray, Ridge]:
     """idf vectors from these rows, then a ridge fit on the weighted features (coef kept as float32)."""
     idf_w, idf_c = _idf(wc), _idf(cc)
     x = sp.hstack([_weigh(wc, idf_w), _weigh(cc, idf_c)], format="csr")
@@ -211,8 +237,13 @@ def _fit_ridge(wc: sp.csr_matrix, cc: sp.csr_matrix, y: np.ndarray,
     return idf_w, idf_c, model
 
 
-def fit_on_items(train_texts: Sequence[str], train_targets: Sequence[float], val_texts: Sequence[str],
-                 val_targets: Sequence[float], seed: int = 0) -> tuple[NgramScorer, dict]:
+def fit_on_items(
+    train_texts: Sequence[str],
+    train_targets: Sequence[float],
+    val_texts: Sequence[str],
+    val_targets: Sequence[float],
+    seed: int = 0,
+) -> tuple[NgramScorer, dict]:
     """Fit on the training items; held-out ``pearson``, ``spearman``, ``mae``, ``n_val`` (also in ``meta.metrics``)."""
     val_texts, truth = _check_texts(val_texts, "val_texts"), np.asarray(val_targets, dtype=np.float64)
     if len(val_texts) != len(truth):
@@ -220,7 +251,11 @@ def fit_on_items(train_texts: Sequence[str], train_targets: Sequence[float], val
     scorer = NgramScorer.fit(train_texts, train_targets, seed=seed)
     pred = scorer.score(val_texts)
     scorer.calls = 0  # evaluation is not usage
-    metrics = {"pearson": M.pearson(pred, truth), "spearman": M.spearman(pred, truth), "mae": M.mae(pred, truth),
-               "n_val": int(len(truth))}
+    metrics = {
+        "pearson": M.pearson(pred, truth),
+        "spearman": M.spearman(pred, truth),
+        "mae": M.mae(pred, truth),
+        "n_val": int(len(truth)),
+    }
     scorer.meta.metrics = metrics
     return scorer, metrics

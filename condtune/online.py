@@ -14,6 +14,7 @@ their exact KL to the reference. Resumes mid-round: ``round_<r>/samples.jsonl`` 
 the round's samples are scored, ``round_<r>/policy`` once it has trained (its card last); a
 rerun skips what is done, and an interrupted training resumes from its trainer checkpoint.
 """
+
 from __future__ import annotations
 
 import logging
@@ -50,9 +51,17 @@ class OnlineSettings:
     """top-target samples per round whose exact KL to the reference is measured (0 = none)"""
 
     def __post_init__(self):
-        if self.rounds < 0 or self.samples_per_prompt < 1 or self.steps_per_round < 1 or not 0 <= self.top_share <= 1 or self.kl_samples < 0:
-            raise ValueError(f"online settings out of range ({self}): rounds, kl_samples >= 0; samples_per_prompt, "
-                             "steps_per_round >= 1; 0 <= top_share <= 1")
+        if (
+            self.rounds < 0
+            or self.samples_per_prompt < 1
+            or self.steps_per_round < 1
+            or not 0 <= self.top_share <= 1
+            or self.kl_samples < 0
+        ):
+            raise ValueError(
+                f"online settings out of range ({self}): rounds, kl_samples >= 0; samples_per_prompt, "
+                "steps_per_round >= 1; 0 <= top_share <= 1"
+            )
 
 
 def requested_bins(n: int, k: int, top_share: float, rng: np.random.Generator) -> np.ndarray:
@@ -60,24 +69,47 @@ def requested_bins(n: int, k: int, top_share: float, rng: np.random.Generator) -
     return np.where(rng.random(n) < top_share, k - 1, rng.integers(0, k, n))
 
 
-def sample_at_targets(model, tok, card: TagCard, prompts: list[str], bins: np.ndarray, sampling: SamplingConfig,
-                      seed: int) -> tuple[pd.DataFrame, int]:
+def sample_at_targets(
+    model, tok, card: TagCard, prompts: list[str], bins: np.ndarray, sampling: SamplingConfig, seed: int
+) -> tuple[pd.DataFrame, int]:
     """One sample per (prompt, requested bin) row, as text and token ids; and the tokens generated."""
     frames, tokens = [], 0
     for b in np.unique(bins):
         rows = [p for p, bb in zip(prompts, bins) if bb == b]
-        s = sample(model, tok, [card.prefix(bin_index=int(b)) + p for p in rows], 1, sampling, seed=seed + int(b),
-                   desc=f"online: bin {int(b)}")
-        frames.append(pd.DataFrame({"prompt": rows, "completion": [t[0] for t in s.texts],
-                                    "completion_ids": [ids[0] for ids in s.response_ids], "requested_bin": int(b)}))
+        s = sample(
+            model,
+            tok,
+            [card.prefix(bin_index=int(b)) + p for p in rows],
+            1,
+            sampling,
+            seed=seed + int(b),
+            desc=f"online: bin {int(b)}",
+        )
+        frames.append(
+            pd.DataFrame(
+                {
+                    "prompt": rows,
+                    "completion": [t[0] for t in s.texts],
+                    "completion_ids": [ids[0] for ids in s.response_ids],
+                    "requested_bin": int(b),
+                }
+            )
+        )
         tokens += s.total_tokens
     return pd.concat(frames, ignore_index=True), tokens
 
 
 def refit(pool: pd.DataFrame, card: TagCard, source: str) -> tuple[pd.DataFrame, TagCard]:
     """The pool re-tagged with bins refitted to its scores (same k and tag format)."""
-    return relabel(pool, None, k=card.binning.k, tag_format=card.tag_format, scorer_name=card.scorer, source=source,
-                   scores=pool["score"].to_numpy(float))
+    return relabel(
+        pool,
+        None,
+        k=card.binning.k,
+        tag_format=card.tag_format,
+        scorer_name=card.scorer,
+        source=source,
+        scores=pool["score"].to_numpy(float),
+    )
 
 
 def top_kl(model, ref, tok, ref_tok, samples: pd.DataFrame, card: TagCard, n: int, sampling: SamplingConfig) -> float:
@@ -88,15 +120,31 @@ def top_kl(model, ref, tok, ref_tok, samples: pd.DataFrame, card: TagCard, n: in
     if not len(top) or not n:
         return float("nan")
     enc = lambda t, texts: [t(x, add_special_tokens=False)["input_ids"] for x in texts]  # noqa: E731
-    kl = sampled_kl(model, ref, enc(tok, [card.prefix(bin_index=card.binning.k - 1) + p for p in top["prompt"]]),
-                    enc(ref_tok, top["prompt"]), [list(map(int, ids)) for ids in top["completion_ids"]], tok.pad_token_id,
-                    temperature=sampling.temperature, top_p=sampling.top_p)
+    kl = sampled_kl(
+        model,
+        ref,
+        enc(tok, [card.prefix(bin_index=card.binning.k - 1) + p for p in top["prompt"]]),
+        enc(ref_tok, top["prompt"]),
+        [list(map(int, ids)) for ids in top["completion_ids"]],
+        tok.pad_token_id,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+    )
     return float(np.mean(kl))
 
 
-def run_online(start: str | Path, pool: pd.DataFrame, reward, prompts: list[str], s: SFTSettings, o: OnlineSettings,
-               sampling: SamplingConfig, out_dir: str | Path, base: str,
-               on_round: Callable[[dict, Path], None] | None = None) -> list[dict]:
+def run_online(
+    start: str | Path,
+    pool: pd.DataFrame,
+    reward,
+    prompts: list[str],
+    s: SFTSettings,
+    o: OnlineSettings,
+    sampling: SamplingConfig,
+    out_dir: str | Path,
+    base: str,
+    on_round: Callable[[dict, Path], None] | None = None,
+) -> list[dict]:
     """``o.rounds`` rounds from the policy in ``start`` (a condtune policy dir); ``pool`` holds the
     starting rows (``prompt``, ``completion``, ``score``); ``reward.score_pairs`` is the proxy.
     Returns the round table (also in ``out_dir/rounds.json``); ``on_round(row, policy_dir)`` may add
@@ -105,15 +153,23 @@ def run_online(start: str | Path, pool: pd.DataFrame, reward, prompts: list[str]
 
     out_dir, policy_dir = Path(out_dir), Path(start)
     if load_policy_card(policy_dir)[0].attributes:
-        raise ValueError(f"{policy_dir}: online rounds sample at score targets only; this policy also has attribute tags "
-                         f"{sorted(load_policy_card(policy_dir)[0].attributes)} (train without tag_columns to use them)")
+        raise ValueError(
+            f"{policy_dir}: online rounds sample at score targets only; this policy also has attribute tags "
+            f"{sorted(load_policy_card(policy_dir)[0].attributes)} (train without tag_columns to use them)"
+        )
     table: list[dict] = read_json(out_dir / "rounds.json") if (out_dir / "rounds.json").exists() else []
-    pool = pool[["prompt", "completion", "score"]].copy() if o.keep_initial else pool.iloc[:0][["prompt", "completion", "score"]]
+    pool = (
+        pool[["prompt", "completion", "score"]].copy()
+        if o.keep_initial
+        else pool.iloc[:0][["prompt", "completion", "score"]]
+    )
     ref, ref_tok = load_causal_lm(base)
     rng = np.random.default_rng(s.seed)
     for r in range(1, o.rounds + 1):
         rd = out_dir / f"round_{r}"
-        bins = requested_bins(len(prompts) * o.samples_per_prompt, load_policy_card(policy_dir)[0].binning.k, o.top_share, rng)
+        bins = requested_bins(
+            len(prompts) * o.samples_per_prompt, load_policy_card(policy_dir)[0].binning.k, o.top_share, rng
+        )
         if (rd / "policy" / POLICY_CARD).exists():  # finished in an earlier run
             pool, policy_dir = pd.concat([pool, read_table(rd / "samples.jsonl")], ignore_index=True), rd / "policy"
             continue
@@ -124,11 +180,22 @@ def run_online(start: str | Path, pool: pd.DataFrame, reward, prompts: list[str]
             samples = read_table(rd / "samples.jsonl")
             row.update(read_json(rd / "sampling_cost.json"))
         else:
-            t0, calls = time.perf_counter(), getattr(reward, "calls", 0)
-            samples, tokens = sample_at_targets(model, tok, card, [p for p in prompts for _ in range(o.samples_per_prompt)], bins,
-                                                sampling, seed=s.seed * 1000 + r)
+            t0 = time.perf_counter()
+            samples, tokens = sample_at_targets(
+                model,
+                tok,
+                card,
+                [p for p in prompts for _ in range(o.samples_per_prompt)],
+                bins,
+                sampling,
+                seed=s.seed * 1000 + r,
+            )
             samples["score"] = reward.score_pairs(samples["prompt"].tolist(), samples["completion"].tolist())
-            cost = {"sample_seconds": time.perf_counter() - t0, "generated_tokens": tokens, "scorer_calls": len(samples)}
+            cost = {
+                "sample_seconds": time.perf_counter() - t0,
+                "generated_tokens": tokens,
+                "scorer_calls": len(samples),
+            }
             row.update(cost, top_kl=top_kl(model, ref, tok, ref_tok, samples, card, o.kl_samples, sampling))
             write_json(rd / "sampling_cost.json", {**cost, "top_kl": row["top_kl"]})
             write_table(samples, rd / "samples.jsonl")
@@ -139,13 +206,23 @@ def run_online(start: str | Path, pool: pd.DataFrame, reward, prompts: list[str]
         t0 = time.perf_counter()
         rs = replace(s, max_steps=o.steps_per_round, warmup_ratio=0.0, lr_schedule="constant", seed=s.seed + r)
         train_conditional(model, tok, tagged, new_card, rs, rd / "policy", base, ref_model=ref)
-        row.update(train_seconds=time.perf_counter() - t0, pool_rows=len(pool), edges=list(map(float, new_card.binning.edges)))
+        row.update(
+            train_seconds=time.perf_counter() - t0, pool_rows=len(pool), edges=list(map(float, new_card.binning.edges))
+        )
         policy_dir = rd / "policy"
         if on_round is not None:
             on_round(row, policy_dir)
         table = [t for t in table if t["round"] != r] + [row]
         write_json(out_dir / "rounds.json", table)
-        log.info("online round %d: top-target proxy %+.3f (all %+.3f), KL %.2f, pool %d rows; %.0f s sampling, %.0f s training",
-                 r, row["top_proxy"], row["all_proxy"], row.get("top_kl", float("nan")), len(pool), row.get("sample_seconds", 0.0),
-                 row["train_seconds"])
+        log.info(
+            "online round %d: top-target proxy %+.3f (all %+.3f), KL %.2f, pool %d rows; "
+            "%.0f s sampling, %.0f s training",
+            r,
+            row["top_proxy"],
+            row["all_proxy"],
+            row.get("top_kl", float("nan")),
+            len(pool),
+            row.get("sample_seconds", 0.0),
+            row["train_seconds"],
+        )
     return table

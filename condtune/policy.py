@@ -5,6 +5,7 @@ The saved policy directory carries ``condtune_policy.json``: the tag card (bin e
 format, attribute vocabularies) and the base model, so generation maps a requested score to
 the right tag without the user knowing the bins.
 """
+
 from __future__ import annotations
 
 import copy
@@ -57,13 +58,23 @@ class SFTSettings:
     """keep the token embeddings (tied output layer included) fixed; new tag tokens still learn"""
 
     def __post_init__(self):
-        checks = {"max_steps": self.max_steps >= 1, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
-                  "max_length": self.max_length >= 2, "kl_coef": self.kl_coef >= 0, "entropy_coef": self.entropy_coef >= 0,
-                  "condition_dropout": 0 <= self.condition_dropout < 1, "lora_r": self.lora_r >= 0, "save_steps": self.save_steps >= 1}
+        checks = {
+            "max_steps": self.max_steps >= 1,
+            "batch_size": self.batch_size >= 1,
+            "lr": self.lr > 0,
+            "max_length": self.max_length >= 2,
+            "kl_coef": self.kl_coef >= 0,
+            "entropy_coef": self.entropy_coef >= 0,
+            "condition_dropout": 0 <= self.condition_dropout < 1,
+            "lora_r": self.lora_r >= 0,
+            "save_steps": self.save_steps >= 1,
+        }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
-            raise ValueError(f"{bad[0]}={getattr(self, bad[0])!r} is out of range (max_steps, batch_size, save_steps >= 1; lr > 0; "
-                             f"kl_coef, entropy_coef, lora_r >= 0; 0 <= condition_dropout < 1)")
+            raise ValueError(
+                f"{bad[0]}={getattr(self, bad[0])!r} is out of range (max_steps, batch_size, save_steps >= 1; lr > 0; "
+                f"kl_coef, entropy_coef, lora_r >= 0; 0 <= condition_dropout < 1)"
+            )
 
 
 def add_tag_tokens(model, tokenizer, tokens: list[str]) -> int:
@@ -83,8 +94,14 @@ def add_tag_tokens(model, tokenizer, tokens: list[str]) -> int:
     return len(new)
 
 
-def sft_dataset(df: pd.DataFrame, tokenizer, max_length: int, condition_dropout: float = 0.0, seed: int = 0,
-                with_reference: bool = False):
+def sft_dataset(
+    df: pd.DataFrame,
+    tokenizer,
+    max_length: int,
+    condition_dropout: float = 0.0,
+    seed: int = 0,
+    with_reference: bool = False,
+):
     """Tokenized rows (``input_ids``, ``labels`` with -100 on the tagged prompt), so trl trains
     exactly these tokens.
 
@@ -106,12 +123,18 @@ def sft_dataset(df: pd.DataFrame, tokenizer, max_length: int, condition_dropout:
     uncond = df["uncond_prompt"] if "uncond_prompt" in df.columns else plain
     if (condition_dropout > 0 or with_reference) and "prompt" not in df.columns:
         raise ValueError("condition dropout and the KL term need the untagged 'prompt' column beside 'tagged_prompt'")
-    rows: dict[str, list] = {"input_ids": [], "labels": [], **({c: [] for c in ("ref_input_ids", "ref_labels")} if with_reference else {})}
+    rows: dict[str, list] = {
+        "input_ids": [],
+        "labels": [],
+        **({c: [] for c in ("ref_input_ids", "ref_labels")} if with_reference else {}),
+    }
 
     def enc(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    for tagged, prompt, untagged, text, sampled, drop in zip(df["tagged_prompt"], plain, uncond, df["completion"], own, dropped):
+    for tagged, prompt, untagged, text, sampled, drop in zip(
+        df["tagged_prompt"], plain, uncond, df["completion"], own, dropped
+    ):
         p = enc(untagged if drop else tagged)
         if isinstance(sampled, (list, tuple, np.ndarray)):  # NaN/None where a row has no sampled ids
             c = [int(t) for t in sampled]
@@ -146,7 +169,10 @@ def lora_config(s: SFTSettings, extra_modules: list[str] | None = None):
     from peft import LoraConfig
 
     return LoraConfig(
-        r=s.lora_r, lora_alpha=s.lora_alpha, lora_dropout=0.0, task_type="CAUSAL_LM",
+        r=s.lora_r,
+        lora_alpha=s.lora_alpha,
+        lora_dropout=0.0,
+        task_type="CAUSAL_LM",
         target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         modules_to_save=extra_modules or None,
     )
@@ -157,8 +183,17 @@ def latest_checkpoint(out_dir: Path) -> str | None:
     return str(ckpts[-1]) if ckpts else None
 
 
-def train_conditional(model, tokenizer, df: pd.DataFrame, card: TagCard, s: SFTSettings, out_dir: str | Path, base: str,
-                      callbacks: list | None = None, ref_model=None) -> dict:
+def train_conditional(
+    model,
+    tokenizer,
+    df: pd.DataFrame,
+    card: TagCard,
+    s: SFTSettings,
+    out_dir: str | Path,
+    base: str,
+    callbacks: list | None = None,
+    ref_model=None,
+) -> dict:
     """Fine-tune ``model`` on the tagged rows of ``df``; save the policy with its card; return stats.
 
     One run, one learning-rate schedule over ``s.max_steps``; ``callbacks`` (transformers
@@ -171,14 +206,27 @@ def train_conditional(model, tokenizer, df: pd.DataFrame, card: TagCard, s: SFTS
     from condtune.trl_compat import trainer_args
 
     out_dir = Path(out_dir)
-    ref = (ref_model if ref_model is not None else copy.deepcopy(model)) if s.kl_coef > 0 or s.entropy_coef > 0 else None
+    ref = (
+        (ref_model if ref_model is not None else copy.deepcopy(model)) if s.kl_coef > 0 or s.entropy_coef > 0 else None
+    )
     n_new = add_tag_tokens(model, tokenizer, card.tag_format.special_tokens(card.binning.k, card.attributes))
     args = trainer_args(
-        SFTConfig, output_dir=str(out_dir / "checkpoints"), max_steps=s.max_steps,
-        per_device_train_batch_size=s.batch_size, learning_rate=s.lr, warmup_steps=max(1, int(s.warmup_ratio * s.max_steps)),
-        lr_scheduler_type=s.lr_schedule, max_length=s.max_length, logging_steps=max(1, s.max_steps // 15),
-        save_steps=s.save_steps, save_total_limit=2, seed=s.seed, completion_only_loss=True,
-        shuffle_dataset=True, dataset_num_proc=None, disable_tqdm=False,
+        SFTConfig,
+        output_dir=str(out_dir / "checkpoints"),
+        max_steps=s.max_steps,
+        per_device_train_batch_size=s.batch_size,
+        learning_rate=s.lr,
+        warmup_steps=max(1, int(s.warmup_ratio * s.max_steps)),
+        lr_scheduler_type=s.lr_schedule,
+        max_length=s.max_length,
+        logging_steps=max(1, s.max_steps // 15),
+        save_steps=s.save_steps,
+        save_total_limit=2,
+        seed=s.seed,
+        completion_only_loss=True,
+        shuffle_dataset=True,
+        dataset_num_proc=None,
+        disable_tqdm=False,
     )
     peft_cfg = lora_config(s, ["embed_tokens"] if n_new else None) if s.lora_r else None
     if s.freeze_embeddings:
@@ -186,22 +234,39 @@ def train_conditional(model, tokenizer, df: pd.DataFrame, card: TagCard, s: SFTS
     if card.attributes and "tags" in df.columns:  # dropout removes the score tag only
         df = df.assign(uncond_prompt=[card.prefix(attrs=t) + p for t, p in zip(df["tags"], df["prompt"])])
     data = sft_dataset(df, tokenizer, s.max_length, s.condition_dropout, s.seed, with_reference=ref is not None)
-    common = dict(model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft_cfg, callbacks=callbacks)
+    common = dict(
+        model=model,
+        args=args,
+        train_dataset=data,
+        processing_class=tokenizer,
+        peft_config=peft_cfg,
+        callbacks=callbacks,
+    )
     if ref is None:
         trainer = SFTTrainer(**common)
     else:
         from condtune.kl_sft import ConditionalSFTTrainer, PairedCollator
 
-        trainer = ConditionalSFTTrainer(**common, data_collator=PairedCollator(tokenizer.pad_token_id), ref_model=ref,
-                                        kl_coef=s.kl_coef, entropy_coef=s.entropy_coef)
+        trainer = ConditionalSFTTrainer(
+            **common,
+            data_collator=PairedCollator(tokenizer.pad_token_id),
+            ref_model=ref,
+            kl_coef=s.kl_coef,
+            entropy_coef=s.entropy_coef,
+        )
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=latest_checkpoint(out_dir))
     seconds = time.time() - t0
     final = trainer.model.merge_and_unload() if s.lora_r else trainer.model
     save_policy(final, tokenizer, card, out_dir, base)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    return {"train_seconds": seconds, "steps": int(result.global_step), "first_loss": losses[0] if losses else None,
-            "final_loss": losses[-1] if losses else None, "new_tokens": n_new}
+    return {
+        "train_seconds": seconds,
+        "steps": int(result.global_step),
+        "first_loss": losses[0] if losses else None,
+        "final_loss": losses[-1] if losses else None,
+        "new_tokens": n_new,
+    }
 
 
 def save_policy(model, tokenizer, card: TagCard, out_dir: str | Path, base: str) -> Path:

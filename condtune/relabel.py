@@ -1,6 +1,7 @@
 """Relabel a dataset: score every (prompt, completion) with a scorer, quantise into K bins
 (edges fit on these scores, or reused from a card), add column tags, and write the tagged
 dataset atomically with a card describing it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ class TagCard:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TagCard":
+    def from_dict(cls, d: dict) -> TagCard:
         return cls(
             binning=Binning.from_dict(d["binning"]),
             tag_format=TagFormat(**d.get("tag_format", {})),
@@ -55,7 +56,7 @@ class TagCard:
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> "TagCard":
+    def load(cls, path: str | Path) -> TagCard:
         path = Path(path)
         p = path if path.name.endswith(".json") else card_path(path)
         if not p.exists():
@@ -107,14 +108,26 @@ def relabel(
         if len(bad):
             raise DataError(source, "tag value is missing", row=int(bad[0]) + 1, column=col)
     out = df.copy()
-    out["score"] = np.asarray(scores, dtype=float) if scores is not None else score_in_batches(scorer, out["prompt"].tolist(), out["completion"].tolist())
+    out["score"] = (
+        np.asarray(scores, dtype=float)
+        if scores is not None
+        else score_in_batches(scorer, out["prompt"].tolist(), out["completion"].tolist())
+    )
     binning = binning or Binning.fit(out["score"], k=k, method=method)
     out["score_bin"] = binning.assign(out["score"]).astype(int)
     binning.counts = [int(np.sum(out["score_bin"] == b)) for b in range(binning.k)]
     attrs = {c: sorted(map(str, out[c].unique())) for c in tag_columns}
-    card = TagCard(binning, tag_format, attrs, scorer_name, getattr(scorer, "meta", None) and vars(scorer.meta), len(out))
-    out["tags"] = [{c: str(row[c]) for c in tag_columns} for _, row in out[list(tag_columns)].iterrows()] if tag_columns else [{}] * len(out)
-    out["tagged_prompt"] = [card.prefix(bin_index=b, attrs=t) + p for b, t, p in zip(out["score_bin"], out["tags"], out["prompt"])]
+    card = TagCard(
+        binning, tag_format, attrs, scorer_name, getattr(scorer, "meta", None) and vars(scorer.meta), len(out)
+    )
+    out["tags"] = (
+        [{c: str(row[c]) for c in tag_columns} for _, row in out[list(tag_columns)].iterrows()]
+        if tag_columns
+        else [{}] * len(out)
+    )
+    out["tagged_prompt"] = [
+        card.prefix(bin_index=b, attrs=t) + p for b, t, p in zip(out["score_bin"], out["tags"], out["prompt"])
+    ]
     return out, card
 
 

@@ -6,6 +6,7 @@ sampler applies it through :class:`ShapedSampling` (generate's own temperature/t
 switched off), and :mod:`condtune.kl` applies the same function when it measures the exact KL
 of what was sampled, so the two can never disagree.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -55,8 +56,14 @@ def trim_at_eos(ids: Sequence[int], eos_id: int | None) -> list[int]:
     return ids[: ids.index(eos_id) + 1] if eos_id is not None and eos_id in ids else ids
 
 
-def shape_logprobs(logits: torch.Tensor, uncond_logits: torch.Tensor | None = None, guidance: float = 1.0,
-                   temperature: float = 1.0, top_p: float = 1.0, anchor_logits: torch.Tensor | None = None) -> torch.Tensor:
+def shape_logprobs(
+    logits: torch.Tensor,
+    uncond_logits: torch.Tensor | None = None,
+    guidance: float = 1.0,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    anchor_logits: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Log-probabilities of the distribution a token is sampled from, over the last dimension.
 
     1. guidance, in log-prob space:
@@ -110,8 +117,10 @@ class Branch:
             ids = input_ids[:, -1:]
             self.mask = torch.cat([self.mask, torch.ones_like(ids)], dim=1)
             mask = self.mask
-        pos = (mask.cumsum(-1) - 1).clamp_min(0)[:, -ids.shape[1]:]
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **{self.cache_kw: self.cache})
+        pos = (mask.cumsum(-1) - 1).clamp_min(0)[:, -ids.shape[1] :]
+        out = self.model(
+            input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **{self.cache_kw: self.cache}
+        )
         self.cache = getattr(out, self.cache_kw)
         return out.logits[:, -1]
 
@@ -121,9 +130,21 @@ class ShapedSampling:
     ``uncond`` and ``anchor`` are the :class:`Branch` es of guidance (row i of the batch is guided
     by row i of their prompts)."""
 
-    def __init__(self, temperature: float, top_p: float, guidance: float = 1.0, uncond: Branch | None = None,
-                 anchor: Branch | None = None):
-        self.temperature, self.top_p, self.guidance, self.uncond, self.anchor = temperature, top_p, guidance, uncond, anchor
+    def __init__(
+        self,
+        temperature: float,
+        top_p: float,
+        guidance: float = 1.0,
+        uncond: Branch | None = None,
+        anchor: Branch | None = None,
+    ):
+        self.temperature, self.top_p, self.guidance, self.uncond, self.anchor = (
+            temperature,
+            top_p,
+            guidance,
+            uncond,
+            anchor,
+        )
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         guided = self.uncond is not None and (self.guidance != 1.0 or self.anchor is not None)
@@ -151,8 +172,8 @@ def sample(
 
     ``uncond_prompts`` (one per prompt) with ``guidance != 1`` gives classifier-free guidance,
     batched like the prompts; with ``anchor_model`` reading ``anchor_prompts`` too, the guidance is
-    anchored on that model (:func:`shape_logprobs`). A repetition penalty, if set, acts before the shaping and is not part
-    of the distribution :mod:`condtune.kl` measures (the benchmark keeps it off).
+    anchored on that model (:func:`shape_logprobs`). A repetition penalty, if set, acts before the shaping
+    and is not part of the distribution :mod:`condtune.kl` measures (the benchmark keeps it off).
     """
     from transformers import LogitsProcessorList
 
@@ -171,16 +192,27 @@ def sample(
     bar = tqdm(total=len(flat), desc=desc, unit="seq", disable=not progress, leave=False)
     for start in range(0, len(flat), cfg.batch_size):
         chunk = flat[start : start + cfg.batch_size]
-        enc = tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
-        kw = dict(max_new_tokens=cfg.max_new_tokens, pad_token_id=tokenizer.pad_token_id, eos_token_id=eos, repetition_penalty=cfg.repetition_penalty)
+        enc = tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True, add_special_tokens=False).to(
+            dev
+        )
+        kw = dict(
+            max_new_tokens=cfg.max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=eos,
+            repetition_penalty=cfg.repetition_penalty,
+        )
         if cfg.temperature > 0:
 
-            def branch(m, texts):
-                e = tokenizer([texts[i] for i in chunk], return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
+            def branch(m, texts, chunk=chunk):
+                e = tokenizer(
+                    [texts[i] for i in chunk], return_tensors="pt", padding=True, add_special_tokens=False
+                ).to(dev)
                 return Branch(m, e["input_ids"], e["attention_mask"])
 
             anchored = anchor_model is not None
-            uncond = branch(model, uncond_prompts) if uncond_prompts is not None and (guidance != 1.0 or anchored) else None
+            uncond = (
+                branch(model, uncond_prompts) if uncond_prompts is not None and (guidance != 1.0 or anchored) else None
+            )
             anchor = branch(anchor_model, anchor_prompts) if anchored else None
             proc = ShapedSampling(cfg.temperature, cfg.top_p, guidance, uncond, anchor)
             kw.update(do_sample=True, temperature=1.0, top_p=1.0, top_k=0, logits_processor=LogitsProcessorList([proc]))

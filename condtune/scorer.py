@@ -16,6 +16,7 @@ A saved scorer directory holds the backbone, its tokenizer, ``head.safetensors``
 ``scorer.json`` (objective, normalisation, target mean/sd, score range, metrics), so
 :meth:`Scorer.score` returns numbers on the raters' scale with no other context.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,9 +29,9 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
-from safetensors.torch import load_file, save_file
 
 from condtune.assets import resolve_model
 from condtune.io import atomic_dir, read_json, write_json
@@ -145,19 +146,25 @@ class Scorer:
         self.calls = 0  # texts scored so far (the benchmark's "scorer calls")
 
     @classmethod
-    def new(cls, backbone: str, objective: str, normalize: str, max_length: int = 128) -> "Scorer":
+    def new(cls, backbone: str, objective: str, normalize: str, max_length: int = 128) -> Scorer:
         from transformers import AutoTokenizer
 
         path = resolve_model(backbone)
-        return cls(ScorerModel(path), AutoTokenizer.from_pretrained(path), ScorerMeta(backbone, objective, normalize, max_length=max_length))
+        return cls(
+            ScorerModel(path),
+            AutoTokenizer.from_pretrained(path),
+            ScorerMeta(backbone, objective, normalize, max_length=max_length),
+        )
 
     @classmethod
-    def load(cls, path: str | Path) -> "Scorer":
+    def load(cls, path: str | Path) -> Scorer:
         from transformers import AutoTokenizer
 
         path = Path(path)
         if not (path / SCORER_META).exists():
-            raise FileNotFoundError(f"{path}: not a condtune scorer (no {SCORER_META}); train one with `condtune scorer train`")
+            raise FileNotFoundError(
+                f"{path}: not a condtune scorer (no {SCORER_META}); train one with `condtune scorer train`"
+            )
         meta = ScorerMeta(**read_json(path / SCORER_META))
         model = ScorerModel(path / "encoder")
         model.head.load_state_dict(load_head(path))
@@ -173,7 +180,9 @@ class Scorer:
         return Path(path)
 
     def encode(self, texts: Sequence[str]) -> dict:
-        return self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.meta.max_length, return_tensors="pt")
+        return self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.meta.max_length, return_tensors="pt"
+        )
 
     def raw(self, texts: Sequence[str]) -> torch.Tensor:
         """Head outputs (standardised scale), with gradients; for training."""
@@ -250,7 +259,9 @@ def _batches(n: int, batch_size: int, epochs: float, rng: np.random.Generator, l
 def fit_regression(scorer: Scorer, targets: pd.DataFrame, opt_cfg: OptimConfig, desc: str = "scorer") -> list[float]:
     """Fine-tune on ``text, target, weight`` rows; sets the scorer's target mean/sd."""
     scorer.meta.target_mean = float(np.average(targets["target"], weights=targets["weight"]))
-    scorer.meta.target_sd = float(np.sqrt(np.average((targets["target"] - scorer.meta.target_mean) ** 2, weights=targets["weight"]))) or 1.0
+    scorer.meta.target_sd = (
+        float(np.sqrt(np.average((targets["target"] - scorer.meta.target_mean) ** 2, weights=targets["weight"]))) or 1.0
+    )
     z = ((targets["target"] - scorer.meta.target_mean) / scorer.meta.target_sd).to_numpy(np.float32)
     w = targets["weight"].to_numpy(np.float32)
     texts = targets["text"].tolist()
@@ -276,7 +287,9 @@ def fit_pairwise(scorer: Scorer, pairs: pd.DataFrame, opt_cfg: OptimConfig, desc
     return _train_loop(scorer, len(chosen), loss_fn, opt_cfg, desc)
 
 
-def _train_loop(scorer: Scorer, n: int, loss_fn, cfg: OptimConfig, desc: str, lengths: Sequence[int] | None = None) -> list[float]:
+def _train_loop(
+    scorer: Scorer, n: int, loss_fn, cfg: OptimConfig, desc: str, lengths: Sequence[int] | None = None
+) -> list[float]:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     total = int(math.ceil(n * cfg.epochs / cfg.batch_size))

@@ -10,6 +10,7 @@ length...) as a prefix placed *before* the prompt, in one of two styles:
 * ``token``: one new special token per value, e.g. ``<|score_4|>`` ``<|domain=movie|>``,
   added to the tokenizer (see :mod:`condtune.policy`).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -32,7 +33,7 @@ class Binning:
         return len(self.edges) + 1
 
     @classmethod
-    def fit(cls, scores: Sequence[float], k: int = 5, method: Literal["quantile", "uniform"] = "quantile") -> "Binning":
+    def fit(cls, scores: Sequence[float], k: int = 5, method: Literal["quantile", "uniform"] = "quantile") -> Binning:
         """Fit edges on ``scores``: equal-count (quantile) or equal-width (uniform) bins."""
         s = np.asarray(scores, dtype=float)
         if k < 2:
@@ -64,7 +65,7 @@ class Binning:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "Binning":
+    def from_dict(cls, d: Mapping) -> Binning:
         return cls(**{k: d[k] for k in ("edges", "centers", "counts", "method") if k in d})
 
 

@@ -2,6 +2,7 @@
 (``tokenizer`` -> ``processing_class``, ``gradient_checkpointing`` -> ``activation_checkpointing``,
 ``bf16=True`` defaults that fail on CPU). Everything else calls :func:`trainer_args`.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -17,6 +17,7 @@ Outputs in ``out/``: results.jsonl, samples/, summary.json (fixed schema), resul
 frontier.png, reliability.png. Rerunning the same command skips finished results and resumes
 unfinished training; run it per method or seed (``methods=[ppo] seeds=[1]``) and report together.
 """
+
 from __future__ import annotations
 
 import logging
@@ -52,8 +53,15 @@ def main(argv: list[str] | None = None) -> int:
         for m in CEILING_METHODS:
             if m in cfg.methods:
                 R.ceiling(ctx, m)
-        log.info("bench: %s; methods %s x seeds %s; %d eval prompts x %d samples; results in %s",
-                 cfg.task, cfg.methods, cfg.seeds, len(ctx.prompts.eval), cfg.eval_n, out)
+        log.info(
+            "bench: %s; methods %s x seeds %s; %d eval prompts x %d samples; results in %s",
+            cfg.task,
+            cfg.methods,
+            cfg.seeds,
+            len(ctx.prompts.eval),
+            cfg.eval_n,
+            out,
+        )
         # run: train each (seed, method, setting) once, evaluate each checkpoint and decode not yet in results.jsonl
         R.run_all(ctx)
         write_json(out / "protocol.json", R.protocol(cfg, ctx))
@@ -61,8 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     # report: every result in the store for the asked methods and seeds
     rows = [r for r in store.read_results(out) if r["method"] in cfg.methods and r["seed"] in cfg.seeds]
     if not rows:
-        raise C.ConfigError(f"report: no results in {store.results_path(out)} for methods {cfg.methods}, seeds {cfg.seeds}")
-    ceilings = {m: read_json(R.ceiling_path(out, m)) for m in CEILING_METHODS if R.ceiling_path(out, m).exists() and m in cfg.methods}
+        raise C.ConfigError(
+            f"report: no results in {store.results_path(out)} for methods {cfg.methods}, seeds {cfg.seeds}"
+        )
+    ceilings = {
+        m: read_json(R.ceiling_path(out, m))
+        for m in CEILING_METHODS
+        if R.ceiling_path(out, m).exists() and m in cfg.methods
+    }
     protocol = read_json(out / "protocol.json") if (out / "protocol.json").exists() else R.protocol(cfg)
     protocol.update(seeds=sorted({r["seed"] for r in rows}))
     paths = write_report(out, rows, ceilings, protocol, "condtune bench " + shlex.join(argv))
@@ -86,7 +100,9 @@ def check(cfg: BenchConfig) -> None:
     if cfg.n_eval_prompts < 1 or cfg.eval_n < 1:
         raise C.ConfigError(f"n_eval_prompts and eval_n must be >= 1 (got {cfg.n_eval_prompts}, {cfg.eval_n})")
     if any(t <= 0 for t in cfg.eval_temperatures) or cfg.sampling.temperature <= 0:
-        raise C.ConfigError("eval_temperatures and sampling.temperature must be > 0: the KL is of a sampling distribution")
+        raise C.ConfigError(
+            "eval_temperatures and sampling.temperature must be > 0: the KL is of a sampling distribution"
+        )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Fetch and cache the embedded defaults once (then everything runs offline).
 
-    condtune fetch
+condtune fetch
 """
+
 from __future__ import annotations
 
 import sys

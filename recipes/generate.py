@@ -7,6 +7,7 @@
 
 The score is on the raters' scale; it maps to the policy's bin without you knowing the bins.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,9 @@ class GenerateConfig:
     """other tags, e.g. --tags domain=movie"""
     n: int = 4
     """completions per prompt"""
-    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_new_tokens=48, temperature=0.8, top_p=0.95))
+    sampling: SamplingConfig = field(
+        default_factory=lambda: SamplingConfig(max_new_tokens=48, temperature=0.8, top_p=0.95)
+    )
     """sampling settings"""
     guidance: float = 1.0
     """classifier-free guidance strength on the score tag (1 = off)"""
@@ -63,8 +66,17 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.best_of and scorer is None:
         raise C.ConfigError("--best_of needs --scorer")
     per = max(cfg.best_of, 1)
-    s = policy.generate(cfg.prompt, cfg.score, cfg.n * per, cfg.tags, cfg.sampling, bin_index, cfg.guidance, cfg.seed,
-                        anchored=cfg.anchored)
+    s = policy.generate(
+        cfg.prompt,
+        cfg.score,
+        cfg.n * per,
+        cfg.tags,
+        cfg.sampling,
+        bin_index,
+        cfg.guidance,
+        cfg.seed,
+        anchored=cfg.anchored,
+    )
     rows = []
     for prompt, cands in zip(cfg.prompt, s.texts):
         groups = [cands[j * per : (j + 1) * per] for j in range(cfg.n)]
@@ -73,9 +85,22 @@ def main(argv: list[str] | None = None) -> int:
     b = bin_index if bin_index is not None else (policy.bin_for(cfg.score) if cfg.score is not None else None)
     for (prompt, text), a in zip(rows, achieved):
         if cfg.json:
-            print(json.dumps({"prompt": prompt, "requested": cfg.score, "bin": None if b is None else b + 1, "text": text, "achieved": None if a is None else float(a)}))
+            print(
+                json.dumps(
+                    {
+                        "prompt": prompt,
+                        "requested": cfg.score,
+                        "bin": None if b is None else b + 1,
+                        "text": text,
+                        "achieved": None if a is None else float(a),
+                    }
+                )
+            )
         else:
-            head = f"[{prompt} | requested {cfg.score} -> bin {None if b is None else b + 1}/{policy.card.binning.k}" + (f" | achieved {a:+.2f}]" if a is not None else "]")
+            head = (
+                f"[{prompt} | requested {cfg.score} -> bin {None if b is None else b + 1}/{policy.card.binning.k}"
+                + (f" | achieved {a:+.2f}]" if a is not None else "]")
+            )
             print(f"{head}\n{text}\n")
     return 0
 

@@ -3,6 +3,7 @@
 PPO baseline with a KL-penalised reward: R_hat = R - beta * log(pi/pi_ref) per token, R the
 proxy scorer's score. Build -> train (resumes from the latest checkpoint) -> save -> report.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,9 +31,15 @@ def main(argv: list[str] | None = None) -> int:
     prompts = load_prompts(cfg.prompts) if cfg.prompts else list(ppo.DEFAULT_PROMPTS)
     reward_fn = ppo.make_reward_fn(cfg)
     state = ppo.build_state(cfg)
-    log.info("ppo: %d prompts, reward=%s, base=%s, %s, updates %d -> %d",
-             len(prompts), cfg.scorer or f"builtin:{cfg.reward}", cfg.model,
-             f"LoRA r={cfg.lora_r}" if cfg.lora_r else "full fine-tune", state.step, cfg.total_updates)
+    log.info(
+        "ppo: %d prompts, reward=%s, base=%s, %s, updates %d -> %d",
+        len(prompts),
+        cfg.scorer or f"builtin:{cfg.reward}",
+        cfg.model,
+        f"LoRA r={cfg.lora_r}" if cfg.lora_r else "full fine-tune",
+        state.step,
+        cfg.total_updates,
+    )
 
     # train: rollout -> KL-penalised reward -> GAE -> clipped PPO epochs, checkpointing as it goes
     ppo.train(state, prompts, reward_fn, cfg)
@@ -46,8 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     first, last = summary.get(f"first/{M.METRIC_SCORES}"), summary.get(f"last/{M.METRIC_SCORES}")
     print(json.dumps({"final": str(final), "updates": state.step, **summary}, indent=2))
     if first is not None:
-        log.info("ppo: score %.3f -> %.3f, KL %.2f nats, %.1f s/update; policy in %s",
-                 first, last, summary[f"last/{M.METRIC_KL}"], summary[f"last/{M.METRIC_TIME_STEP}"], final)
+        log.info(
+            "ppo: score %.3f -> %.3f, KL %.2f nats, %.1f s/update; policy in %s",
+            first,
+            last,
+            summary[f"last/{M.METRIC_KL}"],
+            summary[f"last/{M.METRIC_TIME_STEP}"],
+            final,
+        )
     return 0
 
 

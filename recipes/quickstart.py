@@ -10,6 +10,7 @@
 Each stage's output is kept in ``out/``; rerunning skips finished stages (delete a stage's
 directory to redo it).
 """
+
 from __future__ import annotations
 
 import logging
@@ -56,13 +57,24 @@ class QuickstartConfig:
     """score bins"""
     tag_style: str = "text"
     """'text' tags (plain words) or 'token' (new special tokens)"""
-    sft: SFTSettings = field(default_factory=lambda: SFTSettings(max_steps=120, batch_size=16, lr=1e-4, max_length=64, save_steps=40))
+    sft: SFTSettings = field(
+        default_factory=lambda: SFTSettings(max_steps=120, batch_size=16, lr=1e-4, max_length=64, save_steps=40)
+    )
     """conditional SFT settings"""
-    prompts: list[str] = field(default_factory=lambda: ["Movie review:", "Movie review: The acting", "Movie review: This film", "Movie review: The story"])
+    prompts: list[str] = field(
+        default_factory=lambda: [
+            "Movie review:",
+            "Movie review: The acting",
+            "Movie review: This film",
+            "Movie review: The story",
+        ]
+    )
     """evaluation prompts"""
     n: int = 8
     """samples per (prompt, requested score); 8 x 4 prompts = 32 per target keeps the means' noise below the gaps"""
-    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_new_tokens=40, temperature=0.8, top_p=0.95))
+    sampling: SamplingConfig = field(
+        default_factory=lambda: SamplingConfig(max_new_tokens=40, temperature=0.8, top_p=0.95)
+    )
     """evaluation sampling"""
     seed: int = 0
     """seed"""
@@ -78,13 +90,20 @@ def get_scorer(cfg: QuickstartConfig, out: Path) -> tuple[Scorer, str]:
 
     path = cfg.scorer or str(out / "scorer")
     if not (Path(path) / "scorer.json").exists():
-        scfg = ScorerTrainConfig(backbone=cfg.scorer_backbone, max_items=cfg.scorer_items, optim=cfg.scorer_optim, seed=cfg.seed, out=path)
+        scfg = ScorerTrainConfig(
+            backbone=cfg.scorer_backbone, max_items=cfg.scorer_items, optim=cfg.scorer_optim, seed=cfg.seed, out=path
+        )
         scorer, metrics = train_pointwise(scfg)
         scorer.meta.metrics, scorer.meta.trained_on = metrics, "vader"
         scorer.save(path)
     scorer = Scorer.load(path)
     m = scorer.meta.metrics or {}
-    log.info("scorer %s: held-out Pearson %.3f vs human mean (human split-half ceiling %.3f)", path, m.get("pearson", float("nan")), m.get("human_spearman_brown", float("nan")))
+    log.info(
+        "scorer %s: held-out Pearson %.3f vs human mean (human split-half ceiling %.3f)",
+        path,
+        m.get("pearson", float("nan")),
+        m.get("human_spearman_brown", float("nan")),
+    )
     return scorer, path
 
 
@@ -92,7 +111,9 @@ def get_tagged(cfg: QuickstartConfig, out: Path, scorer: Scorer, scorer_path: st
     path = out / "tagged.jsonl"
     if not card_path(path).exists():
         df = load_corpus("vader", domains=[cfg.domain]).sample(frac=1.0, random_state=cfg.seed).head(cfg.max_examples)
-        tagged, card = relabel(df, scorer, cfg.k, "quantile", TagFormat(style=cfg.tag_style), (), None, scorer_path, "vader")
+        tagged, card = relabel(
+            df, scorer, cfg.k, "quantile", TagFormat(style=cfg.tag_style), (), None, scorer_path, "vader"
+        )
         write_tagged(tagged, card, path)
     from condtune.data import read_table
 
@@ -117,8 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     scorer, scorer_path = get_scorer(cfg, out)
     stage("3/5 relabel", "<1 min")
     df, card = get_tagged(cfg, out, scorer, scorer_path)
-    log.info("bins (edges on the raters' -4..4 scale): %s; medians %s", [round(e, 2) for e in card.binning.edges], [round(c, 2) for c in card.binning.centers])
-    stage("4/5 conditional SFT", f"~{cfg.sft.max_steps * 4.5 / 60:.0f} min: {cfg.sft.max_steps} steps x {cfg.sft.batch_size}")
+    log.info(
+        "bins (edges on the raters' -4..4 scale): %s; medians %s",
+        [round(e, 2) for e in card.binning.edges],
+        [round(c, 2) for c in card.binning.centers],
+    )
+    stage(
+        "4/5 conditional SFT",
+        f"~{cfg.sft.max_steps * 4.5 / 60:.0f} min: {cfg.sft.max_steps} steps x {cfg.sft.batch_size}",
+    )
     policy_dir = out / "policy"
     if not (policy_dir / POLICY_CARD).exists():
         model, tok = load_causal_lm(cfg.model)
@@ -135,8 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     report = f"{markdown_table(samples)}\n\n{summary_table(summary)}\n"
     write_text(out / "report.md", report)
     print("\n" + report)
-    print(f"done in {(time.time() - t0) / 60:.1f} min. Outputs in {out}/: scorer/, tagged.jsonl (+ .card.json), policy/, samples.jsonl, summary.json, report.md")
-    print(f"next: condtune generate --model {policy_dir} --score {targets[-1]} --prompt 'Movie review:' -n 4 --scorer {scorer_path}")
+    print(
+        f"done in {(time.time() - t0) / 60:.1f} min. Outputs in {out}/: scorer/, tagged.jsonl (+ .card.json), policy/, "
+        "samples.jsonl, summary.json, report.md"
+    )
+    print(
+        f"next: condtune generate --model {policy_dir} --score {targets[-1]} --prompt 'Movie review:' "
+        f"-n 4 --scorer {scorer_path}"
+    )
     return 0
 
 

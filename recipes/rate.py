@@ -9,6 +9,7 @@ otherwise); the server can be stopped and restarted at any time without losing a
 ``--export`` writes pointwise.jsonl and pairwise.jsonl (what `condtune scorer train` reads),
 ranking.json (Bradley-Terry or Elo, of completions and of models) and card.json.
 """
+
 from __future__ import annotations
 
 import signal
@@ -51,8 +52,11 @@ class RateConfig:
 
 def task_first(argv: list[str]) -> list[str]:
     """``condtune rate TASKFILE [--export]``: turn the one bare path into ``task=PATH``, placed first."""
-    bare = [a for i, a in enumerate(argv) if not a.startswith("-") and "=" not in a
-            and (i == 0 or argv[i - 1] in ("--export", "--no-export"))]
+    bare = [
+        a
+        for i, a in enumerate(argv)
+        if not a.startswith("-") and "=" not in a and (i == 0 or argv[i - 1] in ("--export", "--no-export"))
+    ]
     return [f"task={bare[0]}", *[a for a in argv if a is not bare[0]]] if bare else list(argv)
 
 
@@ -69,9 +73,13 @@ def main(argv: list[str]) -> int:
         store = Store(db)
         if cfg.task is not None:
             lo, hi = card_scale(load_card(cfg.task))
-            store.set_scale(lo if cfg.scale_min is None else cfg.scale_min, hi if cfg.scale_max is None else cfg.scale_max)
+            store.set_scale(
+                lo if cfg.scale_min is None else cfg.scale_min, hi if cfg.scale_max is None else cfg.scale_max
+            )
             stats = store.import_items(load_task(cfg.task), source=str(cfg.task))
-            print(f"{cfg.task}: {stats.total_items} items ({stats.new_items} new), {stats.total_pairs} A/B pairs; db {db}")
+            print(
+                f"{cfg.task}: {stats.total_items} items ({stats.new_items} new), {stats.total_pairs} A/B pairs; db {db}"
+            )
         scale = store.scale
     except (TaskError, StoreError) as exc:
         print(f"condtune rate: error: {exc}", file=sys.stderr)
@@ -81,14 +89,25 @@ def main(argv: list[str]) -> int:
         out_dir = cfg.export_dir or (cfg.task or db).parent / "ratings"
         res = export(store, out_dir, cfg.ranking)
         print(f"exported to {out_dir}: " + ", ".join(f"{k}={v}" for k, v in res.counts.items()))
-        for name, path in (("pointwise", res.pointwise), ("pairwise", res.pairwise), ("ranking", res.ranking), ("card", res.card)):
+        for name, path in (
+            ("pointwise", res.pointwise),
+            ("pairwise", res.pairwise),
+            ("ranking", res.ranking),
+            ("card", res.card),
+        ):
             print(f"  {name:9s} {path}")
-        print(f"next: condtune scorer train ratings={res.pointwise} columns.prompt_col=prompt columns.completion_col=completion "
-              f"columns.item_col=item_id columns.rater_col=rater columns.score_min={scale[0]} columns.score_max={scale[1]}")
+        print(
+            f"next: condtune scorer train ratings={res.pointwise} columns.prompt_col=prompt "
+            "columns.completion_col=completion columns.item_col=item_id columns.rater_col=rater "
+            f"columns.score_min={scale[0]} columns.score_max={scale[1]}"
+        )
         return 0
 
     server = make_server(store, cfg.host, cfg.port, cfg.text)
-    print(f"rating page: {server.url}  (scale {scale[0]}..{scale[1]}; every answer is saved to {db} at once; Ctrl-C stops)")
+    print(
+        f"rating page: {server.url}  (scale {scale[0]}..{scale[1]}; "
+        f"every answer is saved to {db} at once; Ctrl-C stops)"
+    )
     signal.signal(signal.SIGTERM, _stop)  # `kill` stops it as cleanly as Ctrl-C
     signal.signal(signal.SIGINT, _stop)  # Ctrl-C, even when started from a shell that ignores SIGINT (`cmd &`)
     try:

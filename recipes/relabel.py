@@ -6,6 +6,7 @@
 Writes ``out`` (the rows plus score, score_bin, tags, tagged_prompt) and ``out.card.json``
 (scorer, bin edges and medians, count per bin, tag vocabulary), both atomically.
 """
+
 from __future__ import annotations
 
 import sys
@@ -50,13 +51,18 @@ def main(argv: list[str] | None = None) -> int:
     df = load_corpus(cfg.data, cfg.prompt_col, cfg.completion_col, cfg.domains or None)
     scorer = Scorer.load(cfg.scorer)
     binning = TagCard.load(cfg.edges_from).binning if cfg.edges_from else None
-    tagged, card = relabel(df, scorer, cfg.k, cfg.binning, TagFormat(style=cfg.tag_style), cfg.tag_columns, binning, cfg.scorer, cfg.data)
+    tagged, card = relabel(
+        df, scorer, cfg.k, cfg.binning, TagFormat(style=cfg.tag_style), cfg.tag_columns, binning, cfg.scorer, cfg.data
+    )
     write_tagged(tagged, card, cfg.out)
     print(f"tagged {len(tagged)} rows -> {cfg.out}  (card: {card_path(cfg.out)})")
     print("bin | score range | median | count")
     edges = [float("-inf"), *card.binning.edges, float("inf")]
     for b in range(card.binning.k):
-        print(f"{b + 1:>3} | [{edges[b]:+.2f}, {edges[b + 1]:+.2f}) | {card.binning.centers[b]:+.2f} | {card.binning.counts[b]}")
+        print(
+            f"{b + 1:>3} | [{edges[b]:+.2f}, {edges[b + 1]:+.2f}) | "
+            f"{card.binning.centers[b]:+.2f} | {card.binning.counts[b]}"
+        )
     return 0
 
 

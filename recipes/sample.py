@@ -8,6 +8,7 @@ Writes ``out`` (one row per completion: item_id, prompt, completion, model, samp
 ``<out>.card.json`` (model, sampling settings, n, seed, score scale). ``--append`` adds another
 model's completions to an existing task, so raters compare models head to head.
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,7 +21,14 @@ from condtune import config as C
 from condtune.data import DataError, load_prompts
 from condtune.modeling import load_causal_lm
 from condtune.rate.task import (
-    TaskError, TaskItem, card_path, card_scale, load_card, load_task, make_item_id, write_task,
+    TaskError,
+    TaskItem,
+    card_path,
+    card_scale,
+    load_card,
+    load_task,
+    make_item_id,
+    write_task,
 )
 from condtune.sampling import SamplingConfig, sample
 
@@ -78,11 +86,24 @@ def main(argv: list[str]) -> int:
     ]
     seen = {it.item_id for it in old}
     items = old + [it for it in new if it.item_id not in seen]
-    run = {"model": cfg.model, "prompts": str(cfg.prompts), "n_prompts": len(prompts), "n": cfg.n, "seed": cfg.seed,
-           "sampling": C.to_dict(cfg.sampling), "n_items": len(new), "generated_tokens": samples.total_tokens,
-           "seconds": round(elapsed, 1), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    card = {"scale": {"min": cfg.scale_min, "max": cfg.scale_max}, "runs": card.get("runs", []) + [run],
-            "models": sorted({it.model for it in items}), "n_items": len(items)}
+    run = {
+        "model": cfg.model,
+        "prompts": str(cfg.prompts),
+        "n_prompts": len(prompts),
+        "n": cfg.n,
+        "seed": cfg.seed,
+        "sampling": C.to_dict(cfg.sampling),
+        "n_items": len(new),
+        "generated_tokens": samples.total_tokens,
+        "seconds": round(elapsed, 1),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    card = {
+        "scale": {"min": cfg.scale_min, "max": cfg.scale_max},
+        "runs": card.get("runs", []) + [run],
+        "models": sorted({it.model for it in items}),
+        "n_items": len(items),
+    }
     task_path, card_file = write_task(cfg.out, items, card)
 
     empty = sum(not it.completion.strip() for it in new)

@@ -6,6 +6,7 @@
 Pointwise files give Pearson/Spearman/MAE/pairwise accuracy against each item's mean rating,
 beside the human split-half ceiling; pairwise files (objective=bradley_terry) give pairwise accuracy.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,7 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.objective == "bradley_terry":
         metrics = evaluate_pairs(scorer, load_pairwise(cfg.ratings))
     else:
-        ratings = load_vader(domains=cfg.domains or None) if cfg.ratings == "vader" else load_pointwise(cfg.ratings, cfg.columns)
+        ratings = (
+            load_vader(domains=cfg.domains or None)
+            if cfg.ratings == "vader"
+            else load_pointwise(cfg.ratings, cfg.columns)
+        )
         metrics = evaluate_items(scorer, to_items(ratings))
     if cfg.out:
         from condtune.io import write_json

@@ -8,6 +8,7 @@
 Writes ``out/`` (a loadable scorer) with ``out/metrics.json`` (held-out Pearson/Spearman/MAE/
 pairwise accuracy beside the human split-half ceiling).
 """
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,15 @@ import torch
 from condtune import config as C
 from condtune.data import PointwiseSpec, load_pairwise, load_pointwise, load_vader, split_items, split_ratings, to_items
 from condtune.io import write_json
-from condtune.scorer import OptimConfig, Scorer, evaluate_items, evaluate_pairs, fit_pairwise, fit_regression, normalise_ratings
+from condtune.scorer import (
+    OptimConfig,
+    Scorer,
+    evaluate_items,
+    evaluate_pairs,
+    fit_pairwise,
+    fit_regression,
+    normalise_ratings,
+)
 
 log = logging.getLogger("condtune.scorer_train")
 
@@ -78,7 +87,12 @@ def train_pointwise(cfg: ScorerTrainConfig) -> tuple[Scorer, dict]:
     if cfg.max_items:
         train_ids = train_ids.sample(min(cfg.max_items, len(train_ids)), random_state=cfg.seed)
     targets = normalise_ratings(ratings[ratings["item_id"].isin(set(train_ids))], cfg.normalize)
-    log.info("training on %d items (%d ratings), holding out %d items", len(train_ids), int(targets["weight"].sum()), int(held.sum()))
+    log.info(
+        "training on %d items (%d ratings), holding out %d items",
+        len(train_ids),
+        int(targets["weight"].sum()),
+        int(held.sum()),
+    )
     torch.manual_seed(cfg.seed)  # the head's init: a rerun gives the same scorer
     scorer = Scorer.new(cfg.backbone, cfg.objective, cfg.normalize, cfg.max_length)
     scorer.meta.score_min, scorer.meta.score_max = cfg.columns.score_min, cfg.columns.score_max

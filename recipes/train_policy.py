@@ -13,6 +13,7 @@ and the final policy to ``out/online/round_<R>/policy``.
 Resumes from the latest checkpoint in ``out/checkpoints`` if there is one. The saved policy
 carries its tag vocabulary and bin edges (``out/condtune_policy.json``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -63,25 +64,51 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.online.rounds and not cfg.scorer:
         raise C.ConfigError("online.rounds > 0 needs scorer=<a scorer dir> to rate each round's samples")
     if cfg.online.rounds and card.attributes:
-        raise C.ConfigError(f"online.rounds > 0: online rounds sample at score targets only, and {cfg.data} also has attribute tags "
-                            f"{sorted(card.attributes)}; relabel without tag_columns to train online")
+        raise C.ConfigError(
+            f"online.rounds > 0: online rounds sample at score targets only, and {cfg.data} also has attribute tags "
+            f"{sorted(card.attributes)}; relabel without tag_columns to train online"
+        )
     model, tokenizer = load_causal_lm(cfg.model)
-    log.info("conditional SFT: %d rows, %d steps of %d (SmolLM2-135M on 2 CPU cores: ~3-4 s/step; the bar shows the ETA)", len(df), cfg.sft.max_steps, cfg.sft.batch_size)
+    log.info(
+        "conditional SFT: %d rows, %d steps of %d (SmolLM2-135M on 2 CPU cores: ~3-4 s/step; the bar shows the ETA)",
+        len(df),
+        cfg.sft.max_steps,
+        cfg.sft.batch_size,
+    )
     stats = train_conditional(model, tokenizer, df, card, cfg.sft, cfg.out, cfg.model)
     write_json(f"{cfg.out}/train_stats.json", {"stats": stats, "config": C.to_dict(cfg)})
-    print(f"policy saved to {cfg.out}: {stats['steps']} steps in {stats['train_seconds']:.0f} s, loss {stats['first_loss']} -> {stats['final_loss']}")
+    print(
+        f"policy saved to {cfg.out}: {stats['steps']} steps in {stats['train_seconds']:.0f} s, "
+        f"loss {stats['first_loss']} -> {stats['final_loss']}"
+    )
     final = cfg.out
     if cfg.online.rounds:
         from condtune.scorer import Scorer
 
         require_columns(df, cfg.data, ["prompt", "score"])
-        prompts = df["prompt"].sample(cfg.online_prompts, replace=len(df) < cfg.online_prompts, random_state=cfg.sft.seed).tolist()
-        table = run_online(cfg.out, df, Scorer.load(cfg.scorer), prompts, cfg.sft, cfg.online, cfg.sampling, f"{cfg.out}/online", cfg.model)
+        prompts = (
+            df["prompt"]
+            .sample(cfg.online_prompts, replace=len(df) < cfg.online_prompts, random_state=cfg.sft.seed)
+            .tolist()
+        )
+        table = run_online(
+            cfg.out,
+            df,
+            Scorer.load(cfg.scorer),
+            prompts,
+            cfg.sft,
+            cfg.online,
+            cfg.sampling,
+            f"{cfg.out}/online",
+            cfg.model,
+        )
         final = f"{cfg.out}/online/round_{cfg.online.rounds}/policy"
         print("round | top-target proxy | all proxy | top-target KL (nats) | pool rows | seconds")
         for r in table:
-            print(f"{r['round']} | {r['top_proxy']:+.3f} | {r['all_proxy']:+.3f} | {r['top_kl']:.2f} | {r['pool_rows']} | "
-                  f"{r.get('sample_seconds', 0) + r['train_seconds']:.0f}")
+            print(
+                f"{r['round']} | {r['top_proxy']:+.3f} | {r['all_proxy']:+.3f} | {r['top_kl']:.2f} | "
+                f"{r['pool_rows']} | {r.get('sample_seconds', 0) + r['train_seconds']:.0f}"
+            )
     print(f"try: condtune generate --model {final} --score {card.binning.centers[-1]:.1f} --prompt '...' -n 4")
     return 0
 

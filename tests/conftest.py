@@ -1,4 +1,5 @@
 """Shared fixtures: tiny random models with the real tokenizers, and small ratings files."""
+
 from __future__ import annotations
 
 import json
@@ -56,8 +57,13 @@ def ratings_file(tmp_path) -> Path:
 def pairs_file(tmp_path) -> Path:
     rows = []
     for i in range(40):
-        rows.append({"prompt": "Review:", "chosen": f"It was {WORDS_POS[i % 7]} and {WORDS_POS[(i + 2) % 7]}.",
-                     "rejected": f"It was {WORDS_NEG[i % 7]} and {WORDS_NEG[(i + 3) % 7]}."})
+        rows.append(
+            {
+                "prompt": "Review:",
+                "chosen": f"It was {WORDS_POS[i % 7]} and {WORDS_POS[(i + 2) % 7]}.",
+                "rejected": f"It was {WORDS_NEG[i % 7]} and {WORDS_NEG[(i + 3) % 7]}.",
+            }
+        )
     path = tmp_path / "pairs.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path

@@ -1,4 +1,5 @@
 """Typed config parsing, and every shipped YAML parses into its recipe's dataclass."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -28,9 +29,31 @@ class Demo:
 def test_overrides_and_types(tmp_path):
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text("steps: 5\nsampling:\n  temperature: 0.5\n")
-    cfg = parse(Demo, ["--config", str(cfg_file), "lr=3e-4", "--flag", "--items", "a", "b", "--tags", "domain=movie",
-                       "sampling.max_new_tokens=7", "--maybe", "2"])
-    assert (cfg.steps, cfg.lr, cfg.flag, cfg.items, cfg.tags, cfg.maybe) == (5, 3e-4, True, ["a", "b"], {"domain": "movie"}, 2.0)
+    cfg = parse(
+        Demo,
+        [
+            "--config",
+            str(cfg_file),
+            "lr=3e-4",
+            "--flag",
+            "--items",
+            "a",
+            "b",
+            "--tags",
+            "domain=movie",
+            "sampling.max_new_tokens=7",
+            "--maybe",
+            "2",
+        ],
+    )
+    assert (cfg.steps, cfg.lr, cfg.flag, cfg.items, cfg.tags, cfg.maybe) == (
+        5,
+        3e-4,
+        True,
+        ["a", "b"],
+        {"domain": "movie"},
+        2.0,
+    )
     assert cfg.sampling.temperature == 0.5 and cfg.sampling.max_new_tokens == 7
 
 
@@ -69,8 +92,15 @@ def test_every_config_parses(yaml_path):
     module = importlib.import_module(recipe_for(yaml_path))
     import inspect
 
-    spaces = [vars(module)] + [vars(m) for m in vars(module).values() if inspect.ismodule(m) and m.__name__.startswith("condtune")]
-    found = [c for ns in spaces for c in ns.values() if isinstance(c, type) and dataclasses.is_dataclass(c) and c.__name__.endswith("Config")]
+    spaces = [vars(module)] + [
+        vars(m) for m in vars(module).values() if inspect.ismodule(m) and m.__name__.startswith("condtune")
+    ]
+    found = [
+        c
+        for ns in spaces
+        for c in ns.values()
+        if isinstance(c, type) and dataclasses.is_dataclass(c) and c.__name__.endswith("Config")
+    ]
     own = [c for c in found if c.__module__ == module.__name__]
     classes = own or found
     assert classes, f"{module.__name__} defines no *Config dataclass"

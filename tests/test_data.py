@@ -1,4 +1,5 @@
 """Ratings/dataset validation: every bad input names the file, row and column."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,14 @@ import pandas as pd
 import pytest
 
 from condtune.data import (
-    DataError, PointwiseSpec, load_corpus, load_pairwise, load_pointwise, load_prompts, to_items, write_table,
+    DataError,
+    PointwiseSpec,
+    load_corpus,
+    load_pairwise,
+    load_pointwise,
+    load_prompts,
+    to_items,
+    write_table,
 )
 
 SPEC = PointwiseSpec(rater_col="rater", item_col="item_id", score_min=-4, score_max=4)
@@ -92,7 +100,10 @@ def test_csv_rows_are_data_rows(tmp_path):
 def test_pairwise_validation(tmp_path, pairs_file):
     df = load_pairwise(pairs_file)
     assert list(df.columns) == ["prompt", "chosen", "rejected", "rater"] and len(df) == 40
-    path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "p", "chosen": "a", "rejected": "b"}, {"prompt": "p", "chosen": "a", "rejected": "a"}])
+    path = write_jsonl(
+        tmp_path / "p.jsonl",
+        [{"prompt": "p", "chosen": "a", "rejected": "b"}, {"prompt": "p", "chosen": "a", "rejected": "a"}],
+    )
     with pytest.raises(DataError, match=r"row 2, column 'rejected': chosen and rejected are identical"):
         load_pairwise(path)
     path = write_jsonl(tmp_path / "q.jsonl", [{"prompt": "p", "chosen": "", "rejected": "b"}])

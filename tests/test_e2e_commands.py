@@ -1,4 +1,5 @@
 """Tiny-model end-to-end runs of each core command, through the real CLI entry point."""
+
 from __future__ import annotations
 
 import json
@@ -19,22 +20,56 @@ def chain(tmp_path_factory, tiny_lm, tiny_encoder):
     ratings = d / "ratings.jsonl"
     ratings.write_text("".join(json.dumps(r) + "\n" for r in make_ratings(n_items=80)))
     corpus = d / "corpus.jsonl"
-    rows = [{"prompt": "Review:", "completion": r["text"], "domain": "movie" if i % 3 else "book"}
-            for i, r in enumerate(make_ratings(n_items=40, raters=1))]
+    rows = [
+        {"prompt": "Review:", "completion": r["text"], "domain": "movie" if i % 3 else "book"}
+        for i, r in enumerate(make_ratings(n_items=40, raters=1))
+    ]
     corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
     p = {k: d / k for k in ("scorer", "policy")}
     p.update(ratings=ratings, corpus=corpus, tagged=d / "tagged.jsonl")
-    assert cli(["scorer", "train", f"ratings={ratings}", f"backbone={tiny_encoder}", "columns.rater_col=rater",
-                "normalize=rater", "optim.epochs=2", "optim.batch_size=8", "val_fraction=0.25", f"out={p['scorer']}"]) == 0
-    assert cli(["relabel", f"data={corpus}", f"scorer={p['scorer']}", "k=3", "tag_columns=[domain]", f"out={p['tagged']}"]) == 0
-    assert cli(["train", f"data={p['tagged']}", f"model={tiny_lm}", "sft.max_steps=3", "sft.batch_size=4",
-                "sft.save_steps=2", f"out={p['policy']}"]) == 0
+    assert (
+        cli(
+            [
+                "scorer",
+                "train",
+                f"ratings={ratings}",
+                f"backbone={tiny_encoder}",
+                "columns.rater_col=rater",
+                "normalize=rater",
+                "optim.epochs=2",
+                "optim.batch_size=8",
+                "val_fraction=0.25",
+                f"out={p['scorer']}",
+            ]
+        )
+        == 0
+    )
+    assert (
+        cli(["relabel", f"data={corpus}", f"scorer={p['scorer']}", "k=3", "tag_columns=[domain]", f"out={p['tagged']}"])
+        == 0
+    )
+    assert (
+        cli(
+            [
+                "train",
+                f"data={p['tagged']}",
+                f"model={tiny_lm}",
+                "sft.max_steps=3",
+                "sft.batch_size=4",
+                "sft.save_steps=2",
+                f"out={p['policy']}",
+            ]
+        )
+        == 0
+    )
     return p
 
 
 def test_scorer_outputs(chain):
     metrics = json.loads((chain["scorer"] / "metrics.json").read_text())["metrics"]
-    assert {"pearson", "spearman", "mae", "pairwise_accuracy", "human_split_half_r", "human_spearman_brown"} <= set(metrics)
+    assert {"pearson", "spearman", "mae", "pairwise_accuracy", "human_split_half_r", "human_spearman_brown"} <= set(
+        metrics
+    )
     meta = json.loads((chain["scorer"] / "scorer.json").read_text())
     assert meta["normalize"] == "rater" and meta["target_sd"] > 0
 
@@ -46,7 +81,9 @@ def test_relabel_outputs(chain):
     assert card["attributes"] == {"domain": ["book", "movie"]}
     assert df["score_bin"].between(0, 2).all()
     first = df.iloc[0]
-    assert first["tagged_prompt"].startswith(f"Domain: {first['domain']}.\nRating: {first['score_bin'] + 1} out of 3 stars.\n")
+    assert first["tagged_prompt"].startswith(
+        f"Domain: {first['domain']}.\nRating: {first['score_bin'] + 1} out of 3 stars.\n"
+    )
 
 
 def test_train_outputs(chain):
@@ -58,7 +95,14 @@ def test_train_outputs(chain):
 
 
 def test_online_rounds_need_a_scorer_and_score_tags_only(chain, tmp_path, capsys):
-    base = ["train", f"data={chain['tagged']}", f"model={chain['policy']}", "sft.max_steps=1", "sft.batch_size=4", "online.rounds=1"]
+    base = [
+        "train",
+        f"data={chain['tagged']}",
+        f"model={chain['policy']}",
+        "sft.max_steps=1",
+        "sft.batch_size=4",
+        "online.rounds=1",
+    ]
     assert cli([*base, f"out={tmp_path / 'a'}"]) == 2
     assert "needs scorer=" in capsys.readouterr().err
     assert cli([*base, f"scorer={chain['scorer']}", f"out={tmp_path / 'b'}"]) == 2  # stops before any training
@@ -66,35 +110,123 @@ def test_online_rounds_need_a_scorer_and_score_tags_only(chain, tmp_path, capsys
 
 
 def test_generate(chain, capsys):
-    assert cli(["generate", "--model", str(chain["policy"]), "--score", "3", "--prompt", "Review:", "-n", "2",
-                "--tags", "domain=movie", "--scorer", str(chain["scorer"]), "--json", "sampling.max_new_tokens=5"]) == 0
+    assert (
+        cli(
+            [
+                "generate",
+                "--model",
+                str(chain["policy"]),
+                "--score",
+                "3",
+                "--prompt",
+                "Review:",
+                "-n",
+                "2",
+                "--tags",
+                "domain=movie",
+                "--scorer",
+                str(chain["scorer"]),
+                "--json",
+                "sampling.max_new_tokens=5",
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
-    assert len(rows) == 2 and all(r["requested"] == 3 and r["bin"] == 3 and isinstance(r["achieved"], float) for r in rows)
+    assert len(rows) == 2 and all(
+        r["requested"] == 3 and r["bin"] == 3 and isinstance(r["achieved"], float) for r in rows
+    )
 
 
 def test_generate_best_of_and_guidance(chain, capsys):
-    assert cli(["generate", "--model", str(chain["policy"]), "--score", "-3", "--prompt", "Review:", "-n", "1",
-                "--best_of", "3", "--guidance", "1.5", "--scorer", str(chain["scorer"]), "--json", "sampling.max_new_tokens=4"]) == 0
+    assert (
+        cli(
+            [
+                "generate",
+                "--model",
+                str(chain["policy"]),
+                "--score",
+                "-3",
+                "--prompt",
+                "Review:",
+                "-n",
+                "1",
+                "--best_of",
+                "3",
+                "--guidance",
+                "1.5",
+                "--scorer",
+                str(chain["scorer"]),
+                "--json",
+                "sampling.max_new_tokens=4",
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert len(rows) == 1 and rows[0]["bin"] == 1
 
 
 def test_generate_anchored_on_the_base(chain, capsys):
-    assert cli(["generate", "--model", str(chain["policy"]), "--score", "3", "--prompt", "Review:", "-n", "2", "--anchored",
-                "--guidance", "2", "--json", "sampling.max_new_tokens=4"]) == 0
+    assert (
+        cli(
+            [
+                "generate",
+                "--model",
+                str(chain["policy"]),
+                "--score",
+                "3",
+                "--prompt",
+                "Review:",
+                "-n",
+                "2",
+                "--anchored",
+                "--guidance",
+                "2",
+                "--json",
+                "sampling.max_new_tokens=4",
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert len(rows) == 2 and all(r["bin"] == 3 for r in rows)
 
 
 def test_generate_unknown_tag_is_clear(chain):
     with pytest.raises(ValueError, match="unknown value 'poem' for tag 'domain'"):
-        cli(["generate", "--model", str(chain["policy"]), "--score", "1", "--tags", "domain=poem", "sampling.max_new_tokens=2"])
+        cli(
+            [
+                "generate",
+                "--model",
+                str(chain["policy"]),
+                "--score",
+                "1",
+                "--tags",
+                "domain=poem",
+                "sampling.max_new_tokens=2",
+            ]
+        )
 
 
 def test_scorer_train_pairwise(tmp_path, pairs_file, tiny_encoder):
     out = tmp_path / "bt"
-    assert cli(["scorer", "train", f"ratings={pairs_file}", "objective=bradley_terry", f"backbone={tiny_encoder}",
-                "optim.epochs=1", "optim.batch_size=8", "val_fraction=0.25", f"out={out}"]) == 0
+    assert (
+        cli(
+            [
+                "scorer",
+                "train",
+                f"ratings={pairs_file}",
+                "objective=bradley_terry",
+                f"backbone={tiny_encoder}",
+                "optim.epochs=1",
+                "optim.batch_size=8",
+                "val_fraction=0.25",
+                f"out={out}",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
     assert 0.0 <= metrics["pairwise_accuracy"] <= 1.0 and metrics["n_pairs"] > 0
 
@@ -105,7 +237,10 @@ def test_fetch_lists_assets(capsys):
 
 
 def test_scorer_eval(chain, capsys):
-    assert cli(["scorer", "eval", f"scorer={chain['scorer']}", f"ratings={chain['ratings']}", "columns.item_col=item_id"]) == 0
+    assert (
+        cli(["scorer", "eval", f"scorer={chain['scorer']}", f"ratings={chain['ratings']}", "columns.item_col=item_id"])
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["n_items"] == 80 and -1 <= out["pearson"] <= 1
 
@@ -113,13 +248,33 @@ def test_scorer_eval(chain, capsys):
 def test_quickstart_tiny(tmp_path, tiny_lm, tiny_encoder, capsys):
     """The whole quickstart chain on VADER movie snippets with tiny models and tiny budgets."""
     out = tmp_path / "qs"
-    args = [f"out={out}", f"model={tiny_lm}", f"scorer_backbone={tiny_encoder}", "scorer_items=64", "scorer_optim.batch_size=16",
-            "max_examples=48", "k=3", "sft.max_steps=2", "sft.batch_size=4", "--prompts", "Movie review:", "n=2",
-            "sampling.max_new_tokens=6"]
+    args = [
+        f"out={out}",
+        f"model={tiny_lm}",
+        f"scorer_backbone={tiny_encoder}",
+        "scorer_items=64",
+        "scorer_optim.batch_size=16",
+        "max_examples=48",
+        "k=3",
+        "sft.max_steps=2",
+        "sft.batch_size=4",
+        "--prompts",
+        "Movie review:",
+        "n=2",
+        "sampling.max_new_tokens=6",
+    ]
     assert cli(["quickstart", *args]) == 0
     text = capsys.readouterr().out
     assert "| prompt | requested | achieved | text |" in text and "Spearman(requested, achieved)" in text
-    for name in ("scorer/scorer.json", "tagged.jsonl", "tagged.jsonl.card.json", "policy/condtune_policy.json", "samples.jsonl", "summary.json", "report.md"):
+    for name in (
+        "scorer/scorer.json",
+        "tagged.jsonl",
+        "tagged.jsonl.card.json",
+        "policy/condtune_policy.json",
+        "samples.jsonl",
+        "summary.json",
+        "report.md",
+    ):
         assert (out / name).exists(), name
     samples = pd.read_json(out / "samples.jsonl", lines=True)
     assert len(samples) == 3 * 2 and samples["requested"].nunique() == 3

@@ -1,6 +1,7 @@
 """KL-regularised conditional SFT: the loss's maths, the paired rows (reference reads the plain
 prompt, same answer tokens), condition dropout, frozen embeddings, and a tiny run where the KL term
 keeps the policy nearer the base than plain SFT does."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -51,7 +52,9 @@ def test_kl_is_zero_when_policy_equals_reference_and_vocabularies_may_differ():
     r = kl_regularised_loss(torch.cat([ref_logits, extra], -1), labels, ref_logits, labels, kl_coef=1.0)
     assert r.kl.item() < 1e-6
     pol, _ = answer_logits(torch.cat([ref_logits, extra], -1), labels)
-    assert torch.allclose(r.kl, token_kl(F.log_softmax(pol, -1), F.log_softmax(answer_logits(ref_logits, labels)[0], -1)).mean())
+    assert torch.allclose(
+        r.kl, token_kl(F.log_softmax(pol, -1), F.log_softmax(answer_logits(ref_logits, labels)[0], -1)).mean()
+    )
 
 
 def test_misaligned_rows_are_an_error():
@@ -62,7 +65,13 @@ def test_misaligned_rows_are_an_error():
 
 def _rows(n=40):
     card = TagCard(Binning(edges=[0.0], centers=[-1.0, 1.0], counts=[n // 2, n // 2]), TagFormat())
-    df = pd.DataFrame({"prompt": ["Movie review:"] * n, "completion": ["Good fun.", "Dull."] * (n // 2), "score_bin": [1, 0] * (n // 2)})
+    df = pd.DataFrame(
+        {
+            "prompt": ["Movie review:"] * n,
+            "completion": ["Good fun.", "Dull."] * (n // 2),
+            "score_bin": [1, 0] * (n // 2),
+        }
+    )
     df["tagged_prompt"] = [card.prefix(bin_index=b) + p for b, p in zip(df["score_bin"], df["prompt"])]
     return df, card
 
@@ -75,10 +84,14 @@ def test_reference_rows_read_the_plain_prompt_and_the_same_answer(tok):
     answer = tok(" Good fun.", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
     assert ds[0]["input_ids"] == tagged + answer and ds[0]["ref_input_ids"] == plain + answer
     assert [t for t in ds[0]["labels"] if t != -100] == [t for t in ds[0]["ref_labels"] if t != -100] == answer
-    short = sft_dataset(df, tok, max_length=len(tagged) + 2, with_reference=True)[0]  # truncation cuts both to the same answer
+    short = sft_dataset(df, tok, max_length=len(tagged) + 2, with_reference=True)[
+        0
+    ]  # truncation cuts both to the same answer
     assert [t for t in short["ref_labels"] if t != -100] == answer[:2]
     batch = PairedCollator(tok.pad_token_id)([ds[0], ds[1]])
-    assert batch["ref_input_ids"].shape[0] == 2 and (batch["ref_labels"] != -100).sum() == (batch["labels"] != -100).sum()
+    assert (
+        batch["ref_input_ids"].shape[0] == 2 and (batch["ref_labels"] != -100).sum() == (batch["labels"] != -100).sum()
+    )
 
 
 def test_condition_dropout_trains_a_share_of_rows_without_tags(tok):
@@ -117,8 +130,16 @@ def test_kl_term_keeps_the_policy_nearer_the_base(tmp_path, tiny_lm):
     kls = {}
     for kl_coef in (0.0, 5.0):
         model, tok = load_causal_lm(tiny_lm)
-        s = SFTSettings(max_steps=8, batch_size=4, lr=3e-2, max_length=32, save_steps=100, warmup_ratio=0.0, kl_coef=kl_coef,
-                        condition_dropout=0.0)
+        s = SFTSettings(
+            max_steps=8,
+            batch_size=4,
+            lr=3e-2,
+            max_length=32,
+            save_steps=100,
+            warmup_ratio=0.0,
+            kl_coef=kl_coef,
+            condition_dropout=0.0,
+        )
         stats = train_conditional(model, tok, df, card, s, tmp_path / f"kl{kl_coef}", str(tiny_lm))
         assert stats["steps"] == 8 and stats["final_loss"] == stats["final_loss"]  # finite
         kls[kl_coef] = _mean_kl_to_base(model, base, tok, df)
@@ -131,6 +152,8 @@ def test_frozen_embeddings_stay_put(tmp_path, tiny_lm):
     df, card = _rows(16)
     model, tok = load_causal_lm(tiny_lm)
     before = model.get_input_embeddings().weight.detach().clone()
-    s = SFTSettings(max_steps=3, batch_size=4, lr=1e-2, max_length=32, save_steps=100, warmup_ratio=0.0, freeze_embeddings=True)
+    s = SFTSettings(
+        max_steps=3, batch_size=4, lr=1e-2, max_length=32, save_steps=100, warmup_ratio=0.0, freeze_embeddings=True
+    )
     train_conditional(model, tok, df, card, s, tmp_path / "frozen", str(tiny_lm))
     assert torch.equal(model.get_input_embeddings().weight[: before.shape[0]], before)

@@ -2,6 +2,7 @@
 
 No torch and no network: this module only needs numpy, scipy and scikit-learn.
 """
+
 from __future__ import annotations
 
 import json
@@ -126,8 +127,13 @@ def test_load_errors_name_the_path(fitted, tmp_path):
         NgramScorer.load(truncated)
 
     wrong_shape = scorer.save(tmp_path / "shape")
-    np.savez_compressed(wrong_shape / NGRAM_ARRAYS, idf_word=scorer.idf_word, idf_char=scorer.idf_char,
-                        coef=scorer.coef[:10], intercept=np.array([0.0]))
+    np.savez_compressed(
+        wrong_shape / NGRAM_ARRAYS,
+        idf_word=scorer.idf_word,
+        idf_char=scorer.idf_char,
+        coef=scorer.coef[:10],
+        intercept=np.array([0.0]),
+    )
     with pytest.raises(ValueError, match="coef"):
         NgramScorer.load(wrong_shape)
 

@@ -1,6 +1,7 @@
 """The online loop on a tiny model: rounds sample at the targets, grow the pool with the sampled
 token ids, refit the bins, train on, write a round table with costs and KL; a rerun resumes
 mid-round (scored samples are reused, never redrawn)."""
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,13 @@ def test_rounds_grow_the_pool_refit_and_resume(tmp_path, tiny_lm):
     from condtune.modeling import load_causal_lm
 
     card = TagCard(Binning(edges=[0.5], centers=[0.2, 0.9], counts=[8, 8]), TagFormat(), scorer="length")
-    pool = pd.DataFrame({"prompt": ["Movie review:"] * 16, "completion": ["Ok.", "A long and winding tale."] * 8,
-                         "score": [0.3, 2.4] * 8})
+    pool = pd.DataFrame(
+        {
+            "prompt": ["Movie review:"] * 16,
+            "completion": ["Ok.", "A long and winding tale."] * 8,
+            "score": [0.3, 2.4] * 8,
+        }
+    )
     tagged = pool.assign(score_bin=[0, 1] * 8)
     tagged["tagged_prompt"] = [card.prefix(bin_index=b) + p for b, p in zip(tagged["score_bin"], tagged["prompt"])]
     s = SFTSettings(max_steps=2, batch_size=4, lr=1e-3, max_length=40, save_steps=100, kl_coef=0.1)

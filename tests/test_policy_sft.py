@@ -1,5 +1,6 @@
 """Conditional SFT rows are trained as given (own samples exactly as sampled), and one run with
 one learning-rate schedule is snapshotted on the way instead of being restarted per stage."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -20,13 +21,23 @@ def tok(tiny_lm):
 
 def test_own_samples_are_trained_as_sampled(tok):
     eos = tok.eos_token_id
-    cut = [tok.convert_tokens_to_ids("film"), tok.convert_tokens_to_ids("makers")]  # a tokenisation a re-encode would not give
-    df = pd.DataFrame({"tagged_prompt": ["Rating: 5 out of 5 stars.\nMovie review:"] * 3, "completion": ["filmmakers", "done", "A fine film."],
-                       "completion_ids": [cut, cut[:1] + [eos], None]})
+    cut = [
+        tok.convert_tokens_to_ids("film"),
+        tok.convert_tokens_to_ids("makers"),
+    ]  # a tokenisation a re-encode would not give
+    df = pd.DataFrame(
+        {
+            "tagged_prompt": ["Rating: 5 out of 5 stars.\nMovie review:"] * 3,
+            "completion": ["filmmakers", "done", "A fine film."],
+            "completion_ids": [cut, cut[:1] + [eos], None],
+        }
+    )
     ds = sft_dataset(df, tok, max_length=64)
     prompt = tok("Rating: 5 out of 5 stars.\nMovie review:", add_special_tokens=False)["input_ids"]
     row0, row1, row2 = ds[0], ds[1], ds[2]
-    assert row0["input_ids"] == prompt + cut and row0["labels"] == [-100] * len(prompt) + cut  # cut at max_new_tokens: no EOS invented
+    assert (
+        row0["input_ids"] == prompt + cut and row0["labels"] == [-100] * len(prompt) + cut
+    )  # cut at max_new_tokens: no EOS invented
     assert row1["labels"][-1] == eos  # EOS only where the model emitted it
     human = tok(" A fine film.", add_special_tokens=False)["input_ids"]
     assert row2["input_ids"] == prompt + human + [eos]  # a human text is complete: it ends with EOS
@@ -50,16 +61,33 @@ def test_snapshots_are_points_of_one_schedule(tmp_path, tiny_lm):
 
     def run(steps, out, snap_at):
         model, tok = load_causal_lm(tiny_lm)
-        snap = snapshot_callback("conditional", out, snap_at, conditional=True, on_save=lambda d: (d / POLICY_CARD).write_text("{}"))
-        train_conditional(model, tok, df, card, SFTSettings(**{**s.__dict__, "max_steps": steps}), out / "run", str(tiny_lm), callbacks=[snap])
+        snap = snapshot_callback(
+            "conditional", out, snap_at, conditional=True, on_save=lambda d: (d / POLICY_CARD).write_text("{}")
+        )
+        train_conditional(
+            model,
+            tok,
+            df,
+            card,
+            SFTSettings(**{**s.__dict__, "max_steps": steps}),
+            out / "run",
+            str(tiny_lm),
+            callbacks=[snap],
+        )
         return snap.records
 
     long = run(6, tmp_path / "long", [3, 6])
     assert [c.step for c in long] == [3, 6] and all(c.conditional and c.wall_clock_s >= 0 for c in long)
     assert (tmp_path / "long" / "step_3" / POLICY_CARD).exists()
     run(3, tmp_path / "short", [3])
-    mid, final, annealed = _weights(tmp_path / "long/step_3"), _weights(tmp_path / "long/step_6"), _weights(tmp_path / "short/step_3")
+    mid, final, annealed = (
+        _weights(tmp_path / "long/step_3"),
+        _weights(tmp_path / "long/step_6"),
+        _weights(tmp_path / "short/step_3"),
+    )
     key = next(k for k in mid if "embed" in k)
     # step 3 of the 6-step run is not a 3-step run annealed to zero: the schedules differ, so do the weights
     assert not torch.allclose(mid[key], annealed[key])
-    assert torch.allclose(final[key], _weights(tmp_path / "long/run")[key])  # the last snapshot is the run's final policy
+    assert torch.allclose(
+        final[key], _weights(tmp_path / "long/run")[key]
+    )  # the last snapshot is the run's final policy

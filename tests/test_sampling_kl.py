@@ -1,5 +1,6 @@
 """The sampling distribution is written once (shape_logprobs): the sampler draws from it and the
 exact KL measures it. Tests against transformers' warpers, brute force and an empirical check."""
+
 from __future__ import annotations
 
 import copy
@@ -61,7 +62,9 @@ def test_anchored_guidance_moves_the_anchor_by_the_tag_contrast():
     want = F.log_softmax(la + 2.0 * (lc - lu), -1)
     got = shape_logprobs(c, u, guidance=2.0, anchor_logits=a)
     assert torch.allclose(got[:, :28], want[:, :28], atol=1e-6) and torch.isinf(got[:, 28:]).all()
-    assert torch.allclose(shape_logprobs(c, c, guidance=3.0, anchor_logits=a)[:, :28], F.log_softmax(a, -1), atol=1e-6)  # no contrast: the anchor
+    assert torch.allclose(
+        shape_logprobs(c, c, guidance=3.0, anchor_logits=a)[:, :28], F.log_softmax(a, -1), atol=1e-6
+    )  # no contrast: the anchor
     with pytest.raises(ValueError, match="unconditional"):
         shape_logprobs(c, None, anchor_logits=a)
 
@@ -70,12 +73,27 @@ def test_sampler_draws_from_the_anchored_distribution(lm, perturbed):
     model, tok = lm
     prompt, uncond = "Rating: 5 out of 5 stars.\nMovie review:", "Movie review:"
     cfg = SamplingConfig(max_new_tokens=1, temperature=0.05, top_p=1.0, batch_size=100, bf16=False)
-    s = sample(perturbed, tok, [prompt], 400, cfg, seed=0, progress=False, uncond_prompts=[uncond], guidance=1.5,
-               anchor_model=model, anchor_prompts=[uncond])
+    s = sample(
+        perturbed,
+        tok,
+        [prompt],
+        400,
+        cfg,
+        seed=0,
+        progress=False,
+        uncond_prompts=[uncond],
+        guidance=1.5,
+        anchor_model=model,
+        anchor_prompts=[uncond],
+    )
     drawn = np.bincount([ids[0] for ids in s.response_ids[0]], minlength=len(tok))
     enc = lambda m, t: m(**tok([t], return_tensors="pt", add_special_tokens=False)).logits[0, -1]  # noqa: E731
     with torch.no_grad():
-        probs = shape_logprobs(enc(perturbed, prompt), enc(perturbed, uncond), 1.5, 0.05, anchor_logits=enc(model, uncond)).exp().numpy()
+        probs = (
+            shape_logprobs(enc(perturbed, prompt), enc(perturbed, uncond), 1.5, 0.05, anchor_logits=enc(model, uncond))
+            .exp()
+            .numpy()
+        )
     top = np.argsort(-probs)[:3]
     assert np.allclose(drawn[top] / 400, probs[top], atol=0.08)
 
@@ -116,15 +134,35 @@ def test_sampled_kl_batched_with_padding_equals_brute_force(lm, perturbed):
     ctx = [enc("Rating: 5 out of 5 stars.\nMovie review:"), enc("Rating: 1 out of 5 stars.\nMovie review: A")]
     unc = [enc("Movie review:"), enc("Movie review: A")]
     rng = np.random.default_rng(0)
-    resp = [rng.integers(100, 1000, 7).tolist(), rng.integers(100, 1000, 3).tolist()]  # different lengths: padding matters
+    resp = [
+        rng.integers(100, 1000, 7).tolist(),
+        rng.integers(100, 1000, 3).tolist(),
+    ]  # different lengths: padding matters
     for t, p, g in ((1.0, 1.0, 1.0), (0.7, 0.9, 1.0), (1.0, 1.0, 2.0), (0.8, 0.95, 1.5)):
-        got = sampled_kl(perturbed, model, ctx, unc, resp, tok.pad_token_id, temperature=t, top_p=p, guidance=g, uncond_contexts=unc, batch_size=2)
+        got = sampled_kl(
+            perturbed,
+            model,
+            ctx,
+            unc,
+            resp,
+            tok.pad_token_id,
+            temperature=t,
+            top_p=p,
+            guidance=g,
+            uncond_contexts=unc,
+            batch_size=2,
+        )
         want = [_brute_force_kl(perturbed, model, ctx[i], unc[i], resp[i], t, p, g, unc[i]) for i in range(2)]
         assert np.allclose(got, want, rtol=1e-4, atol=1e-4), (t, p, g)
         assert (got > 0).all()
     for g in (1.0, 2.0):  # anchored on the reference itself
-        got = sampled_kl(perturbed, model, ctx, unc, resp, tok.pad_token_id, guidance=g, uncond_contexts=unc, anchored=True)
-        want = [_brute_force_kl(perturbed, model, ctx[i], unc[i], resp[i], g=g, uctx=unc[i], anchored=True) for i in range(2)]
+        got = sampled_kl(
+            perturbed, model, ctx, unc, resp, tok.pad_token_id, guidance=g, uncond_contexts=unc, anchored=True
+        )
+        want = [
+            _brute_force_kl(perturbed, model, ctx[i], unc[i], resp[i], g=g, uctx=unc[i], anchored=True)
+            for i in range(2)
+        ]
         assert np.allclose(got, want, rtol=1e-4, atol=1e-4), g
     per = sampled_token_kl(perturbed, model, ctx, unc, resp, tok.pad_token_id, batch_size=2)
     assert [len(k) for k in per] == [7, 3] and (np.concatenate(per) >= 0).all()
@@ -162,6 +200,9 @@ def test_sample_trims_at_eos_and_is_seeded(lm):
     for ids, text in zip(sum(s.response_ids, []), sum(s.texts, [])):
         assert 1 <= len(ids) <= 6 and tok.eos_token_id not in ids[:-1]
         assert text == tok.decode(ids, skip_special_tokens=True).strip()
-    assert sample(model, tok, ["Movie review:", "Movie review: The film"], 3, cfg, seed=0, progress=False).response_ids == s.response_ids
+    assert (
+        sample(model, tok, ["Movie review:", "Movie review: The film"], 3, cfg, seed=0, progress=False).response_ids
+        == s.response_ids
+    )
     assert trim_at_eos([5, 6, 2, 7, 2], 2) == [5, 6, 2] and trim_at_eos([5, 6], 2) == [5, 6]
     assert best_of_n_kl(1) == 0.0 and best_of_n_kl(64) < np.log(64)

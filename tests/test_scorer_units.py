@@ -11,7 +11,9 @@ from condtune.scorer import bradley_terry_loss, normalise_ratings, regression_lo
 
 def test_bradley_terry_loss_values():
     r = torch.tensor([0.0, 2.0])
-    assert math.isclose(float(bradley_terry_loss(r, torch.zeros(2))), (math.log(2) + math.log(1 + math.exp(-2))) / 2, rel_tol=1e-6)
+    assert math.isclose(
+        float(bradley_terry_loss(r, torch.zeros(2))), (math.log(2) + math.log(1 + math.exp(-2))) / 2, rel_tol=1e-6
+    )
     assert float(bradley_terry_loss(torch.tensor([10.0]), torch.tensor([-10.0]))) < 1e-6
 
 
@@ -23,10 +25,15 @@ def test_regression_loss_weights():
 
 def ratings():
     # rater b rates everything 2 points higher than rater a: per-rater normalisation removes that.
-    return pd.DataFrame({
-        "item_id": ["x", "x", "y", "y", "z", "z"], "prompt": [""] * 6, "completion": ["X", "X", "Y", "Y", "Z", "Z"],
-        "score": [-1.0, 1.0, 0.0, 2.0, 1.0, 3.0], "rater": ["a", "b", "a", "b", "a", "b"],
-    })
+    return pd.DataFrame(
+        {
+            "item_id": ["x", "x", "y", "y", "z", "z"],
+            "prompt": [""] * 6,
+            "completion": ["X", "X", "Y", "Y", "Z", "Z"],
+            "score": [-1.0, 1.0, 0.0, 2.0, 1.0, 3.0],
+            "rater": ["a", "b", "a", "b", "a", "b"],
+        }
+    )
 
 
 def test_normalise_item_and_none():
@@ -57,13 +64,16 @@ def test_metrics():
 def test_scorer_training_is_reproducible(ratings_file, tiny_encoder):
     """The same config twice gives the same scorer (the head's init is seeded): benchmark pieces
     trained in different sessions are judged by the same raters."""
-    from recipes.scorer_train import ScorerTrainConfig, train_pointwise
-
     from condtune.data import PointwiseSpec
     from condtune.scorer import OptimConfig
+    from recipes.scorer_train import ScorerTrainConfig, train_pointwise
 
-    cfg = ScorerTrainConfig(ratings=str(ratings_file), backbone=str(tiny_encoder), columns=PointwiseSpec(rater_col="rater", item_col="item_id"),
-                            optim=OptimConfig(epochs=1.0, batch_size=8, lr=1e-3))
+    cfg = ScorerTrainConfig(
+        ratings=str(ratings_file),
+        backbone=str(tiny_encoder),
+        columns=PointwiseSpec(rater_col="rater", item_col="item_id"),
+        optim=OptimConfig(epochs=1.0, batch_size=8, lr=1e-3),
+    )
     texts = ["The film was great and lovely.", "The film was dull and bad."]
     a, b = (train_pointwise(cfg)[0].score(texts) for _ in range(2))
     assert (a == b).all()

@@ -30,7 +30,13 @@ def test_text_and_token_formats():
     assert text.special_tokens(5) == []
     tok = TagFormat(style="token")
     assert tok.prefix(2, 5, {"domain": "movie"}) == "<|domain=movie|><|score_2|>\n"
-    assert tok.special_tokens(3, {"domain": ["b", "a", "a"]}) == ["<|score_1|>", "<|score_2|>", "<|score_3|>", "<|domain=a|>", "<|domain=b|>"]
+    assert tok.special_tokens(3, {"domain": ["b", "a", "a"]}) == [
+        "<|score_1|>",
+        "<|score_2|>",
+        "<|score_3|>",
+        "<|domain=a|>",
+        "<|domain=b|>",
+    ]
 
 
 def test_card_maps_requested_score_to_bin():

@@ -8,6 +8,7 @@ draw, and small n get more picks (less noise) from the same samples.
 Cost of best-of-n at n, for answering the prompt set once: n samples and n scorer calls per
 prompt. Its wall-clock is n x prompts x the measured seconds per (sample + score) of the pool.
 """
+
 from __future__ import annotations
 
 import time
@@ -56,7 +57,9 @@ def draw_pool(prompts: Sequence[str], pool: int, sample_fn: Callable, score_fn: 
     return {**meta, "rows": rows}
 
 
-def train_best_of_n(prompts: Sequence[str], s: BestOfNSettings, sample_fn: Callable, score_fn: Callable, out_dir: str | Path) -> list[Checkpoint]:
+def train_best_of_n(
+    prompts: Sequence[str], s: BestOfNSettings, sample_fn: Callable, score_fn: Callable, out_dir: str | Path
+) -> list[Checkpoint]:
     """One "checkpoint" per n: a JSONL of picks with the cost of answering ``prompts`` once."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -71,6 +74,16 @@ def train_best_of_n(prompts: Sequence[str], s: BestOfNSettings, sample_fn: Calla
         path = out / f"picks_n{n}.jsonl"
         write_table(rows.iloc[picks].reset_index(drop=True), path)
         cost = n * len(prompts)
-        ckpts.append(Checkpoint("best_of_n", name=f"n_{n}", step=n, wall_clock_s=cost * per_sample, generated_tokens=int(round(cost * mean_tokens)),
-                                scorer_calls=cost, samples=str(path), extra={"n": n, "picks": len(picks)}))
+        ckpts.append(
+            Checkpoint(
+                "best_of_n",
+                name=f"n_{n}",
+                step=n,
+                wall_clock_s=cost * per_sample,
+                generated_tokens=int(round(cost * mean_tokens)),
+                scorer_calls=cost,
+                samples=str(path),
+                extra={"n": n, "picks": len(picks)},
+            )
+        )
     return ckpts

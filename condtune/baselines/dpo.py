@@ -5,6 +5,7 @@ Pairs: two rated texts of the same prompt whose mean ratings differ by at least
 ``model.config._name_or_path``, so the base policy must be a directory (the benchmark saves
 it once). Snapshots of the policy are taken at ``checkpoints`` steps with their cost.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -60,8 +61,14 @@ def _space(t: str) -> str:
     return t if t.startswith((" ", "\n")) else " " + t
 
 
-def train_dpo(model_dir: str | Path, pairs: pd.DataFrame, s: DPOSettings, out_dir: str | Path, seed: int = 0,
-              setting: str = "default") -> list[Checkpoint]:
+def train_dpo(
+    model_dir: str | Path,
+    pairs: pd.DataFrame,
+    s: DPOSettings,
+    out_dir: str | Path,
+    seed: int = 0,
+    setting: str = "default",
+) -> list[Checkpoint]:
     """Full fine-tune with trl's DPOTrainer; resumes from its latest checkpoint in ``out_dir``."""
     import datasets
     from trl import DPOConfig, DPOTrainer
@@ -72,13 +79,31 @@ def train_dpo(model_dir: str | Path, pairs: pd.DataFrame, s: DPOSettings, out_di
 
     out = Path(out_dir)
     model, tok = load_causal_lm(model_dir)
-    ds = datasets.Dataset.from_dict({"prompt": pairs["prompt"].tolist(), "chosen": [_space(c) for c in pairs["chosen"]],
-                                     "rejected": [_space(r) for r in pairs["rejected"]]})
+    ds = datasets.Dataset.from_dict(
+        {
+            "prompt": pairs["prompt"].tolist(),
+            "chosen": [_space(c) for c in pairs["chosen"]],
+            "rejected": [_space(r) for r in pairs["rejected"]],
+        }
+    )
     steps = sorted(s.checkpoints)
-    args = trainer_args(DPOConfig, output_dir=str(out / "checkpoints"), max_steps=steps[-1], per_device_train_batch_size=s.batch_size,
-                        learning_rate=s.lr, beta=s.beta, max_length=s.max_length, lr_scheduler_type="constant_with_warmup",
-                        warmup_steps=max(1, steps[-1] // 20), logging_steps=max(1, steps[-1] // 10), save_steps=steps[0],
-                        save_total_limit=1, seed=seed, disable_tqdm=False, dataset_num_proc=None)
+    args = trainer_args(
+        DPOConfig,
+        output_dir=str(out / "checkpoints"),
+        max_steps=steps[-1],
+        per_device_train_batch_size=s.batch_size,
+        learning_rate=s.lr,
+        beta=s.beta,
+        max_length=s.max_length,
+        lr_scheduler_type="constant_with_warmup",
+        warmup_steps=max(1, steps[-1] // 20),
+        logging_steps=max(1, steps[-1] // 10),
+        save_steps=steps[0],
+        save_total_limit=1,
+        seed=seed,
+        disable_tqdm=False,
+        dataset_num_proc=None,
+    )
     snap = snapshot_callback("dpo", out, steps, setting=setting)
     trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=[snap])
     trainer.train(resume_from_checkpoint=latest_checkpoint(out))

@@ -17,6 +17,7 @@ LoRA the same base with the adapters disabled. Checkpoints (policy, value head, 
 KL controller, RNG, step) are written atomically every ``save_every`` updates, and a run
 resumes from the latest one. All maths lives in :mod:`condtune.baselines.rl_math`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -148,7 +149,9 @@ class PPOConfig:
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0 for PPO sampling, got {self.temperature}")
         if self.batch_size % self.mini_batch_size:
-            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of mini_batch_size ({self.mini_batch_size})")
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be a multiple of mini_batch_size ({self.mini_batch_size})"
+            )
 
 
 # ----------------------------------------------------------------------------- rewards
@@ -238,8 +241,13 @@ def build_models(cfg: PPOConfig, checkpoint: Path | None = None):
         if checkpoint is not None:
             lm = PeftModel.from_pretrained(base, checkpoint / "policy", is_trainable=True)
         else:
-            lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
-                              target_modules=list(cfg.lora_target_modules), task_type="CAUSAL_LM")
+            lora = LoraConfig(
+                r=cfg.lora_r,
+                lora_alpha=cfg.lora_alpha,
+                lora_dropout=0.0,
+                target_modules=list(cfg.lora_target_modules),
+                task_type="CAUSAL_LM",
+            )
             lm = get_peft_model(base, lora)
         ref = None
     else:
@@ -317,24 +325,29 @@ def generate(actor: ActorCritic, tok, prompts: list[str], cfg: PPOConfig):
     enc = {k: v.to(dev) for k, v in enc.items()}
     with autocast(cfg.bf16):
         seqs = actor.lm.generate(
-            **enc, do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p, top_k=0,
-            max_new_tokens=cfg.max_new_tokens, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+            **enc,
+            do_sample=True,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            top_k=0,
+            max_new_tokens=cfg.max_new_tokens,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
         )
     P = enc["input_ids"].shape[1]
     responses = seqs[:, P:]
     mask, has_eos = response_mask_after_eos(responses, tok.eos_token_id)
     responses = responses.masked_fill(mask == 0, tok.pad_token_id)
-    completions = [
-        tok.decode(r[: int(m.sum())].tolist(), skip_special_tokens=True) for r, m in zip(responses, mask)
-    ]
+    completions = [tok.decode(r[: int(m.sum())].tolist(), skip_special_tokens=True) for r, m in zip(responses, mask)]
     query_responses = torch.cat([enc["input_ids"], responses], 1)
     attention_mask = torch.cat([enc["attention_mask"], mask], 1)
     return query_responses, attention_mask, mask, has_eos, P, completions
 
 
 @torch.no_grad()
-def forward_logprobs(model: nn.Module, query_responses, attention_mask, context_length: int, cfg: PPOConfig,
-                     chunk: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+def forward_logprobs(
+    model: nn.Module, query_responses, attention_mask, context_length: int, cfg: PPOConfig, chunk: int
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """(logprobs, values, entropy) of the response tokens, in chunks; values and entropy are
     None for a plain LM (the reference)."""
     labels = query_responses[:, context_length:]
@@ -347,8 +360,13 @@ def forward_logprobs(model: nn.Module, query_responses, attention_mask, context_
                 vals.append(values)
                 ents.append(M.entropy_from_logits(logits))
             else:
-                out = model(input_ids=qr, attention_mask=am, position_ids=position_ids_from_mask(am),
-                            logits_to_keep=qr.shape[1] - context_length + 1, use_cache=False)
+                out = model(
+                    input_ids=qr,
+                    attention_mask=am,
+                    position_ids=position_ids_from_mask(am),
+                    logits_to_keep=qr.shape[1] - context_length + 1,
+                    use_cache=False,
+                )
                 logits = out.logits[:, :-1].float() / cfg.temperature
         lps.append(M.logprobs_from_logits(logits, labels[s : s + chunk]))
     cat = lambda xs: torch.cat(xs) if xs else None  # noqa: E731
@@ -359,7 +377,9 @@ def reference_logprobs(state: PPOState, query_responses, attention_mask, context
     if state.ref is not None:
         return forward_logprobs(state.ref, query_responses, attention_mask, context_length, cfg, cfg.mini_batch_size)[0]
     with state.actor.lm.disable_adapter():
-        return forward_logprobs(state.actor.lm, query_responses, attention_mask, context_length, cfg, cfg.mini_batch_size)[0]
+        return forward_logprobs(
+            state.actor.lm, query_responses, attention_mask, context_length, cfg, cfg.mini_batch_size
+        )[0]
 
 
 def as_scores(raw, n: int) -> torch.Tensor:
@@ -427,17 +447,30 @@ def ppo_update(state: PPOState, traj: M.Trajectory, ctx: int, cfg: PPOConfig, ge
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             state.optimizer.step()
-            sums += [loss.item(), pl.loss.item(), vl.loss.item(), pl.clipfrac.item(), pl.approx_kl.item(),
-                     pl.ratio.item(), vl.clipfrac.item(), float(grad_norm)]
+            sums += [
+                loss.item(),
+                pl.loss.item(),
+                vl.loss.item(),
+                pl.clipfrac.item(),
+                pl.approx_kl.item(),
+                pl.ratio.item(),
+                vl.clipfrac.item(),
+                float(grad_norm),
+            ]
             n += 1
     return M.PPOStats(*(sums / max(n, 1)).tolist())
 
 
 def stats_metrics(stats: M.PPOStats) -> dict:
     return {
-        M.METRIC_LOSS: stats.loss, M.METRIC_POLICY_LOSS: stats.policy_loss, M.METRIC_VALUE_LOSS: stats.value_loss,
-        M.METRIC_CLIPFRAC: stats.clipfrac, M.METRIC_APPROX_KL: stats.approx_kl, M.METRIC_RATIO: stats.ratio,
-        M.METRIC_VALUE_CLIPFRAC: stats.value_clipfrac, M.METRIC_GRAD_NORM: stats.grad_norm,
+        M.METRIC_LOSS: stats.loss,
+        M.METRIC_POLICY_LOSS: stats.policy_loss,
+        M.METRIC_VALUE_LOSS: stats.value_loss,
+        M.METRIC_CLIPFRAC: stats.clipfrac,
+        M.METRIC_APPROX_KL: stats.approx_kl,
+        M.METRIC_RATIO: stats.ratio,
+        M.METRIC_VALUE_CLIPFRAC: stats.value_clipfrac,
+        M.METRIC_GRAD_NORM: stats.grad_norm,
     }
 
 
@@ -459,8 +492,14 @@ def ppo_step(state: PPOState, prompts: Sequence[str], reward_fn: RewardFn, cfg: 
     state.step += 1
     state.elapsed += t2 - t0
     metrics.update(stats_metrics(stats))
-    metrics.update({M.METRIC_TIME_ROLLOUT: t1 - t0, M.METRIC_TIME_UPDATE: t2 - t1, M.METRIC_TIME_STEP: t2 - t0,
-                    M.METRIC_TIME_TOTAL: state.elapsed})
+    metrics.update(
+        {
+            M.METRIC_TIME_ROLLOUT: t1 - t0,
+            M.METRIC_TIME_UPDATE: t2 - t1,
+            M.METRIC_TIME_STEP: t2 - t0,
+            M.METRIC_TIME_TOTAL: state.elapsed,
+        }
+    )
     return metrics, batch, completions, traj.scores.tolist()
 
 
@@ -472,7 +511,9 @@ def checkpoint_dirs(output_dir: str | Path) -> list[Path]:
     root = Path(output_dir) / "checkpoints"
     if not root.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := CKPT_RE.match(p.name)) and (p / "state.json").exists()]
+    found = [
+        (int(m.group(1)), p) for p in root.iterdir() if (m := CKPT_RE.match(p.name)) and (p / "state.json").exists()
+    ]
     return [p for _, p in sorted(found)]
 
 
@@ -495,10 +536,17 @@ def save_checkpoint(state: PPOState, cfg: PPOConfig) -> Path:
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         torch.save(rng, tmp / "rng.pt")
-        write_json(tmp / "state.json", {
-            "step": state.step, "elapsed": state.elapsed, "kl_controller": state.kl_ctl.state_dict(),
-            "base_model": cfg.model, "lora": uses_lora(cfg), "config": to_dict(cfg),
-        })
+        write_json(
+            tmp / "state.json",
+            {
+                "step": state.step,
+                "elapsed": state.elapsed,
+                "kl_controller": state.kl_ctl.state_dict(),
+                "base_model": cfg.model,
+                "lora": uses_lora(cfg),
+                "config": to_dict(cfg),
+            },
+        )
     for old in checkpoint_dirs(cfg.output_dir)[: -max(cfg.keep_checkpoints, 1)]:
         shutil.rmtree(old, ignore_errors=True)
     return target
@@ -538,7 +586,9 @@ def append_metrics(path: Path, row: dict) -> None:
 
 
 # ----------------------------------------------------------------------------- loop and outputs
-def print_samples(prompts: Sequence[str], completions: Sequence[str], scores: Sequence[float], step: int, k: int = 4) -> None:
+def print_samples(
+    prompts: Sequence[str], completions: Sequence[str], scores: Sequence[float], step: int, k: int = 4
+) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -584,10 +634,18 @@ def save_final(state: PPOState, cfg: PPOConfig, summary: dict) -> Path:
         lm.save_pretrained(tmp)
         state.tokenizer.save_pretrained(tmp)
         torch.save(state.actor.value_head.state_dict(), tmp / "value_head.pt")
-        write_json(tmp / "ppo_card.json", {
-            "method": "ppo", "base_model": cfg.model, "scorer": cfg.scorer or f"builtin:{cfg.reward}",
-            "updates": state.step, "seconds": state.elapsed, "summary": summary, "config": to_dict(cfg),
-        })
+        write_json(
+            tmp / "ppo_card.json",
+            {
+                "method": "ppo",
+                "base_model": cfg.model,
+                "scorer": cfg.scorer or f"builtin:{cfg.reward}",
+                "updates": state.step,
+                "seconds": state.elapsed,
+                "summary": summary,
+                "config": to_dict(cfg),
+            },
+        )
     return target
 
 

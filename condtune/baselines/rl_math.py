@@ -9,6 +9,7 @@ References: Schulman et al. 2017 (PPO), Schulman et al. 2016 (GAE), Ziegler et a
 (KL-penalised reward, adaptive KL controller), Schulman 2020 "Approximating KL divergence"
 (the k1/k2/k3 estimators).
 """
+
 from __future__ import annotations
 
 import math

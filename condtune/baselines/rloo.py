@@ -5,6 +5,7 @@ one's advantage is its reward minus the mean reward of the others. trl rebuilds 
 reference model from ``model.config._name_or_path``, so the base policy must be a directory.
 Snapshots at ``checkpoints`` steps carry the wall-clock, generated tokens and scorer calls so far.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -44,8 +45,16 @@ class CountingReward:
         return [float(x) for x in self.score_fn(list(prompts), list(completions))]
 
 
-def train_rloo(model_dir: str | Path, prompts: Sequence[str], score_fn: Callable, s: RLOOSettings, sampling: SamplingConfig,
-               out_dir: str | Path, seed: int = 0, setting: str = "default") -> list[Checkpoint]:
+def train_rloo(
+    model_dir: str | Path,
+    prompts: Sequence[str],
+    score_fn: Callable,
+    s: RLOOSettings,
+    sampling: SamplingConfig,
+    out_dir: str | Path,
+    seed: int = 0,
+    setting: str = "default",
+) -> list[Checkpoint]:
     """Full fine-tune with trl's RLOOTrainer on ``prompts``; resumes from its latest checkpoint."""
     import datasets
     from trl import RLOOConfig, RLOOTrainer
@@ -57,15 +66,34 @@ def train_rloo(model_dir: str | Path, prompts: Sequence[str], score_fn: Callable
     out = Path(out_dir)
     model, tok = load_causal_lm(model_dir)
     steps = sorted(s.checkpoints)
-    args = trainer_args(RLOOConfig, output_dir=str(out / "checkpoints"), max_steps=steps[-1], per_device_train_batch_size=s.batch_size,
-                        num_generations=s.num_generations, learning_rate=s.lr, beta=s.beta, max_completion_length=sampling.max_new_tokens,
-                        temperature=sampling.temperature, top_p=sampling.top_p, top_k=0, logging_steps=max(1, steps[-1] // 10),
-                        save_steps=steps[0], save_total_limit=1, seed=seed, disable_tqdm=False, log_completions=False)
+    args = trainer_args(
+        RLOOConfig,
+        output_dir=str(out / "checkpoints"),
+        max_steps=steps[-1],
+        per_device_train_batch_size=s.batch_size,
+        num_generations=s.num_generations,
+        learning_rate=s.lr,
+        beta=s.beta,
+        max_completion_length=sampling.max_new_tokens,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        top_k=0,
+        logging_steps=max(1, steps[-1] // 10),
+        save_steps=steps[0],
+        save_total_limit=1,
+        seed=seed,
+        disable_tqdm=False,
+        log_completions=False,
+    )
     reward = CountingReward(score_fn)
-    snap = snapshot_callback("rloo", out, steps, lambda: {"generated_tokens": reward.tokens, "scorer_calls": reward.calls}, setting=setting)
+    snap = snapshot_callback(
+        "rloo", out, steps, lambda: {"generated_tokens": reward.tokens, "scorer_calls": reward.calls}, setting=setting
+    )
     if snap.records:  # resumed: the counters continue from the last snapshot
         reward.tokens, reward.calls = snap.records[-1].generated_tokens, snap.records[-1].scorer_calls
     ds = datasets.Dataset.from_dict({"prompt": list(prompts)})
-    trainer = RLOOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=ds, processing_class=tok, callbacks=[snap])
+    trainer = RLOOTrainer(
+        model=model, reward_funcs=[reward], args=args, train_dataset=ds, processing_class=tok, callbacks=[snap]
+    )
     trainer.train(resume_from_checkpoint=latest_checkpoint(out))
     return [c for c in snap.records if c.step in steps]

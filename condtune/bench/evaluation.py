@@ -9,6 +9,7 @@ evaluated temperature (and guidance scale), and every sample gets
 
 The per-sample tables are what the report bootstraps (by prompt, pooled over seeds).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,7 +36,11 @@ def decodes(ctx: BenchContext, ck: Checkpoint) -> list[tuple[float, float, bool]
     if ck.samples:  # best-of-n picks were drawn at the sampling temperature
         return [(ctx.cfg.sampling.temperature, 1.0, False)]
     c = ctx.cfg.conditional
-    gs = [(g, False) for g in c.guidance] + [(g, True) for g in c.anchored_guidance] if ck.conditional else [(1.0, False)]
+    gs = (
+        [(g, False) for g in c.guidance] + [(g, True) for g in c.anchored_guidance]
+        if ck.conditional
+        else [(1.0, False)]
+    )
     return [(t, g, a) for t in ctx.cfg.eval_temperatures for g, a in gs]
 
 
@@ -45,8 +50,18 @@ def rate(ctx: BenchContext, df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(**{name: r.score(texts) for name, r in ctx.raters.judged().items()})
 
 
-def measure(ctx: BenchContext, model, tok, inputs: list[str], uncond: list[str] | None, temperature: float, guidance: float,
-            seed: int, desc: str = "eval", anchored: bool = False) -> pd.DataFrame:
+def measure(
+    ctx: BenchContext,
+    model,
+    tok,
+    inputs: list[str],
+    uncond: list[str] | None,
+    temperature: float,
+    guidance: float,
+    seed: int,
+    desc: str = "eval",
+    anchored: bool = False,
+) -> pd.DataFrame:
     """``eval_n`` samples per evaluation prompt from ``model`` reading ``inputs`` (the prompts, maybe
     tagged), with their exact KL against the reference on the plain prompts; ``anchored``: guidance
     anchored on the reference itself (it reads the plain prompts)."""
@@ -54,31 +69,73 @@ def measure(ctx: BenchContext, model, tok, inputs: list[str], uncond: list[str] 
 
     plain, n = ctx.prompts.eval, ctx.cfg.eval_n
     s_cfg = replace(ctx.cfg.sampling, temperature=temperature)
-    s = sample(model, tok, inputs, n, s_cfg, seed=seed, desc=desc, uncond_prompts=uncond, guidance=guidance,
-               anchor_model=ctx.ref if anchored else None, anchor_prompts=plain if anchored else None)
+    s = sample(
+        model,
+        tok,
+        inputs,
+        n,
+        s_cfg,
+        seed=seed,
+        desc=desc,
+        uncond_prompts=uncond,
+        guidance=guidance,
+        anchor_model=ctx.ref if anchored else None,
+        anchor_prompts=plain if anchored else None,
+    )
     idx = [i for i in range(len(plain)) for _ in range(n)]
     ids = [r for row in s.response_ids for r in row]
 
     def enc(texts: list[str], t) -> list[list[int]]:
         return [t(texts[i], add_special_tokens=False)["input_ids"] for i in idx]
 
-    kl = sampled_kl(model, ctx.ref, enc(inputs, tok), enc(plain, ctx.ref_tok), ids, tok.pad_token_id, temperature=temperature,
-                    top_p=s_cfg.top_p, guidance=guidance, uncond_contexts=enc(uncond, tok) if uncond else None, batch_size=ctx.cfg.kl_batch_size,
-                    anchored=anchored)
-    df = pd.DataFrame({"prompt_id": idx, "prompt": [plain[i] for i in idx], "text": [t for row in s.texts for t in row],
-                       "n_tokens": [len(r) for r in ids], "kl": kl})
+    kl = sampled_kl(
+        model,
+        ctx.ref,
+        enc(inputs, tok),
+        enc(plain, ctx.ref_tok),
+        ids,
+        tok.pad_token_id,
+        temperature=temperature,
+        top_p=s_cfg.top_p,
+        guidance=guidance,
+        uncond_contexts=enc(uncond, tok) if uncond else None,
+        batch_size=ctx.cfg.kl_batch_size,
+        anchored=anchored,
+    )
+    df = pd.DataFrame(
+        {
+            "prompt_id": idx,
+            "prompt": [plain[i] for i in idx],
+            "text": [t for row in s.texts for t in row],
+            "n_tokens": [len(r) for r in ids],
+            "kl": kl,
+        }
+    )
     return rate(ctx, df)
 
 
-def evaluate(ctx: BenchContext, ck: Checkpoint, seed: int, temperature: float, guidance: float,
-             anchored: bool = False) -> tuple[dict, pd.DataFrame]:
+def evaluate(
+    ctx: BenchContext, ck: Checkpoint, seed: int, temperature: float, guidance: float, anchored: bool = False
+) -> tuple[dict, pd.DataFrame]:
     """The shared evaluation of one checkpoint at one decode: (result row, per-sample table)."""
     from condtune.modeling import load_causal_lm
 
-    row = {"method": ck.method, "setting": ck.setting, "seed": seed, "checkpoint": ck.name, "step": ck.step,
-           "decode": decode_name(temperature, guidance, anchored), "temperature": temperature, "guidance": guidance, "anchored": anchored,
-           BM.WALL: ck.wall_clock_s, BM.TOKENS: ck.generated_tokens, BM.CALLS: ck.scorer_calls, "kl_kind": "exact_token_level",
-           "samples_per_output": 1}
+    row = {
+        "method": ck.method,
+        "setting": ck.setting,
+        "seed": seed,
+        "checkpoint": ck.name,
+        "step": ck.step,
+        "decode": decode_name(temperature, guidance, anchored),
+        "temperature": temperature,
+        "guidance": guidance,
+        "anchored": anchored,
+        BM.WALL: ck.wall_clock_s,
+        BM.TOKENS: ck.generated_tokens,
+        BM.CALLS: ck.scorer_calls,
+        "kl_kind": "exact_token_level",
+        "samples_per_output": 1,
+    }
     if ck.samples:  # best-of-n: picks already made; its KL is the analytic bound
         df = read_table(ck.samples).rename(columns={"proxy": "proxy_at_pick"})
         df["prompt_id"] = df["prompt"].map({p: i for i, p in enumerate(ctx.prompts.eval)})
@@ -86,7 +143,9 @@ def evaluate(ctx: BenchContext, ck: Checkpoint, seed: int, temperature: float, g
         return {**row, **BM.text_stats(df), "kl_kind": "best_of_n_analytic", "samples_per_output": ck.step}, df
     if not ck.conditional:
         model, tok = load_causal_lm(ck.path)
-        df = measure(ctx, model, tok, ctx.prompts.eval, None, temperature, guidance, seed, f"eval {ck.method} {ck.name}")
+        df = measure(
+            ctx, model, tok, ctx.prompts.eval, None, temperature, guidance, seed, f"eval {ck.method} {ck.name}"
+        )
         return {**row, **BM.text_stats(df)}, df
     from condtune.generate import ConditionalPolicy
 
@@ -95,14 +154,31 @@ def evaluate(ctx: BenchContext, ck: Checkpoint, seed: int, temperature: float, g
     for t_i, target in enumerate(policy.card.binning.centers):
         inputs = [policy.tagged(p, score=float(target)) for p in ctx.prompts.eval]
         uncond = [policy.tagged(p) for p in ctx.prompts.eval] if guidance != 1.0 or anchored else None
-        df = measure(ctx, policy.model, policy.tokenizer, inputs, uncond, temperature, guidance, seed * 1000 + t_i,
-                     f"eval {ck.method} {ck.name} target {target:+.2f}", anchored=anchored)
+        df = measure(
+            ctx,
+            policy.model,
+            policy.tokenizer,
+            inputs,
+            uncond,
+            temperature,
+            guidance,
+            seed * 1000 + t_i,
+            f"eval {ck.method} {ck.name} target {target:+.2f}",
+            anchored=anchored,
+        )
         frames.append(df.assign(requested=float(target)))
     df = pd.concat(frames, ignore_index=True)
     per = [{"requested": r, **BM.text_stats(g)} for r, g in df.groupby("requested")]
     summ = summarise(df, "gold")
-    row.update({**per[-1], "targets": per, BM.COND_SPEARMAN_GOLD: summ["spearman"], BM.COND_MAE_GOLD: summ["mae"],
-                BM.COND_MONOTONE: summ["monotone"]})
+    row.update(
+        {
+            **per[-1],
+            "targets": per,
+            BM.COND_SPEARMAN_GOLD: summ["spearman"],
+            BM.COND_MAE_GOLD: summ["mae"],
+            BM.COND_MONOTONE: summ["monotone"],
+        }
+    )
     row.pop("requested")
     return row, df
 
@@ -116,18 +192,32 @@ def data_ceiling(ctx: BenchContext, method: str, corpus: pd.DataFrame, card) -> 
     being its 'completion'; ``conditional_self``: the base-policy samples it trains on, in the bins
     it trains them in."""
     if method == "conditional":
-        df = ctx.task.continuations(ctx.heldout_items["completion"], ctx.cfg.opening_words).rename(columns={"completion": "text"})
+        df = ctx.task.continuations(ctx.heldout_items["completion"], ctx.cfg.opening_words).rename(
+            columns={"completion": "text"}
+        )
         bins = card.binning.assign(ctx.reward.score_pairs(df["prompt"].tolist(), df["text"].tolist())).astype(int)
         source = f"held-out human texts with a neutral {ctx.cfg.opening_words}-word opening, their continuation"
     else:
-        df, bins = corpus[["prompt", "completion"]].rename(columns={"completion": "text"}), corpus["score_bin"].to_numpy(int)
+        df, bins = (
+            corpus[["prompt", "completion"]].rename(columns={"completion": "text"}),
+            corpus["score_bin"].to_numpy(int),
+        )
         source = "the base-policy samples it trains on, in its bins"
     df = rate(ctx, df.assign(requested=np.asarray(card.binning.centers)[bins], prompt_id=np.arange(len(df))))
     out = {"method": method, "source": source, "n_texts": len(df)}
     for g in ("gold", "gold2"):
         if g in df:
             s = summarise(df, g)
-            out.update({f"spearman_{g}": s["spearman"], f"mae_{g}": s["mae"], f"means_{g}": [p["mean"] for p in s["per_target"]],
-                        f"monotone_{g}": s["monotone"]})
-            out["requested"], out["n_per_bin"] = [p["requested"] for p in s["per_target"]], [p["n"] for p in s["per_target"]]
+            out.update(
+                {
+                    f"spearman_{g}": s["spearman"],
+                    f"mae_{g}": s["mae"],
+                    f"means_{g}": [p["mean"] for p in s["per_target"]],
+                    f"monotone_{g}": s["monotone"],
+                }
+            )
+            out["requested"], out["n_per_bin"] = (
+                [p["requested"] for p in s["per_target"]],
+                [p["n"] for p in s["per_target"]],
+            )
     return out, df

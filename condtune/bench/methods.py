@@ -1,6 +1,7 @@
 """One ``train_<method>`` per method. Each trains one run (one seed, one setting of its sweep)
 from the base policy and returns its :class:`Checkpoint` list: intermediate snapshots of that one
 run, each with the cost so far (data generation, scoring and training included)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -58,8 +59,15 @@ class Run:
 
 
 def settings_of(cfg: BenchConfig, method: str) -> Any:
-    return {"conditional": cfg.conditional, "conditional_self": cfg.conditional, "conditional_online": cfg.conditional, "ppo": cfg.ppo, "rloo": cfg.rloo, "dpo": cfg.dpo,
-            "best_of_n": cfg.best_of_n}[method]
+    return {
+        "conditional": cfg.conditional,
+        "conditional_self": cfg.conditional,
+        "conditional_online": cfg.conditional,
+        "ppo": cfg.ppo,
+        "rloo": cfg.rloo,
+        "dpo": cfg.dpo,
+        "best_of_n": cfg.best_of_n,
+    }[method]
 
 
 def make_run(cfg: BenchConfig, method: str, setting: str, seed: int) -> Run:
@@ -94,12 +102,19 @@ def own_samples(ctx: BenchContext, n: int) -> tuple[pd.DataFrame, dict]:
 
     t0, calls = time.perf_counter(), ctx.raters.proxy.calls
     s = sample(ctx.ref, ctx.ref_tok, ctx.prompts.train, n, ctx.cfg.sampling, seed=0, desc="own samples")
-    rows = [{"prompt": p, "completion": t, "completion_ids": ids}
-            for p, texts, idss in zip(ctx.prompts.train, s.texts, s.response_ids) for t, ids in zip(texts, idss)]
+    rows = [
+        {"prompt": p, "completion": t, "completion_ids": ids}
+        for p, texts, idss in zip(ctx.prompts.train, s.texts, s.response_ids)
+        for t, ids in zip(texts, idss)
+    ]
     df = pd.DataFrame(rows)
     df = df[df["completion"].str.strip() != ""].reset_index(drop=True)
     df["proxy"] = ctx.reward.score_pairs(df["prompt"].tolist(), df["completion"].tolist())
-    cost = {"seconds": time.perf_counter() - t0, "generated_tokens": s.total_tokens, "scorer_calls": ctx.raters.proxy.calls - calls}
+    cost = {
+        "seconds": time.perf_counter() - t0,
+        "generated_tokens": s.total_tokens,
+        "scorer_calls": ctx.raters.proxy.calls - calls,
+    }
     return df, cost
 
 
@@ -113,8 +128,12 @@ def tagged_corpus(ctx: BenchContext, method: str, c) -> tuple[pd.DataFrame, Any,
 
     what = {"method": method, "k": c.k, "tag_style": c.tag_style, "max_train_items": ctx.cfg.max_train_items}
     if method == "conditional_self":
-        what.update(relative_bins=c.relative_bins, samples_per_prompt=c.samples_per_prompt, prompts=ctx.prompts.train,
-                    sampling=C.to_dict(ctx.cfg.sampling))
+        what.update(
+            relative_bins=c.relative_bins,
+            samples_per_prompt=c.samples_per_prompt,
+            prompts=ctx.prompts.train,
+            sampling=C.to_dict(ctx.cfg.sampling),
+        )
     digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:10]
     name = f"tagged_{method}_k{c.k}_{c.tag_style}_{digest}"
     path = ctx.out / "corpus" / f"{name}.jsonl"
@@ -122,14 +141,32 @@ def tagged_corpus(ctx: BenchContext, method: str, c) -> tuple[pd.DataFrame, Any,
         info: dict = {}
         if method == "conditional":
             items, t0, calls = ctx.train_items, time.perf_counter(), ctx.raters.proxy.calls
-            tagged, card = relabel(items, ctx.reward, k=c.k, tag_format=TagFormat(style=c.tag_style), scorer_name="proxy", source=ctx.task.name)
-            cost = {"seconds": time.perf_counter() - t0, "generated_tokens": 0, "scorer_calls": ctx.raters.proxy.calls - calls}
+            tagged, card = relabel(
+                items,
+                ctx.reward,
+                k=c.k,
+                tag_format=TagFormat(style=c.tag_style),
+                scorer_name="proxy",
+                source=ctx.task.name,
+            )
+            cost = {
+                "seconds": time.perf_counter() - t0,
+                "generated_tokens": 0,
+                "scorer_calls": ctx.raters.proxy.calls - calls,
+            }
         else:
             items, cost = own_samples(ctx, c.samples_per_prompt)
             rel, between = relative_scores(items["proxy"].to_numpy(), items["prompt"].to_numpy())
             info = {"between_prompt_variance_share": between, "relative_bins": c.relative_bins}
-            tagged, card = relabel(items, ctx.reward, k=c.k, tag_format=TagFormat(style=c.tag_style), scorer_name="proxy",
-                                   source=ctx.task.name, scores=rel if c.relative_bins else items["proxy"].to_numpy())
+            tagged, card = relabel(
+                items,
+                ctx.reward,
+                k=c.k,
+                tag_format=TagFormat(style=c.tag_style),
+                scorer_name="proxy",
+                source=ctx.task.name,
+                scores=rel if c.relative_bins else items["proxy"].to_numpy(),
+            )
         write_json(path.with_name(name + "_cost.json"), {**cost, **info})
         write_tagged(tagged, card, path)
     return read_table(path), TagCard.load(path), read_json(path.with_name(name + "_cost.json"))
@@ -144,11 +181,27 @@ def train_conditional(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoin
     c = run.settings
     df, card, cost = tagged_corpus(ctx, "conditional_self" if run.method == "conditional_self" else "conditional", c)
     steps = sorted(c.checkpoints)
-    snap = snapshot_callback(run.method, work, steps, lambda: {"generated_tokens": cost["generated_tokens"], "scorer_calls": cost["scorer_calls"]},
-                             base_seconds=cost["seconds"], setting=run.setting, conditional=True,
-                             on_save=lambda d: write_json(d / POLICY_CARD, {"base_model": ctx.base_dir, **card.to_dict()}))
+    snap = snapshot_callback(
+        run.method,
+        work,
+        steps,
+        lambda: {"generated_tokens": cost["generated_tokens"], "scorer_calls": cost["scorer_calls"]},
+        base_seconds=cost["seconds"],
+        setting=run.setting,
+        conditional=True,
+        on_save=lambda d: write_json(d / POLICY_CARD, {"base_model": ctx.base_dir, **card.to_dict()}),
+    )
     model, tok = load_causal_lm(ctx.base_dir)
-    sft(model, tok, df, card, replace(c.sft, max_steps=steps[-1], seed=run.seed), work / "run", ctx.base_dir, callbacks=[snap])
+    sft(
+        model,
+        tok,
+        df,
+        card,
+        replace(c.sft, max_steps=steps[-1], seed=run.seed),
+        work / "run",
+        ctx.base_dir,
+        callbacks=[snap],
+    )
     return snap.records
 
 
@@ -162,16 +215,36 @@ def train_conditional_online(ctx: BenchContext, run: Run, work: Path) -> list[Ch
     c = run.settings
     offline = train_conditional(ctx, run, work)
     df, _, _ = tagged_corpus(ctx, "conditional", c)
-    table = run_online(offline[-1].path, df, ctx.reward, ctx.prompts.train, replace(c.sft, seed=run.seed), c.online, ctx.cfg.sampling,
-                       work / "online", ctx.base_dir)
+    table = run_online(
+        offline[-1].path,
+        df,
+        ctx.reward,
+        ctx.prompts.train,
+        replace(c.sft, seed=run.seed),
+        c.online,
+        ctx.cfg.sampling,
+        work / "online",
+        ctx.base_dir,
+    )
     records, last = list(offline), offline[-1]
     wall, tokens, calls = last.wall_clock_s, last.generated_tokens, last.scorer_calls
     for row in sorted(table, key=lambda r: r["round"]):
         wall += row.get("sample_seconds", 0.0) + row["train_seconds"]
         tokens, calls = tokens + row.get("generated_tokens", 0), calls + row.get("scorer_calls", 0)
-        records.append(Checkpoint(run.method, run.setting, f"round_{row['round']}", last.step + row["round"] * c.online.steps_per_round,
-                                  wall, tokens, calls, str(work / "online" / f"round_{row['round']}" / "policy"), conditional=True,
-                                  extra={k: row[k] for k in ("top_proxy", "top_kl", "pool_rows") if k in row}))
+        records.append(
+            Checkpoint(
+                run.method,
+                run.setting,
+                f"round_{row['round']}",
+                last.step + row["round"] * c.online.steps_per_round,
+                wall,
+                tokens,
+                calls,
+                str(work / "online" / f"round_{row['round']}" / "policy"),
+                conditional=True,
+                extra={k: row[k] for k in ("top_proxy", "top_kl", "pool_rows") if k in row},
+            )
+        )
     return records
 
 
@@ -180,8 +253,18 @@ def train_ppo(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
     from condtune.baselines import ppo
 
     s = ctx.cfg.sampling
-    base = replace(run.settings, model=ctx.base_dir, scorer="", output_dir=str(work / "run"), seed=run.seed, progress=True,
-                   max_new_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p, resume=True)
+    base = replace(
+        run.settings,
+        model=ctx.base_dir,
+        scorer="",
+        output_dir=str(work / "run"),
+        seed=run.seed,
+        progress=True,
+        max_new_tokens=s.max_new_tokens,
+        temperature=s.temperature,
+        top_p=s.top_p,
+        resume=True,
+    )
     state = ppo.build_state(base)
     records = load_checkpoints(work / "snapshots.json") or []
     for updates in run_steps(ctx.cfg, run):
@@ -194,7 +277,18 @@ def train_ppo(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
         ppo.save_final(state, cfg, {}).rename(snap)
         rows = ppo.read_metrics(Path(cfg.output_dir) / "metrics.jsonl")
         tokens = int(round(sum(r.get("val/response_length", 0.0) for r in rows) * cfg.batch_size))
-        records.append(Checkpoint("ppo", run.setting, f"step_{updates}", updates, state.elapsed, tokens, updates * cfg.batch_size, str(snap)))
+        records.append(
+            Checkpoint(
+                "ppo",
+                run.setting,
+                f"step_{updates}",
+                updates,
+                state.elapsed,
+                tokens,
+                updates * cfg.batch_size,
+                str(snap),
+            )
+        )
         save_checkpoints(work / "snapshots.json", records)
     return records
 
@@ -202,7 +296,9 @@ def train_ppo(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
 def train_rloo(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
     from condtune.baselines.rloo import train_rloo as rloo
 
-    return rloo(ctx.base_dir, ctx.prompts.train, ctx.reward, run.settings, ctx.cfg.sampling, work, run.seed, setting=run.setting)
+    return rloo(
+        ctx.base_dir, ctx.prompts.train, ctx.reward, run.settings, ctx.cfg.sampling, work, run.seed, setting=run.setting
+    )
 
 
 def train_dpo(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
@@ -231,7 +327,12 @@ def train_best_of_n(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]
 
 
 TRAINERS: dict[str, Callable[[BenchContext, Run, Path], list[Checkpoint]]] = {
-    "conditional": train_conditional, "conditional_self": train_conditional, "conditional_online": train_conditional_online, "ppo": train_ppo, "rloo": train_rloo, "dpo": train_dpo,
+    "conditional": train_conditional,
+    "conditional_self": train_conditional,
+    "conditional_online": train_conditional_online,
+    "ppo": train_ppo,
+    "rloo": train_rloo,
+    "dpo": train_dpo,
     "best_of_n": train_best_of_n,
 }
 
@@ -253,8 +354,10 @@ def run_method(ctx: BenchContext, run: Run) -> list[Checkpoint]:
     if (work / "settings.json").exists() and read_json(work / "settings.json") != settings:
         old = read_json(work / "settings.json")
         changed = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
-        raise C.ConfigError(f"{work} was trained with other {run.method} settings (changed: {changed}); to compare a new setting, "
-                            f"add it as a sweep entry (sweeps.{run.method}=[...]) or use another out=; to redo it, delete {work}")
+        raise C.ConfigError(
+            f"{work} was trained with other {run.method} settings (changed: {changed}); to compare a new setting, "
+            f"add it as a sweep entry (sweeps.{run.method}=[...]) or use another out=; to redo it, delete {work}"
+        )
     done = load_checkpoints(work / "checkpoints.json")
     if done is not None:
         return done

@@ -1,5 +1,6 @@
 """The benchmark's fixed metric names, shared by the evaluation, the report and the docs, and
 the per-set summary of one evaluated sample table (point values; the report adds intervals)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,6 +19,13 @@ def text_stats(df: pd.DataFrame) -> dict:
     """Mean rewards (one per rater column present), mean KL, distinct-n and lengths of a sample table."""
     out = {metric: float(df[col].mean()) for col, metric in RATER_METRIC.items() if col in df}
     texts = df["text"].tolist()
-    out.update({KL: float(df["kl"].mean()), DISTINCT_1: distinct_n(texts, 1), DISTINCT_2: distinct_n(texts, 2),
-                "eval/n_samples": int(len(df)), "eval/mean_tokens": float(np.mean(df["n_tokens"])) if len(df) else 0.0})
+    out.update(
+        {
+            KL: float(df["kl"].mean()),
+            DISTINCT_1: distinct_n(texts, 1),
+            DISTINCT_2: distinct_n(texts, 2),
+            "eval/n_samples": int(len(df)),
+            "eval/mean_tokens": float(np.mean(df["n_tokens"])) if len(df) else 0.0,
+        }
+    )
     return out

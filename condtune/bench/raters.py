@@ -10,6 +10,7 @@ the evaluation sees.
 Each is trained once and cached in ``out/scorers/``; its held-out Pearson with the human mean is
 in its metrics.
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,13 +43,25 @@ def minilm_rater(cfg: BenchConfig, task: Task, which: str, given: str, out: Path
     if not (path / "scorer.json").exists():
         split = "half_a" if which == "proxy" else "half_b"
         log.info("training the %s scorer on %s of the ratings -> %s", which, split, path)
-        scfg = ScorerTrainConfig(**task.scorer_data(), rating_split=split, backbone=cfg.scorer.backbone, max_items=cfg.scorer.max_items,
-                                 val_fraction=task.val_fraction, optim=cfg.scorer.optim, out=str(path))
+        scfg = ScorerTrainConfig(
+            **task.scorer_data(),
+            rating_split=split,
+            backbone=cfg.scorer.backbone,
+            max_items=cfg.scorer.max_items,
+            val_fraction=task.val_fraction,
+            optim=cfg.scorer.optim,
+            out=str(path),
+        )
         scorer, metrics = train_pointwise(scfg)
         scorer.meta.metrics, scorer.meta.trained_on = metrics, f"{task.name}:{split}"
         scorer.save(path)
     scorer = Scorer.load(path)
-    log.info("%s scorer %s: held-out Pearson %.3f vs human mean", which, path, (scorer.meta.metrics or {}).get("pearson", float("nan")))
+    log.info(
+        "%s scorer %s: held-out Pearson %.3f vs human mean",
+        which,
+        path,
+        (scorer.meta.metrics or {}).get("pearson", float("nan")),
+    )
     return scorer
 
 
@@ -57,18 +70,29 @@ def ngram_rater(task: Task, out: Path) -> NgramScorer:
     path = out / "scorers" / "gold2"
     if not NgramScorer.is_saved(path):
         train, held = task.split()
-        scorer, metrics = fit_on_items(train["completion"].tolist(), train["human_mean"].to_numpy(),
-                                       held["completion"].tolist(), held["human_mean"].to_numpy())
+        scorer, metrics = fit_on_items(
+            train["completion"].tolist(),
+            train["human_mean"].to_numpy(),
+            held["completion"].tolist(),
+            held["human_mean"].to_numpy(),
+        )
         scorer.meta.trained_on = f"{task.name}:all ratings of the training texts"
         scorer.save(path)
     scorer = NgramScorer.load(path)
-    log.info("gold2 (n-gram ridge) %s: held-out Pearson %.3f vs human mean", path, scorer.meta.metrics.get("pearson", float("nan")))
+    log.info(
+        "gold2 (n-gram ridge) %s: held-out Pearson %.3f vs human mean",
+        path,
+        scorer.meta.metrics.get("pearson", float("nan")),
+    )
     return scorer
 
 
 def build_raters(cfg: BenchConfig, task: Task, out: Path) -> Raters:
-    return Raters(minilm_rater(cfg, task, "proxy", cfg.proxy_scorer, out), minilm_rater(cfg, task, "gold", cfg.gold_scorer, out),
-                  ngram_rater(task, out) if cfg.gold2 else None)
+    return Raters(
+        minilm_rater(cfg, task, "proxy", cfg.proxy_scorer, out),
+        minilm_rater(cfg, task, "gold", cfg.gold_scorer, out),
+        ngram_rater(task, out) if cfg.gold2 else None,
+    )
 
 
 class TaskReward:
@@ -79,6 +103,8 @@ class TaskReward:
         self.scorer, self.task, self.meta = scorer, task, getattr(scorer, "meta", None)
 
     def score_pairs(self, prompts, completions, batch_size: int = 64):
-        return self.scorer.score([self.task.review_text(p, c) for p, c in zip(prompts, completions)], batch_size=batch_size)
+        return self.scorer.score(
+            [self.task.review_text(p, c) for p, c in zip(prompts, completions)], batch_size=batch_size
+        )
 
     __call__ = score_pairs

@@ -5,6 +5,7 @@ reliability.png (requested against achieved score, beside the data's own ceiling
 Every interval is a 95% percentile bootstrap that resamples prompts, pooled over seeds
 (:mod:`condtune.bench.stats`); all metrics of one point use the same replicates.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,15 @@ from condtune.bench import store
 from condtune.bench.settings import CONDITIONAL_METHODS
 from condtune.io import write_json, write_text
 
-COLORS = {"conditional": "tab:green", "conditional_self": "tab:olive", "conditional_online": "tab:cyan", "ppo": "tab:red", "rloo": "tab:orange", "dpo": "tab:blue",
-          "best_of_n": "tab:purple"}
+COLORS = {
+    "conditional": "tab:green",
+    "conditional_self": "tab:olive",
+    "conditional_online": "tab:cyan",
+    "ppo": "tab:red",
+    "rloo": "tab:orange",
+    "dpo": "tab:blue",
+    "best_of_n": "tab:purple",
+}
 RUN_KEYS = ["method", "setting", "checkpoint", "step", "decode", "temperature", "guidance", "anchored"]
 
 
@@ -28,9 +36,27 @@ def load_samples(out: Path, rows: list[dict]) -> pd.DataFrame:
     frames = []
     for r in rows:
         df = store.read_samples(out, r)
-        keep = {k: r.get(k, d) for k, d in (("setting", "default"), ("decode", "T=1"), ("temperature", 1.0), ("guidance", 1.0), ("anchored", False))}
-        frames.append(df.assign(method=r["method"], seed=r["seed"], checkpoint=r["checkpoint"], step=r["step"], wall=r[BM.WALL],
-                                samples_per_output=r.get("samples_per_output", 1), **keep))
+        keep = {
+            k: r.get(k, d)
+            for k, d in (
+                ("setting", "default"),
+                ("decode", "T=1"),
+                ("temperature", 1.0),
+                ("guidance", 1.0),
+                ("anchored", False),
+            )
+        }
+        frames.append(
+            df.assign(
+                method=r["method"],
+                seed=r["seed"],
+                checkpoint=r["checkpoint"],
+                step=r["step"],
+                wall=r[BM.WALL],
+                samples_per_output=r.get("samples_per_output", 1),
+                **keep,
+            )
+        )
     df = pd.concat(frames, ignore_index=True)
     if "requested" not in df:
         df["requested"] = np.nan
@@ -68,19 +94,31 @@ def controllability(samples: pd.DataFrame, n_boot: int) -> list[dict]:
     cond = samples[samples["method"].isin(CONDITIONAL_METHODS)]
     for k, g in cond.groupby(RUN_KEYS, sort=False):
         c = g["prompt_id"].to_numpy()
-        row = {**dict(zip(RUN_KEYS, k)), "seeds": int(g["seed"].nunique()), "targets": sorted(g["requested"].unique().tolist())}
+        row = {
+            **dict(zip(RUN_KEYS, k)),
+            "seeds": int(g["seed"].nunique()),
+            "targets": sorted(g["requested"].unique().tolist()),
+        }
         for rater in ("gold", "gold2", "proxy"):
             if rater not in g:
                 continue
             sp = S.spearman_ci(g["requested"].to_numpy(), g[rater].to_numpy(), c, n_boot)
             row.update({f"spearman_{rater}": sp.value, f"spearman_{rater}_ci": sp.as_list()})
-            means = [S.mean_ci(t[rater].to_numpy(), t["prompt_id"].to_numpy(), n_boot) for _, t in g.groupby("requested")]
+            means = [
+                S.mean_ci(t[rater].to_numpy(), t["prompt_id"].to_numpy(), n_boot) for _, t in g.groupby("requested")
+            ]
             row.update({f"means_{rater}": [m.value for m in means], f"means_{rater}_ci": [m.as_list() for m in means]})
             by_seed = [s.groupby("requested")[rater].mean().tolist() for _, s in g.groupby("seed")]
             row[f"monotone_seeds_{rater}"] = S.monotone_share(by_seed)[0]
         mae = S.mae_ci(g["requested"].to_numpy(), g["gold"].to_numpy(), c, n_boot)
-        row.update({"mae_gold": mae.value, "mae_gold_ci": mae.as_list(), "monotone_seeds": row["monotone_seeds_gold"],
-                    "spearman_ci": row["spearman_gold_ci"]})  # the schema's name for the gold interval
+        row.update(
+            {
+                "mae_gold": mae.value,
+                "mae_gold_ci": mae.as_list(),
+                "monotone_seeds": row["monotone_seeds_gold"],
+                "spearman_ci": row["spearman_gold_ci"],
+            }
+        )  # the schema's name for the gold interval
         out.append(row)
     return out
 
@@ -88,8 +126,14 @@ def controllability(samples: pd.DataFrame, n_boot: int) -> list[dict]:
 def summary(rows: list[dict], samples: pd.DataFrame, ceilings: dict, protocol: dict) -> dict:
     """The fixed results schema (docs/results/*.json)."""
     n_boot = int(protocol.get("n_boot", 1000))
-    return {"task": protocol.get("task"), "protocol": protocol, "points": points(samples, n_boot),
-            "controllability": controllability(samples, n_boot), "ceiling": ceilings.get("conditional", {}), "ceilings": ceilings}
+    return {
+        "task": protocol.get("task"),
+        "protocol": protocol,
+        "points": points(samples, n_boot),
+        "controllability": controllability(samples, n_boot),
+        "ceiling": ceilings.get("conditional", {}),
+        "ceilings": ceilings,
+    }
 
 
 # ----------------------------------------------------------------------------- markdown
@@ -103,29 +147,41 @@ def _ci(p: dict, key: str, fmt: str = "{:+.2f}") -> str:
 
 
 def points_table(pts: list[dict]) -> str:
-    lines = ["| method | setting | checkpoint | decode | target | seeds | gold [95% CI] | gold2 [95% CI] | proxy | KL nats [95% CI] | "
-             "distinct-2 | wall-clock s | samples/output |", "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| method | setting | checkpoint | decode | target | seeds | gold [95% CI] | gold2 [95% CI] | proxy | KL nats [95% CI] | "
+        "distinct-2 | wall-clock s | samples/output |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for p in pts:
         tgt = "–" if p["target"] is None else f"{p['target']:+.2f}"
-        lines.append(f"| {p['method']} | {p['setting']} | {p['checkpoint']} | {p['decode']} | {tgt} | {p['seeds']} | {_ci(p, 'gold')} | "
-                     f"{_ci(p, 'gold2')} | {p.get('proxy', float('nan')):+.2f} | {_ci(p, 'kl', '{:.2f}')} | {p['distinct2']:.3f} | "
-                     f"{p['wall_clock_s']:.0f} | {p['samples_per_output']} |")
+        lines.append(
+            f"| {p['method']} | {p['setting']} | {p['checkpoint']} | {p['decode']} | {tgt} | {p['seeds']} | {_ci(p, 'gold')} | "
+            f"{_ci(p, 'gold2')} | {p.get('proxy', float('nan')):+.2f} | {_ci(p, 'kl', '{:.2f}')} | {p['distinct2']:.3f} | "
+            f"{p['wall_clock_s']:.0f} | {p['samples_per_output']} |"
+        )
     return "\n".join(lines)
 
 
 def controllability_table(rows: list[dict], ceilings: dict) -> str:
     if not rows:
         return "_no conditional results_"
-    lines = ["| method | setting | checkpoint | decode | seeds | Spearman gold [95% CI] | Spearman gold2 | MAE gold | gold means per target "
-             "(low → high) | strictly increasing |", "|---|---|---|---|---:|---:|---:|---:|---|---:|"]
+    lines = [
+        "| method | setting | checkpoint | decode | seeds | Spearman gold [95% CI] | Spearman gold2 | MAE gold | gold means per target "
+        "(low → high) | strictly increasing |",
+        "|---|---|---|---|---:|---:|---:|---:|---|---:|",
+    ]
     for r in rows:
         means = ", ".join(f"{m:+.2f}" for m in r["means_gold"])
-        lines.append(f"| {r['method']} | {r['setting']} | {r['checkpoint']} | {r['decode']} | {r['seeds']} | {_ci(r, 'spearman_gold', '{:+.3f}')} | "
-                     f"{r.get('spearman_gold2', float('nan')):+.3f} | {r['mae_gold']:.2f} | {means} | {r['monotone_seeds']}/{r['seeds']} seeds |")
+        lines.append(
+            f"| {r['method']} | {r['setting']} | {r['checkpoint']} | {r['decode']} | {r['seeds']} | {_ci(r, 'spearman_gold', '{:+.3f}')} | "
+            f"{r.get('spearman_gold2', float('nan')):+.3f} | {r['mae_gold']:.2f} | {means} | {r['monotone_seeds']}/{r['seeds']} seeds |"
+        )
     for method, c in ceilings.items():
         means = ", ".join(f"{m:+.2f}" for m in c.get("means_gold", []))
-        lines.append(f"| ceiling of {method}: {c['source']} ({c['n_texts']} texts) | – | – | – | – | {c['spearman_gold']:+.3f} | "
-                     f"{c.get('spearman_gold2', float('nan')):+.3f} | {c['mae_gold']:.2f} | {means} | {'yes' if c['monotone_gold'] else 'no'} |")
+        lines.append(
+            f"| ceiling of {method}: {c['source']} ({c['n_texts']} texts) | – | – | – | – | {c['spearman_gold']:+.3f} | "
+            f"{c.get('spearman_gold2', float('nan')):+.3f} | {c['mae_gold']:.2f} | {means} | {'yes' if c['monotone_gold'] else 'no'} |"
+        )
     return "\n".join(lines)
 
 
@@ -135,15 +191,24 @@ def frontier_table(pts: list[dict]) -> str:
     base = [p for p in pts if p["method"] in ("ppo", "dpo", "rloo") and "gold" in p]
     if not cond or not base:
         return "_needs a conditional method and a trained baseline_"
-    lines = ["| baseline point | its KL | its gold [95% CI] | best conditional point at ≤ that KL | its KL | its gold [95% CI] |",
-             "|---|---:|---:|---|---:|---:|"]
+    lines = [
+        "| baseline point | its KL | its gold [95% CI] | best conditional point at ≤ that KL | its KL | its gold [95% CI] |",
+        "|---|---:|---:|---|---:|---:|",
+    ]
     for b in sorted(base, key=lambda p: p["kl"]):
         ok = [c for c in cond if c["kl"] <= b["kl"]]
         best = max(ok, key=lambda c: c["gold"]) if ok else None
         name = f"{b['method']} {b['setting']} {b['checkpoint']} {b['decode']}"
-        cname = f"{best['method']} {best['setting']} {best['checkpoint']} {best['decode']} target {best['target']:+.2f}" if best else "none"
-        lines.append(f"| {name} | {b['kl']:.2f} | {_ci(b, 'gold')} | {cname} | {best['kl']:.2f} | {_ci(best, 'gold')} |" if best else
-                     f"| {name} | {b['kl']:.2f} | {_ci(b, 'gold')} | none | – | – |")
+        cname = (
+            f"{best['method']} {best['setting']} {best['checkpoint']} {best['decode']} target {best['target']:+.2f}"
+            if best
+            else "none"
+        )
+        lines.append(
+            f"| {name} | {b['kl']:.2f} | {_ci(b, 'gold')} | {cname} | {best['kl']:.2f} | {_ci(best, 'gold')} |"
+            if best
+            else f"| {name} | {b['kl']:.2f} | {_ci(b, 'gold')} | none | – | – |"
+        )
     return "\n".join(lines)
 
 
@@ -171,7 +236,9 @@ def frontier_plot(pts: list[dict], path: Path) -> None:
     for ax, rater in zip(axes[0], raters):
         curves: dict = {}
         for p in [p for p in pts if p["method"] not in CONDITIONAL_METHODS] + cond_final:
-            by = (p["method"], p["setting"], p["decode"]) + ((p["checkpoint"],) if p["method"] in CONDITIONAL_METHODS else ())
+            by = (p["method"], p["setting"], p["decode"]) + (
+                (p["checkpoint"],) if p["method"] in CONDITIONAL_METHODS else ()
+            )
             curves.setdefault(by, []).append(p)
         for by, ps in curves.items():
             ps = sorted(ps, key=lambda p: p["kl"])
@@ -180,8 +247,20 @@ def frontier_plot(pts: list[dict], path: Path) -> None:
             ye = np.abs(np.array([p.get(f"{rater}_ci", [np.nan, np.nan]) for p in ps]).T - y)
             label = " ".join(s for s in by if s not in ("default", "T=1"))
             guided = "g=" in by[2]
-            ax.errorbar(x, y, xerr=xe, yerr=ye, marker="s" if guided else "o", ms=4, capsize=2, lw=1, color=COLORS.get(by[0]), label=label,
-                        alpha=0.9, linestyle=(":" if guided else "-") if by[0] in CONDITIONAL_METHODS else "--")
+            ax.errorbar(
+                x,
+                y,
+                xerr=xe,
+                yerr=ye,
+                marker="s" if guided else "o",
+                ms=4,
+                capsize=2,
+                lw=1,
+                color=COLORS.get(by[0]),
+                label=label,
+                alpha=0.9,
+                linestyle=(":" if guided else "-") if by[0] in CONDITIONAL_METHODS else "--",
+            )
         ax.set_xlabel("exact KL(sampled ‖ π_ref), nats per sample (best-of-n: analytic bound)")
         ax.set_ylabel(f"mean {rater} score")
         ax.set_title(f"reward vs KL: {rater}" + (" (trained against)" if rater == "proxy" else ""))
@@ -202,8 +281,16 @@ def reliability_plot(ctrl: list[dict], ceilings: dict, path: Path) -> None:
     for r in ctrl:
         t, m = np.array(r["targets"]), np.array(r["means_gold"])
         err = np.abs(np.array(r["means_gold_ci"]).T - m)
-        ax.errorbar(t, m, yerr=err, marker="o", capsize=3, color=COLORS.get(r["method"]), alpha=0.9,
-                    label=f"{r['method']} {r['setting']} {r['checkpoint']} {r['decode']}".replace(" default", ""))
+        ax.errorbar(
+            t,
+            m,
+            yerr=err,
+            marker="o",
+            capsize=3,
+            color=COLORS.get(r["method"]),
+            alpha=0.9,
+            label=f"{r['method']} {r['setting']} {r['checkpoint']} {r['decode']}".replace(" default", ""),
+        )
     for method, c in ceilings.items():
         ax.plot(c["requested"], c["means_gold"], "^--", color=COLORS.get(method), label=f"ceiling: {method}'s data")
     if ctrl:
@@ -219,22 +306,43 @@ def reliability_plot(ctrl: list[dict], ceilings: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(out: str | Path, rows: list[dict], ceilings: dict, protocol: dict, command: str = "") -> dict[str, Path]:
+def write_report(
+    out: str | Path, rows: list[dict], ceilings: dict, protocol: dict, command: str = ""
+) -> dict[str, Path]:
     """Write every report file into ``out``; return the paths."""
     from condtune.data import write_table
 
     out = Path(out)
     samples = load_samples(out, rows)
     summ = summary(rows, samples, ceilings, protocol)
-    paths = {name: out / name for name in ("summary.json", "results.csv", "table.md", "frontier.png", "reliability.png")}
+    paths = {
+        name: out / name for name in ("summary.json", "results.csv", "table.md", "frontier.png", "reliability.png")
+    }
     write_json(paths["summary.json"], summ)
     write_table(pd.DataFrame([{k: v for k, v in r.items() if k != "targets"} for r in rows]), paths["results.csv"])
-    md = [f"Command: `{command}`" if command else "", "", f"Protocol: {protocol.get('n_eval_prompts')} held-out prompts × {protocol.get('eval_n')} samples, "
-          f"seeds {protocol.get('seeds')}, {protocol.get('max_new_tokens')} new tokens; {protocol.get('intervals')}.", "",
-          "### Every point on the reward–KL plane", "", points_table(summ["points"]), "",
-          "### Controllability (neutral prompts)", "", controllability_table(summ["controllability"], ceilings), "",
-          "### Conditional against the trained baselines at equal KL", "", frontier_table(summ["points"]), "",
-          "![reward vs KL](frontier.png)", "", "![requested vs achieved](reliability.png)", ""]
+    md = [
+        f"Command: `{command}`" if command else "",
+        "",
+        f"Protocol: {protocol.get('n_eval_prompts')} held-out prompts × {protocol.get('eval_n')} samples, "
+        f"seeds {protocol.get('seeds')}, {protocol.get('max_new_tokens')} new tokens; {protocol.get('intervals')}.",
+        "",
+        "### Every point on the reward–KL plane",
+        "",
+        points_table(summ["points"]),
+        "",
+        "### Controllability (neutral prompts)",
+        "",
+        controllability_table(summ["controllability"], ceilings),
+        "",
+        "### Conditional against the trained baselines at equal KL",
+        "",
+        frontier_table(summ["points"]),
+        "",
+        "![reward vs KL](frontier.png)",
+        "",
+        "![requested vs achieved](reliability.png)",
+        "",
+    ]
     write_text(paths["table.md"], "\n".join(md))
     frontier_plot(summ["points"], paths["frontier.png"])
     reliability_plot(_final(summ["controllability"]), ceilings, paths["reliability.png"])

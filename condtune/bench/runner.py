@@ -1,6 +1,7 @@
 """The benchmark's orchestration: build the shared context once, then for every seed, method and
 setting of its sweep train one run (or reuse it), evaluate each checkpoint at each decode not yet
 in the results store, and free the disk when a run is fully evaluated."""
+
 from __future__ import annotations
 
 import logging
@@ -47,7 +48,11 @@ def build_context(cfg: BenchConfig) -> BenchContext:
     raters = build_raters(cfg, task, out)
     train, held = task.split(cfg.max_train_items)
     prompts = prompt_sets(task, cfg.n_train_prompts, cfg.n_eval_prompts, cfg.opening_words, cfg.max_train_items)
-    check_same_run(out, prompts._asdict(), {name: r.score(held["completion"].tolist()[:256]) for name, r in raters.judged().items()})
+    check_same_run(
+        out,
+        prompts._asdict(),
+        {name: r.score(held["completion"].tolist()[:256]) for name, r in raters.judged().items()},
+    )
     write_json(out / "prompts.json", prompts._asdict())
     ref, ref_tok = load_causal_lm(base_dir)
     return BenchContext(cfg, task, out, base_dir, raters, train, held, prompts, ref, ref_tok)
@@ -64,12 +69,17 @@ def check_same_run(out: Path, prompts: dict, probe: dict, atol: float = 0.02) ->
         return
     old = read_json(path)
     if old["prompts"] != now["prompts"]:
-        raise ConfigError(f"{out} holds results made with other prompts (task or prompt settings changed); use another out= or delete it")
+        raise ConfigError(
+            f"{out} holds results made with other prompts (task or prompt settings changed); "
+            "use another out= or delete it"
+        )
     for name, scores in now["rater_probe"].items():
         before = old["rater_probe"].get(name)
         if before is None or len(before) != len(scores) or max(abs(a - b) for a, b in zip(before, scores)) > atol:
-            raise ConfigError(f"{out} holds results judged by another {name} rater (its scores of the probe texts differ); "
-                              "use another out= or delete it")
+            raise ConfigError(
+                f"{out} holds results judged by another {name} rater (its scores of the probe texts differ); "
+                "use another out= or delete it"
+            )
 
 
 def ceiling_path(out: Path, method: str) -> Path:
@@ -92,11 +102,17 @@ def run_all(ctx: BenchContext) -> None:
     """Train and evaluate every (seed, method, setting) not yet in the results store."""
     cfg = ctx.cfg
     jobs = [(seed, m, s) for seed in cfg.seeds for m in cfg.methods for s in variants(cfg, m)]
-    t0, spent, worked = time.time(), 0.0, 0  # time of the jobs that did work (resumed ones are skipped fast), for the estimate
+    t0, spent, worked = (
+        time.time(),
+        0.0,
+        0,
+    )  # time of the jobs that did work (resumed ones are skipped fast), for the estimate
     for j, (seed, method, setting) in enumerate(jobs, 1):
         done, t_job = store.done_keys(ctx.out), time.time()
         eta = f", ~{spent / worked * (len(jobs) - j + 1) / 60:.0f} min left" if worked else ""
-        log.info("[%d/%d] seed %d, %s [%s] (%.1f min so far%s)", j, len(jobs), seed, method, setting, (t_job - t0) / 60, eta)
+        log.info(
+            "[%d/%d] seed %d, %s [%s] (%.1f min so far%s)", j, len(jobs), seed, method, setting, (t_job - t0) / 60, eta
+        )
         run = make_run(cfg, method, setting, seed)
         ckpts = run_method(ctx, run)
         for ck in ckpts:
@@ -104,12 +120,24 @@ def run_all(ctx: BenchContext) -> None:
                 if (method, setting, seed, ck.name, decode_name(temperature, guidance, anchored)) in done:
                     continue
                 if ck.path and not Path(ck.path).exists():
-                    raise ConfigError(f"{ck.path}: this checkpoint's weights were deleted after its evaluation (keep_weights); to "
-                                      f"evaluate it at {decode_name(temperature, guidance, anchored)}, delete {run.work(ctx.out)} and rerun to retrain")
+                    raise ConfigError(
+                        f"{ck.path}: this checkpoint's weights were deleted after its evaluation (keep_weights); to "
+                        f"evaluate it at {decode_name(temperature, guidance, anchored)}, delete {run.work(ctx.out)} "
+                        "and rerun to retrain"
+                    )
                 row, samples = evaluate(ctx, ck, seed, temperature, guidance, anchored)
                 store.append_result(ctx.out, row, samples)
-                log.info("  %s [%s] %s %s: gold %+.3f proxy %+.3f KL %.2f (%.0f s)", method, setting, ck.name, row["decode"],
-                         row["reward/gold"], row["reward/proxy"], row["kl/exact"], ck.wall_clock_s)
+                log.info(
+                    "  %s [%s] %s %s: gold %+.3f proxy %+.3f KL %.2f (%.0f s)",
+                    method,
+                    setting,
+                    ck.name,
+                    row["decode"],
+                    row["reward/gold"],
+                    row["reward/proxy"],
+                    row["kl/exact"],
+                    ck.wall_clock_s,
+                )
         finish_run(ctx, run, ckpts)
         if time.time() - t_job > 10:
             spent, worked = spent + time.time() - t_job, worked + 1
@@ -117,11 +145,26 @@ def run_all(ctx: BenchContext) -> None:
 
 def protocol(cfg: BenchConfig, ctx: BenchContext | None = None) -> dict:
     """The protocol block of summary.json: what every method shared."""
-    p = {"task": cfg.task, "model": cfg.model, "n_eval_prompts": cfg.n_eval_prompts, "eval_n": cfg.eval_n, "seeds": list(cfg.seeds),
-         "max_new_tokens": cfg.sampling.max_new_tokens, "temperature": cfg.sampling.temperature, "top_p": cfg.sampling.top_p,
-         "eval_temperatures": list(cfg.eval_temperatures), "kl": "exact", "n_boot": cfg.n_boot,
-         "intervals": "95% percentile bootstrap, resampling prompts, pooled over seeds"}
+    p = {
+        "task": cfg.task,
+        "model": cfg.model,
+        "n_eval_prompts": cfg.n_eval_prompts,
+        "eval_n": cfg.eval_n,
+        "seeds": list(cfg.seeds),
+        "max_new_tokens": cfg.sampling.max_new_tokens,
+        "temperature": cfg.sampling.temperature,
+        "top_p": cfg.sampling.top_p,
+        "eval_temperatures": list(cfg.eval_temperatures),
+        "kl": "exact",
+        "n_boot": cfg.n_boot,
+        "intervals": "95% percentile bootstrap, resampling prompts, pooled over seeds",
+    }
     if ctx is not None:
-        p["raters"] = {name: {"heldout_pearson": (r.meta.metrics or {}).get("pearson"), "trained_on": getattr(r.meta, "trained_on", None)}
-                       for name, r in ctx.raters.judged().items()}
+        p["raters"] = {
+            name: {
+                "heldout_pearson": (r.meta.metrics or {}).get("pearson"),
+                "trained_on": getattr(r.meta, "trained_on", None),
+            }
+            for name, r in ctx.raters.judged().items()
+        }
     return p

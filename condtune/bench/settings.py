@@ -1,6 +1,7 @@
 """The benchmark's typed settings: one :class:`BenchConfig` (YAML + command line), with one
 block per method. ``sweeps`` turns a baseline into a frontier: each entry is one run of the
 method with some of its settings overridden (``"kl_coef=0.02"``), reported as its own curve."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -98,15 +99,20 @@ class BenchConfig:
     """sampling temperatures every trained policy is evaluated at (1 is the reference point for all)"""
     n_boot: int = 1000
     """bootstrap replicates (resampling prompts, pooled over seeds) for every 95% interval"""
-    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_new_tokens=24, temperature=1.0, top_p=1.0, batch_size=16,
-                                                                             bf16=False))
-    """generation settings shared by every method in training rollouts and evaluation (fp32: the KL is of what was sampled)"""
+    sampling: SamplingConfig = field(
+        default_factory=lambda: SamplingConfig(max_new_tokens=24, temperature=1.0, top_p=1.0, batch_size=16, bf16=False)
+    )
+    """generation settings shared by every method in training rollouts and evaluation
+    (fp32: the KL is of what was sampled)"""
     kl_batch_size: int = 8
     """sequences per forward pass when computing exact KL"""
     conditional: ConditionalSettings = field(default_factory=ConditionalSettings)
     """condtune: relabel with the proxy, conditional SFT"""
-    ppo: PPOConfig = field(default_factory=lambda: PPOConfig(batch_size=16, mini_batch_size=8, ppo_epochs=2, lr=3e-5, kl_coef=0.05,
-                                                           save_every=5, sample_every=0))
+    ppo: PPOConfig = field(
+        default_factory=lambda: PPOConfig(
+            batch_size=16, mini_batch_size=8, ppo_epochs=2, lr=3e-5, kl_coef=0.05, save_every=5, sample_every=0
+        )
+    )
     """PPO settings (model, scorer, prompts, output_dir, seed and lengths are set by the bench)"""
     ppo_checkpoints: list[int] = field(default_factory=lambda: [10, 20, 40])
     """PPO updates at which the policy is evaluated"""

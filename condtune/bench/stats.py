@@ -23,6 +23,7 @@ The interval is the percentile interval of the replicates ((1 - level)/2 and (1 
 ``value`` is the statistic on the full data. Replicates where the statistic is undefined (NaN,
 e.g. Spearman of a constant) are dropped; a NaN full-data value gives an all-NaN interval.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -140,8 +141,9 @@ def spearman_ci(x, y, clusters, n_boot: int = 1000, level: float = 0.95, seed: i
     return _interval(value, reps, level)
 
 
-def distinct_n_ci(texts: Sequence[str], clusters, n: int = 2, n_boot: int = 1000, level: float = 0.95,
-                  seed: int = 0) -> Interval:
+def distinct_n_ci(
+    texts: Sequence[str], clusters, n: int = 2, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> Interval:
     """Diversity within a prompt: the mean over prompts of :func:`condtune.metrics.distinct_n` of
     each prompt's samples (all seeds), cluster-bootstrapped. (Corpus-level distinct-n has no clean
     prompt bootstrap: a replicate repeats prompts, which adds n-grams but no distinct ones.)"""

@@ -1,6 +1,7 @@
 """The results store that makes reruns resume: one JSON line per evaluated (method, setting,
 seed, checkpoint, decode) in ``out/results.jsonl``, its per-sample table beside it in
 ``out/samples/``. A line is written only after its samples, so a line means a finished result."""
+
 from __future__ import annotations
 
 import json

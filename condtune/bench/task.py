@@ -13,6 +13,7 @@ does not fight a requested score. One function, :func:`prompt_sets`, draws the
 training and evaluation prompts that every method, seed and diagnostic shares. The raters read
 what the policy wrote: the completion, without the prompt.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -57,7 +58,9 @@ class RatedTextTask:
         """One row per individual rating: item_id, completion, score."""
         from condtune.data import load_pointwise, load_vader
 
-        return load_vader(domains=self.domains) if self.ratings_source == "vader" else load_pointwise(self.ratings_source)
+        return (
+            load_vader(domains=self.domains) if self.ratings_source == "vader" else load_pointwise(self.ratings_source)
+        )
 
     @cached_property
     def items(self) -> pd.DataFrame:
@@ -67,7 +70,8 @@ class RatedTextTask:
         items = to_items(self.ratings())
         held = split_items(items["item_id"].to_numpy(), self.val_fraction, 0)
         return items.assign(prompt=self.header, human_mean=items["mean"], held_out=held)[
-            ["item_id", "prompt", "completion", "human_mean", "held_out"]].reset_index(drop=True)
+            ["item_id", "prompt", "completion", "human_mean", "held_out"]
+        ].reset_index(drop=True)
 
     def split(self, max_train: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(training items in a fixed shuffled order, cut to ``max_train``; held-out items)."""
@@ -100,7 +104,11 @@ class RatedTextTask:
         for text, d in zip(train["completion"], dev):
             for w in set(_words(text)) - {""}:
                 per.setdefault(w, []).append(d)
-        data = {w for w, v in per.items() if len(v) >= 3 and abs(np.mean(v)) >= 0.5 * sd and abs(np.mean(v)) * np.sqrt(len(v)) >= 2 * sd}
+        data = {
+            w
+            for w, v in per.items()
+            if len(v) >= 3 and abs(np.mean(v)) >= 0.5 * sd and abs(np.mean(v)) * np.sqrt(len(v)) >= 2 * sd
+        }
         return self.lexicon | data
 
     def neutral_opening(self, text: str, words: int) -> str | None:
@@ -125,7 +133,7 @@ class RatedTextTask:
         for t in texts:
             op = self.neutral_opening(t, words)
             if op is not None:
-                rows.append({"prompt": self.prompt(op), "completion": t.strip()[len(op):].strip()})
+                rows.append({"prompt": self.prompt(op), "completion": t.strip()[len(op) :].strip()})
         return pd.DataFrame(rows, columns=["prompt", "completion"])
 
 
@@ -151,7 +159,9 @@ def prompt_sets(task: Task, n_train: int, n_eval: int, words: int, max_train_ite
 
     evals = [task.prompt()] + distinct(held["completion"], max(n_eval - 1, 0))
     if len(evals) < n_eval:
-        raise ValueError(f"task {task.name}: only {len(evals)} distinct neutral {words}-word evaluation prompts, {n_eval} asked")
+        raise ValueError(
+            f"task {task.name}: only {len(evals)} distinct neutral {words}-word evaluation prompts, {n_eval} asked"
+        )
     return Prompts(distinct(task.split()[0]["completion"], n_train), evals[:n_eval])
 
 

@@ -5,6 +5,7 @@ when ``a`` won, 0.0 when ``b`` won and 0.5 for a tie. Ratings are on the familia
 (base 1000, 400 points = 10:1 odds); Bradley-Terry strengths ``theta`` satisfy
 ``P(a beats b) = sigmoid(theta_a - theta_b)``.
 """
+
 from __future__ import annotations
 
 import math
@@ -67,7 +68,9 @@ def records(comparisons: Iterable[Comparison]) -> dict[str, Record]:
     return {k: Record(*v) for k, v in w.items()}
 
 
-def elo(comparisons: Sequence[Comparison], k: float = 16.0, base: float = 1000.0, scale: float = 400.0) -> dict[str, float]:
+def elo(
+    comparisons: Sequence[Comparison], k: float = 16.0, base: float = 1000.0, scale: float = 400.0
+) -> dict[str, float]:
     """Sequential Elo in the given order (zero-sum: the mean rating stays ``base``)."""
     ratings: dict[str, float] = {}
     for a, b, r in _check(comparisons):

@@ -10,6 +10,7 @@ Skips are never exported; ties are counted, kept out of ``pairwise.jsonl``, and 
 ranking as half a win each. Empty completions are dropped (a scorer cannot read them) and counted.
 Every file is written atomically.
 """
+
 from __future__ import annotations
 
 import time
@@ -35,7 +36,13 @@ class ExportResult(NamedTuple):
 def pointwise_rows(scores: list[dict]) -> tuple[list[dict], int]:
     """(rows, empty completions dropped); skips (score None) are left out."""
     rows = [
-        {"item_id": s["item_id"], "prompt": s["prompt"], "completion": s["completion"], "score": float(s["score"]), "rater": s["rater"]}
+        {
+            "item_id": s["item_id"],
+            "prompt": s["prompt"],
+            "completion": s["completion"],
+            "score": float(s["score"]),
+            "rater": s["rater"],
+        }
         for s in scores
         if s["score"] is not None and s["completion"].strip()
     ]
@@ -89,9 +96,18 @@ def ranking(store: Store, method: Literal["bradley_terry", "elo"] = "bradley_ter
         "ties": sum(c["choice"] == "tie" for c in comps),
         "skips": sum(c["choice"] == "skip" for c in comps),
         "completions": [
-            {"item_id": r.id, "model": items[r.id].model, "rating": round(r.rating, 2), "wins": r.wins, "losses": r.losses,
-             "ties": r.ties, "mean_score": item_means.get(r.id, (None, 0))[0], "n_scores": item_means.get(r.id, (None, 0))[1],
-             "prompt": items[r.id].prompt, "completion": items[r.id].completion}
+            {
+                "item_id": r.id,
+                "model": items[r.id].model,
+                "rating": round(r.rating, 2),
+                "wins": r.wins,
+                "losses": r.losses,
+                "ties": r.ties,
+                "mean_score": item_means.get(r.id, (None, 0))[0],
+                "n_scores": item_means.get(r.id, (None, 0))[1],
+                "prompt": items[r.id].prompt,
+                "completion": items[r.id].completion,
+            }
             for r in rank(outcomes(comps, "item"), method)
         ],
     }
@@ -101,9 +117,17 @@ def ranking(store: Store, method: Literal["bradley_terry", "elo"] = "bradley_ter
         rows = []
         for m in models:
             r = ranked.get(m)
-            rows.append({"model": m, "rating": round(r.rating, 2) if r else None, "wins": r.wins if r else 0,
-                         "losses": r.losses if r else 0, "ties": r.ties if r else 0,
-                         "mean_score": model_means.get(m, (None, 0))[0], "n_scores": model_means.get(m, (None, 0))[1]})
+            rows.append(
+                {
+                    "model": m,
+                    "rating": round(r.rating, 2) if r else None,
+                    "wins": r.wins if r else 0,
+                    "losses": r.losses if r else 0,
+                    "ties": r.ties if r else 0,
+                    "mean_score": model_means.get(m, (None, 0))[0],
+                    "n_scores": model_means.get(m, (None, 0))[1],
+                }
+            )
         doc["models"] = sorted(rows, key=lambda x: (x["rating"] is None, -(x["rating"] or 0), x["model"]))
     return doc
 
@@ -118,7 +142,9 @@ def scorer_commands(out_dir: Path, scale: tuple[int, int]) -> dict[str, str]:
     }
 
 
-def export(store: Store, out_dir: str | Path, method: Literal["bradley_terry", "elo"] = "bradley_terry") -> ExportResult:
+def export(
+    store: Store, out_dir: str | Path, method: Literal["bradley_terry", "elo"] = "bradley_terry"
+) -> ExportResult:
     """Write pointwise.jsonl, pairwise.jsonl, ranking.json and card.json into ``out_dir``."""
     out_dir = Path(out_dir)
     scores, comps = store.score_rows(), store.comparison_rows()
@@ -126,17 +152,27 @@ def export(store: Store, out_dir: str | Path, method: Literal["bradley_terry", "
     pairs = pairwise_rows(comps)
     doc = ranking(store, method)
     counts = {
-        "scores": len(points), "score_skips": sum(s["score"] is None for s in scores), "empty_dropped": dropped,
-        "pairwise": len(pairs), "ab_ties": doc["ties"], "ab_skips": doc["skips"],
+        "scores": len(points),
+        "score_skips": sum(s["score"] is None for s in scores),
+        "empty_dropped": dropped,
+        "pairwise": len(pairs),
+        "ab_ties": doc["ties"],
+        "ab_skips": doc["skips"],
         "ab_unusable": sum(c["choice"] in ("left", "right") for c in comps) - len(pairs),
-        "raters": len(store.raters()), "items": len(store.items()), "ranked_completions": len(doc["completions"]),
+        "raters": len(store.raters()),
+        "items": len(store.items()),
+        "ranked_completions": len(doc["completions"]),
     }
     p_point = write_jsonl(out_dir / "pointwise.jsonl", points)
     p_pair = write_jsonl(out_dir / "pairwise.jsonl", pairs)
     p_rank = write_json(out_dir / "ranking.json", doc)
     card = {
-        "db": str(store.path), "task": store.meta("task"), "scale": {"min": store.scale[0], "max": store.scale[1]},
-        "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "ranking_method": method, "counts": counts,
+        "db": str(store.path),
+        "task": store.meta("task"),
+        "scale": {"min": store.scale[0], "max": store.scale[1]},
+        "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "ranking_method": method,
+        "counts": counts,
         "files": {"pointwise": p_point.name, "pairwise": p_pair.name, "ranking": p_rank.name},
         "scorer_train": scorer_commands(out_dir, store.scale),
     }

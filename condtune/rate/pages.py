@@ -4,6 +4,7 @@ Every value that reaches the page passes through :func:`h` (``html.escape`` with
 model text such as ``<script>`` shows as text. Inline CSS and JS carry a per-response nonce
 that the server's Content-Security-Policy requires: even an escaping slip could not run script.
 """
+
 from __future__ import annotations
 
 import html
@@ -73,7 +74,7 @@ def layout(title: str, body: str, nonce: str, header: str = "") -> str:
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">'
         f'<title>{h(title)}</title><style nonce="{h(nonce)}">{CSS}</style></head><body>'
-        f'<header><strong>condtune rate</strong>{header}</header><main>{body}</main>'
+        f"<header><strong>condtune rate</strong>{header}</header><main>{body}</main>"
         f'<script nonce="{h(nonce)}">{JS}</script></body></html>'
     )
 
@@ -82,7 +83,7 @@ def _header(rater: str, mode: str) -> str:
     other = "ab" if mode == "score" else "score"
     name = "A/B comparisons" if other == "ab" else "scores"
     return (
-        f'<span>mode: {"score each completion" if mode == "score" else "A/B"}</span>'
+        f"<span>mode: {'score each completion' if mode == 'score' else 'A/B'}</span>"
         f'<a id="switch-mode" href="/rate?{h(urlencode({"rater": rater, "mode": other}))}">switch to {name}</a>'
         f'<span class="who">rater: <b id="rater">{h(rater)}</b> · <a href="/">change</a></span>'
     )
@@ -93,7 +94,7 @@ def _progress(p: Progress, mode: str, saved: bool) -> str:
     return (
         f'<div class="progress"><progress max="{max(p.total, 1)}" value="{p.done}"></progress>'
         f'<span id="progress">{p.done} / {p.total} {unit} done by you</span>'
-        f'<span>· {p.ratings} ratings from {p.raters} rater{"s" if p.raters != 1 else ""}</span>'
+        f"<span>· {p.ratings} ratings from {p.raters} rater{'s' if p.raters != 1 else ''}</span>"
         + ('<span class="saved" id="saved">✓ saved</span>' if saved else "")
         + "</div>"
     )
@@ -109,17 +110,28 @@ def _hidden(rater: str, mode: str, target: str, token: str) -> str:
     return "".join(f'<input type="hidden" name="{k}" value="{h(v)}">' for k, v in fields.items())
 
 
-def score_page(item: Item, rater: str, scale: tuple[int, int], token: str, progress: Progress, text: PageText, saved: bool, nonce: str) -> str:
+def score_page(
+    item: Item,
+    rater: str,
+    scale: tuple[int, int],
+    token: str,
+    progress: Progress,
+    text: PageText,
+    saved: bool,
+    nonce: str,
+) -> str:
     lo, hi = scale
     buttons = []
     for i, value in enumerate(range(lo, hi + 1)):
         key = SCORE_KEYS[i] if i < len(SCORE_KEYS) else ""
         label = f"{value:+d}" if lo < 0 else str(value)
         kbd = f"<kbd>{key}</kbd>" if key else ""
-        buttons.append(f'<button type="submit" name="value" value="{value}" data-keys="{key}" id="score-{value}">{label}{kbd}</button>')
+        buttons.append(
+            f'<button type="submit" name="value" value="{value}" data-keys="{key}" id="score-{value}">{label}{kbd}</button>'
+        )
     body = (
         _progress(progress, "score", saved)
-        + f'<h2>{h(text.question)}</h2>'
+        + f"<h2>{h(text.question)}</h2>"
         + _text("prompt", item.prompt, "prompt")
         + _text("completion", item.completion, "completion")
         + f'<form class="rating" method="post" action="/rate">{_hidden(rater, "score", item.item_id, token)}'
@@ -143,10 +155,13 @@ def ab_page(pair: Pair, rater: str, token: str, progress: Progress, text: PageTe
     )
     body = (
         _progress(progress, "ab", saved)
-        + f'<h2>{h(text.ab_question)}</h2>'
+        + f"<h2>{h(text.ab_question)}</h2>"
         + _text("prompt", pair.prompt, "prompt")
-        + '<div class="ab"><div>' + _text("A", pair.left.completion, "completion a") + "</div><div>"
-        + _text("B", pair.right.completion, "completion b") + "</div></div>"
+        + '<div class="ab"><div>'
+        + _text("A", pair.left.completion, "completion a")
+        + "</div><div>"
+        + _text("B", pair.right.completion, "completion b")
+        + "</div></div>"
         + f'<form class="rating" method="post" action="/rate">{_hidden(rater, "ab", str(pair.pair_id), token)}'
         + f'<div class="buttons">{buttons}'
         + '<button type="submit" name="value" value="skip" class="skip" data-keys="s" id="skip">skip<kbd>S</kbd></button></div></form>'
@@ -159,12 +174,14 @@ def done_page(rater: str, mode: str, progress: Progress, text: PageText, nonce: 
     body = (
         _progress(progress, mode, False)
         + f'<h2 id="done">All done: you have answered all {progress.total} {unit}. Thank you, {h(rater)}!</h2>'
-        + '<p>Switch mode above, or close this page.</p>'
+        + "<p>Switch mode above, or close this page.</p>"
     )
     return layout(text.title, body, nonce, _header(rater, mode))
 
 
-def home_page(n_items: int, n_pairs: int, raters: list[str], scale: tuple[int, int], text: PageText, nonce: str, error: str = "") -> str:
+def home_page(
+    n_items: int, n_pairs: int, raters: list[str], scale: tuple[int, int], text: PageText, nonce: str, error: str = ""
+) -> str:
     who = ", ".join(h(r) for r in raters) or "none yet"
     body = (
         (f'<p class="error" id="error">{h(error)}</p>' if error else "")

@@ -12,6 +12,7 @@ target) under a secret kept in the database, so another site cannot forge one an
 can only answer what was served. Bad posts get 400/403/404/411/413/415, a repeat gets 409,
 and none of them changes anything. Pages are served with a strict Content-Security-Policy.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -91,7 +92,14 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt: str, *args) -> None:
         log.debug("%s %s", self.address_string(), fmt % args)
 
-    def _send(self, status: int, body: str, ctype: str = "text/html; charset=utf-8", nonce: str = "", extra: dict | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        body: str,
+        ctype: str = "text/html; charset=utf-8",
+        nonce: str = "",
+        extra: dict | None = None,
+    ) -> None:
         data = body.encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", ctype)
@@ -169,16 +177,32 @@ class Handler(BaseHTTPRequestHandler):
             rater, mode = self._rater_mode(q)
         except RatingError as err:  # a bad name typed on the start page: show it there
             nonce, store = secrets.token_urlsafe(12), self.server.store
-            body = pages.home_page(store.progress("", "score").total, store.progress("", "ab").total, store.raters(),
-                                   self.server.scale, self.server.text, nonce, error=str(err))
+            body = pages.home_page(
+                store.progress("", "score").total,
+                store.progress("", "ab").total,
+                store.raters(),
+                self.server.scale,
+                self.server.text,
+                nonce,
+                error=str(err),
+            )
             return self._send(400, body, nonce=nonce)
-        store, text, nonce, saved = self.server.store, self.server.text, secrets.token_urlsafe(12), q.get("saved") == "1"
+        store, text, nonce, saved = (
+            self.server.store,
+            self.server.text,
+            secrets.token_urlsafe(12),
+            q.get("saved") == "1",
+        )
         progress = store.progress(rater, mode)
         if mode == "score":
             item = store.next_item(rater)
             if item is not None:
                 token = page_token(self.server.secret, rater, mode, item.item_id)
-                return self._send(200, pages.score_page(item, rater, self.server.scale, token, progress, text, saved, nonce), nonce=nonce)
+                return self._send(
+                    200,
+                    pages.score_page(item, rater, self.server.scale, token, progress, text, saved, nonce),
+                    nonce=nonce,
+                )
         else:
             pair = store.next_pair(rater)
             if pair is not None:
@@ -194,7 +218,9 @@ class Handler(BaseHTTPRequestHandler):
     def _form(self) -> dict[str, str]:
         ctype = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if ctype != "application/x-www-form-urlencoded":
-            raise HTTPError(415, f"expected a form post (application/x-www-form-urlencoded), got {ctype or 'no content type'!r}")
+            raise HTTPError(
+                415, f"expected a form post (application/x-www-form-urlencoded), got {ctype or 'no content type'!r}"
+            )
         length = self.headers.get("Content-Length")
         if length is None or not length.isdigit():
             raise HTTPError(411, "a Content-Length header is required")
@@ -208,8 +234,11 @@ class Handler(BaseHTTPRequestHandler):
         unknown, missing = set(fields) - POST_FIELDS, POST_FIELDS - set(fields)
         repeated = sorted(k for k, v in fields.items() if len(v) != 1)
         if unknown or missing or repeated:
-            raise HTTPError(400, f"form fields must be exactly {sorted(POST_FIELDS)} once each "
-                                 f"(missing {sorted(missing)}, unknown {sorted(unknown)}, repeated {repeated})")
+            raise HTTPError(
+                400,
+                f"form fields must be exactly {sorted(POST_FIELDS)} once each "
+                f"(missing {sorted(missing)}, unknown {sorted(unknown)}, repeated {repeated})",
+            )
         return {k: v[0] for k, v in fields.items()}
 
     def _check_origin(self) -> None:

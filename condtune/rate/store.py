@@ -8,6 +8,7 @@ a :class:`DuplicateRating` and changes nothing. A skip is stored too (score NULL
 Every call opens its own short-lived connection, so one :class:`Store` is safe to share
 between the threads of the web server.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -101,7 +102,9 @@ def check_rater(name: str) -> str:
     """Normalise a rater name; 1-40 letters, digits, space, ``_ . @ -``."""
     name = unicodedata.normalize("NFC", (name or "").strip())
     if not _RATER_RE.match(name):
-        raise InvalidRating("rater name must be 1-40 letters, digits, spaces or _ . @ - (starting with a letter or digit)")
+        raise InvalidRating(
+            "rater name must be 1-40 letters, digits, spaces or _ . @ - (starting with a letter or digit)"
+        )
     return name
 
 
@@ -175,7 +178,9 @@ class Store:
                     f"{self.path}: holds {n} scores on the scale {old['scale_min']}..{old['scale_max']}; "
                     f"refusing to switch to {lo}..{hi} (use another db)"
                 )
-            con.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [("scale_min", str(lo)), ("scale_max", str(hi))])
+            con.executemany(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)", [("scale_min", str(lo)), ("scale_max", str(hi))]
+            )
             con.execute("COMMIT")
 
     # ------------------------------------------------------------------ import
@@ -217,7 +222,9 @@ class Store:
     # ------------------------------------------------------------------ serving
     def item(self, item_id: str) -> Item | None:
         with self.connect() as con:
-            row = con.execute("SELECT item_id, prompt, completion, model FROM items WHERE item_id=?", (item_id,)).fetchone()
+            row = con.execute(
+                "SELECT item_id, prompt, completion, model FROM items WHERE item_id=?", (item_id,)
+            ).fetchone()
         return Item(*row) if row else None
 
     def next_item(self, rater: str) -> Item | None:
@@ -226,7 +233,8 @@ class Store:
             row = con.execute(
                 "SELECT item_id, prompt, completion, model FROM items i WHERE NOT EXISTS "
                 "(SELECT 1 FROM scores s WHERE s.item_id = i.item_id AND s.rater = ?1) ORDER BY "
-                "(SELECT COUNT(*) FROM scores c WHERE c.item_id = i.item_id AND c.score IS NOT NULL), rk(?1, i.item_id) "
+                "(SELECT COUNT(*) FROM scores c WHERE c.item_id = i.item_id AND c.score IS NOT NULL), "
+                "rk(?1, i.item_id) "
                 "LIMIT 1",
                 (rater,),
             ).fetchone()
@@ -286,7 +294,8 @@ class Store:
         with self.connect() as con:
             try:
                 cur = con.execute(
-                    "INSERT INTO comparisons(rater, pair_id, left_id, right_id, choice, created) VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO comparisons(rater, pair_id, left_id, right_id, choice, created) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
                     (rater, pair_id, pair.left.item_id, pair.right.item_id, choice, time.time()),
                 )
             except sqlite3.IntegrityError:
@@ -296,7 +305,9 @@ class Store:
     # ------------------------------------------------------------------ reads
     def progress(self, rater: str, mode: Literal["score", "ab"]) -> Progress:
         table, total, skip = (
-            ("scores", "items", "score IS NOT NULL") if mode == "score" else ("comparisons", "pairs", "choice != 'skip'")
+            ("scores", "items", "score IS NOT NULL")
+            if mode == "score"
+            else ("comparisons", "pairs", "choice != 'skip'")
         )
         with self.connect() as con:
             done = con.execute(f"SELECT COUNT(*) FROM {table} WHERE rater=?", (rater,)).fetchone()[0]

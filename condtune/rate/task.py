@@ -8,6 +8,7 @@ and a sibling card (``tasks.card.json`` beside ``tasks.jsonl``) says how it was 
 model(s), sampling settings, n, seed, and the score scale raters use.
 Errors name the file, the line (row) and the field (column).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -91,7 +92,9 @@ def load_task(path: str | Path) -> list[TaskItem]:
             continue
         item = _check_row(path, row, _json_row(path, row, line))
         if item.item_id in seen:
-            raise TaskError(path, f"duplicate item_id {item.item_id!r} (first on row {seen[item.item_id]})", row, "item_id")
+            raise TaskError(
+                path, f"duplicate item_id {item.item_id!r} (first on row {seen[item.item_id]})", row, "item_id"
+            )
         seen[item.item_id] = row
         items.append(item)
     if not items:

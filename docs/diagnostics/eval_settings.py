@@ -1,12 +1,14 @@
 """Re-evaluate one conditional checkpoint of a benchmark run under other decode settings, on the
 run's own prompts and raters (the same code path as the benchmark's evaluation).
 
-    python docs/diagnostics/eval_settings.py runs/bench_dev seed_0/conditional/default/step_60 temperature=0.8 top_p=0.95
-    python docs/diagnostics/eval_settings.py runs/bench_dev seed_0/conditional/default/step_60 guidance=2
+    ck=seed_0/conditional/default/step_60
+    python docs/diagnostics/eval_settings.py runs/bench_dev $ck temperature=0.8 top_p=0.95
+    python docs/diagnostics/eval_settings.py runs/bench_dev $ck guidance=2
 
 Prints per-sample Spearman(requested, gold), whether the gold means increase, the mean per
 requested target and the exact KL of the (temperature, top-p, guidance) distribution. Writes nothing.
 """
+
 from __future__ import annotations
 
 import sys
@@ -16,10 +18,10 @@ from pathlib import Path
 import torch
 
 from condtune import config as C
-from condtune.checkpointing import Checkpoint
 from condtune.bench.evaluation import evaluate
 from condtune.bench.runner import build_context
 from condtune.bench.settings import BenchConfig
+from condtune.checkpointing import Checkpoint
 
 
 def main(out: str, checkpoint: str, overrides: list[str]) -> None:
@@ -32,8 +34,10 @@ def main(out: str, checkpoint: str, overrides: list[str]) -> None:
     ck = Checkpoint("conditional", name=Path(checkpoint).name, path=str(Path(out) / checkpoint), conditional=True)
     row, _ = evaluate(ctx, ck, 0, temperature, guidance)
     means = " ".join(f"{t['reward/gold']:+.2f}" for t in row["targets"])
-    print(f"{row['decode']} top_p={cfg.sampling.top_p}: Spearman(requested, gold) {row['cond/spearman_gold']:+.3f}, "
-          f"increasing {row['cond/monotone_gold']}, gold means {means}, KL of the top target {row['kl/exact']:.2f}")
+    print(
+        f"{row['decode']} top_p={cfg.sampling.top_p}: Spearman(requested, gold) {row['cond/spearman_gold']:+.3f}, "
+        f"increasing {row['cond/monotone_gold']}, gold means {means}, KL of the top target {row['kl/exact']:.2f}"
+    )
 
 
 if __name__ == "__main__":

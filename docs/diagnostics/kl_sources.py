@@ -8,6 +8,7 @@ and sampling settings. For the base model reading a tag prefix, and for each pol
 without its tag, it samples 4 completions of each prompt and prints the exact token-level KL of
 what was sampled against the base on the plain prompt, and the share of it at the EOS position.
 """
+
 from __future__ import annotations
 
 import sys
@@ -34,8 +35,11 @@ def kl_report(model, tok, ins: list[str], plain: list[str], base, base_tok, cfg:
     per = sampled_token_kl(model, base, pc, rc, ids, tok.pad_token_id, cfg.sampling.temperature, cfg.sampling.top_p)
     total = [float(k.sum()) for k in per]
     at_eos = [float(k[-1]) for k, r in zip(per, ids) if r and r[-1] == tok.eos_token_id]
-    return (f"KL {np.mean(total):.2f} nats/sample; {len(at_eos)}/{len(total)} end in EOS; "
-            f"EOS position {sum(at_eos) / max(sum(total), 1e-9):.0%} of the KL; mean tokens {np.mean([len(r) for r in ids]):.1f}")
+    return (
+        f"KL {np.mean(total):.2f} nats/sample; {len(at_eos)}/{len(total)} end in EOS; "
+        f"EOS position {sum(at_eos) / max(sum(total), 1e-9):.0%} of the KL; "
+        f"mean tokens {np.mean([len(r) for r in ids]):.1f}"
+    )
 
 
 def main(run: str, paths: list[str]) -> None:
@@ -48,7 +52,10 @@ def main(run: str, paths: list[str]) -> None:
         tagged = [pol.tagged(p, score=float(pol.card.binning.centers[-1])) for p in plain]
         print(f"{path}\n  base reading the top tag: {kl_report(base, base_tok, tagged, plain, base, base_tok, cfg)}")
         print(f"  policy, plain prompt:     {kl_report(pol.model, pol.tokenizer, plain, plain, base, base_tok, cfg)}")
-        print(f"  policy, top tag:          {kl_report(pol.model, pol.tokenizer, tagged, plain, base, base_tok, cfg)}", flush=True)
+        print(
+            f"  policy, top tag:          {kl_report(pol.model, pol.tokenizer, tagged, plain, base, base_tok, cfg)}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Fixtures for the PPO tests: a tiny random Llama (real SmolLM2 tokenizer) in which the
 `title case` reward is linearly representable, and that reward."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """A reward the tiny PPO test model can learn (see conftest.ppo_tiny_lm)."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """PPO on a tiny model: the reward rises, resume is exact, LoRA + recipe smoke run."""
+
 from __future__ import annotations
 
 import json
@@ -8,18 +9,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from ppo_helpers import title_case_reward
 
 from condtune.baselines import ppo
 from condtune.baselines import rl_math as M
 
-from ppo_helpers import title_case_reward
-
 
 def tiny_cfg(model: Path, out: Path, **kw) -> ppo.PPOConfig:
     base = dict(
-        model=str(model), output_dir=str(out), total_updates=4, batch_size=16, mini_batch_size=8, ppo_epochs=2,
-        max_new_tokens=8, lr=1e-2, value_head_lr=1e-2, kl_coef=0.01, bf16=False, progress=False,
-        sample_every=0, save_every=1000,
+        model=str(model),
+        output_dir=str(out),
+        total_updates=4,
+        batch_size=16,
+        mini_batch_size=8,
+        ppo_epochs=2,
+        max_new_tokens=8,
+        lr=1e-2,
+        value_head_lr=1e-2,
+        kl_coef=0.01,
+        bf16=False,
+        progress=False,
+        sample_every=0,
+        save_every=1000,
     )
     base.update(kw)
     return ppo.PPOConfig(**base)
@@ -44,8 +55,9 @@ def test_config_rejects_inconsistent_batches():
 
 
 def test_rollout_applies_penalties_and_whitening(ppo_tiny_lm, tmp_path):
-    cfg = tiny_cfg(ppo_tiny_lm, tmp_path / "r", batch_size=8, missing_eos_penalty=1.0, length_penalty=0.01,
-                   whiten_rewards=True)
+    cfg = tiny_cfg(
+        ppo_tiny_lm, tmp_path / "r", batch_size=8, missing_eos_penalty=1.0, length_penalty=0.01, whiten_rewards=True
+    )
     state = ppo.build_state(cfg)
     traj, ctx, metrics, completions = ppo.rollout(state, ppo.DEFAULT_PROMPTS[:8], title_case_reward, cfg)
     mask = traj.response_mask
@@ -116,8 +128,17 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(ppo_tiny_lm, tmp_path
 
 
 def test_adaptive_kl_state_is_checkpointed(ppo_tiny_lm, tmp_path):
-    cfg = tiny_cfg(ppo_tiny_lm, tmp_path / "c", total_updates=2, adaptive_kl=True, target_kl=0.01, kl_horizon=16,
-                   batch_size=8, mini_batch_size=8, ppo_epochs=1)
+    cfg = tiny_cfg(
+        ppo_tiny_lm,
+        tmp_path / "c",
+        total_updates=2,
+        adaptive_kl=True,
+        target_kl=0.01,
+        kl_horizon=16,
+        batch_size=8,
+        mini_batch_size=8,
+        ppo_epochs=1,
+    )
     state = ppo.build_state(cfg)
     rows = ppo.train(state, ppo.DEFAULT_PROMPTS, title_case_reward, cfg)
     meta = json.loads((ppo.latest_checkpoint(cfg.output_dir) / "state.json").read_text())
@@ -134,8 +155,17 @@ def test_recipe_smoke_with_lora(ppo_tiny_lm, tmp_path):
 
     out = tmp_path / "recipe"
     root = Path(__file__).resolve().parents[2]
-    rc = recipe.main(["--config", str(root / "configs" / "ppo_tiny.yaml"), f"model={ppo_tiny_lm}",
-                      f"output_dir={out}", "total_updates=2", "lora_r=4", "reward=lowercase"])
+    rc = recipe.main(
+        [
+            "--config",
+            str(root / "configs" / "ppo_tiny.yaml"),
+            f"model={ppo_tiny_lm}",
+            f"output_dir={out}",
+            "total_updates=2",
+            "lora_r=4",
+            "reward=lowercase",
+        ]
+    )
     assert rc == 0
     rows = ppo.read_metrics(out / "metrics.jsonl")
     assert len(rows) == 2

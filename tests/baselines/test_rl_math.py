@@ -1,4 +1,5 @@
 """PPO maths against hand-computed values (condtune.baselines.rl_math)."""
+
 from __future__ import annotations
 
 import math

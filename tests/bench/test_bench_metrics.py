@@ -1,5 +1,6 @@
 """Fast unit tests of the benchmark's parts: best-of-n picks, DPO pairs, relative bins, the task's
 prompts, sweeps, and the report (summary.json schema) on synthetic results."""
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,9 @@ def test_group_picks():
 
 
 def test_build_pairs_respects_margin_and_orders_by_rating():
-    items = pd.DataFrame({"prompt": ["P:"] * 6, "completion": list("abcdef"), "score": [-2.0, -1.0, 0.0, 0.5, 1.5, 3.0]})
+    items = pd.DataFrame(
+        {"prompt": ["P:"] * 6, "completion": list("abcdef"), "score": [-2.0, -1.0, 0.0, 0.5, 1.5, 3.0]}
+    )
     pairs = build_pairs(items, 40, 1.5, seed=0)
     s = dict(zip(items["completion"], items["score"]))
     assert len(pairs) == 40 and (pairs["prompt"] == "P:").all()
@@ -57,10 +60,12 @@ def test_prompt_sets_are_shared_distinct_neutral_and_disjoint(movie):
     assert p == prompt_sets(movie, n_train=128, n_eval=64, words=2)  # one function, the same prompts every time
     assert p.eval[0] == "Movie review:" and len(set(p.eval)) == 64 and len(set(p.train)) == 128
     for prompt in p.eval[1:] + p.train:
-        opening = prompt[len("Movie review: "):]
-        assert len(opening.split()) == 2 and not any(w.lower().strip(".,!?'\"") in movie.evaluative for w in opening.split())
+        opening = prompt[len("Movie review: ") :]
+        assert len(opening.split()) == 2 and not any(
+            w.lower().strip(".,!?'\"") in movie.evaluative for w in opening.split()
+        )
     held = set(movie.split()[1]["completion"])
-    assert all(any(t.startswith(q[len("Movie review: "):]) for t in held) for q in p.eval[1:6])
+    assert all(any(t.startswith(q[len("Movie review: ") :]) for t in held) for q in p.eval[1:6])
     assert movie.neutral_opening("A wonderful film about grief and loss", 2) is None  # an evaluative word (lexicon)
     assert movie.neutral_opening("A mesmerizing film about grief and loss", 2) is None  # one the raters' data marks
     assert movie.lexicon < movie.evaluative and "film" not in movie.evaluative
@@ -91,34 +96,79 @@ def _synthetic_store(out):
     """Two seeds of PPO (two checkpoints), best-of-n and a 3-target conditional policy, 8 prompts x 2 samples."""
     rng = np.random.default_rng(0)
     for seed in (0, 1):
-        for method, ck, step, gold, kl, targets in (("ppo", "step_10", 10, 0.5, 2.0, [None]), ("ppo", "step_20", 20, 1.0, 4.0, [None]),
-                                                    ("best_of_n", "n_4", 4, 0.8, 0.64, [None]), ("conditional", "step_60", 60, 0.0, 3.0, [-1.0, 0.0, 1.0])):
+        for method, ck, step, gold, kl, targets in (
+            ("ppo", "step_10", 10, 0.5, 2.0, [None]),
+            ("ppo", "step_20", 20, 1.0, 4.0, [None]),
+            ("best_of_n", "n_4", 4, 0.8, 0.64, [None]),
+            ("conditional", "step_60", 60, 0.0, 3.0, [-1.0, 0.0, 1.0]),
+        ):
             frames = []
             for t in targets:
                 n = 16
                 g = (t if t is not None else gold) + rng.normal(0, 0.3, n)
-                frames.append(pd.DataFrame({"prompt_id": np.repeat(np.arange(8), 2), "prompt": "P", "text": [f"w{i} x{i % 3} y" for i in range(n)],
-                                            "n_tokens": 5, "kl": kl + rng.normal(0, 0.1, n), "gold": g, "gold2": g + 0.1, "proxy": g + 0.2,
-                                            **({"requested": t} if t is not None else {})}))
-            row = {"method": method, "setting": "kl_coef=0.05" if method == "ppo" else "default", "seed": seed, "checkpoint": ck,
-                   "step": step, "decode": "T=1", "temperature": 1.0, "guidance": 1.0, "cost/wall_clock_s": 10.0 * step,
-                   "samples_per_output": 4 if method == "best_of_n" else 1}
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "prompt_id": np.repeat(np.arange(8), 2),
+                            "prompt": "P",
+                            "text": [f"w{i} x{i % 3} y" for i in range(n)],
+                            "n_tokens": 5,
+                            "kl": kl + rng.normal(0, 0.1, n),
+                            "gold": g,
+                            "gold2": g + 0.1,
+                            "proxy": g + 0.2,
+                            **({"requested": t} if t is not None else {}),
+                        }
+                    )
+                )
+            row = {
+                "method": method,
+                "setting": "kl_coef=0.05" if method == "ppo" else "default",
+                "seed": seed,
+                "checkpoint": ck,
+                "step": step,
+                "decode": "T=1",
+                "temperature": 1.0,
+                "guidance": 1.0,
+                "cost/wall_clock_s": 10.0 * step,
+                "samples_per_output": 4 if method == "best_of_n" else 1,
+            }
             append_result(out, row, pd.concat(frames, ignore_index=True))
 
 
 def test_report_writes_the_fixed_schema_with_intervals(tmp_path):
     _synthetic_store(tmp_path)
     rows = read_results(tmp_path)
-    ceiling = {"source": "held-out human texts", "n_texts": 100, "spearman_gold": 0.9, "mae_gold": 0.5, "means_gold": [-1.2, 0.0, 1.1],
-               "monotone_gold": True, "requested": [-1.0, 0.0, 1.0]}
-    protocol = {"task": "vader_movie", "n_eval_prompts": 8, "eval_n": 2, "seeds": [0, 1], "max_new_tokens": 24, "kl": "exact", "n_boot": 200}
+    ceiling = {
+        "source": "held-out human texts",
+        "n_texts": 100,
+        "spearman_gold": 0.9,
+        "mae_gold": 0.5,
+        "means_gold": [-1.2, 0.0, 1.1],
+        "monotone_gold": True,
+        "requested": [-1.0, 0.0, 1.0],
+    }
+    protocol = {
+        "task": "vader_movie",
+        "n_eval_prompts": 8,
+        "eval_n": 2,
+        "seeds": [0, 1],
+        "max_new_tokens": 24,
+        "kl": "exact",
+        "n_boot": 200,
+    }
     paths = write_report(tmp_path, rows, {"conditional": ceiling}, protocol, "condtune bench x")
     for p in paths.values():
         assert p.exists() and p.stat().st_size > 0, p
     s = json.loads(paths["summary.json"].read_text())
     assert s["task"] == "vader_movie" and s["protocol"]["n_eval_prompts"] == 8 and s["ceiling"]["spearman_gold"] == 0.9
     ppo = next(p for p in s["points"] if p["method"] == "ppo" and p["checkpoint"] == "step_20")
-    assert ppo["setting"] == "kl_coef=0.05" and ppo["seeds"] == 2 and ppo["n_samples"] == 32 and ppo["wall_clock_s"] == 200.0
+    assert (
+        ppo["setting"] == "kl_coef=0.05"
+        and ppo["seeds"] == 2
+        and ppo["n_samples"] == 32
+        and ppo["wall_clock_s"] == 200.0
+    )
     for key in ("gold", "gold2", "proxy", "kl", "distinct2"):
         lo, hi = ppo[f"{key}_ci"]
         assert lo <= ppo[key] <= hi, key
@@ -127,7 +177,10 @@ def test_report_writes_the_fixed_schema_with_intervals(tmp_path):
     cond = [p for p in s["points"] if p["method"] == "conditional"]
     assert sorted(p["target"] for p in cond) == [-1.0, 0.0, 1.0]  # one point per requested target
     (ctrl,) = s["controllability"]
-    assert ctrl["spearman_gold"] > 0.7 and ctrl["spearman_gold_ci"][0] <= ctrl["spearman_gold"] <= ctrl["spearman_gold_ci"][1]
+    assert (
+        ctrl["spearman_gold"] > 0.7
+        and ctrl["spearman_gold_ci"][0] <= ctrl["spearman_gold"] <= ctrl["spearman_gold_ci"][1]
+    )
     assert ctrl["monotone_seeds"] == 2 and len(ctrl["means_gold"]) == 3 and "spearman_gold2" in ctrl
     md = paths["table.md"].read_text()
     assert "| ppo | kl_coef=0.05 | step_20 | T=1 | – | 2 |" in md and "ceiling of conditional" in md
@@ -140,7 +193,9 @@ def test_check_same_run_records_then_guards_prompts_and_raters(tmp_path):
 
     prompts, probe = {"train": ["P: a"], "eval": ["P:"]}, {"proxy": np.array([0.1, 0.2]), "gold": np.array([0.3, 0.4])}
     check_same_run(tmp_path, prompts, probe)  # the first run records its identity
-    check_same_run(tmp_path, prompts, {"proxy": probe["proxy"] + 0.01, "gold": probe["gold"]})  # a retrained scorer's last digits
+    check_same_run(
+        tmp_path, prompts, {"proxy": probe["proxy"] + 0.01, "gold": probe["gold"]}
+    )  # a retrained scorer's last digits
     with pytest.raises(ConfigError, match="another gold rater"):
         check_same_run(tmp_path, prompts, {"proxy": probe["proxy"], "gold": probe["gold"] + 0.1})
     with pytest.raises(ConfigError, match="other prompts"):

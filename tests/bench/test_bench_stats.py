@@ -1,8 +1,10 @@
 """Cluster-bootstrap confidence intervals (condtune.bench.stats): values equal the plain metrics,
 widths match the cluster standard error, replicates match a brute-force resampling of the samples,
 seeding, errors, and pooling over seeds. Pure numpy/scipy, seeded, fast."""
+
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -109,8 +111,10 @@ def test_spearman_ci_nan_handling():
     rng = np.random.default_rng(6)
     clusters = _prompts(64, 5)
     y = rng.normal(size=320)
-    assert all(math.isnan(v) for v in (*S.spearman_ci(np.ones(320), y, clusters).as_list(),
-                                       S.spearman_ci(np.ones(320), y, clusters).value))
+    assert all(
+        math.isnan(v)
+        for v in (*S.spearman_ci(np.ones(320), y, clusters).as_list(), S.spearman_ci(np.ones(320), y, clusters).value)
+    )
     x = np.zeros(320)
     x[:5] = np.arange(5)  # x varies in prompt 0 only: replicates without it are undefined and dropped
     iv = S.spearman_ci(x, y, clusters, n_boot=200)
@@ -148,8 +152,12 @@ def test_same_seed_same_interval_different_seed_different():
     clusters = _prompts(64, 5)
     x, y = rng.normal(size=320), rng.normal(size=320)
     texts = _texts(rng, 320)
-    for f in (lambda s: S.mean_ci(x, clusters, seed=s), lambda s: S.spearman_ci(x, y, clusters, seed=s),
-              lambda s: S.mae_ci(x, y, clusters, seed=s), lambda s: S.distinct_n_ci(texts, clusters, seed=s)):
+    for f in (
+        lambda s: S.mean_ci(x, clusters, seed=s),
+        lambda s: S.spearman_ci(x, y, clusters, seed=s),
+        lambda s: S.mae_ci(x, y, clusters, seed=s),
+        lambda s: S.distinct_n_ci(texts, clusters, seed=s),
+    ):
         assert f(0) == f(0)
         assert f(0).as_list() != f(1).as_list() and f(0).value == f(1).value
     (ids_a, w_a), (ids_b, w_b) = S.replicate_weights(clusters, 100, 3), S.replicate_weights(clusters, 100, 3)
@@ -191,5 +199,5 @@ def test_monotone_share_and_ci_fields():
     assert S.monotone_share([[0.1, 0.2, 0.3], [0.1, 0.1, 0.3], [0.3, 0.2, 0.4], [1, 2, 5]]) == (2, 4)
     iv = S.Interval(0.5, 0.4, 0.6)
     assert S.ci_fields("gold", iv) == {"gold": 0.5, "gold_ci": [0.4, 0.6]}
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         iv.value = 1.0  # frozen

@@ -1,5 +1,6 @@
 """A tiny benchmark run through the real CLI: every method, a PPO sweep, guidance, every output
 file, the fixed summary schema, resume, report-only and the disk pruning."""
+
 from __future__ import annotations
 
 import json
@@ -14,12 +15,33 @@ METHODS = ["conditional", "conditional_self", "conditional_online", "ppo", "rloo
 @pytest.fixture(scope="module")
 def bench_args(tmp_path_factory, tiny_lm, tiny_encoder):
     out = tmp_path_factory.mktemp("bench") / "run"
-    return out, ["bench", "--config", "configs/bench_tiny.yaml", f"out={out}", f"model={tiny_lm}", f"scorer.backbone={tiny_encoder}",
-                 "seeds=[0]", "scorer.max_items=128", "max_train_items=64", "n_train_prompts=16", "n_eval_prompts=4", "n_boot=100",
-                 "sampling.max_new_tokens=6", "conditional.checkpoints=[1,2]", "ppo_checkpoints=[1,2]", "rloo.checkpoints=[1,2]",
-                 "dpo.checkpoints=[1,2]", "dpo.n_pairs=16", "best_of_n.ns=[1,4]", "conditional.samples_per_prompt=2",
-                 "conditional.online.rounds=1", "conditional.online.steps_per_round=1", "conditional.online.samples_per_prompt=1", "conditional.anchored_guidance=[1.5]",
-                 f"methods={json.dumps(METHODS)}"]
+    return out, [
+        "bench",
+        "--config",
+        "configs/bench_tiny.yaml",
+        f"out={out}",
+        f"model={tiny_lm}",
+        f"scorer.backbone={tiny_encoder}",
+        "seeds=[0]",
+        "scorer.max_items=128",
+        "max_train_items=64",
+        "n_train_prompts=16",
+        "n_eval_prompts=4",
+        "n_boot=100",
+        "sampling.max_new_tokens=6",
+        "conditional.checkpoints=[1,2]",
+        "ppo_checkpoints=[1,2]",
+        "rloo.checkpoints=[1,2]",
+        "dpo.checkpoints=[1,2]",
+        "dpo.n_pairs=16",
+        "best_of_n.ns=[1,4]",
+        "conditional.samples_per_prompt=2",
+        "conditional.online.rounds=1",
+        "conditional.online.steps_per_round=1",
+        "conditional.online.samples_per_prompt=1",
+        "conditional.anchored_guidance=[1.5]",
+        f"methods={json.dumps(METHODS)}",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +56,22 @@ def _rows(out):
 
 
 def test_every_output_file(bench_run):
-    for name in ("results.jsonl", "results.csv", "summary.json", "table.md", "frontier.png", "reliability.png", "protocol.json",
-                 "ceiling_conditional.json", "ceiling_conditional_self.json", "config.json", "prompts.json", "scorers/proxy/scorer.json",
-                 "scorers/gold/scorer.json", "scorers/gold2/ngram_scorer.json"):
+    for name in (
+        "results.jsonl",
+        "results.csv",
+        "summary.json",
+        "table.md",
+        "frontier.png",
+        "reliability.png",
+        "protocol.json",
+        "ceiling_conditional.json",
+        "ceiling_conditional_self.json",
+        "config.json",
+        "prompts.json",
+        "scorers/proxy/scorer.json",
+        "scorers/gold/scorer.json",
+        "scorers/gold2/ngram_scorer.json",
+    ):
         assert (bench_run / name).exists() and (bench_run / name).stat().st_size > 0, name
     for name in ("frontier.png", "reliability.png"):
         assert (bench_run / name).read_bytes()[:4] == b"\x89PNG"
@@ -56,17 +91,27 @@ def test_one_result_per_run_checkpoint_and_decode(bench_run):
             assert r[k] == r[k], (r["method"], k)  # finite, not NaN
         assert r["kl/exact"] >= 0 and (bench_run / r["samples"]).exists()
     by = {(r["method"], r["setting"], r["checkpoint"], r["decode"]): r for r in rows}
-    assert by[("best_of_n", "default", "n_1", "T=1")]["kl/exact"] == 0.0 and by[("best_of_n", "default", "n_4", "T=1")]["samples_per_output"] == 4
+    assert (
+        by[("best_of_n", "default", "n_1", "T=1")]["kl/exact"] == 0.0
+        and by[("best_of_n", "default", "n_4", "T=1")]["samples_per_output"] == 4
+    )
     assert by[("ppo", "kl_coef=0.2", "step_2", "T=1")]["cost/scorer_calls"] == 2 * 4
     cond, guided = by[("conditional", "default", "step_2", "T=1")], by[("conditional", "default", "step_2", "T=1 g=2")]
-    assert len(cond["targets"]) == 3 and cond["cost/scorer_calls"] == 64  # the relabel: every training text scored once by the proxy
+    assert (
+        len(cond["targets"]) == 3 and cond["cost/scorer_calls"] == 64
+    )  # the relabel: every training text scored once by the proxy
     assert guided["kl/exact"] != cond["kl/exact"]  # the KL of the guided distribution, not of the plain one
     anchored = by[("conditional", "default", "step_2", "T=1 anchored g=1.5")]
     assert anchored["anchored"] and anchored["kl/exact"] >= 0 and anchored["kl/exact"] != cond["kl/exact"]
     assert by[("conditional_self", "default", "step_2", "T=1")]["cost/generated_tokens"] > 0
-    online, offline = by[("conditional_online", "default", "round_1", "T=1")], by[("conditional_online", "default", "step_2", "T=1")]
+    online, offline = (
+        by[("conditional_online", "default", "round_1", "T=1")],
+        by[("conditional_online", "default", "step_2", "T=1")],
+    )
     assert online["step"] == 3 and online["cost/wall_clock_s"] > offline["cost/wall_clock_s"]
-    assert online["cost/generated_tokens"] > 0 and online["cost/scorer_calls"] == 64 + 16  # relabel + one sample per training prompt
+    assert (
+        online["cost/generated_tokens"] > 0 and online["cost/scorer_calls"] == 64 + 16
+    )  # relabel + one sample per training prompt
 
 
 def test_summary_schema(bench_run):
@@ -74,19 +119,36 @@ def test_summary_schema(bench_run):
     assert s["task"] == "vader_movie" and s["protocol"]["n_eval_prompts"] == 4 and s["protocol"]["kl"] == "exact"
     assert set(s["protocol"]["raters"]) == {"proxy", "gold", "gold2"}
     for p in s["points"]:
-        for key in ("method", "setting", "checkpoint", "seeds", "gold", "gold_ci", "gold2", "gold2_ci", "kl", "kl_ci", "wall_clock_s",
-                    "samples_per_output"):
+        for key in (
+            "method",
+            "setting",
+            "checkpoint",
+            "seeds",
+            "gold",
+            "gold_ci",
+            "gold2",
+            "gold2_ci",
+            "kl",
+            "kl_ci",
+            "wall_clock_s",
+            "samples_per_output",
+        ):
             assert key in p, (p["method"], key)
     assert len([p for p in s["points"] if p["method"] == "conditional"]) == 2 * 3 * 3  # checkpoints x decodes x targets
     for c in s["controllability"]:
         assert {"spearman_gold", "spearman_gold_ci", "means_gold", "monotone_seeds", "spearman_gold2"} <= set(c)
-    assert "spearman_gold" in s["ceiling"] and s["ceilings"]["conditional_self"]["between_prompt_variance_share"] is not None
+    assert (
+        "spearman_gold" in s["ceiling"]
+        and s["ceilings"]["conditional_self"]["between_prompt_variance_share"] is not None
+    )
 
 
 def test_disk_is_freed_after_evaluation(bench_run):
     assert not list(bench_run.glob("seed_0/*/*/checkpoints")) and not list(bench_run.glob("seed_0/*/*/run"))
     assert not list(bench_run.glob("**/optimizer.pt"))
-    assert (bench_run / "seed_0/conditional/default/step_2/model.safetensors").exists()  # keep_weights: the final conditional policy
+    assert (
+        bench_run / "seed_0/conditional/default/step_2/model.safetensors"
+    ).exists()  # keep_weights: the final conditional policy
     assert not (bench_run / "seed_0/conditional/default/step_1").exists()
     assert not list(bench_run.glob("seed_0/ppo/*/step_*"))
 
@@ -118,7 +180,10 @@ def test_results_of_another_rater_are_never_pooled(bench_args, bench_run, capsys
     its results would pool with results judged by another rater."""
     out, args = bench_args
     before, ident = (out / "results.jsonl").read_text(), json.loads((out / "run_identity.json").read_text())
-    shifted = {**ident, "rater_probe": {**ident["rater_probe"], "proxy": [x + 0.5 for x in ident["rater_probe"]["proxy"]]}}
+    shifted = {
+        **ident,
+        "rater_probe": {**ident["rater_probe"], "proxy": [x + 0.5 for x in ident["rater_probe"]["proxy"]]},
+    }
     (out / "run_identity.json").write_text(json.dumps(shifted))
     try:
         assert cli(args) == 2
@@ -139,6 +204,18 @@ def test_changed_settings_never_resume_a_stale_run(bench_args, bench_run, capsys
 def test_shipped_tiny_config_end_to_end(tmp_path, tiny_lm, tiny_encoder):
     """configs/bench_tiny.yaml as shipped (both seeds, every method), only the model paths moved."""
     out = tmp_path / "bench_tiny"
-    assert cli(["bench", "--config", "configs/bench_tiny.yaml", f"out={out}", f"model={tiny_lm}", f"scorer.backbone={tiny_encoder}"]) == 0
+    assert (
+        cli(
+            [
+                "bench",
+                "--config",
+                "configs/bench_tiny.yaml",
+                f"out={out}",
+                f"model={tiny_lm}",
+                f"scorer.backbone={tiny_encoder}",
+            ]
+        )
+        == 0
+    )
     s = json.loads((out / "summary.json").read_text())
     assert s["protocol"]["seeds"] == [0, 1] and all(p["seeds"] == 2 for p in s["points"])

@@ -1,5 +1,6 @@
 """Shared fixtures for the rating tests: a small hand-made task, a store, a live server on
 loopback, a tiny HTTP client, and a headless chromium (skipped cleanly when absent)."""
+
 from __future__ import annotations
 
 import os
@@ -8,12 +9,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from rate_helpers import CHROMIUM, CHROMIUM_ARGS, Client, task_items
 
 from condtune.io import write_json, write_jsonl
 from condtune.rate.server import make_server
 from condtune.rate.store import Store
 from condtune.rate.task import card_path, load_task
-from rate_helpers import CHROMIUM, CHROMIUM_ARGS, Client, task_items
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """Helpers shared by the rating tests (imported as ``rate_helpers``; pytest puts this folder on sys.path)."""
+
 from __future__ import annotations
 
 import http.client
@@ -9,21 +10,29 @@ from urllib.parse import urlencode
 from condtune.rate.task import TaskItem, make_item_id
 
 XSS = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned=2">'
-PROMPTS = ["Movie review: The plot was", "Tweet: Monday again,", "Review: <b>bold</b> & \"quoted\""]
+PROMPTS = ["Movie review: The plot was", "Tweet: Monday again,", 'Review: <b>bold</b> & "quoted"']
 COMPLETIONS = [
     ["wonderful and moving.", "dull, I fell asleep.", XSS],
     ["coffee saves the day!", "ugh. rain and delays.", "fine, I guess."],
     ["an odd mix.", "great fun & games.", "'single' \"double\" </textarea>"],
 ]
 CHROMIUM = os.environ.get("CONDTUNE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def task_items(model: str = "tiny", prompts=PROMPTS, completions=COMPLETIONS) -> list[TaskItem]:
     return [
         TaskItem(make_item_id(model, p, j, c), p, c, model, j)
-        for p, cs in zip(prompts, completions) for j, c in enumerate(cs)
+        for p, cs in zip(prompts, completions)
+        for j, c in enumerate(cs)
     ]
 
 

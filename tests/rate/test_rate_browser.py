@@ -3,6 +3,7 @@
 Skipped, with the reason, when playwright or /usr/bin/chromium is missing. Set
 CONDTUNE_SCREENSHOT=path.png to keep a screenshot of the score page.
 """
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,9 @@ import os
 import sqlite3
 
 import pytest
+from rate_helpers import XSS
 
 from condtune.rate.export import export
-from rate_helpers import XSS
 
 pytestmark = pytest.mark.browser
 
@@ -69,7 +70,7 @@ def test_score_mode_keyboard_mouse_and_escaping(page, server, store, tmp_path):
     assert rows == sent
 
     res = export(store, tmp_path / "ratings")
-    points = [json.loads(l) for l in res.pointwise.read_text().splitlines()]
+    points = [json.loads(line) for line in res.pointwise.read_text().splitlines()]
     assert len(points) == sum(v is not None for v in sent.values())
     assert all(set(p) == {"item_id", "prompt", "completion", "score", "rater"} for p in points)
     assert {p["item_id"]: p["score"] for p in points} == {k: v for k, v in sent.items() if v is not None}
@@ -80,7 +81,7 @@ def test_ab_mode_two_raters(page, server, store, tmp_path):
     sent = {}
     for rater in ("bob", "carol"):
         _start(page, server, rater, "ab")
-        for step, (key, choice) in enumerate(list(keys.items())[:4 if rater == "bob" else 6]):
+        for _step, (key, choice) in enumerate(list(keys.items())[: 4 if rater == "bob" else 6]):
             left = page.inner_text(".completion.a")
             target = _target(page)
             with page.expect_navigation():
@@ -96,7 +97,7 @@ def test_ab_mode_two_raters(page, server, store, tmp_path):
     assert {(r, str(p)): (c, left) for r, p, c, left in rows} == sent
 
     res = export(store, tmp_path / "ratings")
-    pairs = [json.loads(l) for l in res.pairwise.read_text().splitlines()]
+    pairs = [json.loads(line) for line in res.pairwise.read_text().splitlines()]
     decided = [(k, v) for k, v in sent.items() if v[0] in ("left", "right")]
     assert len(pairs) == len(decided) and {p["rater"] for p in pairs} == {"bob", "carol"}
     ranking = json.loads(res.ranking.read_text())

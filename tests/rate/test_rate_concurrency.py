@@ -1,4 +1,5 @@
 """Several raters posting at once over loopback: every answer is stored exactly once."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -22,7 +23,7 @@ def _rater(port: int, name: str, mode: str, start: threading.Barrier) -> tuple[l
         value = str(step % 9 - 4) if mode == "score" else ("left", "right", "tie", "skip")[step % 4]
         twice = threading.Barrier(2)
 
-        def post() -> int:
+        def post(twice=twice, form=form, value=value) -> int:
             twice.wait(timeout=20)
             return client.post({**form, "value": value})[0]
 
@@ -39,7 +40,7 @@ def test_concurrent_raters_exactly_once(server, store):
         futures = {name: pool.submit(_rater, server.port, name, mode, start) for name, mode in RATERS}
         results = {name: f.result(timeout=120) for name, f in futures.items()}
 
-    for name, mode in RATERS:
+    for name, _mode in RATERS:
         answers, statuses = results[name]
         assert len(answers) == 9, (name, answers)  # finished within the bounded loop
         assert all(codes == [303, 409] for codes in statuses), (name, statuses)  # one stored, one refused

@@ -1,4 +1,5 @@
 """Elo and Bradley-Terry: pure functions, checked against known answers."""
+
 from __future__ import annotations
 
 import math
@@ -7,7 +8,14 @@ import random
 import pytest
 
 from condtune.rate.elo import (
-    Comparison, bradley_terry, elo, elo_averaged, expected_score, rank, records, to_elo_scale,
+    Comparison,
+    bradley_terry,
+    elo,
+    elo_averaged,
+    expected_score,
+    rank,
+    records,
+    to_elo_scale,
 )
 
 

@@ -1,13 +1,14 @@
 """Export: the files `condtune scorer train` reads, and the ranking of completions and models."""
+
 from __future__ import annotations
 
 import dataclasses
 import json
 
 import pytest
+from rate_helpers import task_items
 
 from condtune.rate.export import export, outcomes, pairwise_rows
-from rate_helpers import task_items
 
 
 def _jsonl(path):
@@ -27,13 +28,35 @@ def test_export_files_and_counts(store, tmp_path):
 
     points = _jsonl(res.pointwise)
     assert points == [
-        {"item_id": items[0].item_id, "prompt": items[0].prompt, "completion": items[0].completion, "score": 3.0, "rater": "alice"},
-        {"item_id": items[0].item_id, "prompt": items[0].prompt, "completion": items[0].completion, "score": 1.0, "rater": "bob"},
+        {
+            "item_id": items[0].item_id,
+            "prompt": items[0].prompt,
+            "completion": items[0].completion,
+            "score": 3.0,
+            "rater": "alice",
+        },
+        {
+            "item_id": items[0].item_id,
+            "prompt": items[0].prompt,
+            "completion": items[0].completion,
+            "score": 1.0,
+            "rater": "bob",
+        },
     ]
     prefs = _jsonl(res.pairwise)
     assert prefs == [
-        {"prompt": pairs[0].prompt, "chosen": pairs[0].left.completion, "rejected": pairs[0].right.completion, "rater": "carol"},
-        {"prompt": pairs[1].prompt, "chosen": pairs[1].right.completion, "rejected": pairs[1].left.completion, "rater": "carol"},
+        {
+            "prompt": pairs[0].prompt,
+            "chosen": pairs[0].left.completion,
+            "rejected": pairs[0].right.completion,
+            "rater": "carol",
+        },
+        {
+            "prompt": pairs[1].prompt,
+            "chosen": pairs[1].right.completion,
+            "rejected": pairs[1].left.completion,
+            "rater": "carol",
+        },
     ]
     ranking = json.loads(res.ranking.read_text())
     assert ranking["judgements"] == 3 and ranking["ties"] == 1 and ranking["skips"] == 1
@@ -41,14 +64,18 @@ def test_export_files_and_counts(store, tmp_path):
     top = ranking["completions"][0]
     assert top["wins"] == 1 and top["rating"] > 1000
     card = json.loads(res.card.read_text())
-    assert card["counts"]["scores"] == 2 and card["counts"]["score_skips"] == 1 and card["scale"] == {"min": -4, "max": 4}
+    assert (
+        card["counts"]["scores"] == 2 and card["counts"]["score_skips"] == 1 and card["scale"] == {"min": -4, "max": 4}
+    )
     assert "pointwise.jsonl" in card["scorer_train"]["pointwise"]
     assert not list((tmp_path / "out").glob(".*"))  # no temporary files left behind
 
 
 def test_models_ranked_when_task_mixes_models(store, tmp_path):
-    other = [dataclasses.replace(it, item_id="o" + it.item_id, model="other", completion=it.completion + " (other)")
-             for it in task_items()]
+    other = [
+        dataclasses.replace(it, item_id="o" + it.item_id, model="other", completion=it.completion + " (other)")
+        for it in task_items()
+    ]
     store.import_items(other)
     n = 0
     while (pair := store.next_pair("dana")) is not None:
@@ -68,9 +95,39 @@ def test_models_ranked_when_task_mixes_models(store, tmp_path):
 
 def test_empty_and_identical_texts_are_not_exported():
     comps = [
-        {"choice": "left", "prompt": "p", "rater": "r", "left_completion": "", "right_completion": "x", "left_id": "1", "right_id": "2", "left_model": "m", "right_model": "m"},
-        {"choice": "right", "prompt": "p", "rater": "r", "left_completion": "y", "right_completion": "y", "left_id": "3", "right_id": "4", "left_model": "m", "right_model": "n"},
-        {"choice": "skip", "prompt": "p", "rater": "r", "left_completion": "a", "right_completion": "b", "left_id": "5", "right_id": "6", "left_model": "m", "right_model": "n"},
+        {
+            "choice": "left",
+            "prompt": "p",
+            "rater": "r",
+            "left_completion": "",
+            "right_completion": "x",
+            "left_id": "1",
+            "right_id": "2",
+            "left_model": "m",
+            "right_model": "m",
+        },
+        {
+            "choice": "right",
+            "prompt": "p",
+            "rater": "r",
+            "left_completion": "y",
+            "right_completion": "y",
+            "left_id": "3",
+            "right_id": "4",
+            "left_model": "m",
+            "right_model": "n",
+        },
+        {
+            "choice": "skip",
+            "prompt": "p",
+            "rater": "r",
+            "left_completion": "a",
+            "right_completion": "b",
+            "left_id": "5",
+            "right_id": "6",
+            "left_model": "m",
+            "right_model": "n",
+        },
     ]
     assert pairwise_rows(comps) == []
     assert [tuple(c) for c in outcomes(comps, "item")] == [("1", "2", 1.0), ("3", "4", 0.0)]
@@ -85,8 +142,14 @@ def test_exported_files_are_readable_by_condtune_data(store, tmp_path):
     while (pair := store.next_pair("bob")) is not None:
         store.add_comparison("bob", pair.pair_id, "left")
     res = export(store, tmp_path / "out")
-    spec = data.PointwiseSpec(prompt_col="prompt", completion_col="completion", rater_col="rater", item_col="item_id",
-                              score_min=-4, score_max=4)
+    spec = data.PointwiseSpec(
+        prompt_col="prompt",
+        completion_col="completion",
+        rater_col="rater",
+        item_col="item_id",
+        score_min=-4,
+        score_max=4,
+    )
     points = data.load_pointwise(res.pointwise, spec)
     assert len(points) == 4 and list(points["rater"].unique()) == ["alice"]
     prefs = data.load_pairwise(res.pairwise, rater_col="rater")

@@ -1,5 +1,6 @@
 """`condtune sample` and `condtune rate`: shipped YAMLs parse, a tiny-model sample run, export,
 and the server started as a process and stopped with Ctrl-C or kill."""
+
 from __future__ import annotations
 
 import json
@@ -92,8 +93,13 @@ def test_rate_refuses_a_changed_task(sampled, tmp_path, capsys):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_rate_serves_until_stopped(sampled, tmp_path, sig):
     code = "import sys; from recipes.rate import main; sys.exit(main(sys.argv[1:]))"
-    proc = subprocess.Popen([sys.executable, "-u", "-c", code, str(sampled), f"db={tmp_path / 's.sqlite'}", "port=0"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-c", code, str(sampled), f"db={tmp_path / 's.sqlite'}", "port=0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         url = None
         for _ in range(50):  # bounded: the banner comes within a few lines

@@ -1,13 +1,14 @@
 """HTTP-level behaviour and safety of the rating server (no browser needed)."""
+
 from __future__ import annotations
 
 import html
 from urllib.parse import urlencode
 
 import pytest
+from rate_helpers import XSS
 
 from condtune.rate.server import make_server, page_token
-from rate_helpers import XSS
 
 
 def _counts(store):
@@ -83,7 +84,9 @@ def test_form_shape_is_checked(client, store):
     assert client.post(list(form.items()) + [("value", "2")])[0] == 400  # a repeated field
     body = urlencode(form).encode()
     assert client.request("POST", "/rate", body, {"Content-Type": "text/plain"})[0] == 415
-    assert client.request("POST", "/rate", b"x" * 20000, {"Content-Type": "application/x-www-form-urlencoded"})[0] == 413
+    assert (
+        client.request("POST", "/rate", b"x" * 20000, {"Content-Type": "application/x-www-form-urlencoded"})[0] == 413
+    )
     assert client.request("POST", "/rate", b"%zz&&", {"Content-Type": "application/x-www-form-urlencoded"})[0] == 400
     assert client.post(form, path="/")[0] == 404
     assert client.post(form, headers={"Origin": "http://evil.example"})[0] == 403

@@ -1,13 +1,14 @@
 """The SQLite store: WAL, exactly-once answers, next-item selection that never repeats."""
+
 from __future__ import annotations
 
 import dataclasses
 import sqlite3
 
 import pytest
+from rate_helpers import task_items
 
 from condtune.rate.store import DuplicateRating, InvalidRating, Store, StoreError, UnknownTarget, check_rater
-from rate_helpers import task_items
 
 
 def test_wal_and_schema(store):

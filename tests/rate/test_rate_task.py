@@ -1,14 +1,21 @@
 """Task files: round trip, and errors that name the file, row and column."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
+from rate_helpers import task_items
 
 from condtune.rate.task import (
-    TaskError, card_path, card_scale, load_card, load_task, make_item_id, write_task,
+    TaskError,
+    card_path,
+    card_scale,
+    load_card,
+    load_task,
+    make_item_id,
+    write_task,
 )
-from rate_helpers import task_items
 
 
 def test_round_trip_and_card(tmp_path):
@@ -23,18 +30,33 @@ def test_round_trip_and_card(tmp_path):
 def test_item_ids_are_stable_and_distinct():
     a = make_item_id("m", "p", 0, "text")
     assert a == make_item_id("m", "p", 0, "text")
-    assert len({a, make_item_id("m2", "p", 0, "text"), make_item_id("m", "p", 1, "text"), make_item_id("m", "p", 0, "t")}) == 4
+    assert (
+        len({a, make_item_id("m2", "p", 0, "text"), make_item_id("m", "p", 1, "text"), make_item_id("m", "p", 0, "t")})
+        == 4
+    )
 
 
 @pytest.mark.parametrize(
     "line, match",
     [
         ('{"item_id": "a", "prompt": "p"', r"row 2: not valid JSON at character"),
-        ('[1, 2]', r"row 2: expected a JSON object"),
-        ('{"item_id": "b", "prompt": "p", "completion": "c", "model": "m"}', r"row 2, column 'sample_index': missing field"),
-        ('{"item_id": "b", "prompt": "p", "completion": 3, "model": "m", "sample_index": 0}', r"row 2, column 'completion': expected a string"),
-        ('{"item_id": "b", "prompt": "p", "completion": "c", "model": "m", "sample_index": -1}', r"row 2, column 'sample_index'"),
-        ('{"item_id": "a", "prompt": "p", "completion": "c", "model": "m", "sample_index": 1}', r"row 2, column 'item_id': duplicate item_id 'a' \(first on row 1\)"),
+        ("[1, 2]", r"row 2: expected a JSON object"),
+        (
+            '{"item_id": "b", "prompt": "p", "completion": "c", "model": "m"}',
+            r"row 2, column 'sample_index': missing field",
+        ),
+        (
+            '{"item_id": "b", "prompt": "p", "completion": 3, "model": "m", "sample_index": 0}',
+            r"row 2, column 'completion': expected a string",
+        ),
+        (
+            '{"item_id": "b", "prompt": "p", "completion": "c", "model": "m", "sample_index": -1}',
+            r"row 2, column 'sample_index'",
+        ),
+        (
+            '{"item_id": "a", "prompt": "p", "completion": "c", "model": "m", "sample_index": 1}',
+            r"row 2, column 'item_id': duplicate item_id 'a' \(first on row 1\)",
+        ),
     ],
 )
 def test_bad_rows_are_named(tmp_path, line, match):
