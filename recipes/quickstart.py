@@ -86,17 +86,13 @@ def stage(name: str, minutes: str):
 
 
 def get_scorer(cfg: QuickstartConfig, out: Path) -> tuple[Scorer, str]:
-    from recipes.scorer_train import ScorerTrainConfig, train_pointwise
+    from condtune.scorer_training import ScorerTrainConfig, train_or_load
 
     path = cfg.scorer or str(out / "scorer")
-    if not (Path(path) / "scorer.json").exists():
-        scfg = ScorerTrainConfig(
-            backbone=cfg.scorer_backbone, max_items=cfg.scorer_items, optim=cfg.scorer_optim, seed=cfg.seed, out=path
-        )
-        scorer, metrics = train_pointwise(scfg)
-        scorer.meta.metrics, scorer.meta.trained_on = metrics, "vader"
-        scorer.save(path)
-    scorer = Scorer.load(path)
+    scfg = ScorerTrainConfig(
+        backbone=cfg.scorer_backbone, max_items=cfg.scorer_items, optim=cfg.scorer_optim, seed=cfg.seed, out=path
+    )
+    scorer = train_or_load(scfg, trained_on="vader")
     m = scorer.meta.metrics or {}
     log.info(
         "scorer %s: held-out Pearson %.3f vs human mean (human split-half ceiling %.3f)",

@@ -66,7 +66,7 @@ def test_scorer_training_is_reproducible(ratings_file, tiny_encoder):
     trained in different sessions are judged by the same raters."""
     from condtune.data import PointwiseSpec
     from condtune.scorer import OptimConfig
-    from recipes.scorer_train import ScorerTrainConfig, train_pointwise
+    from condtune.scorer_training import ScorerTrainConfig, train_pointwise
 
     cfg = ScorerTrainConfig(
         ratings=str(ratings_file),

@@ -37,12 +37,13 @@ class Raters(NamedTuple):
 
 def minilm_rater(cfg: BenchConfig, task: Task, which: str, given: str, out: Path) -> Scorer:
     """The given scorer dir, or one trained on half of each item's ratings (cached in out/scorers/)."""
-    from recipes.scorer_train import ScorerTrainConfig, train_pointwise
+    from condtune.scorer_training import ScorerTrainConfig, train_or_load
 
     path = Path(given) if given else out / "scorers" / which
-    if not (path / "scorer.json").exists():
+    if given:
+        scorer = Scorer.load(path)
+    else:
         split = "half_a" if which == "proxy" else "half_b"
-        log.info("training the %s scorer on %s of the ratings -> %s", which, split, path)
         scfg = ScorerTrainConfig(
             **task.scorer_data(),
             rating_split=split,
@@ -52,10 +53,7 @@ def minilm_rater(cfg: BenchConfig, task: Task, which: str, given: str, out: Path
             optim=cfg.scorer.optim,
             out=str(path),
         )
-        scorer, metrics = train_pointwise(scfg)
-        scorer.meta.metrics, scorer.meta.trained_on = metrics, f"{task.name}:{split}"
-        scorer.save(path)
-    scorer = Scorer.load(path)
+        scorer = train_or_load(scfg, trained_on=f"{task.name}:{split}")
     log.info(
         "%s scorer %s: held-out Pearson %.3f vs human mean",
         which,
