@@ -73,6 +73,19 @@ def read_table(path: str | Path) -> pd.DataFrame:
     )
 
 
+DIGEST_COLUMNS = ("tagged_prompt", "prompt", "completion", "completion_ids")
+
+
+def table_digest(df: pd.DataFrame) -> str:
+    """A digest of a tagged table's text columns (those of :data:`DIGEST_COLUMNS` it has): equal
+    before a write and after reading it back, different when a row changes."""
+    import hashlib
+
+    cols = [c for c in DIGEST_COLUMNS if c in df.columns]
+    rows = df[cols].fillna("").astype(str)
+    return hashlib.sha256(pd.util.hash_pandas_object(rows, index=False).to_numpy().tobytes()).hexdigest()[:16]
+
+
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     """Write a DataFrame atomically; the format follows the suffix (.jsonl/.csv/.parquet)."""
     path = Path(path)

@@ -9,9 +9,10 @@ the right tag without the user knowing the bins.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +20,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from condtune.config import ConfigError
+from condtune.data import table_digest
 from condtune.io import read_json, write_json
 from condtune.relabel import TagCard
 
@@ -179,8 +182,60 @@ def lora_config(s: SFTSettings, extra_modules: list[str] | None = None):
 
 
 def latest_checkpoint(out_dir: Path) -> str | None:
+    """The newest complete trainer checkpoint (its ``trainer_state.json``, written last, exists); an
+    incomplete one (a run killed while saving) is skipped with a warning."""
     ckpts = sorted(out_dir.glob("checkpoints/checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return str(ckpts[-1]) if ckpts else None
+    for c in reversed(ckpts):
+        if (c / "trainer_state.json").exists():
+            return str(c)
+        log.warning("%s is incomplete (killed while saving?); resuming from the one before", c)
+    return None
+
+
+RUN_IDENTITY = "run_identity.json"
+
+
+def run_identity(df: pd.DataFrame, card: TagCard, s: SFTSettings, base: str) -> dict:
+    """What a training run is: a digest of its rows, its card, its settings and its base model."""
+    digest = table_digest(df)
+    identity = {
+        "rows": len(df),
+        "data_digest": digest,
+        "card": card.to_dict(),
+        "sft": asdict(s),
+        "base_model": str(base),
+    }
+    return json.loads(json.dumps(identity))  # as it reads back from disk
+
+
+def claim_out_dir(out_dir: Path, identity: dict, overwrite: bool) -> None:
+    """Make ``out_dir`` this run's: a fresh folder, or one this same run started (resume). A folder
+    of another run (other data, card, settings or base) is an error, unless ``overwrite``: then its
+    checkpoints and policy files are removed first."""
+    import shutil
+
+    path = out_dir / RUN_IDENTITY
+    if path.exists():
+        old = read_json(path)
+        if old != identity:
+            changed = sorted(k for k in set(old) | set(identity) if old.get(k) != identity.get(k))
+            if not overwrite:
+                raise ConfigError(
+                    f"{out_dir} holds another training run (changed: {changed}); resuming it would mix runs. "
+                    "Use another out=, or overwrite=true to start afresh there"
+                )
+            log.warning("%s: overwriting another run (changed: %s)", out_dir, changed)
+            shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+            (out_dir / POLICY_CARD).unlink(missing_ok=True)
+    elif (out_dir / "checkpoints").exists() or (out_dir / POLICY_CARD).exists():
+        if not overwrite:
+            raise ConfigError(
+                f"{out_dir} holds a training run that recorded no identity (an older condtune); "
+                "use another out=, or overwrite=true to start afresh there"
+            )
+        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+        (out_dir / POLICY_CARD).unlink(missing_ok=True)
+    write_json(path, identity)
 
 
 def train_conditional(
@@ -193,19 +248,23 @@ def train_conditional(
     base: str,
     callbacks: list | None = None,
     ref_model=None,
+    overwrite: bool = False,
 ) -> dict:
     """Fine-tune ``model`` on the tagged rows of ``df``; save the policy with its card; return stats.
 
     One run, one learning-rate schedule over ``s.max_steps``; ``callbacks`` (transformers
     ``TrainerCallback``) may snapshot it on the way (the benchmark's intermediate checkpoints).
     With ``s.kl_coef > 0`` the KL term's reference is ``ref_model`` (default: a frozen copy of
-    ``model`` as it is passed in, before the tags are added).
+    ``model`` as it is passed in, before the tags are added). Rerunning into ``out_dir`` resumes the
+    same run from its latest complete checkpoint; another run's folder is an error unless
+    ``overwrite`` (see :func:`claim_out_dir`).
     """
     from trl import SFTConfig, SFTTrainer
 
     from condtune.trl_compat import trainer_args
 
     out_dir = Path(out_dir)
+    claim_out_dir(out_dir, run_identity(df, card, s, base), overwrite)
     ref = (
         (ref_model if ref_model is not None else copy.deepcopy(model)) if s.kl_coef > 0 or s.entropy_coef > 0 else None
     )

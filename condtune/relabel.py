@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from condtune.data import DataError, write_table
+from condtune.data import DataError, table_digest, write_table
 from condtune.io import read_json, write_json
 from condtune.tags import Binning, TagFormat
 
@@ -33,6 +33,8 @@ class TagCard:
     scorer: str | None = None
     scorer_meta: dict | None = None
     n_rows: int = 0
+    data_digest: str | None = None
+    """:func:`condtune.data.table_digest` of the table it describes (on a policy: the table it was trained on)"""
 
     def to_dict(self) -> dict:
         return {
@@ -42,6 +44,7 @@ class TagCard:
             "scorer": self.scorer,
             "scorer_meta": self.scorer_meta,
             "n_rows": self.n_rows,
+            "data_digest": self.data_digest,
         }
 
     @classmethod
@@ -53,7 +56,19 @@ class TagCard:
             scorer=d.get("scorer"),
             scorer_meta=d.get("scorer_meta"),
             n_rows=int(d.get("n_rows", 0)),
+            data_digest=d.get("data_digest"),
         )
+
+    def check_describes(self, df: pd.DataFrame, path: str | Path) -> None:
+        """A clear error unless this card was written with this very table (an interrupted relabel
+        can leave a new table beside an old card)."""
+        fix = "the table and its card come from different relabel runs; rerun condtune relabel"
+        if self.n_rows and self.n_rows != len(df):
+            raise DataError(
+                path, f"has {len(df)} rows but its card {card_path(path).name} describes {self.n_rows}: {fix}"
+            )
+        if self.data_digest and self.data_digest != table_digest(df):
+            raise DataError(path, f"its rows differ from those its card {card_path(path).name} describes: {fix}")
 
     @classmethod
     def load(cls, path: str | Path) -> TagCard:
@@ -132,7 +147,9 @@ def relabel(
 
 
 def write_tagged(df: pd.DataFrame, card: TagCard, path: str | Path) -> Path:
-    """Write the tagged dataset and its card (each atomically; the card last)."""
+    """Write the tagged dataset and its card (each atomically; the card last, with the table's row
+    count and digest, so a reader can tell a card from another run)."""
     write_table(df, path)
+    card.n_rows, card.data_digest = len(df), table_digest(df)
     write_json(card_path(path), card.to_dict())
     return Path(path)

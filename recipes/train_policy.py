@@ -43,7 +43,9 @@ class TrainConfig:
     sft: SFTSettings = field(default_factory=SFTSettings)
     """optimisation settings"""
     out: str = "runs/policy"
-    """output policy directory"""
+    """output policy directory (rerunning the same command resumes there)"""
+    overwrite: bool = False
+    """start afresh in an out folder that holds another run (other data, card, settings or base model)"""
     online: OnlineSettings = field(default_factory=OnlineSettings)
     """online rounds after the SFT (rounds=0: none)"""
     scorer: str = ""
@@ -59,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     card = TagCard.load(cfg.data)
     df = read_table(cfg.data)
     require_columns(df, cfg.data, ["tagged_prompt", "completion"])
+    card.check_describes(df, cfg.data)
     if cfg.max_examples:
         df = df.sample(min(cfg.max_examples, len(df)), random_state=cfg.sft.seed)
     if cfg.online.rounds and not cfg.scorer:
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg.sft.max_steps,
         cfg.sft.batch_size,
     )
-    stats = train_conditional(model, tokenizer, df, card, cfg.sft, cfg.out, cfg.model)
+    stats = train_conditional(model, tokenizer, df, card, cfg.sft, cfg.out, cfg.model, overwrite=cfg.overwrite)
     write_json(f"{cfg.out}/train_stats.json", {"stats": stats, "config": C.to_dict(cfg)})
     print(
         f"policy saved to {cfg.out}: {stats['steps']} steps in {stats['train_seconds']:.0f} s, "

@@ -1,0 +1,66 @@
+"""condtune train never resumes into another run's folder, and a checkpoint cut by a kill while
+saving is skipped, not fatal."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from condtune.cli import main as cli
+from condtune.config import ConfigError
+from condtune.policy import RUN_IDENTITY, SFTSettings, latest_checkpoint, train_conditional
+from condtune.relabel import TagCard
+from condtune.tags import Binning, TagFormat
+
+
+def _data(completions):
+    card = TagCard(Binning(edges=[0.0], centers=[-1.0, 1.0], counts=[4, 4]), TagFormat())
+    df = pd.DataFrame(
+        {"prompt": ["Review:"] * 8, "completion": completions * (8 // len(completions)), "score_bin": [1, 0] * 4}
+    )
+    df["tagged_prompt"] = [card.prefix(bin_index=b) + p for b, p in zip(df["score_bin"], df["prompt"])]
+    return df, card
+
+
+def _train(tiny_lm, out, completions, overwrite=False, **kw):
+    from condtune.modeling import load_causal_lm
+
+    df, card = _data(completions)
+    model, tok = load_causal_lm(tiny_lm)
+    s = SFTSettings(**{"max_steps": 2, "batch_size": 4, "lr": 1e-3, "max_length": 32, "save_steps": 1, **kw})
+    return train_conditional(model, tok, df, card, s, out, str(tiny_lm), overwrite=overwrite)
+
+
+def test_another_runs_folder_is_refused_unless_overwrite(tmp_path, tiny_lm):
+    out = tmp_path / "policy"
+    _train(tiny_lm, out, ["Good.", "Bad."])
+    assert _train(tiny_lm, out, ["Good.", "Bad."])["steps"] == 2  # the same run: resumes (nothing left to do)
+    with pytest.raises(ConfigError, match=r"holds another training run \(changed: \['data_digest'\]\)"):
+        _train(tiny_lm, out, ["Great fun.", "Awful."])
+    with pytest.raises(ConfigError, match="'sft'"):
+        _train(tiny_lm, out, ["Good.", "Bad."], lr=5e-3)
+    stats = _train(tiny_lm, out, ["Great fun.", "Awful."], overwrite=True)
+    assert stats["steps"] == 2 and stats["first_loss"] is not None  # trained afresh, not "resumed" at the end
+    assert '"data_digest"' in (out / RUN_IDENTITY).read_text()
+
+
+def test_the_command_says_so_in_one_line(tmp_path, tiny_lm, capsys):
+    df, card = _data(["Good.", "Bad."])
+    data = tmp_path / "tagged.jsonl"
+    from condtune.relabel import write_tagged
+
+    write_tagged(df, card, data)
+    args = ["train", f"data={data}", f"model={tiny_lm}", "sft.max_steps=1", "sft.batch_size=4", f"out={tmp_path / 'p'}"]
+    assert cli(args) == 0
+    assert cli([*args, "sft.lr=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "holds another training run" in err and "overwrite=true" in err and "Traceback" not in err
+    assert cli([*args, "sft.lr=0.5", "overwrite=true"]) == 0
+
+
+def test_a_checkpoint_cut_while_saving_is_skipped(tmp_path, tiny_lm, caplog):
+    out = tmp_path / "policy"
+    _train(tiny_lm, out, ["Good.", "Bad."])
+    (out / "checkpoints" / "checkpoint-2" / "trainer_state.json").unlink()  # as a kill mid-save leaves it
+    assert latest_checkpoint(out).endswith("checkpoint-1") and "incomplete" in caplog.text
+    assert _train(tiny_lm, out, ["Good.", "Bad."])["steps"] == 2  # resumes from step 1
