@@ -11,6 +11,7 @@ The score is on the raters' scale; it maps to the policy's bin without you knowi
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from condtune import config as C
 from condtune.generate import ConditionalPolicy, pick_best
 from condtune.sampling import SamplingConfig
 
+log = logging.getLogger("condtune.generate")
 ALIASES = {"-n": "n", "-m": "model", "-p": "prompt"}
 
 
@@ -54,9 +56,35 @@ class GenerateConfig:
     """print JSON lines instead of text"""
 
 
+def check_request(cfg: GenerateConfig, policy: ConditionalPolicy) -> None:
+    """Clear errors for requests that cannot mean anything; a warning where a score is clamped."""
+    import math
+
+    k, centers = policy.card.binning.k, policy.card.binning.centers
+    if cfg.n < 1:
+        raise C.ConfigError(f"n={cfg.n}: ask for at least 1 completion per prompt")
+    if cfg.best_of < 0:
+        raise C.ConfigError(f"best_of={cfg.best_of}: use 0 (off) or the number of samples per output")
+    if cfg.bin is not None and not 1 <= cfg.bin <= k:
+        raise C.ConfigError(f"bin={cfg.bin}: {cfg.model} has bins 1..{k}")
+    if cfg.score is not None and cfg.bin is not None:
+        raise C.ConfigError("give --score or --bin, not both")
+    if cfg.score is not None and not math.isfinite(cfg.score):
+        raise C.ConfigError(f"score={cfg.score}: expected a finite number on the raters' scale")
+    if cfg.score is not None and not centers[0] <= cfg.score <= centers[-1]:
+        log.warning(
+            "score %.2f is beyond the policy's targets (%.2f .. %.2f): it asks for the %s bin",
+            cfg.score,
+            centers[0],
+            centers[-1],
+            "top" if cfg.score > centers[-1] else "bottom",
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     cfg = C.parse(GenerateConfig, sys.argv[1:] if argv is None else argv, ALIASES)
     policy = ConditionalPolicy.load(cfg.model)
+    check_request(cfg, policy)
     bin_index = None if cfg.bin is None else cfg.bin - 1
     scorer = None
     if cfg.scorer:

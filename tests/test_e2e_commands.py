@@ -279,3 +279,28 @@ def test_quickstart_tiny(tmp_path, tiny_lm, tiny_encoder, capsys):
     samples = pd.read_json(out / "samples.jsonl", lines=True)
     assert len(samples) == 3 * 2 and samples["requested"].nunique() == 3
     assert cli(["quickstart", *args]) == 0  # a rerun reuses every finished stage
+
+
+@pytest.mark.parametrize(
+    "bad, says",
+    [
+        (["--score", "nan"], "finite number"),
+        (["--bin", "0"], "has bins 1..3"),
+        (["--bin", "99"], "has bins 1..3"),
+        (["-n", "0"], "at least 1"),
+        (["--score", "1", "--bin", "2"], "not both"),
+    ],
+)
+def test_generate_refuses_requests_that_mean_nothing(chain, capsys, bad, says):
+    assert (
+        cli(["generate", "--model", str(chain["policy"]), "--prompt", "Review:", "sampling.max_new_tokens=2", *bad])
+        == 2
+    )
+    assert says in capsys.readouterr().err
+
+
+def test_generate_warns_when_a_score_is_clamped(chain, caplog):
+    assert (
+        cli(["generate", "--model", str(chain["policy"]), "--score", "99", "-n", "1", "sampling.max_new_tokens=2"]) == 0
+    )
+    assert "beyond the policy's targets" in caplog.text and "top bin" in caplog.text
