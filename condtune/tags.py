@@ -78,6 +78,10 @@ class TagFormat:
     score_name: str = "score"
     """attribute name of the score tag"""
 
+    def __post_init__(self):
+        if self.style not in ("text", "token"):
+            raise ValueError(f"tag style {self.style!r}: expected 'text' or 'token'")
+
     def score_tag(self, label: int, k: int) -> str:
         if self.style == "token":
             return f"<|{self.score_name}_{label}|>"

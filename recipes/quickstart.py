@@ -18,6 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from condtune import config as C
 from condtune.assets import fetch_all
@@ -55,7 +56,7 @@ class QuickstartConfig:
     """texts to relabel and train on"""
     k: int = 5
     """score bins"""
-    tag_style: str = "text"
+    tag_style: Literal["text", "token"] = "text"
     """'text' tags (plain words) or 'token' (new special tokens)"""
     sft: SFTSettings = field(
         default_factory=lambda: SFTSettings(max_steps=120, batch_size=16, lr=1e-4, max_length=64, save_steps=40)
@@ -108,7 +109,13 @@ def get_tagged(cfg: QuickstartConfig, out: Path, scorer: Scorer, scorer_path: st
     if not card_path(path).exists():
         df = load_corpus("vader", domains=[cfg.domain]).sample(frac=1.0, random_state=cfg.seed).head(cfg.max_examples)
         tagged, card = relabel(
-            df, scorer, cfg.k, "quantile", TagFormat(style=cfg.tag_style), (), None, scorer_path, "vader"
+            df,
+            scorer,
+            k=cfg.k,
+            method="quantile",
+            tag_format=TagFormat(style=cfg.tag_style),
+            scorer_name=scorer_path,
+            source="vader",
         )
         write_tagged(tagged, card, path)
     from condtune.data import read_table

@@ -52,7 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     scorer = Scorer.load(cfg.scorer)
     binning = TagCard.load(cfg.edges_from).binning if cfg.edges_from else None
     tagged, card = relabel(
-        df, scorer, cfg.k, cfg.binning, TagFormat(style=cfg.tag_style), cfg.tag_columns, binning, cfg.scorer, cfg.data
+        df,
+        scorer,
+        k=cfg.k,
+        method=cfg.binning,
+        tag_format=TagFormat(style=cfg.tag_style),
+        tag_columns=cfg.tag_columns,
+        binning=binning,
+        scorer_name=cfg.scorer,
+        source=cfg.data,
     )
     write_tagged(tagged, card, cfg.out)
     print(f"tagged {len(tagged)} rows -> {cfg.out}  (card: {card_path(cfg.out)})")

@@ -47,3 +47,15 @@ def test_card_maps_requested_score_to_bin():
     with pytest.raises(ValueError, match="unknown tag 'style'"):
         card.prefix(score=0, attrs={"style": "short"})
     assert TagCard.from_dict(card.to_dict()).binning.edges == [-1.0, 1.0]
+
+
+def test_a_tag_style_typo_is_an_error_not_text_tags():
+    import pytest
+
+    from condtune.config import ConfigError, parse
+    from recipes.relabel import RelabelConfig
+
+    with pytest.raises(ValueError, match="'tokens': expected 'text' or 'token'"):
+        TagFormat(style="tokens")
+    with pytest.raises(ConfigError, match="tag_style"):
+        parse(RelabelConfig, ["tag_style=tokens"])

@@ -5,6 +5,7 @@ method with some of its settings overridden (``"kl_coef=0.02"``), reported as it
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from condtune.baselines.best_of_n import BestOfNSettings
 from condtune.baselines.dpo import DPOSettings
@@ -34,7 +35,7 @@ class ScorerSettings:
 class ConditionalSettings:
     k: int = 5
     """score bins (= requested targets, at the bins' medians)"""
-    tag_style: str = "text"
+    tag_style: Literal["text", "token"] = "text"
     """'text' tags (plain words) or 'token' (new special tokens)"""
     sft: SFTSettings = field(default_factory=lambda: SFTSettings(batch_size=16, lr=1e-4, max_length=64, save_steps=20))
     """conditional SFT settings (max_steps is the last checkpoint: one run, one schedule)"""
