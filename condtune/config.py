@@ -299,10 +299,6 @@ def with_overrides(cfg: T, overrides: str, where: str = "overrides") -> T:
     return _build(type(cfg), _merge(to_dict(cfg), tree), f"{where} {overrides!r}")
 
 
-def from_yaml(cls: type[T], path: str | Path) -> T:
-    return _build(cls, load_yaml(path), str(path))
-
-
 def to_dict(cfg: Any) -> dict:
     """A JSON/YAML-friendly dict of a config (paths as strings)."""
 

@@ -14,7 +14,6 @@ Files may be JSONL, JSON, CSV, TSV, Parquet, or a Hugging Face dataset saved wit
 from __future__ import annotations
 
 import ast
-import glob
 import json
 import math
 from dataclasses import dataclass
@@ -333,14 +332,6 @@ def _lines(path: Path) -> list[str]:
     if not path.exists():
         raise DataError(path, "file not found (is the VADER asset fetched? run `condtune fetch`)")
     return [ln for ln in path.read_text(encoding="utf-8-sig", errors="replace").splitlines() if ln.strip()]
-
-
-def find_vader_root(path: str | Path) -> Path:
-    """Accept the asset dir itself or any directory containing the ``*_anonDataRatings.txt`` files."""
-    hits = glob.glob(str(Path(path) / "**" / "*_anonDataRatings.txt"), recursive=True)
-    if not hits:
-        raise DataError(path, "no *_anonDataRatings.txt files found here")
-    return Path(hits[0]).parent
 
 
 VADER_PROMPTS = {

@@ -108,8 +108,3 @@ class TagFormat:
         for name, values in sorted((attr_values or {}).items()):
             toks += [self.attr_tag(name, str(v)) for v in sorted(set(map(str, values)))]
         return toks
-
-
-def tag_prompt(prompt: str, prefix: str) -> str:
-    """Place the tag prefix before the prompt."""
-    return f"{prefix}{prompt}"
