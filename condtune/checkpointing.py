@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from condtune.config import ConfigError
 from condtune.io import atomic_dir, read_json, write_json
 
 
@@ -51,6 +52,20 @@ def save_checkpoints(path: str | Path, ckpts: list[Checkpoint]) -> None:
 def load_checkpoints(path: str | Path) -> list[Checkpoint] | None:
     path = Path(path)
     return [Checkpoint(**d) for d in read_json(path)] if path.exists() else None
+
+
+def claim_settings(out_dir: str | Path, settings: dict, job: str) -> None:
+    """Record a command's ``settings`` in ``out_dir/config.json`` on its first run; a rerun with the
+    same settings resumes there, one with other settings is an error (it would resume or reuse
+    another run's checkpoints, snapshots or samples)."""
+    path = Path(out_dir) / "config.json"
+    if path.exists() and (old := read_json(path)) != settings:
+        changed = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+        raise ConfigError(
+            f"{out_dir} holds a {job} run with other settings (changed: {changed}); use another out=, "
+            f"or delete {out_dir} to redo it"
+        )
+    write_json(path, settings)
 
 
 def snapshot_callback(

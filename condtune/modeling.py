@@ -36,6 +36,20 @@ def load_causal_lm(name_or_path: str | Path, dtype: torch.dtype = torch.float32)
     return model, tok
 
 
+def model_dir(name_or_path: str | Path, save_to: str | Path) -> str:
+    """The model as a local directory: an embedded default's cached dir or a local dir as it is, an
+    HF id saved once to ``save_to``. trl rebuilds a trainer's reference model from
+    ``config._name_or_path``, so the DPO and RLOO commands train from a directory."""
+    path = resolve_model(name_or_path)
+    if Path(path).is_dir():
+        return path
+    if not (Path(save_to) / "config.json").exists():
+        model, tok = load_causal_lm(path)
+        model.save_pretrained(save_to)
+        tok.save_pretrained(save_to)
+    return str(save_to)
+
+
 def tiny_causal_lm(tokenizer, layers: int = 2, hidden: int = 64, seed: int = 0):
     """A small random Llama with the given tokenizer's vocabulary (for tests and smoke runs)."""
     from transformers import LlamaConfig, LlamaForCausalLM

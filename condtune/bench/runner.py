@@ -23,17 +23,9 @@ log = logging.getLogger("condtune.bench")
 
 def base_policy_dir(model: str, out: Path) -> str:
     """The base policy as a directory (trl rebuilds references from ``_name_or_path``)."""
-    from condtune.assets import resolve_model
-    from condtune.modeling import load_causal_lm
+    from condtune.modeling import model_dir
 
-    base_dir = resolve_model(model)
-    if not Path(base_dir).is_dir():  # a hub id: save once
-        base_dir = str(out / "base")
-        if not (Path(base_dir) / "config.json").exists():
-            m, tok = load_causal_lm(model)
-            m.save_pretrained(base_dir)
-            tok.save_pretrained(base_dir)
-    return base_dir
+    return model_dir(model, out / "base")
 
 
 def build_context(cfg: BenchConfig) -> BenchContext:

@@ -1,0 +1,108 @@
+"""RLOO baseline (trl) against a scorer, with the KL to the base model through ``rloo.beta``.
+
+    condtune rloo --config configs/rloo.yaml
+    condtune rloo scorer=runs/scorer prompts=docs/rating_prompts.txt rloo.checkpoints=[20,40] out=runs/rloo
+
+REINFORCE with a leave-one-out baseline: ``rloo.num_generations`` completions per prompt, each one's
+advantage its reward minus the mean reward of the others; the reward is the scorer's score of the
+completion (after its prompt, if the scorer reads prompts). The policy is snapshotted at each of
+``rloo.checkpoints`` (``out/step_N``, the last is the final policy); rerunning the same command
+resumes from the latest checkpoint in ``out/checkpoints``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from condtune import config as C
+from condtune.baselines.ppo import DEFAULT_PROMPTS
+from condtune.baselines.rloo import RLOOSettings, train_rloo
+from condtune.checkpointing import claim_settings
+from condtune.data import load_prompts
+from condtune.io import read_json, write_json
+from condtune.modeling import model_dir
+from condtune.policy import latest_checkpoint
+from condtune.sampling import SamplingConfig
+from condtune.scorer import Scorer
+
+log = logging.getLogger("condtune.rloo")
+
+
+@dataclass
+class RLOOJobConfig:
+    model: str = "smollm2-135m"
+    """base policy (embedded-default name, HF id or local dir); also the frozen reference"""
+    scorer: str = "runs/scorer"
+    """scorer directory (`condtune scorer train`) whose score is the reward"""
+    prompts: str = ""
+    """prompts file (one per line, or .jsonl/.json records with a prompt field); empty = built-in review openings"""
+    rloo: RLOOSettings = field(default_factory=RLOOSettings)
+    """RLOO settings"""
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_new_tokens=24))
+    """the rollouts (max_new_tokens, temperature and top_p are used)"""
+    seed: int = 0
+    """training seed"""
+    out: str = "runs/rloo"
+    """output folder: step_N policies, summary.json, the trainer's checkpoints (rerunning resumes there)"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = C.parse(RLOOJobConfig, sys.argv[1:] if argv is None else argv)
+    out = Path(cfg.out)
+
+    # build: prompts, the reward (the scorer), the base policy as a directory (trl rebuilds the reference)
+    prompts = load_prompts(cfg.prompts) if cfg.prompts else list(DEFAULT_PROMPTS)
+    try:
+        scorer = Scorer.load(cfg.scorer)
+    except FileNotFoundError as exc:
+        raise C.ConfigError(f"scorer={cfg.scorer}: {exc}") from None
+    claim_settings(out, C.to_dict(cfg), "rloo")
+    base = model_dir(cfg.model, out / "base")
+    s = cfg.rloo
+    log.info(
+        "rloo: %d prompts, reward=%s, base=%s, %d steps of %d completions (%d per prompt), beta=%g",
+        len(prompts),
+        cfg.scorer,
+        cfg.model,
+        max(s.checkpoints),
+        s.batch_size,
+        s.num_generations,
+        s.beta,
+    )
+
+    # train: trl's RLOOTrainer, snapshots at rloo.checkpoints with their cost
+    ckpts = train_rloo(base, prompts, scorer.score_pairs, s, cfg.sampling, out, cfg.seed)
+
+    # save: the run's summary beside the policies
+    final = max(ckpts, key=lambda c: c.step)
+    history = read_json(Path(latest_checkpoint(out)) / "trainer_state.json")["log_history"]
+    rewards = [h["reward"] for h in history if "reward" in h]
+    summary = {
+        "final": final.path,
+        "snapshots": [c.path for c in ckpts],
+        "steps": final.step,
+        "first_reward": rewards[0] if rewards else None,
+        "last_reward": rewards[-1] if rewards else None,
+        "last_loss": next((h["loss"] for h in reversed(history) if "loss" in h), None),
+        "last_kl": next((h["kl"] for h in reversed(history) if "kl" in h), None),
+        "generated_tokens": final.generated_tokens,
+        "scorer_calls": final.scorer_calls,
+        "train_seconds": round(final.wall_clock_s, 1),
+    }
+    write_json(out / "summary.json", summary)
+
+    # report
+    print(json.dumps(summary, indent=2))
+    print(f"policy saved to {final.path}")
+    print(
+        f"next: condtune best-of-n model={final.path} scorer={cfg.scorer} n=1 out={out}/samples  # sample it, score it"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
