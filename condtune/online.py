@@ -171,7 +171,8 @@ def run_online(
             len(prompts) * o.samples_per_prompt, load_policy_card(policy_dir)[0].binning.k, o.top_share, rng
         )
         if (rd / "policy" / POLICY_CARD).exists():  # finished in an earlier run
-            pool, policy_dir = pd.concat([pool, read_table(rd / "samples.jsonl")], ignore_index=True), rd / "policy"
+            done = read_table(rd / "samples.jsonl").drop(columns=["requested_bin"])
+            pool, policy_dir = pd.concat([pool, done], ignore_index=True), rd / "policy"
             continue
         card, _ = load_policy_card(policy_dir)
         model, tok = load_causal_lm(policy_dir)
