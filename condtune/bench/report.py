@@ -265,8 +265,11 @@ def frontier_plot(pts: list[dict], path: Path) -> None:
         ax.set_ylabel(f"mean {rater} score")
         ax.set_title(f"reward vs KL: {rater}" + (" (trained against)" if rater == "proxy" else ""))
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=6)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()  # below the panels, never over the points
+    rows = -(-len(labels) // 3)
+    fig.set_size_inches(fig.get_size_inches()[0], fig.get_size_inches()[1] + 0.18 * rows)
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, min(0.6, 0.18 * rows / fig.get_size_inches()[1] + 0.02), 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
