@@ -54,13 +54,18 @@ def load_checkpoints(path: str | Path) -> list[Checkpoint] | None:
     return [Checkpoint(**d) for d in read_json(path)] if path.exists() else None
 
 
+def changed_keys(old: dict, new: dict) -> list[str]:
+    """The top-level keys whose values differ between two recorded settings (either side may lack one)."""
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
 def claim_settings(out_dir: str | Path, settings: dict, job: str) -> None:
     """Record a command's ``settings`` in ``out_dir/config.json`` on its first run; a rerun with the
     same settings resumes there, one with other settings is an error (it would resume or reuse
     another run's checkpoints, snapshots or samples)."""
     path = Path(out_dir) / "config.json"
     if path.exists() and (old := read_json(path)) != settings:
-        changed = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+        changed = changed_keys(old, settings)
         raise ConfigError(
             f"{out_dir} holds a {job} run with other settings (changed: {changed}); use another out=, "
             f"or delete {out_dir} to redo it"

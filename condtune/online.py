@@ -152,10 +152,11 @@ def run_online(
     from condtune.modeling import load_causal_lm
 
     out_dir, policy_dir = Path(out_dir), Path(start)
-    if load_policy_card(policy_dir)[0].attributes:
+    attributes = load_policy_card(policy_dir)[0].attributes
+    if attributes:
         raise ValueError(
             f"{policy_dir}: online rounds sample at score targets only; this policy also has attribute tags "
-            f"{sorted(load_policy_card(policy_dir)[0].attributes)} (train without tag_columns to use them)"
+            f"{sorted(attributes)} (train without tag_columns to use them)"
         )
     table: list[dict] = read_json(out_dir / "rounds.json") if (out_dir / "rounds.json").exists() else []
     pool = (
@@ -167,14 +168,12 @@ def run_online(
     rng = np.random.default_rng(s.seed)
     for r in range(1, o.rounds + 1):
         rd = out_dir / f"round_{r}"
-        bins = requested_bins(
-            len(prompts) * o.samples_per_prompt, load_policy_card(policy_dir)[0].binning.k, o.top_share, rng
-        )
+        card, _ = load_policy_card(policy_dir)
+        bins = requested_bins(len(prompts) * o.samples_per_prompt, card.binning.k, o.top_share, rng)
         if (rd / "policy" / POLICY_CARD).exists():  # finished in an earlier run
             done = read_table(rd / "samples.jsonl").drop(columns=["requested_bin"])
             pool, policy_dir = pd.concat([pool, done], ignore_index=True), rd / "policy"
             continue
-        card, _ = load_policy_card(policy_dir)
         model, tok = load_causal_lm(policy_dir)
         row = {"round": r, "sampled_by": str(policy_dir)}
         if (rd / "samples.jsonl").exists():

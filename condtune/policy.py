@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from condtune.checkpointing import changed_keys
 from condtune.config import ConfigError
 from condtune.data import table_digest
 from condtune.io import read_json, write_json
@@ -218,7 +219,7 @@ def claim_out_dir(out_dir: Path, identity: dict, overwrite: bool) -> None:
     if path.exists():
         old = read_json(path)
         if old != identity:
-            changed = sorted(k for k in set(old) | set(identity) if old.get(k) != identity.get(k))
+            changed = changed_keys(old, identity)
             if not overwrite:
                 raise ConfigError(
                     f"{out_dir} holds another training run (changed: {changed}); resuming it would mix runs. "

@@ -19,7 +19,14 @@ from condtune import config as C
 from condtune.bench.raters import Raters, TaskReward
 from condtune.bench.settings import BenchConfig
 from condtune.bench.task import Prompts, Task
-from condtune.checkpointing import Checkpoint, load_checkpoints, prune, save_checkpoints, snapshot_callback
+from condtune.checkpointing import (
+    Checkpoint,
+    changed_keys,
+    load_checkpoints,
+    prune,
+    save_checkpoints,
+    snapshot_callback,
+)
 from condtune.io import read_json, write_json
 
 
@@ -353,7 +360,7 @@ def run_method(ctx: BenchContext, run: Run) -> list[Checkpoint]:
     settings = C.to_dict(run.settings)
     if (work / "settings.json").exists() and read_json(work / "settings.json") != settings:
         old = read_json(work / "settings.json")
-        changed = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+        changed = changed_keys(old, settings)
         raise C.ConfigError(
             f"{work} was trained with other {run.method} settings (changed: {changed}); to compare a new setting, "
             f"add it as a sweep entry (sweeps.{run.method}=[...]) or use another out=; to redo it, delete {work}"
