@@ -19,7 +19,7 @@ from pathlib import Path
 
 from condtune import config as C
 from condtune.baselines.best_of_n import BestOfNSettings, train_best_of_n
-from condtune.baselines.ppo import DEFAULT_PROMPTS
+from condtune.baselines.ppo_config import DEFAULT_PROMPTS
 from condtune.checkpointing import claim_settings
 from condtune.data import load_prompts, read_table
 from condtune.io import write_json

@@ -16,20 +16,24 @@ import torch
 from condtune import config
 from condtune.baselines import ppo
 from condtune.baselines import rl_math as M
+from condtune.baselines.ppo_checkpoint import save_final
+from condtune.baselines.ppo_config import DEFAULT_PROMPTS, PPOConfig
+from condtune.baselines.ppo_report import read_metrics, summarise
+from condtune.baselines.ppo_rewards import make_reward_fn
 from condtune.data import load_prompts
 
 log = logging.getLogger("condtune.ppo")
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = config.parse(ppo.PPOConfig, sys.argv[1:] if argv is None else argv)
+    cfg = config.parse(PPOConfig, sys.argv[1:] if argv is None else argv)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.output_dir)
 
     # build: prompts, reward (the proxy scorer, or a built-in toy reward), policy + reference
-    prompts = load_prompts(cfg.prompts) if cfg.prompts else list(ppo.DEFAULT_PROMPTS)
-    reward_fn = ppo.make_reward_fn(cfg)
+    prompts = load_prompts(cfg.prompts) if cfg.prompts else list(DEFAULT_PROMPTS)
+    reward_fn = make_reward_fn(cfg)
     state = ppo.build_state(cfg)
     log.info(
         "ppo: %d prompts, reward=%s, base=%s, %s, updates %d -> %d",
@@ -45,9 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     ppo.train(state, prompts, reward_fn, cfg)
 
     # save: a plain transformers policy dir (LoRA merged) with its value head and a card
-    rows = ppo.read_metrics(out / "metrics.jsonl")
-    summary = ppo.summarise(rows)
-    final = ppo.save_final(state, cfg, summary)
+    rows = read_metrics(out / "metrics.jsonl")
+    summary = summarise(rows)
+    final = save_final(state, cfg, summary)
 
     # report
     first, last = summary.get(f"first/{M.METRIC_SCORES}"), summary.get(f"last/{M.METRIC_SCORES}")

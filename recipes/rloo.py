@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from condtune import config as C
-from condtune.baselines.ppo import DEFAULT_PROMPTS
+from condtune.baselines.ppo_config import DEFAULT_PROMPTS
 from condtune.baselines.rloo import RLOOSettings, train_rloo
 from condtune.checkpointing import claim_settings
 from condtune.data import load_prompts

@@ -72,6 +72,19 @@ class PPOStats(NamedTuple):
     value_clipfrac: float
     grad_norm: float
 
+    def metrics(self) -> dict[str, float]:
+        """The stats under their logged metric names."""
+        return {
+            METRIC_LOSS: self.loss,
+            METRIC_POLICY_LOSS: self.policy_loss,
+            METRIC_VALUE_LOSS: self.value_loss,
+            METRIC_CLIPFRAC: self.clipfrac,
+            METRIC_APPROX_KL: self.approx_kl,
+            METRIC_RATIO: self.ratio,
+            METRIC_VALUE_CLIPFRAC: self.value_clipfrac,
+            METRIC_GRAD_NORM: self.grad_norm,
+        }
+
 
 class PolicyLossOutput(NamedTuple):
     loss: torch.Tensor
@@ -145,6 +158,16 @@ def kl_estimate(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, kind: KLEsti
     if kind == "k3":
         return torch.expm1(-log_ratio) + log_ratio
     raise ValueError(f"unknown KL estimator {kind!r}; expected k1, k2 or k3")
+
+
+def response_mask_after_eos(responses: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mask, has_eos): mask is 1 up to and including the first EOS (all 1 without one)."""
+    is_eos = responses == eos_id
+    has_eos = is_eos.any(-1)
+    T = responses.shape[1]
+    first = torch.where(has_eos, is_eos.int().argmax(-1), torch.full_like(has_eos, T, dtype=torch.long))
+    mask = torch.arange(T, device=responses.device)[None, :] <= first[:, None]
+    return mask.long(), has_eos
 
 
 def last_token_index(mask: torch.Tensor) -> torch.Tensor:

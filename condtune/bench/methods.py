@@ -258,6 +258,8 @@ def train_conditional_online(ctx: BenchContext, run: Run, work: Path) -> list[Ch
 def train_ppo(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
     """The PPO baseline (condtune.baselines.ppo, constant lr): one run, saved at each checkpoint's update count."""
     from condtune.baselines import ppo
+    from condtune.baselines.ppo_checkpoint import save_final
+    from condtune.baselines.ppo_report import read_metrics
 
     s = ctx.cfg.sampling
     base = replace(
@@ -281,8 +283,8 @@ def train_ppo(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
         ppo.train(state, ctx.prompts.train, ctx.reward, cfg)
         snap = work / f"step_{updates}"
         shutil.rmtree(snap, ignore_errors=True)
-        ppo.save_final(state, cfg, {}).rename(snap)
-        rows = ppo.read_metrics(Path(cfg.output_dir) / "metrics.jsonl")
+        save_final(state, cfg, {}).rename(snap)
+        rows = read_metrics(Path(cfg.output_dir) / "metrics.jsonl")
         tokens = int(round(sum(r.get("val/response_length", 0.0) for r in rows) * cfg.batch_size))
         records.append(
             Checkpoint(

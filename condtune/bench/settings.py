@@ -9,7 +9,7 @@ from typing import Literal
 
 from condtune.baselines.best_of_n import BestOfNSettings
 from condtune.baselines.dpo import DPOSettings
-from condtune.baselines.ppo import PPOConfig
+from condtune.baselines.ppo_config import PPOConfig
 from condtune.baselines.rloo import RLOOSettings
 from condtune.online import OnlineSettings
 from condtune.policy import SFTSettings

@@ -13,9 +13,14 @@ from ppo_helpers import title_case_reward
 
 from condtune.baselines import ppo
 from condtune.baselines import rl_math as M
+from condtune.baselines.ppo_checkpoint import checkpoint_dirs, latest_checkpoint
+from condtune.baselines.ppo_config import DEFAULT_PROMPTS, PPOConfig
+from condtune.baselines.ppo_models import position_ids_from_mask
+from condtune.baselines.ppo_report import read_metrics
+from condtune.baselines.rl_math import response_mask_after_eos
 
 
-def tiny_cfg(model: Path, out: Path, **kw) -> ppo.PPOConfig:
+def tiny_cfg(model: Path, out: Path, **kw) -> PPOConfig:
     base = dict(
         model=str(model),
         output_dir=str(out),
@@ -33,25 +38,25 @@ def tiny_cfg(model: Path, out: Path, **kw) -> ppo.PPOConfig:
         save_every=1000,
     )
     base.update(kw)
-    return ppo.PPOConfig(**base)
+    return PPOConfig(**base)
 
 
 # ---------------------------------------------------------------- small pieces
 def test_response_mask_stops_after_first_eos():
     responses = torch.tensor([[5, 2, 2, 2], [5, 6, 7, 8], [2, 9, 2, 2]])
-    mask, has_eos = ppo.response_mask_after_eos(responses, eos_id=2)
+    mask, has_eos = response_mask_after_eos(responses, eos_id=2)
     assert mask.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]
     assert has_eos.tolist() == [True, False, True]
 
 
 def test_position_ids_skip_left_padding():
     am = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
-    assert ppo.position_ids_from_mask(am).tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 3, 4]]
+    assert position_ids_from_mask(am).tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 3, 4]]
 
 
 def test_config_rejects_inconsistent_batches():
     with pytest.raises(ValueError, match="multiple of mini_batch_size"):
-        ppo.PPOConfig(batch_size=10, mini_batch_size=4)
+        PPOConfig(batch_size=10, mini_batch_size=4)
 
 
 def test_rollout_applies_penalties_and_whitening(ppo_tiny_lm, tmp_path):
@@ -59,9 +64,9 @@ def test_rollout_applies_penalties_and_whitening(ppo_tiny_lm, tmp_path):
         ppo_tiny_lm, tmp_path / "r", batch_size=8, missing_eos_penalty=1.0, length_penalty=0.01, whiten_rewards=True
     )
     state = ppo.build_state(cfg)
-    traj, ctx, metrics, completions = ppo.rollout(state, ppo.DEFAULT_PROMPTS[:8], title_case_reward, cfg)
+    traj, ctx, metrics, completions = ppo.rollout(state, DEFAULT_PROMPTS[:8], title_case_reward, cfg)
     mask = traj.response_mask
-    raw = title_case_reward(ppo.DEFAULT_PROMPTS[:8], completions)
+    raw = title_case_reward(DEFAULT_PROMPTS[:8], completions)
     has_eos = (traj.query_responses[:, ctx:] == state.tokenizer.eos_token_id).any(-1)
     expected = raw - 1.0 * (~has_eos).float() - 0.01 * mask.sum(-1)
     assert torch.allclose(traj.scores, expected, atol=1e-6)
@@ -77,7 +82,7 @@ def test_reward_rises_on_a_learnable_reward(ppo_tiny_lm, tmp_path):
     cfg = tiny_cfg(ppo_tiny_lm, tmp_path / "run", total_updates=30)
     state = ppo.build_state(cfg)
     before = {k: v.clone() for k, v in state.actor.lm.state_dict().items()}
-    rows = ppo.train(state, ppo.DEFAULT_PROMPTS, title_case_reward, cfg)
+    rows = ppo.train(state, DEFAULT_PROMPTS, title_case_reward, cfg)
 
     scores = [r[M.METRIC_SCORES] for r in rows]
     assert len(rows) == 30 and all(math.isfinite(v) for r in rows for v in r.values())
@@ -88,17 +93,17 @@ def test_reward_rises_on_a_learnable_reward(ppo_tiny_lm, tmp_path):
         assert key in rows[-1]
     after = state.actor.lm.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
-    logged = ppo.read_metrics(tmp_path / "run" / "metrics.jsonl")
+    logged = read_metrics(tmp_path / "run" / "metrics.jsonl")
     assert [r["step"] for r in logged] == list(range(1, 31))
     # the final checkpoint exists even though save_every was never reached
-    assert ppo.latest_checkpoint(cfg.output_dir).name == "step_000030"
+    assert latest_checkpoint(cfg.output_dir).name == "step_000030"
 
 
 # ---------------------------------------------------------------- checkpoints
 def test_resume_after_a_crash_matches_an_uninterrupted_run(ppo_tiny_lm, tmp_path):
     straight_cfg = tiny_cfg(ppo_tiny_lm, tmp_path / "a", save_every=2)
     straight = ppo.build_state(straight_cfg)
-    ppo.train(straight, ppo.DEFAULT_PROMPTS, title_case_reward, straight_cfg)
+    ppo.train(straight, DEFAULT_PROMPTS, title_case_reward, straight_cfg)
 
     calls = {"n": 0}
 
@@ -110,21 +115,21 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(ppo_tiny_lm, tmp_path
 
     cfg = tiny_cfg(ppo_tiny_lm, tmp_path / "b", save_every=2)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        ppo.train(ppo.build_state(cfg), ppo.DEFAULT_PROMPTS, crashing_reward, cfg)
-    assert ppo.latest_checkpoint(cfg.output_dir).name == "step_000002"
-    ckpt = ppo.latest_checkpoint(cfg.output_dir)
+        ppo.train(ppo.build_state(cfg), DEFAULT_PROMPTS, crashing_reward, cfg)
+    assert latest_checkpoint(cfg.output_dir).name == "step_000002"
+    ckpt = latest_checkpoint(cfg.output_dir)
     assert {p.name for p in ckpt.iterdir()} >= {"policy", "value_head.pt", "optimizer.pt", "rng.pt", "state.json"}
 
     resumed = ppo.build_state(cfg)
     assert resumed.step == 2
-    ppo.train(resumed, ppo.DEFAULT_PROMPTS, title_case_reward, cfg)
+    ppo.train(resumed, DEFAULT_PROMPTS, title_case_reward, cfg)
 
     a, b = straight.actor.state_dict(), resumed.actor.state_dict()
     assert a.keys() == b.keys()
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-6), k
-    assert [r["step"] for r in ppo.read_metrics(tmp_path / "b" / "metrics.jsonl")] == [1, 2, 3, 4]
-    assert [p.name for p in ppo.checkpoint_dirs(cfg.output_dir)] == ["step_000004"]  # keep_checkpoints=1
+    assert [r["step"] for r in read_metrics(tmp_path / "b" / "metrics.jsonl")] == [1, 2, 3, 4]
+    assert [p.name for p in checkpoint_dirs(cfg.output_dir)] == ["step_000004"]  # keep_checkpoints=1
 
 
 def test_adaptive_kl_state_is_checkpointed(ppo_tiny_lm, tmp_path):
@@ -140,8 +145,8 @@ def test_adaptive_kl_state_is_checkpointed(ppo_tiny_lm, tmp_path):
         ppo_epochs=1,
     )
     state = ppo.build_state(cfg)
-    rows = ppo.train(state, ppo.DEFAULT_PROMPTS, title_case_reward, cfg)
-    meta = json.loads((ppo.latest_checkpoint(cfg.output_dir) / "state.json").read_text())
+    rows = ppo.train(state, DEFAULT_PROMPTS, title_case_reward, cfg)
+    meta = json.loads((latest_checkpoint(cfg.output_dir) / "state.json").read_text())
     assert meta["kl_controller"]["value"] == pytest.approx(state.kl_ctl.value)
     assert rows[1][M.METRIC_KL_COEF] != cfg.kl_coef  # beta moved after the first rollout
     assert ppo.build_state(cfg).kl_ctl.value == pytest.approx(state.kl_ctl.value)
@@ -167,7 +172,7 @@ def test_recipe_smoke_with_lora(ppo_tiny_lm, tmp_path):
         ]
     )
     assert rc == 0
-    rows = ppo.read_metrics(out / "metrics.jsonl")
+    rows = read_metrics(out / "metrics.jsonl")
     assert len(rows) == 2
     assert rows[0][M.METRIC_KL] == pytest.approx(0.0, abs=1e-4)  # reference = base with adapters off
     card = json.loads((out / "final" / "ppo_card.json").read_text())

@@ -1,0 +1,123 @@
+"""PPO's checkpoints: what a run holds (:class:`PPOState`), written atomically to
+``output_dir/checkpoints/step_NNNNNN`` (policy, value head, optimizer, KL controller, RNG,
+step; the newest ``keep_checkpoints`` kept) so that a resumed run is exact, and the
+``output_dir/final`` policy."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from condtune.baselines import rl_math as M
+from condtune.baselines.ppo_config import PPOConfig, uses_lora
+from condtune.baselines.ppo_models import ActorCritic
+from condtune.config import to_dict
+from condtune.io import atomic_dir, write_json
+
+CKPT_RE = re.compile(r"^step_(\d+)$")
+
+
+@dataclass
+class PPOState:
+    """Everything an update mutates; what a checkpoint holds."""
+
+    actor: ActorCritic
+    ref: nn.Module | None
+    tokenizer: object
+    optimizer: torch.optim.Optimizer
+    kl_ctl: M.FixedKLController | M.AdaptiveKLController
+    step: int = 0
+    elapsed: float = 0.0
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def checkpoint_dirs(output_dir: str | Path) -> list[Path]:
+    root = Path(output_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [
+        (int(m.group(1)), p) for p in root.iterdir() if (m := CKPT_RE.match(p.name)) and (p / "state.json").exists()
+    ]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    dirs = checkpoint_dirs(output_dir)
+    return dirs[-1] if dirs else None
+
+
+def save_checkpoint(state: PPOState, cfg: PPOConfig) -> Path:
+    """Atomically write ``output_dir/checkpoints/step_NNNNNN`` and prune older ones."""
+    target = Path(cfg.output_dir) / "checkpoints" / f"step_{state.step:06d}"
+    with atomic_dir(target) as tmp:
+        state.actor.lm.save_pretrained(tmp / "policy")  # adapters only with LoRA
+        state.tokenizer.save_pretrained(tmp / "policy")
+        torch.save(state.actor.value_head.state_dict(), tmp / "value_head.pt")
+        torch.save(state.optimizer.state_dict(), tmp / "optimizer.pt")
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        torch.save(rng, tmp / "rng.pt")
+        write_json(
+            tmp / "state.json",
+            {
+                "step": state.step,
+                "elapsed": state.elapsed,
+                "kl_controller": state.kl_ctl.state_dict(),
+                "base_model": cfg.model,
+                "lora": uses_lora(cfg),
+                "config": to_dict(cfg),
+            },
+        )
+    for old in checkpoint_dirs(cfg.output_dir)[: -max(cfg.keep_checkpoints, 1)]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def load_checkpoint(path: Path, state: PPOState) -> None:
+    """Restore value head, optimizer, KL controller, RNG and step (the policy weights were
+    loaded by :func:`condtune.baselines.ppo_models.build_models`)."""
+    meta = json.loads((path / "state.json").read_text())
+    dev = next(state.actor.parameters()).device
+    state.actor.value_head.load_state_dict(torch.load(path / "value_head.pt", map_location=dev, weights_only=True))
+    state.optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=dev, weights_only=True))
+    rng = torch.load(path / "rng.pt", weights_only=True)
+    torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    state.kl_ctl.load_state_dict(meta["kl_controller"])
+    state.step = int(meta["step"])
+    state.elapsed = float(meta.get("elapsed", 0.0))
+
+
+# ----------------------------------------------------------------------------- final policy
+def save_final(state: PPOState, cfg: PPOConfig, summary: dict) -> Path:
+    """``output_dir/final``: a plain transformers policy (LoRA merged), value head and a card."""
+    target = Path(cfg.output_dir) / "final"
+    lm = state.actor.lm
+    if uses_lora(cfg):
+        lm = copy.deepcopy(lm).merge_and_unload()
+    with atomic_dir(target) as tmp:
+        lm.save_pretrained(tmp)
+        state.tokenizer.save_pretrained(tmp)
+        torch.save(state.actor.value_head.state_dict(), tmp / "value_head.pt")
+        write_json(
+            tmp / "ppo_card.json",
+            {
+                "method": "ppo",
+                "base_model": cfg.model,
+                "scorer": cfg.scorer or f"builtin:{cfg.reward}",
+                "updates": state.step,
+                "seconds": state.elapsed,
+                "summary": summary,
+                "config": to_dict(cfg),
+            },
+        )
+    return target
