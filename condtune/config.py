@@ -155,10 +155,16 @@ def _merge(base: dict, extra: Mapping) -> dict:
 
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; --config takes a YAML file (e.g. configs/train.yaml)")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); --config takes a YAML file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if data is None:
@@ -284,7 +290,7 @@ def parse(cls: type[T], argv: Sequence[str] = (), aliases: Mapping[str, str] | N
         values = load_yaml(config_path)
         where = str(config_path)
     _build(cls, values, where)  # validate the file alone first, so errors name only the file
-    return _build(cls, _merge(values, overrides), f"{where} + command line" if overrides else where)
+    return _build(cls, _merge(values, overrides), f"{where} + command line" if overrides and config_path else where)
 
 
 def with_overrides(cfg: T, overrides: str, where: str = "overrides") -> T:

@@ -216,12 +216,45 @@ def load_pointwise(path: str | Path, spec: PointwiseSpec = PointwiseSpec()) -> p
         completion, prompt = check_text(df, path, spec.text_col), ""
     out = pd.DataFrame({"prompt": prompt, "completion": completion})
     out["score"] = check_scores(df, path, spec.score_col, spec.score_min, spec.score_max)
-    out["rater"] = df[spec.rater_col].astype(str) if spec.rater_col else None
+    out["rater"] = _ids(df[spec.rater_col]) if spec.rater_col else None
     if spec.item_col:
-        out["item_id"] = df[spec.item_col].astype(str)
+        out["item_id"] = _ids(df[spec.item_col])
+        missing = np.flatnonzero(out["item_id"].isna().to_numpy())
+        if len(missing):
+            raise DataError(path, "missing item id", row=int(missing[0]) + 1, column=spec.item_col)
+        check_one_text_per_item(out, path, spec.item_col)
     else:
         out["item_id"] = pd.factorize(out["prompt"] + "\x00" + out["completion"])[0].astype(str)
     return out[POINTWISE_COLUMNS]
+
+
+def _ids(values: pd.Series) -> pd.Series:
+    """Ids as strings, a missing one (null/NaN) as None (not the string 'None' or 'nan')."""
+    return values.map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+
+
+def check_one_text_per_item(ratings: pd.DataFrame, path: str | Path, column: str = "item_id") -> None:
+    """Every rating of an item must be of the same text: one item id on two different texts would
+    credit the second text's ratings to the first. The error names both rows (1-based)."""
+    text = ratings["prompt"].astype(str) + "\x00" + ratings["completion"].astype(str)
+    first = text.groupby(ratings["item_id"].to_numpy(), sort=False).transform("first")
+    bad = np.flatnonzero((text != first).to_numpy())
+    if len(bad):
+        row = int(bad[0])
+        item = ratings["item_id"].iloc[row]
+        first_row = int(np.flatnonzero((ratings["item_id"] == item).to_numpy())[0])
+
+        def short(i: int) -> str:
+            t = ratings["completion"].iloc[i]
+            return repr(t if len(t) <= 40 else t[:37] + "...")
+
+        raise DataError(
+            path,
+            f"item id {item!r} is on two different texts: row {first_row + 1} {short(first_row)} and row {row + 1} "
+            f"{short(row)} (the second would be counted as ratings of the first); give each text its own id",
+            row=row + 1,
+            column=column,
+        )
 
 
 def text_of(prompt: str, completion: str) -> str:

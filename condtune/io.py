@@ -1,7 +1,9 @@
 """Atomic file output: write to a temporary file beside the target, then rename.
 
 A crash or a validation error never leaves a half-written output, and an existing file
-at the target stays untouched until the new one is complete.
+at the target stays untouched until the new one is complete. The output gets the mode a plain
+``open()`` / ``mkdir()`` would give it (the user's umask, or the replaced file's own mode), not
+the private 0600 / 0700 of the temporary it was written as.
 """
 
 from __future__ import annotations
@@ -10,9 +12,68 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+
+
+def current_umask() -> int:
+    """The process's umask (read without changing it where /proc says it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, but only for a moment)
+    os.umask(mask)
+    return mask
+
+
+def default_mode(directory: bool = False) -> int:
+    """The mode ``open(path, 'w')`` (0666) or ``mkdir`` (0777) gives a new file or folder under the umask."""
+    return (0o777 if directory else 0o666) & ~current_umask()
+
+
+def _mode_of(path: Path, directory: bool) -> int:
+    """``path``'s current permission bits, or the default for a new one."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return default_mode(directory)
+
+
+def _walk(root: Path) -> Iterator[tuple[Path, bool]]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        for d in dirnames:
+            yield Path(dirpath) / d, True
+        for f in filenames:
+            yield Path(dirpath) / f, False
+
+
+def fix_modes(root: str | Path, keep: dict[Path, int] | None = None) -> None:
+    """Give everything under ``root`` (not ``root`` itself) the mode in ``keep``, or the umask default:
+    savers that write through private temporaries (safetensors, tempfile) leave 0600 files otherwise."""
+    keep = keep or {}
+    defaults = {False: default_mode(False), True: default_mode(True)}
+    for path, is_dir in _walk(Path(root)):
+        if path.is_symlink():
+            continue
+        mode = keep.get(path, defaults[is_dir])
+        if stat.S_IMODE(path.stat().st_mode) != mode:
+            os.chmod(path, mode)
+
+
+@contextlib.contextmanager
+def umask_modes(root: str | Path) -> Iterator[Path]:
+    """Files written under ``root`` inside the block end with the modes a plain ``open()`` would give
+    them: a replaced file keeps its old mode, a new one gets the umask's."""
+    root = Path(root)
+    before = {p: stat.S_IMODE(p.stat().st_mode) for p, _ in _walk(root)} if root.is_dir() else {}
+    yield root
+    if root.is_dir():
+        fix_modes(root, before)
 
 
 @contextlib.contextmanager
@@ -25,6 +86,8 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():
+            os.chmod(tmp_path, _mode_of(target, directory=False))
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -39,6 +102,8 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         yield tmp
+        fix_modes(tmp)
+        os.chmod(tmp, _mode_of(target, directory=True))
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             if old.exists():
@@ -71,7 +136,18 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
 
 
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+    """The JSON in ``path``; a file that is not valid JSON (cut by a kill, damaged) is a
+    :class:`condtune.data.DataError` naming it."""
+    from condtune.data import DataError  # lazy: condtune.data imports this module
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise DataError(path, "not UTF-8 text (damaged?)") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            path, f"not valid JSON ({exc.msg}: line {exc.lineno} column {exc.colno}): truncated or damaged?"
+        ) from None
 
 
 def read_jsonl(path: str | Path, missing_ok: bool = False) -> list[dict]:

@@ -29,8 +29,17 @@ def load_causal_lm(name_or_path: str | Path, dtype: torch.dtype = torch.float32)
     from transformers import AutoModelForCausalLM
 
     path = resolve_model(name_or_path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-    tok = load_tokenizer(path)
+    if Path(path).is_dir() and not (Path(path) / "adapter_config.json").exists():
+        # a local folder (a policy, a saved model; not a PEFT adapter): damaged files are a clear error
+        from condtune.artifacts import check_model_dir, loading
+
+        check_model_dir(path)
+        with loading(path):
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+            tok = load_tokenizer(path)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        tok = load_tokenizer(path)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tok.pad_token_id
     return model, tok
@@ -44,9 +53,13 @@ def model_dir(name_or_path: str | Path, save_to: str | Path) -> str:
     if Path(path).is_dir():
         return path
     if not (Path(save_to) / "config.json").exists():
+        from condtune.io import umask_modes
+
         model, tok = load_causal_lm(path)
-        model.save_pretrained(save_to)
-        tok.save_pretrained(save_to)
+        Path(save_to).mkdir(parents=True, exist_ok=True)
+        with umask_modes(save_to):
+            model.save_pretrained(save_to)
+            tok.save_pretrained(save_to)
     return str(save_to)
 
 

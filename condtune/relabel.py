@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from condtune.config import ConfigError
 from condtune.data import DataError, table_digest, write_table
-from condtune.io import read_json, write_json
+from condtune.io import write_json
 from condtune.tags import Binning, TagFormat
 
 CARD_SUFFIX = ".card.json"
@@ -49,6 +50,8 @@ class TagCard:
 
     @classmethod
     def from_dict(cls, d: dict) -> TagCard:
+        if not isinstance(d, dict) or not isinstance(d.get("binning"), dict):
+            raise ValueError("missing key 'binning' (the score bins)")
         return cls(
             binning=Binning.from_dict(d["binning"]),
             tag_format=TagFormat(**d.get("tag_format", {})),
@@ -76,7 +79,19 @@ class TagCard:
         p = path if path.name.endswith(".json") else card_path(path)
         if not p.exists():
             raise DataError(p, "no tag card here; relabel the dataset with `condtune relabel` first")
-        return cls.from_dict(read_json(p))
+        return cls.read(p, "tag card")
+
+    @classmethod
+    def read(cls, path: Path, what: str = "tag card", skip: Sequence[str] = ()) -> TagCard:
+        """The card in the JSON file ``path`` (keys in ``skip`` are not the card's, e.g. a policy's
+        base_model); truncated JSON, a missing key or bins that make no sense is a DataError naming it."""
+        from condtune.artifacts import ArtifactError, read_json_object
+
+        d = read_json_object(path, what)
+        try:
+            return cls.from_dict({k: v for k, v in d.items() if k not in skip})
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ArtifactError(path, f"not a valid {what}: {exc}") from None
 
     def prefix(self, score: float | None = None, bin_index: int | None = None, attrs: dict | None = None) -> str:
         """The tag prefix for a requested score (raters' scale) or bin, plus attributes."""
@@ -122,13 +137,23 @@ def relabel(
         bad = np.flatnonzero(df[col].isna().to_numpy())
         if len(bad):
             raise DataError(source, "tag value is missing", row=int(bad[0]) + 1, column=col)
+    if binning is None and scores is None:
+        check_bins_fit(df, k, source, uses_prompt=getattr(getattr(scorer, "meta", None), "uses_prompt", True))
     out = df.copy()
     out["score"] = (
         np.asarray(scores, dtype=float)
         if scores is not None
         else score_in_batches(scorer, out["prompt"].tolist(), out["completion"].tolist())
     )
-    binning = binning or Binning.fit(out["score"], k=k, method=method)
+    if binning is None:
+        try:
+            binning = Binning.fit(out["score"], k=k, method=method)
+        except ValueError as exc:
+            distinct = len(np.unique(out["score"]))
+            raise ConfigError(
+                f"k={k}: the scorer gives the {len(out)} rows of {source} {distinct} distinct scores, which cannot "
+                f"fill {k} {method} bins ({exc}); use a smaller k (or binning=uniform)"
+            ) from None
     out["score_bin"] = binning.assign(out["score"]).astype(int)
     binning.counts = [int(np.sum(out["score_bin"] == b)) for b in range(binning.k)]
     attrs = {c: sorted(map(str, out[c].unique())) for c in tag_columns}
@@ -144,6 +169,20 @@ def relabel(
         card.prefix(bin_index=b, attrs=t) + p for b, t, p in zip(out["score_bin"], out["tags"], out["prompt"])
     ]
     return out, card
+
+
+def check_bins_fit(df: pd.DataFrame, k: int, source: str | Path = "dataset", uses_prompt: bool = True) -> None:
+    """Before any scoring: ``k`` must be at least 2, and no more than the distinct texts to score
+    (equal texts get equal scores, so fewer distinct texts than bins leaves bins empty)."""
+    if k < 2:
+        raise ConfigError(f"k={k}: score bins need k >= 2 (one bin would tag every row alike)")
+    texts = df["prompt"].astype(str) + "\x00" + df["completion"].astype(str) if uses_prompt else df["completion"]
+    distinct = int(texts.nunique())
+    if k > distinct:
+        raise ConfigError(
+            f"k={k}: {source} has {distinct} distinct texts ({len(df)} rows), so at most {distinct} distinct scores "
+            f"for {k} bins; use k <= {distinct}"
+        )
 
 
 def write_tagged(df: pd.DataFrame, card: TagCard, path: str | Path) -> Path:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -34,7 +34,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from condtune.assets import resolve_model
-from condtune.io import atomic_dir, read_json, write_json
+from condtune.io import atomic_dir, write_json
 from condtune.modeling import autocast
 
 log = logging.getLogger(__name__)
@@ -93,12 +93,27 @@ HEAD_FILE = "head.safetensors"
 
 def load_head(path: Path) -> dict:
     """The head's weights: safetensors (no code runs on load); a scorer saved by an older condtune
-    has ``head.pt``, read with ``weights_only=True`` (tensors only, never pickled objects)."""
+    has ``head.pt``, read with ``weights_only=True`` (tensors only, never pickled objects). A missing,
+    truncated or damaged head is an :class:`~condtune.artifacts.ArtifactError` naming the file."""
+    from condtune.artifacts import loading
+
+    head = check_head(path)
+    with loading(head, "scorer head"):
+        if head.name == HEAD_FILE:
+            return load_file(str(head))
+        return torch.load(head, map_location="cpu", weights_only=True)
+
+
+def check_head(path: Path) -> Path:
+    """The scorer's head file, present and (safetensors) complete."""
+    from condtune.artifacts import ArtifactMissing, check_safetensors
+
     if (path / HEAD_FILE).exists():
-        return load_file(str(path / HEAD_FILE))
+        check_safetensors(path / HEAD_FILE)
+        return path / HEAD_FILE
     if (path / "head.pt").exists():
-        return torch.load(path / "head.pt", map_location="cpu", weights_only=True)
-    raise FileNotFoundError(f"{path}: scorer head missing (no {HEAD_FILE})")
+        return path / "head.pt"
+    raise ArtifactMissing(path, f"scorer head missing (no {HEAD_FILE})")
 
 
 class ScorerModel(nn.Module):
@@ -137,6 +152,31 @@ class ScorerMeta:
     uses_prompt: bool = False
     """True when trained on prompt + completion; score_pairs then reads the prompt too."""
 
+    @classmethod
+    def read(cls, path: Path) -> ScorerMeta:
+        """The card ``path`` (a scorer's scorer.json), checked: a missing key, an unknown one or a
+        value of the wrong kind is an :class:`~condtune.artifacts.ArtifactError` naming the file."""
+        from condtune.artifacts import ArtifactError, read_json_object
+
+        d = read_json_object(path, "scorer card")
+        names = [f.name for f in fields(cls)]
+        missing = [k for k in ("backbone", "objective", "normalize") if k not in d]
+        unknown = sorted(set(d) - set(names))
+        if missing or unknown:
+            raise ArtifactError(path, f"not a complete scorer card (missing keys {missing}, unknown keys {unknown})")
+        numbers = {"target_mean": False, "target_sd": False, "score_min": True, "score_max": True}
+        for key, nullable in numbers.items():
+            v = d.get(key, 0.0)
+            if not (v is None and nullable) and (
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+            ):
+                raise ArtifactError(path, f"{key} must be a finite number, got {v!r}")
+        if d.get("target_sd", 1.0) <= 0:
+            raise ArtifactError(path, f"target_sd must be > 0, got {d['target_sd']!r}")
+        if not isinstance(d.get("max_length", 128), int) or d.get("max_length", 128) < 1:
+            raise ArtifactError(path, f"max_length must be a positive integer, got {d['max_length']!r}")
+        return cls(**d)
+
 
 class Scorer:
     """A trained scorer: ``Scorer.load(dir).score(texts)`` -> numbers on the raters' scale."""
@@ -160,16 +200,23 @@ class Scorer:
     def load(cls, path: str | Path) -> Scorer:
         from transformers import AutoTokenizer
 
+        from condtune.artifacts import ArtifactMissing, check_model_dir, loading
+
         path = Path(path)
         if not (path / SCORER_META).exists():
-            raise FileNotFoundError(
-                f"{path}: not a condtune scorer (no {SCORER_META}); train one with `condtune scorer train`"
+            raise ArtifactMissing(
+                path, f"not a condtune scorer (no {SCORER_META}); train one with `condtune scorer train`"
             )
-        meta = ScorerMeta(**read_json(path / SCORER_META))
-        model = ScorerModel(path / "encoder")
-        model.head.load_state_dict(load_head(path))
+        meta = ScorerMeta.read(path / SCORER_META)
+        check_head(path)  # every file checked before the (slow) encoder loads
+        check_model_dir(path / "encoder", "scorer encoder")  # its tokenizer too: no placeholder vocabulary
+        with loading(path / "encoder", "scorer encoder"):
+            model = ScorerModel(path / "encoder")
+            tokenizer = AutoTokenizer.from_pretrained(path / "encoder")
+        with loading(path, "scorer head"):
+            model.head.load_state_dict(load_head(path))
         model.eval()
-        return cls(model, AutoTokenizer.from_pretrained(path / "encoder"), meta)
+        return cls(model, tokenizer, meta)
 
     def save(self, path: str | Path) -> Path:
         with atomic_dir(path) as tmp:
@@ -231,6 +278,21 @@ class OptimConfig:
     """AdamW weight decay"""
     seed: int = 0
     """shuffling / head init seed"""
+
+    def __post_init__(self):
+        checks = {
+            "epochs": self.epochs > 0,
+            "batch_size": self.batch_size >= 1,
+            "lr": self.lr > 0,
+            "warmup": 0 <= self.warmup < 1,
+            "weight_decay": self.weight_decay >= 0,
+        }
+        bad = [k for k, ok in checks.items() if not (ok and math.isfinite(getattr(self, k)))]
+        if bad:
+            raise ValueError(
+                f"{bad[0]}={getattr(self, bad[0])!r} is out of range "
+                "(epochs > 0, batch_size >= 1, lr > 0, 0 <= warmup < 1, weight_decay >= 0)"
+            )
 
 
 def _schedule(opt: torch.optim.Optimizer, total: int, warmup: float) -> torch.optim.lr_scheduler.LambdaLR:

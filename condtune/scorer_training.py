@@ -14,7 +14,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from condtune.data import PointwiseSpec, load_pairwise, load_pointwise, load_vader, split_items, split_ratings, to_items
+from condtune.config import ConfigError
+from condtune.data import (
+    DataError,
+    PointwiseSpec,
+    load_pairwise,
+    load_pointwise,
+    load_vader,
+    split_items,
+    split_ratings,
+    to_items,
+)
 from condtune.scorer import (
     OptimConfig,
     Scorer,
@@ -55,13 +65,24 @@ class ScorerTrainConfig:
     max_items: int = 0
     """subsample this many training items (0 = all)"""
     val_fraction: float = 0.1
-    """held-out fraction of items (or pairs)"""
+    """held-out fraction of items (or pairs), 0 <= val_fraction < 1 (0: train on all, no held-out metrics)"""
     optim: OptimConfig = field(default_factory=OptimConfig)
     """optimisation settings"""
     seed: int = 0
     """split / subsample seed"""
     out: str = "runs/scorer"
     """output directory (written atomically)"""
+
+    def __post_init__(self):
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(
+                f"val_fraction={self.val_fraction!r} is out of range: use 0 <= val_fraction < 1 "
+                "(0 trains on every item and reports no held-out metrics)"
+            )
+        if self.max_length < 2:
+            raise ValueError(f"max_length={self.max_length!r} is out of range (at least 2 tokens per text)")
+        if self.max_items < 0:
+            raise ValueError(f"max_items={self.max_items!r} is out of range (0 = all, or a positive count)")
 
 
 def load_ratings(cfg: ScorerTrainConfig) -> pd.DataFrame:
@@ -70,10 +91,48 @@ def load_ratings(cfg: ScorerTrainConfig) -> pd.DataFrame:
     return load_pointwise(cfg.ratings, cfg.columns)
 
 
+def check_raters(ratings: pd.DataFrame, cfg: ScorerTrainConfig) -> None:
+    """``normalize=rater`` needs a rater id on every rating: say which setting or row lacks one."""
+    if cfg.normalize != "rater" or not ratings["rater"].isna().any():
+        return
+    if cfg.ratings == "vader":
+        raise ConfigError("normalize=rater: the VADER ratings carry no rater ids; use normalize=item")
+    if not cfg.columns.rater_col:
+        raise ConfigError(
+            f"normalize=rater needs the rater id of every rating in {cfg.ratings}: set columns.rater_col=<column>, "
+            "or use normalize=item"
+        )
+    row = int(np.flatnonzero(ratings["rater"].isna().to_numpy())[0]) + 1
+    raise DataError(
+        cfg.ratings, "missing rater id (normalize=rater needs one on every rating)", row, cfg.columns.rater_col
+    )
+
+
+def check_split(n: int, held: np.ndarray, cfg: ScorerTrainConfig, unit: str = "items") -> None:
+    """Before any training: something to train on, and (val_fraction > 0) something to evaluate on,
+    so a run never trains and then fails on its evaluation."""
+    n_held = int(held.sum())
+    n_train = min(n - n_held, cfg.max_items or n)
+    if n_train < 2:
+        limits = f"val_fraction={cfg.val_fraction}" + (f" and max_items={cfg.max_items}" if cfg.max_items else "")
+        raise ConfigError(
+            f"{cfg.ratings} has {n} {unit}, and {limits} leave {n_train} to train on; a scorer needs at least 2 "
+            "(more data, or a smaller val_fraction)"
+        )
+    if cfg.val_fraction > 0 and n_held < 2:
+        raise ConfigError(
+            f"{cfg.ratings} has {n} {unit}, and val_fraction={cfg.val_fraction} holds out {n_held}; held-out metrics "
+            "need at least 2 (a larger val_fraction, or val_fraction=0 to train on all without held-out metrics)"
+        )
+
+
 def train_pointwise(cfg: ScorerTrainConfig) -> tuple[Scorer, dict]:
-    ratings = split_ratings(load_ratings(cfg), cfg.rating_split, cfg.seed)
+    ratings = load_ratings(cfg)
+    check_raters(ratings, cfg)
+    ratings = split_ratings(ratings, cfg.rating_split, cfg.seed)
     items = to_items(ratings)
     held = split_items(items["item_id"].to_numpy(), cfg.val_fraction, cfg.seed)
+    check_split(len(items), held, cfg)
     train_ids = items.loc[~held, "item_id"]
     if cfg.max_items:
         train_ids = train_ids.sample(min(cfg.max_items, len(train_ids)), random_state=cfg.seed)
@@ -89,13 +148,16 @@ def train_pointwise(cfg: ScorerTrainConfig) -> tuple[Scorer, dict]:
     scorer.meta.score_min, scorer.meta.score_max = cfg.columns.score_min, cfg.columns.score_max
     scorer.meta.uses_prompt = bool((ratings["prompt"].str.strip() != "").any())
     fit_regression(scorer, targets, cfg.optim)
-    metrics = evaluate_items(scorer, items[held])
-    return scorer, metrics
+    if not held.any():
+        log.info("val_fraction=0: no held-out items, so no held-out metrics")
+        return scorer, {}
+    return scorer, evaluate_items(scorer, items[held])
 
 
 def train_bradley_terry(cfg: ScorerTrainConfig) -> tuple[Scorer, dict]:
     pairs = load_pairwise(cfg.ratings, cfg.prompt_col, cfg.chosen_col, cfg.rejected_col)
     held = split_items(np.arange(len(pairs)), cfg.val_fraction, cfg.seed)
+    check_split(len(pairs), held, cfg, "pairs")
     train = pairs[~held]
     if cfg.max_items:
         train = train.sample(min(cfg.max_items, len(train)), random_state=cfg.seed)

@@ -66,7 +66,20 @@ class Binning:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> Binning:
-        return cls(**{k: d[k] for k in ("edges", "centers", "counts", "method") if k in d})
+        """Bins read back from a card; ValueError when they make no sense (a damaged card)."""
+        missing = [k for k in ("edges", "centers") if k not in d]
+        if missing:
+            raise ValueError(f"binning is missing {missing}")
+        b = cls(**{k: d[k] for k in ("edges", "centers", "counts", "method") if k in d})
+        if not _numbers(b.edges) or not np.all(np.isfinite(b.edges)) or np.any(np.diff(b.edges) <= 0):
+            raise ValueError(f"binning edges must be ascending finite numbers, got {b.edges!r}")
+        if not _numbers(b.centers) or len(b.centers) != b.k:
+            raise ValueError(f"binning has {b.k} bins (from its edges) but centers {b.centers!r}")
+        return b
+
+
+def _numbers(xs: object) -> bool:
+    return isinstance(xs, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
 
 
 @dataclass(frozen=True)

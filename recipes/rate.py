@@ -70,13 +70,19 @@ def main(argv: list[str]) -> int:
         raise C.ConfigError("no task: run `condtune rate TASKFILE` (or give db=FILE.sqlite)")
     db = cfg.db or cfg.task.with_name(cfg.task.stem + ".ratings.sqlite")
     try:
+        # the task and its card are read (and checked) before the database is opened: a task file that
+        # does not exist or does not parse leaves no empty database behind
+        task = (load_task(cfg.task), load_card(cfg.task)) if cfg.task is not None else None
+        if task is None and not db.is_file():
+            raise C.ConfigError(f"db={db}: no such ratings database; run `condtune rate TASKFILE` to make one")
         store = Store(db)
-        if cfg.task is not None:
-            lo, hi = card_scale(load_card(cfg.task))
+        if task is not None:
+            items, card = task
+            lo, hi = card_scale(card)
             store.set_scale(
                 lo if cfg.scale_min is None else cfg.scale_min, hi if cfg.scale_max is None else cfg.scale_max
             )
-            stats = store.import_items(load_task(cfg.task), source=str(cfg.task))
+            stats = store.import_items(items, source=str(cfg.task))
             print(
                 f"{cfg.task}: {stats.total_items} items ({stats.new_items} new), {stats.total_pairs} A/B pairs; db {db}"
             )
@@ -103,7 +109,7 @@ def main(argv: list[str]) -> int:
         )
         return 0
 
-    server = make_server(store, cfg.host, cfg.port, cfg.text)
+    server = make_server(store, cfg.host, cfg.port, cfg.text)  # a port in use: a ConfigError naming it
     print(
         f"rating page: {server.url}  (scale {scale[0]}..{scale[1]}; "
         f"every answer is saved to {db} at once; Ctrl-C stops)"

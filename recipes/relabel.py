@@ -45,6 +45,10 @@ class RelabelConfig:
     out: str = "runs/tagged.jsonl"
     """output file (.jsonl/.csv/.parquet); the card is written beside it"""
 
+    def __post_init__(self):
+        if self.k < 2:
+            raise ValueError(f"k={self.k}: score bins need k >= 2 (one bin would tag every row alike)")
+
 
 def main(argv: list[str] | None = None) -> int:
     cfg = C.parse(RelabelConfig, sys.argv[1:] if argv is None else argv)

@@ -15,6 +15,7 @@ and none of them changes anything. Pages are served with a strict Content-Securi
 
 from __future__ import annotations
 
+import errno
 import hmac
 import ipaddress
 import json
@@ -34,6 +35,8 @@ log = logging.getLogger("condtune.rate")
 MODES = ("score", "ab")
 POST_FIELDS = {"rater", "mode", "target", "value", "token"}
 MAX_BODY = 16 * 1024
+CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
+"""a client that disconnects before its answer is written: not an error of the server"""
 
 
 class HTTPError(Exception):
@@ -142,6 +145,8 @@ class Handler(BaseHTTPRequestHandler):
             if route is None:
                 raise HTTPError(404, f"no page at {urlsplit(self.path).path}")
             route()
+        except CLIENT_GONE:
+            raise  # nobody to answer (handle_one_request drops it quietly)
         except HTTPError as err:
             self._error(err)
         except RatingError as err:
@@ -149,6 +154,13 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:  # never leak a traceback to the page; keep serving
             log.exception("error while handling %s %s", self.command, self.path)
             self._error(HTTPError(500, "internal error (see the server log)"))
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except CLIENT_GONE:  # the browser closed the tab or the connection mid-answer: nothing to report
+            self.close_connection = True
+            log.debug("%s went away mid-request", self.address_string())
 
     def do_GET(self) -> None:
         self._dispatch({"/": self.home, "/rate": self.rate_page, "/api/progress": self.api_progress})
@@ -273,7 +285,18 @@ def _parse_int(value: str, field: str) -> int:
 
 
 def make_server(store: Store, host: str = "127.0.0.1", port: int = 8765, text: PageText = PageText()) -> RatingServer:
-    """Bind (port 0 picks a free port); call ``serve_forever()`` or ``start_in_thread()``."""
+    """Bind (port 0 picks a free port); call ``serve_forever()`` or ``start_in_thread()``. A port in
+    use or an address this machine does not have is a :class:`~condtune.config.ConfigError`."""
+    from condtune.config import ConfigError
+
     if not is_loopback(host):
         log.warning("binding to %s: anyone who can reach this address can rate and read the task", host)
-    return RatingServer(store, host, port, text)
+    try:
+        return RatingServer(store, host, port, text)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"port={port}: already in use on {host} (another `condtune rate`?); stop it, or pick another "
+                "port= (port=0: any free one)"
+            ) from None
+        raise ConfigError(f"host={host} port={port}: cannot serve there ({exc.strerror or exc})") from None

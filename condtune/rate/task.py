@@ -87,7 +87,7 @@ def load_task(path: str | Path) -> list[TaskItem]:
         raise TaskError(path, "task file not found")
     items: list[TaskItem] = []
     seen: dict[str, int] = {}
-    for row, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for row, line in enumerate(_text_lines(path), start=1):
         if not line.strip():
             continue
         item = _check_row(path, row, _json_row(path, row, line))
@@ -102,10 +102,39 @@ def load_task(path: str | Path) -> list[TaskItem]:
     return items
 
 
+def _text_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file; bytes that are not UTF-8 are an error naming the row."""
+    lines = path.read_bytes().splitlines()
+    out = []
+    for row, raw in enumerate(lines, start=1):
+        try:
+            out.append(raw.decode("utf-8-sig" if row == 1 else "utf-8"))
+        except UnicodeDecodeError as exc:
+            raise TaskError(
+                path,
+                f"not UTF-8 text (byte 0x{raw[exc.start]:02x}, the line's byte {exc.start + 1}); save it as UTF-8",
+                row,
+            ) from None
+    return out
+
+
 def load_card(task_path: str | Path) -> dict:
     """The task's card, or ``{}`` when there is none (a hand-made task file)."""
     p = card_path(task_path)
-    return read_json(p) if p.is_file() else {}
+    if not p.is_file():
+        return {}
+    try:
+        card = read_json(p)
+    except ValueError as exc:  # not JSON / not UTF-8: the DataError names the card
+        raise TaskError(p, str(exc).removeprefix(f"{p}: ")) from None
+    if not isinstance(card, dict):
+        raise TaskError(p, f"expected a JSON object, got {type(card).__name__}")
+    scale = card.get("scale") or {}
+    if not isinstance(scale, dict) or any(
+        k in scale and (isinstance(scale[k], bool) or not isinstance(scale[k], int)) for k in ("min", "max")
+    ):
+        raise TaskError(p, f"scale must be {{'min': integer, 'max': integer}}, got {scale!r}", column="scale")
+    return card
 
 
 def card_scale(card: dict) -> tuple[int, int]:
