@@ -4,11 +4,26 @@ Every ``train_<method>`` returns a list of :class:`Checkpoint`. A checkpoint is 
 policy directory (``path``) or, for best-of-n, a file of already-picked samples
 (``samples``). The cost fields are cumulative from the start of the method, data generation
 included (relabel scoring, rollouts, best-of-n samples).
+
+One resume scheme for every trainer (conditional SFT, the online loop, PPO, DPO, RLOO, best-of-n
+and each run of the benchmark):
+
+* ``out/run.json`` records what the run is (its data digest, card and settings):
+  :func:`claim_run` writes it on the first run; a rerun with the same record resumes, one with
+  another is an error that names what changed (or, with ``overwrite``, starts afresh there);
+* resume state lives in ``out/checkpoints/checkpoint-N`` (trl's layout; PPO writes the same), and
+  a checkpoint is complete once the file its trainer writes last exists; :func:`latest_checkpoint`
+  resumes from the newest complete one and skips a half-written one, saying so;
+* evaluation snapshots of one run (one learning-rate schedule) are ``out/step_N``
+  (:func:`snapshot_callback`), listed with their cost in ``snapshots.json``.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import logging
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -17,6 +32,14 @@ from typing import Callable
 
 from condtune.config import ConfigError
 from condtune.io import atomic_dir, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+RUN_RECORD = "run.json"
+"""what a run is, in its output folder"""
+CHECKPOINTS = "checkpoints"
+"""resume checkpoints ``checkpoint-N`` of a run, in its output folder"""
+_CKPT = re.compile(r"^checkpoint-(\d+)$")
 
 
 @dataclass
@@ -59,18 +82,64 @@ def changed_keys(old: dict, new: dict) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
-def claim_settings(out_dir: str | Path, settings: dict, job: str) -> None:
-    """Record a command's ``settings`` in ``out_dir/config.json`` on its first run; a rerun with the
-    same settings resumes there, one with other settings is an error (it would resume or reuse
-    another run's checkpoints, snapshots or samples)."""
-    path = Path(out_dir) / "config.json"
-    if path.exists() and (old := read_json(path)) != settings:
-        changed = changed_keys(old, settings)
-        raise ConfigError(
-            f"{out_dir} holds a {job} run with other settings (changed: {changed}); use another out=, "
-            f"or delete {out_dir} to redo it"
-        )
-    write_json(path, settings)
+def claim_run(
+    out_dir: str | Path,
+    identity: dict,
+    job: str,
+    *,
+    overwrite: bool = False,
+    outputs: tuple[str, ...] = (CHECKPOINTS,),
+    hint: str = "use another out=, or overwrite=true to start afresh there",
+) -> None:
+    """Make ``out_dir`` this run's: record ``identity`` (what the run is: data digest, card,
+    settings) in ``out_dir/run.json`` on its first run; a rerun with the same identity resumes there.
+    A folder of another run (another identity, or ``outputs`` from a run that recorded none) is a
+    :class:`ConfigError` naming what changed, unless ``overwrite``: then those ``outputs`` (files or
+    folders, relative to ``out_dir``) are removed first."""
+    out_dir = Path(out_dir)
+    path = out_dir / RUN_RECORD
+    identity = json.loads(json.dumps(identity))  # as it reads back from disk
+    if path.exists():
+        old = read_json(path)
+        if old == identity:
+            return
+        why = f"holds another {job} run (changed: {changed_keys(old, identity)})"
+    elif any((out_dir / o).exists() for o in outputs):
+        why = f"holds a {job} run that recorded no {RUN_RECORD} (an older condtune)"
+    else:
+        why = ""
+    if why:
+        if not overwrite:
+            raise ConfigError(f"{out_dir} {why}; resuming it would mix runs: {hint}")
+        log.warning("%s %s: overwriting it", out_dir, why)
+        for o in outputs:
+            target = out_dir / o
+            shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(path, identity)
+
+
+def checkpoint_dirs(out_dir: str | Path, complete: str = "trainer_state.json") -> list[Path]:
+    """The complete resume checkpoints ``out_dir/checkpoints/checkpoint-N`` (their file ``complete``,
+    written last, exists), oldest first."""
+    return [c for c in _all_checkpoints(out_dir) if (c / complete).exists()]
+
+
+def latest_checkpoint(out_dir: str | Path, complete: str = "trainer_state.json") -> Path | None:
+    """The newest complete resume checkpoint; a newer incomplete one (a run killed while saving) is
+    skipped with a warning."""
+    for c in reversed(_all_checkpoints(out_dir)):
+        if (c / complete).exists():
+            return c
+        log.warning("%s is incomplete (killed while saving?); resuming from the one before", c)
+    return None
+
+
+def _all_checkpoints(out_dir: str | Path) -> list[Path]:
+    found = [
+        (int(m.group(1)), p) for p in (Path(out_dir) / CHECKPOINTS).glob("checkpoint-*") if (m := _CKPT.match(p.name))
+    ]
+    return [p for _, p in sorted(found)]
 
 
 def snapshot_callback(

@@ -20,10 +20,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from condtune.checkpointing import changed_keys
-from condtune.config import ConfigError
+from condtune.checkpointing import CHECKPOINTS, claim_run, latest_checkpoint
 from condtune.data import table_digest
-from condtune.io import read_json, write_json
+from condtune.io import umask_modes, write_json
 from condtune.relabel import TagCard
 
 log = logging.getLogger(__name__)
@@ -182,20 +181,6 @@ def lora_config(s: SFTSettings, extra_modules: list[str] | None = None):
     )
 
 
-def latest_checkpoint(out_dir: Path) -> str | None:
-    """The newest complete trainer checkpoint (its ``trainer_state.json``, written last, exists); an
-    incomplete one (a run killed while saving) is skipped with a warning."""
-    ckpts = sorted(out_dir.glob("checkpoints/checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    for c in reversed(ckpts):
-        if (c / "trainer_state.json").exists():
-            return str(c)
-        log.warning("%s is incomplete (killed while saving?); resuming from the one before", c)
-    return None
-
-
-RUN_IDENTITY = "run_identity.json"
-
-
 def run_identity(df: pd.DataFrame, card: TagCard, s: SFTSettings, base: str) -> dict:
     """What a training run is: a digest of its rows, its card, its settings and its base model."""
     digest = table_digest(df)
@@ -207,36 +192,6 @@ def run_identity(df: pd.DataFrame, card: TagCard, s: SFTSettings, base: str) -> 
         "base_model": str(base),
     }
     return json.loads(json.dumps(identity))  # as it reads back from disk
-
-
-def claim_out_dir(out_dir: Path, identity: dict, overwrite: bool) -> None:
-    """Make ``out_dir`` this run's: a fresh folder, or one this same run started (resume). A folder
-    of another run (other data, card, settings or base) is an error, unless ``overwrite``: then its
-    checkpoints and policy files are removed first."""
-    import shutil
-
-    path = out_dir / RUN_IDENTITY
-    if path.exists():
-        old = read_json(path)
-        if old != identity:
-            changed = changed_keys(old, identity)
-            if not overwrite:
-                raise ConfigError(
-                    f"{out_dir} holds another training run (changed: {changed}); resuming it would mix runs. "
-                    "Use another out=, or overwrite=true to start afresh there"
-                )
-            log.warning("%s: overwriting another run (changed: %s)", out_dir, changed)
-            shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
-            (out_dir / POLICY_CARD).unlink(missing_ok=True)
-    elif (out_dir / "checkpoints").exists() or (out_dir / POLICY_CARD).exists():
-        if not overwrite:
-            raise ConfigError(
-                f"{out_dir} holds a training run that recorded no identity (an older condtune); "
-                "use another out=, or overwrite=true to start afresh there"
-            )
-        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
-        (out_dir / POLICY_CARD).unlink(missing_ok=True)
-    write_json(path, identity)
 
 
 def train_conditional(
@@ -258,14 +213,16 @@ def train_conditional(
     With ``s.kl_coef > 0`` the KL term's reference is ``ref_model`` (default: a frozen copy of
     ``model`` as it is passed in, before the tags are added). Rerunning into ``out_dir`` resumes the
     same run from its latest complete checkpoint; another run's folder is an error unless
-    ``overwrite`` (see :func:`claim_out_dir`).
+    ``overwrite`` (see :func:`condtune.checkpointing.claim_run`).
     """
     from trl import SFTConfig, SFTTrainer
 
     from condtune.trl_compat import trainer_args
 
     out_dir = Path(out_dir)
-    claim_out_dir(out_dir, run_identity(df, card, s, base), overwrite)
+    claim_run(
+        out_dir, run_identity(df, card, s, base), "training", overwrite=overwrite, outputs=(CHECKPOINTS, POLICY_CARD)
+    )
     ref = (
         (ref_model if ref_model is not None else copy.deepcopy(model)) if s.kl_coef > 0 or s.entropy_coef > 0 else None
     )
@@ -315,7 +272,8 @@ def train_conditional(
             entropy_coef=s.entropy_coef,
         )
     t0 = time.time()
-    result = trainer.train(resume_from_checkpoint=latest_checkpoint(out_dir))
+    resume = latest_checkpoint(out_dir)
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.time() - t0
     final = trainer.model.merge_and_unload() if s.lora_r else trainer.model
     save_policy(final, tokenizer, card, out_dir, base)
@@ -333,15 +291,23 @@ def save_policy(model, tokenizer, card: TagCard, out_dir: str | Path, base: str)
     """Write the weights, tokenizer and the policy card; the card goes last (it marks completion)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    with umask_modes(out_dir):  # safetensors writes 0600 files; the policy's follow the umask
+        model.save_pretrained(out_dir)
+        tokenizer.save_pretrained(out_dir)
     write_json(out_dir / POLICY_CARD, {"base_model": base, **card.to_dict()})
     return out_dir
 
 
 def load_policy_card(path: str | Path) -> tuple[TagCard, str | None]:
+    """The policy's tag card and base model; a missing, truncated or incomplete card is an
+    :class:`~condtune.artifacts.ArtifactError` naming it."""
+    from condtune.artifacts import ArtifactError, ArtifactMissing, read_json_object
+
     p = Path(path) / POLICY_CARD
     if not p.exists():
-        raise FileNotFoundError(f"{path}: not a condtune policy (no {POLICY_CARD}); train one with `condtune train`")
-    d = read_json(p)
-    return TagCard.from_dict(d), d.get("base_model")
+        raise ArtifactMissing(path, f"not a condtune policy (no {POLICY_CARD}); train one with `condtune train`")
+    card = TagCard.read(p, "policy card", skip=("base_model",))
+    base = read_json_object(p, "policy card").get("base_model")
+    if base is not None and not isinstance(base, str):
+        raise ArtifactError(p, f"base_model must be a model name or folder, got {base!r}")
+    return card, base

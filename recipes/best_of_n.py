@@ -20,7 +20,7 @@ from pathlib import Path
 from condtune import config as C
 from condtune.baselines.best_of_n import BestOfNSettings, train_best_of_n
 from condtune.baselines.ppo_config import DEFAULT_PROMPTS
-from condtune.checkpointing import claim_settings
+from condtune.checkpointing import claim_run
 from condtune.data import load_prompts, read_table
 from condtune.io import write_json
 from condtune.modeling import load_causal_lm
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         scorer = Scorer.load(cfg.scorer)
     except FileNotFoundError as exc:
         raise C.ConfigError(f"scorer={cfg.scorer}: {exc}") from None
-    claim_settings(out, C.to_dict(cfg), "best-of-n")
+    claim_run(out, C.to_dict(cfg), "best-of-n")
     model, tok = load_causal_lm(cfg.model)
     log.info("best-of-n: %d prompts x %d samples of %s, scorer=%s", len(prompts), cfg.n, cfg.model, cfg.scorer)
 

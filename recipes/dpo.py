@@ -21,11 +21,10 @@ from pathlib import Path
 
 from condtune import config as C
 from condtune.baselines.dpo import DPOSettings, build_pairs, train_dpo
-from condtune.checkpointing import claim_settings
+from condtune.checkpointing import claim_run, latest_checkpoint
 from condtune.data import DataError, PointwiseSpec, load_pairwise, load_pointwise, to_items
 from condtune.io import read_json, write_json
 from condtune.modeling import model_dir
-from condtune.policy import latest_checkpoint
 
 log = logging.getLogger("condtune.dpo")
 
@@ -63,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             pairs = build_pairs(items.assign(score=items["mean"]), cfg.dpo.n_pairs, cfg.dpo.min_margin, cfg.seed)
         except ValueError as exc:
             raise DataError(cfg.ratings, str(exc)) from None
-    claim_settings(out, C.to_dict(cfg), "dpo")
+    claim_run(out, C.to_dict(cfg), "dpo")
     base = model_dir(cfg.model, out / "base")
     steps = max(cfg.dpo.checkpoints)
     log.info(
@@ -80,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # save: the run's summary beside the policies
     final = max(ckpts, key=lambda c: c.step)
-    history = read_json(Path(latest_checkpoint(out)) / "trainer_state.json")["log_history"]
+    history = read_json(latest_checkpoint(out) / "trainer_state.json")["log_history"]
     losses = [h["loss"] for h in history if "loss" in h]
     margins = [h["rewards/margins"] for h in history if "rewards/margins" in h]
     summary = {

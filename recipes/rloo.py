@@ -21,11 +21,10 @@ from pathlib import Path
 from condtune import config as C
 from condtune.baselines.ppo_config import DEFAULT_PROMPTS
 from condtune.baselines.rloo import RLOOSettings, train_rloo
-from condtune.checkpointing import claim_settings
+from condtune.checkpointing import claim_run, latest_checkpoint
 from condtune.data import load_prompts
 from condtune.io import read_json, write_json
 from condtune.modeling import model_dir
-from condtune.policy import latest_checkpoint
 from condtune.sampling import SamplingConfig
 from condtune.scorer import Scorer
 
@@ -60,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         scorer = Scorer.load(cfg.scorer)
     except FileNotFoundError as exc:
         raise C.ConfigError(f"scorer={cfg.scorer}: {exc}") from None
-    claim_settings(out, C.to_dict(cfg), "rloo")
+    claim_run(out, C.to_dict(cfg), "rloo")
     base = model_dir(cfg.model, out / "base")
     s = cfg.rloo
     log.info(
@@ -79,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # save: the run's summary beside the policies
     final = max(ckpts, key=lambda c: c.step)
-    history = read_json(Path(latest_checkpoint(out)) / "trainer_state.json")["log_history"]
+    history = read_json(latest_checkpoint(out) / "trainer_state.json")["log_history"]
     rewards = [h["reward"] for h in history if "reward" in h]
     summary = {
         "final": final.path,

@@ -74,7 +74,7 @@ def test_dpo_from_ratings_and_its_errors(tiny_lm, tmp_path, capsys):
     s = _summary(out)
     assert s["pairs"] == 8 and s["steps"] == 1 and math.isfinite(s["last_loss"])
     assert cli([*common, "dpo.n_pairs=4", f"out={out}"]) == 2  # another run's folder: refused, not resumed
-    assert "other settings (changed: ['dpo'])" in capsys.readouterr().err
+    assert "holds another dpo run (changed: ['dpo'])" in capsys.readouterr().err
 
 
 def test_rloo(tiny_lm, scorer, prompts_file, tmp_path):
@@ -104,6 +104,6 @@ def test_best_of_n(tiny_lm, scorer, prompts_file, tmp_path, capsys):
     assert s["scorer_calls"] == 12 and s["mean_score_of_picks"] >= s["mean_score_of_samples"]
     assert "next: condtune rloo" in capsys.readouterr().out
     assert cli([*args, "n=2", f"out={out}"]) == 2  # the pool of another n is not reused
-    assert "other settings (changed: ['n'])" in capsys.readouterr().err
+    assert "holds another best-of-n run (changed: ['n'])" in capsys.readouterr().err
     assert cli(["best-of-n", f"model={tiny_lm}", f"scorer={tmp_path / 'nope'}", f"out={tmp_path / 'x'}"]) == 2
     assert "not a condtune scorer" in capsys.readouterr().err

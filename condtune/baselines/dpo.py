@@ -73,8 +73,8 @@ def train_dpo(
     import datasets
     from trl import DPOConfig, DPOTrainer
 
+    from condtune.checkpointing import latest_checkpoint
     from condtune.modeling import load_causal_lm
-    from condtune.policy import latest_checkpoint
     from condtune.trl_compat import trainer_args
 
     out = Path(out_dir)
@@ -106,5 +106,6 @@ def train_dpo(
     )
     snap = snapshot_callback("dpo", out, steps, setting=setting)
     trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=[snap])
-    trainer.train(resume_from_checkpoint=latest_checkpoint(out))
+    resume = latest_checkpoint(out)
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     return [c for c in snap.records if c.step in steps]

@@ -31,6 +31,7 @@ from torch import nn
 from condtune.baselines import rl_math as M
 from condtune.baselines.ppo_checkpoint import (
     PPOState,
+    claim_output_dir,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
@@ -63,6 +64,7 @@ def build_kl_controller(cfg: PPOConfig):
 def build_state(cfg: PPOConfig) -> PPOState:
     """Fresh models, or the latest checkpoint in ``output_dir`` when ``resume`` is on."""
     torch.manual_seed(cfg.seed)
+    claim_output_dir(cfg)
     ckpt = latest_checkpoint(cfg.output_dir) if cfg.resume else None
     actor, ref, tok = build_models(cfg, ckpt)
     state = PPOState(actor, ref, tok, build_optimizer(actor, cfg), build_kl_controller(cfg))

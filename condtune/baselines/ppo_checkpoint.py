@@ -1,13 +1,12 @@
 """PPO's checkpoints: what a run holds (:class:`PPOState`), written atomically to
-``output_dir/checkpoints/step_NNNNNN`` (policy, value head, optimizer, KL controller, RNG,
-step; the newest ``keep_checkpoints`` kept) so that a resumed run is exact, and the
-``output_dir/final`` policy."""
+``output_dir/checkpoints/checkpoint-N`` (the scheme of :mod:`condtune.checkpointing`: policy, value
+head, optimizer, KL controller, RNG, step, and ``state.json`` last; the newest ``keep_checkpoints``
+kept) so that a resumed run is exact, and the ``output_dir/final`` policy."""
 
 from __future__ import annotations
 
 import copy
 import json
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,13 +14,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from condtune import checkpointing
 from condtune.baselines import rl_math as M
 from condtune.baselines.ppo_config import PPOConfig, uses_lora
 from condtune.baselines.ppo_models import ActorCritic
+from condtune.checkpointing import CHECKPOINTS
 from condtune.config import to_dict
 from condtune.io import atomic_dir, write_json
 
-CKPT_RE = re.compile(r"^step_(\d+)$")
+COMPLETE = "state.json"
+"""written last: a checkpoint without it is incomplete"""
 
 
 @dataclass
@@ -38,24 +40,41 @@ class PPOState:
 
 
 # ----------------------------------------------------------------------------- checkpoints
+OPERATIONAL = ("resume", "threads", "progress", "sample_every", "save_every", "keep_checkpoints")
+"""settings that do not change what is trained: not part of the run's identity"""
+OUTPUTS = (CHECKPOINTS, "metrics.jsonl", "final")
+
+
+def claim_output_dir(cfg: PPOConfig) -> None:
+    """``output_dir`` becomes this run's (:func:`condtune.checkpointing.claim_run`): a rerun of the
+    same run resumes there, another run's folder is an error; ``resume=false`` starts afresh."""
+    if not cfg.resume:
+        for o in OUTPUTS:
+            target = Path(cfg.output_dir) / o
+            shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+    identity = {k: v for k, v in to_dict(cfg).items() if k not in OPERATIONAL}
+    checkpointing.claim_run(
+        cfg.output_dir,
+        identity,
+        "ppo",
+        overwrite=not cfg.resume,
+        outputs=OUTPUTS,
+        hint="use another output_dir=, or resume=false to start afresh there",
+    )
+
+
 def checkpoint_dirs(output_dir: str | Path) -> list[Path]:
-    root = Path(output_dir) / "checkpoints"
-    if not root.is_dir():
-        return []
-    found = [
-        (int(m.group(1)), p) for p in root.iterdir() if (m := CKPT_RE.match(p.name)) and (p / "state.json").exists()
-    ]
-    return [p for _, p in sorted(found)]
+    """The complete checkpoints, oldest first."""
+    return checkpointing.checkpoint_dirs(output_dir, complete=COMPLETE)
 
 
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
-    dirs = checkpoint_dirs(output_dir)
-    return dirs[-1] if dirs else None
+    return checkpointing.latest_checkpoint(output_dir, complete=COMPLETE)
 
 
 def save_checkpoint(state: PPOState, cfg: PPOConfig) -> Path:
-    """Atomically write ``output_dir/checkpoints/step_NNNNNN`` and prune older ones."""
-    target = Path(cfg.output_dir) / "checkpoints" / f"step_{state.step:06d}"
+    """Atomically write ``output_dir/checkpoints/checkpoint-N`` and prune older ones."""
+    target = Path(cfg.output_dir) / CHECKPOINTS / f"checkpoint-{state.step}"
     with atomic_dir(target) as tmp:
         state.actor.lm.save_pretrained(tmp / "policy")  # adapters only with LoRA
         state.tokenizer.save_pretrained(tmp / "policy")
@@ -66,7 +85,7 @@ def save_checkpoint(state: PPOState, cfg: PPOConfig) -> Path:
             rng["cuda"] = torch.cuda.get_rng_state_all()
         torch.save(rng, tmp / "rng.pt")
         write_json(
-            tmp / "state.json",
+            tmp / COMPLETE,
             {
                 "step": state.step,
                 "elapsed": state.elapsed,
@@ -84,7 +103,7 @@ def save_checkpoint(state: PPOState, cfg: PPOConfig) -> Path:
 def load_checkpoint(path: Path, state: PPOState) -> None:
     """Restore value head, optimizer, KL controller, RNG and step (the policy weights were
     loaded by :func:`condtune.baselines.ppo_models.build_models`)."""
-    meta = json.loads((path / "state.json").read_text())
+    meta = json.loads((path / COMPLETE).read_text())
     dev = next(state.actor.parameters()).device
     state.actor.value_head.load_state_dict(torch.load(path / "value_head.pt", map_location=dev, weights_only=True))
     state.optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=dev, weights_only=True))

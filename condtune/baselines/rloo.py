@@ -59,8 +59,8 @@ def train_rloo(
     import datasets
     from trl import RLOOConfig, RLOOTrainer
 
+    from condtune.checkpointing import latest_checkpoint
     from condtune.modeling import load_causal_lm
-    from condtune.policy import latest_checkpoint
     from condtune.trl_compat import trainer_args
 
     out = Path(out_dir)
@@ -95,5 +95,6 @@ def train_rloo(
     trainer = RLOOTrainer(
         model=model, reward_funcs=[reward], args=args, train_dataset=ds, processing_class=tok, callbacks=[snap]
     )
-    trainer.train(resume_from_checkpoint=latest_checkpoint(out))
+    resume = latest_checkpoint(out)
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     return [c for c in snap.records if c.step in steps]

@@ -21,7 +21,7 @@ from condtune.bench.settings import BenchConfig
 from condtune.bench.task import Prompts, Task
 from condtune.checkpointing import (
     Checkpoint,
-    changed_keys,
+    claim_run,
     load_checkpoints,
     prune,
     save_checkpoints,
@@ -359,19 +359,17 @@ def run_steps(cfg: BenchConfig, run: Run) -> list[int]:
 def run_method(ctx: BenchContext, run: Run) -> list[Checkpoint]:
     """Train (or reuse a finished training of) one run; its checkpoints.json marks it finished."""
     work = run.work(ctx.out)
-    settings = C.to_dict(run.settings)
-    if (work / "settings.json").exists() and read_json(work / "settings.json") != settings:
-        old = read_json(work / "settings.json")
-        changed = changed_keys(old, settings)
-        raise C.ConfigError(
-            f"{work} was trained with other {run.method} settings (changed: {changed}); to compare a new setting, "
-            f"add it as a sweep entry (sweeps.{run.method}=[...]) or use another out=; to redo it, delete {work}"
-        )
+    claim_run(
+        work,
+        C.to_dict(run.settings),
+        run.method,
+        outputs=("checkpoints.json", "snapshots.json", "run", "checkpoints"),
+        hint=f"to compare a new setting, add it as a sweep entry (sweeps.{run.method}=[...]) or use another out=; "
+        f"to redo it, delete {work}",
+    )
     done = load_checkpoints(work / "checkpoints.json")
     if done is not None:
         return done
-    work.mkdir(parents=True, exist_ok=True)
-    write_json(work / "settings.json", settings)
     steps = run_steps(ctx.cfg, run)
     ckpts = [c for c in TRAINERS[run.method](ctx, run, work) if c.step in steps]
     save_checkpoints(work / "checkpoints.json", ckpts)

@@ -18,6 +18,7 @@ from condtune.baselines.ppo_config import DEFAULT_PROMPTS, PPOConfig
 from condtune.baselines.ppo_models import position_ids_from_mask
 from condtune.baselines.ppo_report import read_metrics
 from condtune.baselines.rl_math import response_mask_after_eos
+from condtune.config import ConfigError
 
 
 def tiny_cfg(model: Path, out: Path, **kw) -> PPOConfig:
@@ -96,7 +97,7 @@ def test_reward_rises_on_a_learnable_reward(ppo_tiny_lm, tmp_path):
     logged = read_metrics(tmp_path / "run" / "metrics.jsonl")
     assert [r["step"] for r in logged] == list(range(1, 31))
     # the final checkpoint exists even though save_every was never reached
-    assert latest_checkpoint(cfg.output_dir).name == "step_000030"
+    assert latest_checkpoint(cfg.output_dir).name == "checkpoint-30"
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -116,7 +117,7 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(ppo_tiny_lm, tmp_path
     cfg = tiny_cfg(ppo_tiny_lm, tmp_path / "b", save_every=2)
     with pytest.raises(RuntimeError, match="simulated crash"):
         ppo.train(ppo.build_state(cfg), DEFAULT_PROMPTS, crashing_reward, cfg)
-    assert latest_checkpoint(cfg.output_dir).name == "step_000002"
+    assert latest_checkpoint(cfg.output_dir).name == "checkpoint-2"
     ckpt = latest_checkpoint(cfg.output_dir)
     assert {p.name for p in ckpt.iterdir()} >= {"policy", "value_head.pt", "optimizer.pt", "rng.pt", "state.json"}
 
@@ -129,7 +130,22 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(ppo_tiny_lm, tmp_path
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-6), k
     assert [r["step"] for r in read_metrics(tmp_path / "b" / "metrics.jsonl")] == [1, 2, 3, 4]
-    assert [p.name for p in checkpoint_dirs(cfg.output_dir)] == ["step_000004"]  # keep_checkpoints=1
+    assert [p.name for p in checkpoint_dirs(cfg.output_dir)] == ["checkpoint-4"]  # keep_checkpoints=1
+
+
+def test_another_runs_folder_is_refused_and_resume_false_starts_afresh(ppo_tiny_lm, tmp_path):
+    cfg = tiny_cfg(ppo_tiny_lm, tmp_path / "run", total_updates=2, save_every=1)
+    ppo.train(ppo.build_state(cfg), DEFAULT_PROMPTS, title_case_reward, cfg)
+    assert ppo.build_state(cfg).step == 2  # the same run resumes
+    assert (
+        ppo.build_state(tiny_cfg(ppo_tiny_lm, tmp_path / "run", total_updates=2, save_every=1, sample_every=5)).step
+        == 2
+    )
+    with pytest.raises(ConfigError, match=r"holds another ppo run \(changed: \['lr'\]\).*resume=false"):
+        ppo.build_state(tiny_cfg(ppo_tiny_lm, tmp_path / "run", total_updates=2, save_every=1, lr=5e-3))
+    fresh = tiny_cfg(ppo_tiny_lm, tmp_path / "run", total_updates=2, save_every=1, lr=5e-3, resume=False)
+    assert ppo.build_state(fresh).step == 0
+    assert checkpoint_dirs(fresh.output_dir) == [] and not (tmp_path / "run" / "metrics.jsonl").exists()
 
 
 def test_adaptive_kl_state_is_checkpointed(ppo_tiny_lm, tmp_path):

@@ -197,7 +197,7 @@ def test_changed_settings_never_resume_a_stale_run(bench_args, bench_run, capsys
     out, args = bench_args
     assert cli([*args, "conditional.sft.lr=0.5"]) == 2
     err = capsys.readouterr().err
-    assert "seed_0/conditional/default was trained with other conditional settings" in err and "sft" in err
+    assert "seed_0/conditional/default holds another conditional run" in err and "sft" in err
 
 
 @pytest.mark.slow

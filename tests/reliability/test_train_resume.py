@@ -6,9 +6,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from condtune.checkpointing import RUN_RECORD, latest_checkpoint
 from condtune.cli import main as cli
 from condtune.config import ConfigError
-from condtune.policy import RUN_IDENTITY, SFTSettings, latest_checkpoint, train_conditional
+from condtune.policy import SFTSettings, train_conditional
 from condtune.relabel import TagCard
 from condtune.tags import Binning, TagFormat
 
@@ -41,7 +42,7 @@ def test_another_runs_folder_is_refused_unless_overwrite(tmp_path, tiny_lm):
         _train(tiny_lm, out, ["Good.", "Bad."], lr=5e-3)
     stats = _train(tiny_lm, out, ["Great fun.", "Awful."], overwrite=True)
     assert stats["steps"] == 2 and stats["first_loss"] is not None  # trained afresh, not "resumed" at the end
-    assert '"data_digest"' in (out / RUN_IDENTITY).read_text()
+    assert '"data_digest"' in (out / RUN_RECORD).read_text()
 
 
 def test_the_command_says_so_in_one_line(tmp_path, tiny_lm, capsys):
@@ -62,5 +63,5 @@ def test_a_checkpoint_cut_while_saving_is_skipped(tmp_path, tiny_lm, caplog):
     out = tmp_path / "policy"
     _train(tiny_lm, out, ["Good.", "Bad."])
     (out / "checkpoints" / "checkpoint-2" / "trainer_state.json").unlink()  # as a kill mid-save leaves it
-    assert latest_checkpoint(out).endswith("checkpoint-1") and "incomplete" in caplog.text
+    assert latest_checkpoint(out).name == "checkpoint-1" and "incomplete" in caplog.text
     assert _train(tiny_lm, out, ["Good.", "Bad."])["steps"] == 2  # resumes from step 1
