@@ -2,14 +2,17 @@
 
     loss = NLL(y | tags, x) + kl_coef * KL(pi(. | tags, x, y<t) || pi_ref(. | x, y<t)) - entropy_coef * H(pi)
 
-each term a mean over the answer tokens of the batch. The KL is exact over the vocabulary
-(:func:`condtune.kl.token_kl`, the same per-token KL the benchmark reports) and the reference reads
-the prompt *without* tags, so the term pulls the tagged policy towards what the base model would
-write for the plain prompt: the tags may move the distribution only as far as the data is worth.
-The reference's logits come without grad, once per batch.
+each term a mean over the answer tokens of the batch; optionally plus ``tag_contrast`` times the
+tag-contrast term (:func:`tag_contrast_loss`, GeDi's discriminative loss, Krause et al. 2020).
+The KL is exact over the vocabulary (:func:`condtune.kl.token_kl`, the same per-token KL the
+benchmark reports) and the reference reads the prompt *without* tags, so the term pulls the tagged
+policy towards what the base model would write for the plain prompt: the tags may move the
+distribution only as far as the data is worth. The reference's logits come without grad, once per
+batch.
 
 :class:`ConditionalSFTTrainer` is trl's SFTTrainer with this loss; its rows carry the reference's
-own ``ref_input_ids``/``ref_labels`` (the plain prompt and the same answer tokens), padded by
+own ``ref_input_ids``/``ref_labels`` (the plain prompt and the same answer tokens) and, for the
+contrast, ``alt_input_ids``/``alt_labels`` (the same answer under another bin's tag), padded by
 :class:`PairedCollator`.
 """
 
@@ -26,6 +29,7 @@ from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 from condtune.kl import token_kl
 
 REF_COLUMNS = ["ref_input_ids", "ref_labels"]
+ALT_COLUMNS = ["alt_input_ids", "alt_labels", "alt_weight"]
 
 
 class KLLoss(NamedTuple):
@@ -63,6 +67,24 @@ def kl_regularised_loss(
     return KLLoss(nll + kl_coef * kl - entropy_coef * entropy, nll.detach(), kl.detach(), entropy.detach())
 
 
+def sequence_logprob(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """[B] log-likelihood of each row's answer tokens (labels != -100) under [B, L, V] logits."""
+    mask = labels[:, 1:] != -100
+    logp = F.log_softmax(logits[:, :-1].float(), -1)
+    tok = logp.gather(-1, labels[:, 1:].clamp(min=0)[..., None]).squeeze(-1)
+    return (tok * mask).sum(-1)
+
+
+def tag_contrast_loss(own: torch.Tensor, other: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """GeDi's discriminative term for a pair of tags: the answer's [B] log-likelihoods under its own
+    tag and under another bin's tag are the logits of a two-way Bayes classifier of the tag (uniform
+    prior), and the loss is its cross-entropy, -log sigmoid(own - other), averaged over the rows with
+    ``weight`` (0 for rows trained without their tag). The answer's own likelihood, the same under
+    both tags, cancels: only what the tag says is trained."""
+    per_row = -F.logsigmoid(own - other)
+    return (per_row * weight).sum() / weight.sum().clamp(min=1.0)
+
+
 @dataclass
 class PairedCollator:
     """Pads the policy's rows as trl does, and the reference's rows beside them."""
@@ -72,37 +94,61 @@ class PairedCollator:
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         pad = DataCollatorForLanguageModeling(pad_token_id=self.pad_token_id)
         out = pad([{"input_ids": e["input_ids"], "labels": e["labels"]} for e in examples])
-        ref = pad([{"input_ids": e["ref_input_ids"], "labels": e["ref_labels"]} for e in examples])
-        return {
-            **out,
-            "ref_input_ids": ref["input_ids"],
-            "ref_attention_mask": ref["attention_mask"],
-            "ref_labels": ref["labels"],
-        }
+        for side in ("ref", "alt"):
+            if f"{side}_input_ids" in examples[0]:
+                rows = pad([{"input_ids": e[f"{side}_input_ids"], "labels": e[f"{side}_labels"]} for e in examples])
+                out[f"{side}_input_ids"], out[f"{side}_labels"] = rows["input_ids"], rows["labels"]
+                out[f"{side}_attention_mask"] = rows["attention_mask"]
+        if "alt_weight" in examples[0]:
+            out["alt_weight"] = torch.tensor([float(e["alt_weight"]) for e in examples])
+        return out
 
 
 class ConditionalSFTTrainer(SFTTrainer):
-    """SFTTrainer whose loss is :func:`kl_regularised_loss` against a frozen ``ref_model``."""
+    """SFTTrainer whose loss is :func:`kl_regularised_loss` against a frozen ``ref_model`` (or the plain
+    NLL without one), plus ``tag_contrast`` times :func:`tag_contrast_loss`."""
 
-    def __init__(self, *args, ref_model, kl_coef: float, entropy_coef: float = 0.0, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.ref_model = ref_model.eval().requires_grad_(False).to(self.accelerator.device)
-        self.kl_coef, self.entropy_coef = kl_coef, entropy_coef
+    def __init__(
+        self, *args, ref_model=None, kl_coef: float = 0.0, entropy_coef: float = 0.0, tag_contrast: float = 0.0, **kw
+    ):
+        super().__init__(*args, **kw)
+        if ref_model is not None:
+            ref_model = ref_model.eval().requires_grad_(False).to(self.accelerator.device)
+        self.ref_model, self.kl_coef, self.entropy_coef, self.tag_contrast = (
+            ref_model,
+            kl_coef,
+            entropy_coef,
+            tag_contrast,
+        )
 
     def _set_signature_columns_if_needed(self):
         super()._set_signature_columns_if_needed()
-        self._signature_columns = [*self._signature_columns, *REF_COLUMNS]
+        self._signature_columns = [*self._signature_columns, *REF_COLUMNS, *ALT_COLUMNS]
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False)
-        with torch.no_grad():
-            ref = self.ref_model(
-                input_ids=inputs["ref_input_ids"], attention_mask=inputs["ref_attention_mask"], use_cache=False
+        metrics = {}
+        if self.ref_model is not None:
+            with torch.no_grad():
+                ref = self.ref_model(
+                    input_ids=inputs["ref_input_ids"], attention_mask=inputs["ref_attention_mask"], use_cache=False
+                )
+            r = kl_regularised_loss(
+                out.logits, inputs["labels"], ref.logits, inputs["ref_labels"], self.kl_coef, self.entropy_coef
             )
-        r = kl_regularised_loss(
-            out.logits, inputs["labels"], ref.logits, inputs["ref_labels"], self.kl_coef, self.entropy_coef
-        )
+            loss, metrics = r.loss, {"nll": r.nll, "kl": r.kl, "entropy": r.entropy}
+        else:
+            pol, targets = answer_logits(out.logits.float(), inputs["labels"])
+            loss = F.cross_entropy(pol, targets)
+            metrics["nll"] = loss.detach()
+        if self.tag_contrast > 0:
+            alt = model(input_ids=inputs["alt_input_ids"], attention_mask=inputs["alt_attention_mask"], use_cache=False)
+            own_lp = sequence_logprob(out.logits, inputs["labels"])
+            other_lp = sequence_logprob(alt.logits, inputs["alt_labels"])
+            contrast = tag_contrast_loss(own_lp, other_lp, inputs["alt_weight"].to(own_lp.device))
+            loss = loss + self.tag_contrast * contrast
+            metrics["tag_contrast"] = contrast.detach()
         mode = "train" if model.training else "eval"
-        for name, value in (("nll", r.nll), ("kl", r.kl), ("entropy", r.entropy)):
+        for name, value in metrics.items():
             self._metrics[mode][name].append(float(value))
-        return (r.loss, out) if return_outputs else r.loss
+        return (loss, out) if return_outputs else loss

@@ -25,6 +25,8 @@ from condtune.data import table_digest
 from condtune.io import umask_modes, write_json
 from condtune.relabel import TagCard
 
+ALT_COLUMNS = ("alt_input_ids", "alt_labels", "alt_weight")
+
 log = logging.getLogger(__name__)
 POLICY_CARD = "condtune_policy.json"
 
@@ -59,6 +61,8 @@ class SFTSettings:
     """share of rows trained without their tags: the same model is also the unconditional one (for guidance)"""
     freeze_embeddings: bool = False
     """keep the token embeddings (tied output layer included) fixed; new tag tokens still learn"""
+    tag_contrast: float = 0.0
+    """weight of the tag contrast: -log sigmoid(log pi(y|tag,x) - log pi(y|other bin's tag,x)) (GeDi); 0 = off"""
 
     def __post_init__(self):
         checks = {
@@ -68,6 +72,7 @@ class SFTSettings:
             "max_length": self.max_length >= 2,
             "kl_coef": self.kl_coef >= 0,
             "entropy_coef": self.entropy_coef >= 0,
+            "tag_contrast": self.tag_contrast >= 0,
             "condition_dropout": 0 <= self.condition_dropout < 1,
             "lora_r": self.lora_r >= 0,
             "save_steps": self.save_steps >= 1,
@@ -76,7 +81,7 @@ class SFTSettings:
         if bad:
             raise ValueError(
                 f"{bad[0]}={getattr(self, bad[0])!r} is out of range (max_steps, batch_size, save_steps >= 1; lr > 0; "
-                f"kl_coef, entropy_coef, lora_r >= 0; 0 <= condition_dropout < 1)"
+                f"kl_coef, entropy_coef, tag_contrast, lora_r >= 0; 0 <= condition_dropout < 1)"
             )
 
 
@@ -104,6 +109,7 @@ def sft_dataset(
     condition_dropout: float = 0.0,
     seed: int = 0,
     with_reference: bool = False,
+    contrast: TagCard | None = None,
 ):
     """Tokenized rows (``input_ids``, ``labels`` with -100 on the tagged prompt), so trl trains
     exactly these tokens.
@@ -115,7 +121,9 @@ def sft_dataset(
     ``condition_dropout``: that share of rows (drawn with ``seed``) reads ``uncond_prompt`` (the
     prompt with its attribute tags but no score tag; default: the plain ``prompt``) instead of the
     tagged one. ``with_reference`` adds ``ref_input_ids``/``ref_labels``: the plain
-    prompt and the same answer tokens, for the reference of the KL term.
+    prompt and the same answer tokens, for the reference of the KL term. ``contrast`` (the card)
+    adds ``alt_input_ids``/``alt_labels``/``alt_weight``: the same answer under another bin's tag
+    (drawn with ``seed``; weight 0 on rows that lost their tag), for the tag-contrast term.
     """
     import datasets
 
@@ -124,26 +132,41 @@ def sft_dataset(
     dropped = np.random.default_rng(seed).random(len(df)) < condition_dropout
     plain = df["prompt"] if "prompt" in df.columns else df["tagged_prompt"]
     uncond = df["uncond_prompt"] if "uncond_prompt" in df.columns else plain
-    if (condition_dropout > 0 or with_reference) and "prompt" not in df.columns:
-        raise ValueError("condition dropout and the KL term need the untagged 'prompt' column beside 'tagged_prompt'")
+    if (condition_dropout > 0 or with_reference or contrast is not None) and "prompt" not in df.columns:
+        raise ValueError(
+            "condition dropout, the KL term and the tag contrast need the untagged 'prompt' column "
+            "beside 'tagged_prompt'"
+        )
     rows: dict[str, list] = {
         "input_ids": [],
         "labels": [],
         **({c: [] for c in ("ref_input_ids", "ref_labels")} if with_reference else {}),
+        **({c: [] for c in ALT_COLUMNS} if contrast is not None else {}),
     }
+    if contrast is not None:
+        if "score_bin" not in df.columns:
+            raise ValueError("the tag-contrast term needs the 'score_bin' column of relabelled rows")
+        k, bins = contrast.binning.k, df["score_bin"].to_numpy()
+        other = (bins + np.random.default_rng(seed + 1).integers(1, k, len(df))) % k  # uniform over the other bins
+        attrs = df["tags"] if "tags" in df.columns else [{}] * len(df)
 
     def enc(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    for tagged, prompt, untagged, text, sampled, drop in zip(
-        df["tagged_prompt"], plain, uncond, df["completion"], own, dropped
+    for i, (tagged, prompt, untagged, text, sampled, drop) in enumerate(
+        zip(df["tagged_prompt"], plain, uncond, df["completion"], own, dropped)
     ):
         p = enc(untagged if drop else tagged)
+        alt = enc(contrast.prefix(bin_index=int(other[i]), attrs=attrs[i]) + prompt) if contrast is not None else p
         if isinstance(sampled, (list, tuple, np.ndarray)):  # NaN/None where a row has no sampled ids
             c = [int(t) for t in sampled]
         else:
             c = enc(text if text.startswith((" ", "\n")) else " " + text) + [eos]
-        c = c[: max(max_length - len(p), 0)]
+        c = c[: max(max_length - max(len(p), len(alt)), 0)]
+        if contrast is not None:
+            rows["alt_input_ids"].append(alt + c)
+            rows["alt_labels"].append([-100] * len(alt) + c)
+            rows["alt_weight"].append(0.0 if drop else 1.0)
         rows["input_ids"].append(p + c)
         rows["labels"].append([-100] * len(p) + c)
         if with_reference:
@@ -250,7 +273,15 @@ def train_conditional(
         freeze_old_embeddings(model, len(tokenizer) - n_new)
     if card.attributes and "tags" in df.columns:  # dropout removes the score tag only
         df = df.assign(uncond_prompt=[card.prefix(attrs=t) + p for t, p in zip(df["tags"], df["prompt"])])
-    data = sft_dataset(df, tokenizer, s.max_length, s.condition_dropout, s.seed, with_reference=ref is not None)
+    data = sft_dataset(
+        df,
+        tokenizer,
+        s.max_length,
+        s.condition_dropout,
+        s.seed,
+        with_reference=ref is not None,
+        contrast=card if s.tag_contrast > 0 else None,
+    )
     common = dict(
         model=model,
         args=args,
@@ -259,7 +290,7 @@ def train_conditional(
         peft_config=peft_cfg,
         callbacks=callbacks,
     )
-    if ref is None:
+    if ref is None and s.tag_contrast == 0:
         trainer = SFTTrainer(**common)
     else:
         from condtune.kl_sft import ConditionalSFTTrainer, PairedCollator
@@ -270,6 +301,7 @@ def train_conditional(
             ref_model=ref,
             kl_coef=s.kl_coef,
             entropy_coef=s.entropy_coef,
+            tag_contrast=s.tag_contrast,
         )
     t0 = time.time()
     resume = latest_checkpoint(out_dir)

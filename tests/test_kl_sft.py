@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from condtune.config import ConfigError, parse
 from condtune.kl import token_kl
-from condtune.kl_sft import PairedCollator, answer_logits, kl_regularised_loss
+from condtune.kl_sft import PairedCollator, answer_logits, kl_regularised_loss, sequence_logprob, tag_contrast_loss
 from condtune.policy import SFTSettings, sft_dataset, train_conditional
 from condtune.relabel import TagCard
 from condtune.tags import Binning, TagFormat
@@ -157,3 +157,76 @@ def test_frozen_embeddings_stay_put(tmp_path, tiny_lm):
     )
     train_conditional(model, tok, df, card, s, tmp_path / "frozen", str(tiny_lm))
     assert torch.equal(model.get_input_embeddings().weight[: before.shape[0]], before)
+
+
+def test_tag_contrast_is_a_two_way_bayes_classifier_of_the_tag():
+    torch.manual_seed(2)
+    logits, alt_logits = torch.randn(2, 5, 7, requires_grad=True), torch.randn(2, 6, 7)
+    labels = torch.tensor([[-100, -100, 3, 4, -100], [-100, -100, -100, 5, 6]])
+    alt_labels = torch.tensor([[-100, -100, -100, 3, 4, -100], [-100, -100, -100, -100, 5, 6]])  # longer prompts
+    own, other = sequence_logprob(logits, labels), sequence_logprob(alt_logits, alt_labels)
+    lp, alp = F.log_softmax(logits, -1), F.log_softmax(alt_logits, -1)
+    assert torch.allclose(own, torch.stack([lp[0, 1, 3] + lp[0, 2, 4], lp[1, 2, 5] + lp[1, 3, 6]]))
+    assert torch.allclose(other, torch.stack([alp[0, 2, 3] + alp[0, 3, 4], alp[1, 3, 5] + alp[1, 4, 6]]))
+    w = torch.tensor([1.0, 0.0])  # the second row lost its tag (condition dropout): no contrast
+    loss = tag_contrast_loss(own, other, w)
+    p_own = own.exp()[0] / (own.exp()[0] + other.exp()[0])  # P(its own tag | answer), uniform prior
+    assert torch.allclose(loss, -torch.log(p_own))
+    loss.backward()
+    assert logits.grad[1].abs().sum() == 0 and logits.grad[0].abs().sum() > 0
+
+
+def test_contrast_rows_put_the_same_answer_under_another_bins_tag(tok):
+    df, card = _rows(40)
+    ds = sft_dataset(df, tok, max_length=64, condition_dropout=0.25, seed=1, contrast=card)
+    for r, b in zip(ds, df["score_bin"]):
+        assert [t for t in r["alt_labels"] if t != -100] == [t for t in r["labels"] if t != -100]
+        other_prompt = tok(card.prefix(bin_index=1 - b) + "Movie review:", add_special_tokens=False)["input_ids"]
+        assert r["alt_input_ids"][: len(other_prompt)] == other_prompt  # two bins: the other one
+    dropped = [r["alt_weight"] == 0.0 for r in ds]
+    assert 0 < sum(dropped) < len(ds)
+    batch = PairedCollator(tok.pad_token_id)([ds[0], ds[1]])
+    assert batch["alt_input_ids"].shape[0] == 2 and batch["alt_weight"].tolist() == [
+        ds[0]["alt_weight"],
+        ds[1]["alt_weight"],
+    ]
+    with pytest.raises(ValueError, match="score_bin"):
+        sft_dataset(df.drop(columns=["score_bin"]), tok, max_length=64, contrast=card)
+
+
+def _tag_margin(model, tok, card) -> float:
+    """How much more likely 'Good fun.' is under the top tag than under the bottom tag, and 'Dull.' the reverse."""
+    from condtune.kl_sft import sequence_logprob as seq
+
+    def lp(b, text):
+        ids = tok(card.prefix(bin_index=b) + "Movie review:", add_special_tokens=False)["input_ids"]
+        ans = tok(" " + text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        x = torch.tensor([ids + ans])
+        with torch.no_grad():
+            return float(seq(model(input_ids=x).logits, torch.tensor([[-100] * len(ids) + ans])))
+
+    return (lp(1, "Good fun.") - lp(0, "Good fun.")) + (lp(0, "Dull.") - lp(1, "Dull."))
+
+
+def test_tag_contrast_teaches_the_tag_faster(tmp_path, tiny_lm):
+    """Same data, steps and lr: plain conditional SFT barely separates the two tags' likelihoods of the
+    two answers; with the contrast term the separation is large (measured: 0.004 vs 1.56 nats)."""
+    from condtune.modeling import load_causal_lm
+
+    df, card = _rows(32)
+    margins = {}
+    for coef in (0.0, 5.0):
+        model, tok = load_causal_lm(tiny_lm)
+        s = SFTSettings(
+            max_steps=8,
+            batch_size=8,
+            lr=3e-2,
+            max_length=32,
+            save_steps=100,
+            warmup_ratio=0.0,
+            tag_contrast=coef,
+            condition_dropout=0.0,
+        )
+        assert train_conditional(model, tok, df, card, s, tmp_path / f"c{coef}", str(tiny_lm))["steps"] == 8
+        margins[coef] = _tag_margin(model, tok, card)
+    assert margins[5.0] > margins[0.0] + 1.0, margins
