@@ -111,6 +111,25 @@ def check_model_dir(path: str | Path, what: str = "model folder", tokenizer: boo
                 read_json_object(path / name, "tokenizer file")
 
 
+def check_model_ref(name_or_path: str | Path, what: str = "model folder", tokenizer: bool = True) -> str:
+    """What ``name_or_path`` (an embedded-default name, an HF id or a local folder) resolves to,
+    checked before anything loads: a local folder with its files (:func:`check_model_dir`), and a
+    path that names no folder (a file, or nothing) an error naming it. An HF id is left to the hub."""
+    from condtune.assets import resolve_model
+
+    path = resolve_model(name_or_path)
+    p = Path(path).expanduser()
+    if p.is_dir():
+        if not (p / "adapter_config.json").exists():  # a PEFT adapter folder holds no full model
+            check_model_dir(p, what, tokenizer)
+        return str(p)
+    if p.exists():
+        raise ArtifactError(p, f"is a file; expected a {what} (or an HF model id)")
+    if str(path).startswith(("/", ".", "~")) or str(path).count("/") > 1 or "\\" in str(path):
+        raise ArtifactMissing(p, f"{what} not found")
+    return str(path)
+
+
 @contextlib.contextmanager
 def loading(path: str | Path, what: str = "model folder") -> Iterator[None]:
     """Any error while loading a checked folder (one the checks above cannot see) as an ArtifactError."""

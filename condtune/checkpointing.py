@@ -68,6 +68,12 @@ class Checkpoint:
     """method-specific notes (e.g. best-of-n's analytic KL)"""
 
 
+def check_checkpoints(steps: list[int]) -> None:
+    """Snapshot steps of a run (a settings check): at least one, each >= 1; the last is the run's length."""
+    if not steps or min(steps) < 1:
+        raise ValueError(f"checkpoints={list(steps)!r}: give the optimizer steps to snapshot at, each >= 1")
+
+
 def save_checkpoints(path: str | Path, ckpts: list[Checkpoint]) -> None:
     write_json(path, [asdict(c) for c in ckpts])
 

@@ -37,26 +37,46 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def one_line(exc: BaseException) -> str:
+    """An error message as one line (a message that quotes another library's may hold newlines)."""
+    return " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+
+
 def resolve(argv: list[str]) -> tuple[str, list[str]]:
+    """(job, the rest of argv); an unknown or missing job is a :class:`~condtune.config.ConfigError`."""
+    from condtune.config import ConfigError
+
     if len(argv) >= 2 and f"{argv[0]} {argv[1]}" in JOBS:
         return f"{argv[0]} {argv[1]}", argv[2:]
     if argv and argv[0] in JOBS:
         return argv[0], argv[1:]
-    raise SystemExit(usage() if not argv or argv[0] in ("-h", "--help") else f"unknown job {argv[0]!r}\n\n{usage()}")
+    jobs = ", ".join(JOBS)
+    if not argv:
+        raise ConfigError(f"no job given; choose one of: {jobs} (`condtune --help` says what each does)")
+    two = [j for j in JOBS if j.startswith(argv[0] + " ")]
+    name = f"{argv[0]} {argv[1]}" if two and len(argv) >= 2 else argv[0]
+    raise ConfigError(f"unknown job {name!r}; choose one of: {jobs}")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=os.environ.get("CONDTUNE_LOG", "INFO"), format="%(message)s")
-    job, rest = resolve(argv)
-    module = importlib.import_module(JOBS[job][0])
     from condtune.config import ConfigError
     from condtune.data import DataError
 
+    if argv[:1] in (["-h"], ["--help"]):
+        print(usage())
+        return 0
+    try:
+        job, rest = resolve(argv)
+    except ConfigError as exc:
+        print(f"condtune: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(JOBS[job][0])
     try:
         return int(module.main(rest) or 0)
-    except (ConfigError, DataError) as exc:
-        print(f"condtune {job}: error: {exc}", file=sys.stderr)
+    except (ConfigError, DataError) as exc:  # DataError includes ArtifactError (a damaged saved folder)
+        print(f"condtune {job}: error: {one_line(exc)}", file=sys.stderr)
         return 2
 
 

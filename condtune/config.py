@@ -131,6 +131,13 @@ def _build(cls: type[T], values: Mapping[str, Any], where: str) -> T:
         raise
     except ValueError as e:  # a dataclass's own range checks (__post_init__)
         raise ConfigError(f"{where}: {e}") from None
+    except ArithmeticError as e:  # a check that divides by a setting given as 0 (e.g. batch_size % mini_batch_size)
+        zeros = [
+            f"{k}={v!r}"
+            for k, v in kwargs.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v == 0
+        ]
+        raise ConfigError(f"{where}: {', '.join(zeros) or 'a setting'} is out of range ({e})") from None
 
 
 def _set_path(tree: dict, dotted: str, value: Any) -> None:
@@ -166,12 +173,32 @@ def load_yaml(path: str | Path) -> dict:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"{path}: not valid YAML ({problem}{at})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys to values at the top level")
     return data
+
+
+def out_folder(path: str | Path, key: str = "out") -> Path:
+    """An output-folder setting, checked before any work: a file there is an error (the run would
+    replace it by a folder)."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"{key}={path}: is a file; {key}= takes a folder")
+    return p
+
+
+def out_file(path: str | Path, key: str = "out", what: str = "a file") -> Path:
+    """An output-file setting, checked before any work: a folder there is an error."""
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{key}={path}: is a folder; {key}= takes {what}")
+    return p
 
 
 def _bool_fields(cls: type) -> set[str]:

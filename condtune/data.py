@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from condtune.io import atomic_path, read_jsonl
+from condtune.io import atomic_path, read_jsonl, read_text_lines
 
 
 class DataError(ValueError):
@@ -49,6 +49,10 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise DataError(path, "file not found")
     suffix = "".join(path.suffixes[-1:]).lower()
     try:
+        if path.is_dir() and (path / "relabel_manifest.json").is_file():  # a streamed relabel's shards
+            from condtune.relabel_stream import read_shards
+
+            return read_shards(path)
         if path.is_dir():
             import datasets
 
@@ -56,7 +60,10 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if suffix == ".jsonl":
             return pd.DataFrame(read_jsonl(path))
         if suffix == ".json":
-            return pd.DataFrame(json.loads(path.read_text(encoding="utf-8-sig")))
+            records = json.loads(path.read_text(encoding="utf-8-sig"))
+            if not isinstance(records, (list, dict)):
+                raise DataError(path, f"expected a JSON list of records, got {type(records).__name__}")
+            return pd.DataFrame(records)
         if suffix == ".csv":
             return pd.read_csv(path, encoding="utf-8-sig", keep_default_na=False, na_values=[""])
         if suffix == ".tsv":
@@ -85,6 +92,19 @@ def table_digest(df: pd.DataFrame) -> str:
     return hashlib.sha256(pd.util.hash_pandas_object(rows, index=False).to_numpy().tobytes()).hexdigest()[:16]
 
 
+TABLE_OUTPUTS = (".jsonl", ".csv", ".parquet")
+
+
+def check_table_output(path: str | Path) -> Path:
+    """An output table path, checked before any work: a known suffix, and not a folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(path, "is a folder; out= takes a file (.jsonl, .csv or .parquet)")
+    if path.suffix.lower() not in TABLE_OUTPUTS:
+        raise DataError(path, f"unsupported output type {path.suffix.lower()!r} (use .jsonl, .csv or .parquet)")
+    return path
+
+
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     """Write a DataFrame atomically; the format follows the suffix (.jsonl/.csv/.parquet)."""
     path = Path(path)
@@ -106,6 +126,8 @@ def load_prompts(path: str | Path) -> list[str]:
     or one per record of a ``.jsonl`` file / ``.json`` list of objects, taken from the record's
     ``prompt`` field or, when it has none, its ``text`` field."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(path, "is a folder, not a prompts file")
     if not path.is_file():
         raise DataError(path, "prompts file not found")
     suffix = path.suffix.lower()
@@ -114,14 +136,15 @@ def load_prompts(path: str | Path) -> list[str]:
     elif suffix == ".json":
         try:
             records = json.loads(path.read_text(encoding="utf-8-sig"))
+        except UnicodeDecodeError:
+            raise DataError(path, "not UTF-8 text; save it as UTF-8") from None
         except json.JSONDecodeError as exc:
             raise DataError(path, f"not valid JSON ({exc.msg})") from None
         if not isinstance(records, list):
             raise DataError(path, f"expected a JSON list of objects, got {type(records).__name__}")
         prompts = [_prompt_field(path, i, rec) for i, rec in enumerate(records, start=1)]
     else:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-        prompts = [line.replace("\\n", "\n") for line in lines if line.strip()]
+        prompts = [line.replace("\\n", "\n") for line in read_text_lines(path) if line.strip()]
     if not prompts:
         raise DataError(path, "no prompts found")
     return prompts
@@ -195,6 +218,14 @@ class PointwiseSpec:
     """lowest allowed score (None: no check)"""
     score_max: float | None = None
     """highest allowed score (None: no check)"""
+
+    def __post_init__(self):
+        lo, hi = self.score_min, self.score_max
+        for name, v in (("score_min", lo), ("score_max", hi)):
+            if v is not None and not math.isfinite(v):
+                raise ValueError(f"{name}={v!r} is out of range (a finite number, or null for no check)")
+        if lo is not None and hi is not None and lo >= hi:
+            raise ValueError(f"score_min={lo!r} is not below score_max={hi!r}: the declared score range is empty")
 
 
 POINTWISE_COLUMNS = ["item_id", "prompt", "completion", "score", "rater"]

@@ -165,15 +165,32 @@ def read_jsonl(path: str | Path, missing_ok: bool = False) -> list[dict]:
             return []
         raise DataError(path, "file not found")
     rows = []
-    with path.open(encoding="utf-8-sig") as fh:
-        for i, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(path, f"not valid JSON ({exc.msg})", row=i) from None
-            if not isinstance(obj, dict):
-                raise DataError(path, "each line must be a JSON object", row=i)
-            rows.append(obj)
+    for i, line in enumerate(read_text_lines(path), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(path, f"not valid JSON ({exc.msg})", row=i) from None
+        if not isinstance(obj, dict):
+            raise DataError(path, "each line must be a JSON object", row=i)
+        rows.append(obj)
     return rows
+
+
+def read_text_lines(path: str | Path) -> list[str]:
+    """The lines of a UTF-8 text file (a BOM is dropped); a line that is not UTF-8 is a
+    :class:`condtune.data.DataError` naming the file and row (the 1-based line number)."""
+    from condtune.data import DataError  # lazy: condtune.data imports this module
+
+    lines = []
+    for i, raw in enumerate(Path(path).read_bytes().splitlines(), start=1):
+        try:
+            lines.append(raw.decode("utf-8-sig" if i == 1 else "utf-8"))
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                path,
+                f"not UTF-8 text (byte 0x{raw[exc.start]:02x}, the line's byte {exc.start + 1}); save it as UTF-8",
+                row=i,
+            ) from None
+    return lines

@@ -28,16 +28,12 @@ def load_causal_lm(name_or_path: str | Path, dtype: torch.dtype = torch.float32)
     """(model, tokenizer) from an embedded-default name, an HF id or a local directory."""
     from transformers import AutoModelForCausalLM
 
-    path = resolve_model(name_or_path)
-    if Path(path).is_dir() and not (Path(path) / "adapter_config.json").exists():
-        # a local folder (a policy, a saved model; not a PEFT adapter): damaged files are a clear error
-        from condtune.artifacts import check_model_dir, loading
+    from condtune.artifacts import check_model_ref, loading
 
-        check_model_dir(path)
-        with loading(path):
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-            tok = load_tokenizer(path)
-    else:
+    # a local folder (a policy, a saved model) is checked first: damaged files are a clear error naming
+    # them; so is a path to nothing; what the loaders still raise (an HF id not in the cache) is one too
+    path = check_model_ref(name_or_path)
+    with loading(path, "model folder" if Path(path).is_dir() else "model"):
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
         tok = load_tokenizer(path)
     if model.config.pad_token_id is None:
@@ -49,7 +45,9 @@ def model_dir(name_or_path: str | Path, save_to: str | Path) -> str:
     """The model as a local directory: an embedded default's cached dir or a local dir as it is, an
     HF id saved once to ``save_to``. trl rebuilds a trainer's reference model from
     ``config._name_or_path``, so the DPO and RLOO commands train from a directory."""
-    path = resolve_model(name_or_path)
+    from condtune.artifacts import check_model_ref
+
+    path = check_model_ref(name_or_path)
     if Path(path).is_dir():
         return path
     if not (Path(save_to) / "config.json").exists():

@@ -51,16 +51,18 @@ class OnlineSettings:
     """top-target samples per round whose exact KL to the reference is measured (0 = none)"""
 
     def __post_init__(self):
-        if (
-            self.rounds < 0
-            or self.samples_per_prompt < 1
-            or self.steps_per_round < 1
-            or not 0 <= self.top_share <= 1
-            or self.kl_samples < 0
-        ):
+        checks = {
+            "rounds": self.rounds >= 0,
+            "samples_per_prompt": self.samples_per_prompt >= 1,
+            "steps_per_round": self.steps_per_round >= 1,
+            "top_share": 0 <= self.top_share <= 1,
+            "kl_samples": self.kl_samples >= 0,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
             raise ValueError(
-                f"online settings out of range ({self}): rounds, kl_samples >= 0; samples_per_prompt, "
-                "steps_per_round >= 1; 0 <= top_share <= 1"
+                f"{bad[0]}={getattr(self, bad[0])!r}: online settings out of range (rounds, kl_samples >= 0; "
+                "samples_per_prompt, steps_per_round >= 1; 0 <= top_share <= 1)"
             )
 
 

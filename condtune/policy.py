@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -70,6 +71,7 @@ class SFTSettings:
             "batch_size": self.batch_size >= 1,
             "lr": self.lr > 0,
             "max_length": self.max_length >= 2,
+            "warmup_ratio": 0 <= self.warmup_ratio < 1,
             "kl_coef": self.kl_coef >= 0,
             "entropy_coef": self.entropy_coef >= 0,
             "tag_contrast": self.tag_contrast >= 0,
@@ -77,11 +79,11 @@ class SFTSettings:
             "lora_r": self.lora_r >= 0,
             "save_steps": self.save_steps >= 1,
         }
-        bad = [k for k, ok in checks.items() if not ok]
+        bad = [k for k, ok in checks.items() if not (ok and math.isfinite(getattr(self, k)))]
         if bad:
             raise ValueError(
                 f"{bad[0]}={getattr(self, bad[0])!r} is out of range (max_steps, batch_size, save_steps >= 1; lr > 0; "
-                f"kl_coef, entropy_coef, tag_contrast, lora_r >= 0; 0 <= condition_dropout < 1)"
+                f"kl_coef, entropy_coef, tag_contrast, lora_r >= 0; 0 <= condition_dropout, warmup_ratio < 1)"
             )
 
 

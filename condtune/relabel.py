@@ -178,6 +178,10 @@ def check_bins_fit(df: pd.DataFrame, k: int, source: str | Path = "dataset", use
         raise ConfigError(f"k={k}: score bins need k >= 2 (one bin would tag every row alike)")
     texts = df["prompt"].astype(str) + "\x00" + df["completion"].astype(str) if uses_prompt else df["completion"]
     distinct = int(texts.nunique())
+    if distinct < 2:
+        raise ConfigError(
+            f"k={k}: {source} has {distinct} distinct texts ({len(df)} rows); score bins need at least 2 distinct texts"
+        )
     if k > distinct:
         raise ConfigError(
             f"k={k}: {source} has {distinct} distinct texts ({len(df)} rows), so at most {distinct} distinct scores "

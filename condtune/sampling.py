@@ -10,6 +10,7 @@ of what was sampled, so the two can never disagree.
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -34,6 +35,21 @@ class SamplingConfig:
     """>1 discourages repeats (1 = off)"""
     bf16: bool | None = None
     """bf16 autocast while sampling (None = where the hardware has it; false = fp32, as the benchmark's exact KL)"""
+
+    def __post_init__(self):
+        checks = {
+            "max_new_tokens": self.max_new_tokens >= 1,
+            "temperature": self.temperature >= 0,
+            "top_p": 0 < self.top_p <= 1,
+            "batch_size": self.batch_size >= 1,
+            "repetition_penalty": self.repetition_penalty > 0,
+        }
+        bad = [k for k, ok in checks.items() if not (ok and math.isfinite(getattr(self, k)))]
+        if bad:
+            raise ValueError(
+                f"{bad[0]}={getattr(self, bad[0])!r} is out of range (max_new_tokens, batch_size >= 1; "
+                "temperature >= 0, 0 = greedy; 0 < top_p <= 1; repetition_penalty > 0)"
+            )
 
 
 @dataclass

@@ -33,7 +33,6 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from condtune.assets import resolve_model
 from condtune.io import atomic_dir, write_json
 from condtune.modeling import autocast
 
@@ -189,12 +188,12 @@ class Scorer:
     def new(cls, backbone: str, objective: str, normalize: str, max_length: int = 128) -> Scorer:
         from transformers import AutoTokenizer
 
-        path = resolve_model(backbone)
-        return cls(
-            ScorerModel(path),
-            AutoTokenizer.from_pretrained(path),
-            ScorerMeta(backbone, objective, normalize, max_length=max_length),
-        )
+        from condtune.artifacts import check_model_ref, loading
+
+        path = check_model_ref(backbone)  # a missing or damaged backbone folder: an error naming it
+        with loading(path, "scorer backbone"):
+            model, tokenizer = ScorerModel(path), AutoTokenizer.from_pretrained(path)
+        return cls(model, tokenizer, ScorerMeta(backbone, objective, normalize, max_length=max_length))
 
     @classmethod
     def load(cls, path: str | Path) -> Scorer:

@@ -15,9 +15,9 @@ import json
 import logging
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from condtune import config as C
+from condtune.artifacts import check_model_ref
 from condtune.baselines.best_of_n import BestOfNSettings, train_best_of_n
 from condtune.baselines.ppo_config import DEFAULT_PROMPTS
 from condtune.checkpointing import claim_run
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = C.parse(BestOfNJobConfig, sys.argv[1:] if argv is None else argv)
     if cfg.n < 1:
         raise C.ConfigError(f"n={cfg.n}: ask for at least 1 sample per prompt")
-    out = Path(cfg.out)
+    out = C.out_folder(cfg.out)
 
     # build: prompts, the scorer, the policy and its sampler (flat, prompt-major, as the pool wants)
     prompts = load_prompts(cfg.prompts) if cfg.prompts else list(DEFAULT_PROMPTS)
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         scorer = Scorer.load(cfg.scorer)
     except FileNotFoundError as exc:
         raise C.ConfigError(f"scorer={cfg.scorer}: {exc}") from None
+    check_model_ref(cfg.model)  # before the run is claimed: a missing or damaged model folder names itself
     claim_run(out, C.to_dict(cfg), "best-of-n")
     model, tok = load_causal_lm(cfg.model)
     log.info("best-of-n: %d prompts x %d samples of %s, scorer=%s", len(prompts), cfg.n, cfg.model, cfg.scorer)

@@ -17,9 +17,9 @@ import json
 import logging
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from condtune import config as C
+from condtune.artifacts import check_model_ref
 from condtune.baselines.dpo import DPOSettings, build_pairs, train_dpo
 from condtune.checkpointing import claim_run, latest_checkpoint
 from condtune.data import DataError, PointwiseSpec, load_pairwise, load_pointwise, to_items
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = C.parse(DPOJobConfig, sys.argv[1:] if argv is None else argv)
     if bool(cfg.pairs) == bool(cfg.ratings):
         raise C.ConfigError("give pairs=<prompt, chosen, rejected file> or ratings=<pointwise file> (one of them)")
-    out = Path(cfg.out)
+    out = C.out_folder(cfg.out)
 
     # build: the pairs, and the base policy as a directory (trl rebuilds the reference from it)
     if cfg.pairs:
@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             pairs = build_pairs(items.assign(score=items["mean"]), cfg.dpo.n_pairs, cfg.dpo.min_margin, cfg.seed)
         except ValueError as exc:
             raise DataError(cfg.ratings, str(exc)) from None
+    check_model_ref(cfg.model)  # before the run is claimed: a missing or damaged model folder names itself
     claim_run(out, C.to_dict(cfg), "dpo")
     base = model_dir(cfg.model, out / "base")
     steps = max(cfg.dpo.checkpoints)

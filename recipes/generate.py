@@ -71,6 +71,20 @@ def check_request(cfg: GenerateConfig, policy: ConditionalPolicy) -> None:
         raise C.ConfigError("give --score or --bin, not both")
     if cfg.score is not None and not math.isfinite(cfg.score):
         raise C.ConfigError(f"score={cfg.score}: expected a finite number on the raters' scale")
+    if not math.isfinite(cfg.guidance):
+        raise C.ConfigError(f"guidance={cfg.guidance}: expected a finite number (1 = off)")
+    if cfg.anchored and not policy.base:
+        raise C.ConfigError(f"--anchored: {cfg.model}'s policy card names no base model to anchor the guidance on")
+    attrs = policy.card.attributes
+    for name, value in cfg.tags.items():
+        if name not in attrs:
+            raise C.ConfigError(
+                f"tags: unknown tag {name!r}; {cfg.model} knows {sorted(attrs) or 'no tags but the score'}"
+            )
+        if str(value) not in attrs[name]:
+            raise C.ConfigError(f"tags: unknown value {value!r} for tag {name!r}; known values: {attrs[name]}")
+    if cfg.score is None and cfg.bin is None and not cfg.tags and any(not p.strip() for p in cfg.prompt):
+        raise C.ConfigError("prompt: an empty prompt with no score, bin or tags gives the model nothing to read")
     if cfg.score is not None and not centers[0] <= cfg.score <= centers[-1]:
         log.warning(
             "score %.2f is beyond the policy's targets (%.2f .. %.2f): it asks for the %s bin",

@@ -132,8 +132,32 @@ def request_targets(policy: ConditionalPolicy) -> list[float]:
     return [round(c, 2) for c in policy.card.binning.centers]
 
 
+def check(cfg: QuickstartConfig) -> None:
+    """Settings errors before any stage runs (the first stages take minutes), each naming the setting."""
+    from condtune.artifacts import ArtifactMissing, check_model_ref
+    from condtune.data import VADER_DOMAINS
+    from condtune.scorer import SCORER_META
+
+    if cfg.k < 2:
+        raise C.ConfigError(f"k={cfg.k}: score bins need k >= 2 (one bin would tag every row alike)")
+    for name, low in (("n", 1), ("max_examples", cfg.k), ("scorer_items", 0)):
+        if getattr(cfg, name) < low:
+            raise C.ConfigError(f"{name}={getattr(cfg, name)} is out of range (use {name} >= {low})")
+    if cfg.domain not in VADER_DOMAINS:
+        raise C.ConfigError(f"domain={cfg.domain!r}: choose one of the VADER domains {list(VADER_DOMAINS)}")
+    if not cfg.prompts or any(not p.strip() for p in cfg.prompts):
+        raise C.ConfigError(f"prompts: give at least one prompt, none of them empty (got {cfg.prompts!r})")
+    if cfg.scorer and not (Path(cfg.scorer) / SCORER_META).is_file():  # never train a stand-in into a typo
+        raise ArtifactMissing(cfg.scorer, f"not a condtune scorer (no {SCORER_META}); leave scorer unset to train one")
+    C.out_folder(cfg.out)
+    check_model_ref(cfg.model)
+    if not cfg.scorer:
+        check_model_ref(cfg.scorer_backbone)
+
+
 def main(argv: list[str] | None = None) -> int:
     cfg = C.parse(QuickstartConfig, sys.argv[1:] if argv is None else argv)
+    check(cfg)
     out = Path(cfg.out)
     t0 = stage("1/5 fetch embedded defaults", "~1 min the first time, then cached")
     fetch_all()

@@ -49,6 +49,10 @@ class RateConfig:
     text: PageText = field(default_factory=PageText)
     """wording on the page: text.question, text.low_label, text.high_label, text.ab_question, text.title"""
 
+    def __post_init__(self):
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port={self.port}: use a port from 1 to 65535 (0 = any free port)")
+
 
 def task_first(argv: list[str]) -> list[str]:
     """``condtune rate TASKFILE [--export]``: turn the one bare path into ``task=PATH``, placed first."""
@@ -68,7 +72,11 @@ def main(argv: list[str]) -> int:
     cfg = C.parse(RateConfig, task_first(argv))
     if cfg.task is None and cfg.db is None:
         raise C.ConfigError("no task: run `condtune rate TASKFILE` (or give db=FILE.sqlite)")
+    if cfg.db is not None:
+        C.out_file(cfg.db, "db", "a ratings database file")
     db = cfg.db or cfg.task.with_name(cfg.task.stem + ".ratings.sqlite")
+    if cfg.export and cfg.export_dir is not None:
+        C.out_folder(cfg.export_dir, "export_dir")
     try:
         # the task and its card are read (and checked) before the database is opened: a task file that
         # does not exist or does not parse leaves no empty database behind

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from condtune import config as C
-from condtune.data import load_corpus
+from condtune.data import check_table_output, load_corpus
 from condtune.relabel import TagCard, card_path, relabel, write_tagged
 from condtune.scorer import Scorer
 from condtune.tags import TagFormat
@@ -44,6 +44,14 @@ class RelabelConfig:
     """tags as plain words or as new special tokens"""
     out: str = "runs/tagged.jsonl"
     """output file (.jsonl/.csv/.parquet); the card is written beside it"""
+    stream: bool = False
+    """batches, for big data: out is a folder of shard-*.parquet (.jsonl if out ends so), a rerun resumes"""
+    batch_rows: int = 1024
+    """stream: rows read and scored at a time"""
+    shard_rows: int = 50_000
+    """stream: rows per output shard (the unit of resume)"""
+    overwrite: bool = False
+    """stream: start afresh in an out folder that holds another relabel run (other input, scorer or settings)"""
 
     def __post_init__(self):
         if self.k < 2:
@@ -52,6 +60,11 @@ class RelabelConfig:
 
 def main(argv: list[str] | None = None) -> int:
     cfg = C.parse(RelabelConfig, sys.argv[1:] if argv is None else argv)
+    if cfg.stream:  # reads, scores and writes in batches: never the whole dataset
+        from condtune.relabel_stream import run_stream
+
+        return run_stream(cfg)
+    check_table_output(cfg.out)  # before scoring: a folder or an unknown suffix there would fail only at the end
     df = load_corpus(cfg.data, cfg.prompt_col, cfg.completion_col, cfg.domains or None)
     scorer = Scorer.load(cfg.scorer)
     binning = TagCard.load(cfg.edges_from).binning if cfg.edges_from else None

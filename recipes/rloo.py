@@ -16,9 +16,9 @@ import json
 import logging
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from condtune import config as C
+from condtune.artifacts import check_model_ref
 from condtune.baselines.ppo_config import DEFAULT_PROMPTS
 from condtune.baselines.rloo import RLOOSettings, train_rloo
 from condtune.checkpointing import claim_run, latest_checkpoint
@@ -51,7 +51,7 @@ class RLOOJobConfig:
 
 def main(argv: list[str] | None = None) -> int:
     cfg = C.parse(RLOOJobConfig, sys.argv[1:] if argv is None else argv)
-    out = Path(cfg.out)
+    out = C.out_folder(cfg.out)
 
     # build: prompts, the reward (the scorer), the base policy as a directory (trl rebuilds the reference)
     prompts = load_prompts(cfg.prompts) if cfg.prompts else list(DEFAULT_PROMPTS)
@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         scorer = Scorer.load(cfg.scorer)
     except FileNotFoundError as exc:
         raise C.ConfigError(f"scorer={cfg.scorer}: {exc}") from None
+    check_model_ref(cfg.model)  # before the run is claimed: a missing or damaged model folder names itself
     claim_run(out, C.to_dict(cfg), "rloo")
     base = model_dir(cfg.model, out / "base")
     s = cfg.rloo

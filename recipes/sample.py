@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from condtune import config as C
+from condtune.artifacts import check_model_ref
 from condtune.data import DataError, load_prompts
 from condtune.modeling import load_causal_lm
 from condtune.rate.task import (
@@ -61,8 +62,14 @@ class SampleConfig:
 
 def main(argv: list[str]) -> int:
     cfg = C.parse(SampleConfig, argv, aliases={"-n": "n", "-o": "out"})
-    if cfg.n < 1 or cfg.scale_min >= cfg.scale_max:
-        raise C.ConfigError("need n >= 1 and scale_min < scale_max")
+    if cfg.n < 1:
+        raise C.ConfigError(f"n={cfg.n}: ask for at least 1 completion per prompt")
+    if cfg.scale_min >= cfg.scale_max:
+        raise C.ConfigError(f"scale_min={cfg.scale_min} scale_max={cfg.scale_max}: need scale_min < scale_max")
+    if cfg.max_prompts < 0:
+        raise C.ConfigError(f"max_prompts={cfg.max_prompts}: use 0 (all prompts) or a positive count")
+    C.out_file(cfg.out, what="a task file (.jsonl)")
+    check_model_ref(cfg.model)  # before sampling: a missing or damaged model folder names itself
     try:
         prompts = load_prompts(cfg.prompts)[: cfg.max_prompts or None]
         old = load_task(cfg.out) if cfg.append and cfg.out.exists() else []

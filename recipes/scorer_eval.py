@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from condtune import config as C
-from condtune.data import PointwiseSpec, load_pairwise, load_pointwise, load_vader, to_items
+from condtune.data import DataError, PointwiseSpec, load_pairwise, load_pointwise, load_vader, to_items
 from condtune.scorer import Scorer, evaluate_items, evaluate_pairs
 
 
@@ -37,6 +37,8 @@ class ScorerEvalConfig:
 
 def main(argv: list[str] | None = None) -> int:
     cfg = C.parse(ScorerEvalConfig, sys.argv[1:] if argv is None else argv)
+    if cfg.out:
+        C.out_file(cfg.out, what="a JSON file")
     scorer = Scorer.load(cfg.scorer)
     if cfg.objective == "bradley_terry":
         metrics = evaluate_pairs(scorer, load_pairwise(cfg.ratings))
@@ -46,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
             if cfg.ratings == "vader"
             else load_pointwise(cfg.ratings, cfg.columns)
         )
-        metrics = evaluate_items(scorer, to_items(ratings))
+        items = to_items(ratings)
+        if len(items) < 2:  # one item has no correlation, MAE of one number: metrics that mean nothing
+            raise DataError(cfg.ratings, f"{len(items)} rated items; evaluating a scorer needs at least 2")
+        metrics = evaluate_items(scorer, items)
     if cfg.out:
         from condtune.io import write_json
 

@@ -24,6 +24,7 @@ log = logging.getLogger("condtune.scorer_train")
 
 def main(argv: list[str] | None = None) -> int:
     cfg = C.parse(ScorerTrainConfig, sys.argv[1:] if argv is None else argv)
+    C.out_folder(cfg.out)  # before training: the scorer folder would replace a file there
     scorer, metrics = train_scorer(cfg)
     scorer.meta.trained_on = cfg.ratings
     scorer.save(cfg.out)

@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass, field
 
 from condtune import config as C
-from condtune.data import read_table, require_columns
+from condtune.data import check_text, read_table, require_columns
 from condtune.io import write_json
 from condtune.modeling import load_causal_lm
 from condtune.online import OnlineSettings, run_online
@@ -55,13 +55,22 @@ class TrainConfig:
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_new_tokens=48))
     """how each online round samples"""
 
+    def __post_init__(self):
+        if self.max_examples < 0:
+            raise ValueError(f"max_examples={self.max_examples}: use 0 (all rows) or a positive count")
+        if self.online_prompts < 1:
+            raise ValueError(f"online_prompts={self.online_prompts}: use at least 1 prompt per online round")
+
 
 def main(argv: list[str] | None = None) -> int:
     cfg = C.parse(TrainConfig, sys.argv[1:] if argv is None else argv)
+    C.out_folder(cfg.out)
     card = TagCard.load(cfg.data)
     df = read_table(cfg.data)
     require_columns(df, cfg.data, ["tagged_prompt", "completion"])
     card.check_describes(df, cfg.data)
+    for col in ("tagged_prompt", "completion"):  # a null or non-text row would fail deep inside tokenisation
+        check_text(df, cfg.data, col)
     if cfg.max_examples:
         df = df.sample(min(cfg.max_examples, len(df)), random_state=cfg.sft.seed)
     if cfg.online.rounds and not cfg.scorer:

@@ -8,13 +8,14 @@ it once). Snapshots of the policy are taken at ``checkpoints`` steps with their 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from condtune.checkpointing import Checkpoint, snapshot_callback
+from condtune.checkpointing import Checkpoint, check_checkpoints, snapshot_callback
 
 
 @dataclass
@@ -33,6 +34,23 @@ class DPOSettings:
     """least difference of mean ratings between chosen and rejected"""
     checkpoints: list[int] = field(default_factory=lambda: [25, 50, 100])
     """optimizer steps at which the policy is snapshotted (the last is the run's length)"""
+
+    def __post_init__(self):
+        checks = {
+            "beta": self.beta > 0,
+            "lr": self.lr > 0,
+            "batch_size": self.batch_size >= 1,
+            "max_length": self.max_length >= 2,
+            "n_pairs": self.n_pairs >= 1,
+            "min_margin": self.min_margin >= 0,
+        }
+        bad = [k for k, ok in checks.items() if not (ok and math.isfinite(getattr(self, k)))]
+        if bad:
+            raise ValueError(
+                f"{bad[0]}={getattr(self, bad[0])!r} is out of range (beta, lr > 0; batch_size, n_pairs >= 1; "
+                "max_length >= 2; min_margin >= 0)"
+            )
+        check_checkpoints(self.checkpoints)
 
 
 def build_pairs(items: pd.DataFrame, n_pairs: int, min_margin: float, seed: int = 0) -> pd.DataFrame:

@@ -8,11 +8,12 @@ Snapshots at ``checkpoints`` steps carry the wall-clock, generated tokens and sc
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from condtune.checkpointing import Checkpoint, snapshot_callback
+from condtune.checkpointing import Checkpoint, check_checkpoints, snapshot_callback
 from condtune.sampling import SamplingConfig
 
 
@@ -28,6 +29,26 @@ class RLOOSettings:
     """completions per optimizer step (a multiple of num_generations)"""
     checkpoints: list[int] = field(default_factory=lambda: [10, 20, 40])
     """optimizer steps at which the policy is snapshotted (the last is the run's length)"""
+
+    def __post_init__(self):
+        checks = {
+            "beta": self.beta >= 0,
+            "lr": self.lr > 0,
+            "num_generations": self.num_generations >= 2,
+            "batch_size": self.batch_size >= 1,
+        }
+        bad = [k for k, ok in checks.items() if not (ok and math.isfinite(getattr(self, k)))]
+        if bad:
+            raise ValueError(
+                f"{bad[0]}={getattr(self, bad[0])!r} is out of range (beta >= 0; lr > 0; num_generations >= 2, "
+                "a leave-one-out group; batch_size >= 1)"
+            )
+        if self.batch_size % self.num_generations:
+            raise ValueError(
+                f"batch_size={self.batch_size} must be a multiple of num_generations={self.num_generations} "
+                "(whole leave-one-out groups per step)"
+            )
+        check_checkpoints(self.checkpoints)
 
 
 class CountingReward:

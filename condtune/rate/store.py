@@ -126,13 +126,18 @@ class Store:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(f"{self.path}: is a folder; db= takes a ratings database file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.connect() as con:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.executescript(SCHEMA)
-            con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
-            con.execute("INSERT OR IGNORE INTO meta VALUES ('secret', ?)", (secrets.token_hex(32),))
-            con.execute("INSERT OR IGNORE INTO meta VALUES ('created', ?)", (str(time.time()),))
+        try:
+            with self.connect() as con:
+                con.execute("PRAGMA journal_mode=WAL")
+                con.executescript(SCHEMA)
+                con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+                con.execute("INSERT OR IGNORE INTO meta VALUES ('secret', ?)", (secrets.token_hex(32),))
+                con.execute("INSERT OR IGNORE INTO meta VALUES ('created', ?)", (str(time.time()),))
+        except sqlite3.DatabaseError as exc:  # another file at the path, or a damaged database
+            raise StoreError(f"{self.path}: not a ratings database ({exc}); give another db= or move it") from None
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:

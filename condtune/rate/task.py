@@ -83,6 +83,8 @@ def _check_row(path: Path, row: int, obj: dict) -> TaskItem:
 def load_task(path: str | Path) -> list[TaskItem]:
     """Read and validate a task file (unique item ids, all fields present and typed)."""
     path = Path(path)
+    if path.is_dir():
+        raise TaskError(path, "is a folder, not a task file (a .jsonl from `condtune sample`)")
     if not path.is_file():
         raise TaskError(path, "task file not found")
     items: list[TaskItem] = []

@@ -1,0 +1,134 @@
+"""A dataset read in record batches, never whole: Parquet (pyarrow record batches), JSONL line by
+line, CSV/TSV in chunks, a Hugging Face dataset saved with ``save_to_disk`` (memory-mapped slices),
+and regrouped into shards of a fixed row count. Used by the streaming relabel
+(:mod:`condtune.relabel_stream`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import pandas as pd
+
+from condtune.data import DataError, vader_corpus
+
+
+def input_total(path: Path) -> int | None:
+    """Row count when the format says it cheaply (Parquet metadata, an HF dataset), else None."""
+    try:
+        if path.is_dir():
+            import datasets
+
+            return len(datasets.load_from_disk(str(path)))
+        if path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(path).metadata.num_rows
+    except Exception:  # only for the progress bar
+        return None
+    return None
+
+
+def iter_batches(path: str | Path, batch_rows: int, domains: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
+    """The raw rows of a dataset, ``batch_rows`` at a time, in order, never all at once: Parquet record
+    batches, JSONL lines, CSV/TSV chunks, an HF dataset saved with ``save_to_disk`` (memory-mapped);
+    'vader' (small, embedded) and a .json list are read whole and cut. Read errors are DataErrors
+    naming the file, as :func:`condtune.data.read_table` gives."""
+    if str(path) == "vader":
+        df = vader_corpus(domains)
+        for start in range(0, len(df), batch_rows):
+            yield df.iloc[start : start + batch_rows].reset_index(drop=True)
+        return
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "file not found")
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl" and not path.is_dir():
+        yield from _jsonl_batches(path, batch_rows)
+        return
+    if suffix not in (".json", ".csv", ".tsv", ".parquet") and not path.is_dir():
+        raise DataError(
+            path, f"unsupported file type {suffix!r} (use .jsonl, .json, .csv, .tsv, .parquet or an HF dataset dir)"
+        )
+    try:
+        if path.is_dir():
+            import datasets
+
+            ds = datasets.load_from_disk(str(path)).with_format("pandas")
+            batches = (ds[start : start + batch_rows] for start in range(0, len(ds), batch_rows))
+        elif suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(path)
+            batches = (
+                b.to_pandas().drop(columns=[c for c in b.schema.names if c.startswith("__index_level_")])
+                for b in pf.iter_batches(batch_size=batch_rows)
+            )
+        elif suffix == ".json":  # one JSON list: no way to stream it
+            from condtune.data import read_table
+
+            df = read_table(path)
+            batches = (df.iloc[s : s + batch_rows].reset_index(drop=True) for s in range(0, len(df), batch_rows))
+        else:
+            batches = pd.read_csv(
+                path,
+                sep="\t" if suffix == ".tsv" else ",",
+                encoding="utf-8-sig",
+                keep_default_na=False,
+                na_values=[""],
+                chunksize=batch_rows,
+            )
+        for batch in batches:
+            yield batch.reset_index(drop=True)
+    except DataError:
+        raise
+    except Exception as exc:  # pandas/pyarrow/datasets raise many types
+        raise DataError(path, f"cannot read it as {suffix or 'a dataset directory'}: {exc}") from None
+
+
+def _jsonl_batches(path: Path, batch_rows: int) -> Iterator[pd.DataFrame]:
+    """JSONL records in batches; a bad line (not JSON, not an object, not UTF-8) is a DataError naming its
+    (1-based) line, as :func:`condtune.io.read_jsonl` does."""
+    rows = []
+    with path.open("rb") as fh:
+        for i, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if i == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(
+                    path,
+                    f"not UTF-8 text (byte 0x{raw[exc.start]:02x}, the line's byte {exc.start + 1}); save it as UTF-8",
+                    row=i,
+                ) from None
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(path, f"not valid JSON ({exc.msg})", row=i) from None
+            if not isinstance(obj, dict):
+                raise DataError(path, "each line must be a JSON object", row=i)
+            rows.append(obj)
+            if len(rows) == batch_rows:
+                yield pd.DataFrame(rows)
+                rows = []
+    if rows:
+        yield pd.DataFrame(rows)
+
+
+def iter_shards(batches: Iterator[pd.DataFrame], shard_rows: int) -> Iterator[pd.DataFrame]:
+    """Regroup batches into frames of exactly ``shard_rows`` rows (the last one shorter)."""
+    buf: list[pd.DataFrame] = []
+    n = 0
+    for batch in batches:
+        while len(batch):
+            take = batch.iloc[: shard_rows - n]
+            buf.append(take)
+            n += len(take)
+            batch = batch.iloc[len(take) :]
+            if n == shard_rows:
+                yield pd.concat(buf, ignore_index=True)
+                buf, n = [], 0
+    if n:
+        yield pd.concat(buf, ignore_index=True)

@@ -1,0 +1,342 @@
+"""Streaming relabel: read a dataset in record batches, score in batches and write tagged shards,
+resuming after an interruption from the last complete shard.
+
+``out`` is a folder::
+
+    out/shard-00000.parquet ...       tagged rows, shard_rows each (.jsonl when out ends in .jsonl)
+    out/relabel_manifest.json         which shards are complete (rows, bin counts, tag values), the bins
+    out/run.json                      what the run is (input, scorer, bins, settings): see claim_run
+    out/.relabel/scores-00000.npy     pass 1's scores of each shard (8 bytes a row)
+    out/.relabel/rowhash-00000.npy    each tagged shard's row hashes, for the card's digest (8 bytes a row)
+    out.card.json                     written last; describes all the shards (row count and digest)
+
+Bins: with ``binning`` (e.g. from ``edges_from``) one pass scores and tags each shard. Without,
+pass 1 scores every shard into ``.relabel/scores-*.npy``, the bins are fit on all the scores, and
+pass 2 reads the input again and tags each shard with its saved scores (no second scoring).
+Every file is written atomically and the manifest after each shard, so a rerun of the same command
+skips the shards it lists. Memory holds one shard of rows plus all scores (8 bytes a row).
+
+The card's ``n_rows`` and ``data_digest`` are those :func:`condtune.data.table_digest` gives for the
+shards read back in order as one table (:func:`read_shards`), so ``condtune train data=<out>`` checks a
+shard folder the same way as a single file.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Iterator, Literal, Sequence
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from condtune.batches import input_total, iter_batches, iter_shards
+from condtune.checkpointing import claim_run
+from condtune.config import ConfigError
+from condtune.data import DIGEST_COLUMNS, DataError, check_text, require_columns, write_table
+from condtune.io import atomic_path, read_json, write_json
+from condtune.relabel import TagCard, card_path, relabel
+from condtune.tags import Binning, TagFormat
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "relabel_manifest.json"
+"""a shard folder's record of its complete shards (its presence makes a folder a shard folder)"""
+STATE_DIR = ".relabel"
+SHARD_FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", "": "parquet"}
+
+
+def shard_name(i: int, fmt: str) -> str:
+    return f"shard-{i:05d}.{fmt}"
+
+
+def is_shard_folder(path: str | Path) -> bool:
+    return (Path(path) / MANIFEST).is_file()
+
+
+# ----------------------------------------------------------------------------- reading in batches
+
+
+def _shifted(exc: DataError, offset: int) -> DataError:
+    """``exc`` with its row moved from a batch's numbering to the dataset's."""
+    where = (
+        exc.path
+        + (f", row {exc.row}" if exc.row is not None else "")
+        + (f", column {exc.column!r}" if exc.column is not None else "")
+    )
+    message = str(exc)[len(where) + 2 :]
+    return DataError(exc.path, message, row=None if exc.row is None else exc.row + offset, column=exc.column)
+
+
+def prepare(
+    df: pd.DataFrame,
+    source: str | Path,
+    prompt_col: str | None,
+    completion_col: str,
+    tag_columns: Sequence[str],
+    offset: int,
+) -> pd.DataFrame:
+    """What :func:`condtune.data.load_corpus` and :func:`condtune.relabel.relabel` check and add, on one
+    batch whose first row is row ``offset + 1`` of the dataset (errors name the dataset's row)."""
+    try:
+        if str(source) != "vader":
+            require_columns(df, source, [c for c in (prompt_col, completion_col) if c])
+            df = df.copy()
+            df["completion"] = check_text(df, source, completion_col)
+            df["prompt"] = check_text(df, source, prompt_col, allow_empty=True) if prompt_col else ""
+        for col in tag_columns:
+            if col not in df.columns:
+                raise DataError(source, f"tag column missing (found columns: {list(df.columns)})", column=col)
+            bad = np.flatnonzero(df[col].isna().to_numpy())
+            if len(bad):
+                raise DataError(source, "tag value is missing", row=int(bad[0]) + 1, column=col)
+    except DataError as exc:
+        raise _shifted(exc, offset) from None
+    return df
+
+
+# ----------------------------------------------------------------------------- digests and shards
+
+
+def row_hashes(df: pd.DataFrame) -> np.ndarray:
+    """One uint64 per row; :func:`condtune.data.table_digest` is the sha256 of these bytes (cut to 16 hex),
+    so the digest of shards is the digest of their row hashes in order."""
+    cols = [c for c in DIGEST_COLUMNS if c in df.columns]
+    return pd.util.hash_pandas_object(df[cols].fillna("").astype(str), index=False).to_numpy()
+
+
+def read_shards(folder: str | Path) -> pd.DataFrame:
+    """The complete shards of a shard folder, in order, as one table (what ``condtune train`` reads)."""
+    from condtune.data import read_table
+
+    folder = Path(folder)
+    manifest = read_json(folder / MANIFEST)
+    files = [folder / s["file"] for s in manifest.get("tagged", [])]
+    if not files:
+        raise DataError(folder, "shard folder holds no complete shard (an interrupted relabel? rerun it)")
+    frames = []
+    for f in files:
+        if not f.exists():
+            raise DataError(f, "shard listed in the manifest is missing; rerun condtune relabel")
+        frames.append(read_table(f))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _write_shard(df: pd.DataFrame, path: Path, fmt: str) -> None:
+    if fmt == "parquet" and "tags" in df.columns and not any(len(t) for t in df["tags"]):
+        df = df.drop(columns="tags")  # Parquet cannot store an empty struct; readers take no column as no tags
+    write_table(df, path)
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    with atomic_path(path, suffix=".npy") as tmp:
+        np.save(tmp, arr)
+
+
+def _input_identity(data: str | Path, domains: Sequence[str] | None) -> dict:
+    """What the input is: its path and, for a file or folder, sizes and modification times."""
+    if str(data) == "vader":
+        return {"path": "vader", "domains": list(domains or [])}
+    p = Path(data)
+    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    return {"path": str(p.resolve()), "files": [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]}
+
+
+# ----------------------------------------------------------------------------- the streaming relabel
+
+
+def relabel_stream(
+    data: str | Path,
+    scorer,
+    out: str | Path,
+    k: int = 5,
+    method: Literal["quantile", "uniform"] = "quantile",
+    tag_format: TagFormat = TagFormat(),
+    tag_columns: Sequence[str] = (),
+    binning: Binning | None = None,
+    scorer_name: str | None = None,
+    prompt_col: str | None = "prompt",
+    completion_col: str = "completion",
+    domains: Sequence[str] | None = None,
+    batch_rows: int = 1024,
+    shard_rows: int = 50_000,
+    overwrite: bool = False,
+) -> TagCard:
+    """Relabel ``data`` into the shard folder ``out`` (see the module doc) and return the card, written
+    last to ``out.card.json``. The same rows, scores, bins and tags as :func:`condtune.relabel.relabel`
+    on the whole table; rerunning the same call after an interruption resumes from the last complete
+    shard; another run's folder is an error unless ``overwrite``."""
+    out = Path(out)
+    if batch_rows < 1 or shard_rows < 1:
+        raise ConfigError(f"batch_rows={batch_rows}, shard_rows={shard_rows}: both must be >= 1")
+    if k < 2:
+        raise ConfigError(f"k={k}: score bins need k >= 2 (one bin would tag every row alike)")
+    fmt = SHARD_FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        raise ConfigError(
+            f"out={out}: a streamed relabel writes Parquet or JSONL shards (a folder named *.parquet, "
+            f"*.jsonl or with no suffix), not {out.suffix!r}"
+        )
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out={out} is a file; stream=true writes a folder of shards (use another out=)")
+    tag_columns = list(tag_columns)
+    meta = getattr(scorer, "meta", None) and vars(scorer.meta)
+    identity = {
+        "input": _input_identity(data, domains),
+        "columns": [prompt_col, completion_col, tag_columns],
+        "scorer": [scorer_name, hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()],
+        "bins": [k, method, None if binning is None else binning.edges],
+        "tag_format": [tag_format.style, tag_format.score_name],
+        "shards": [shard_rows, fmt],
+    }
+    old_shards = sorted(p.name for p in out.glob("shard-*.*")) if out.is_dir() else []
+    claim_run(out, identity, "relabel", overwrite=overwrite, outputs=(MANIFEST, STATE_DIR, *old_shards))
+    card_path(out).unlink(missing_ok=True)  # rewritten last: never an old card beside new shards
+    (out / STATE_DIR).mkdir(exist_ok=True)
+    mpath = out / MANIFEST
+    manifest = read_json(mpath) if mpath.exists() else {"shard_rows": shard_rows, "scored": [], "tagged": []}
+    if manifest["tagged"] or manifest["scored"]:
+        log.info("%s: resuming (%d shards scored, %d tagged)", out, len(manifest["scored"]), len(manifest["tagged"]))
+    total = input_total(Path(data)) if str(data) != "vader" else None
+
+    def shards() -> Iterator[tuple[int, pd.DataFrame]]:
+        return enumerate(iter_shards(iter_batches(data, batch_rows, domains), shard_rows))
+
+    def score(df: pd.DataFrame, bar) -> np.ndarray:
+        prompts, completions = df["prompt"].tolist(), df["completion"].tolist()
+        parts = []
+        for start in range(0, len(df), batch_rows):
+            sl = slice(start, start + batch_rows)
+            parts.append(np.asarray(scorer.score_pairs(prompts[sl], completions[sl], batch_size=64), dtype=float))
+            bar.update(len(parts[-1]))
+        return np.concatenate(parts) if parts else np.empty(0)
+
+    def prepared(i: int, raw: pd.DataFrame) -> pd.DataFrame:
+        return prepare(raw, data, prompt_col, completion_col, tag_columns, i * shard_rows)
+
+    # pass 1 (no bins given): every shard's scores, then the bins from all of them
+    if binning is None and manifest.get("binning") is None:
+        with tqdm(total=total, desc="relabel: scoring", unit="row") as bar:
+            for i, raw in shards():
+                if i < len(manifest["scored"]):
+                    bar.update(len(raw))
+                    continue
+                s = score(prepared(i, raw), bar)
+                _save_npy(out / STATE_DIR / f"scores-{i:05d}.npy", s)
+                manifest["scored"].append(len(s))
+                write_json(mpath, manifest)
+        if not manifest["scored"]:
+            raise DataError(data, "no rows")
+        scores = np.concatenate(
+            [np.load(out / STATE_DIR / f"scores-{i:05d}.npy") for i in range(len(manifest["scored"]))]
+        )
+        try:
+            fitted = Binning.fit(scores, k=k, method=method)
+        except ValueError as exc:
+            raise ConfigError(
+                f"k={k}: the scorer gives the {len(scores)} rows of {data} {len(np.unique(scores))} distinct scores, "
+                f"which cannot fill {k} {method} bins ({exc}); use a smaller k (or binning=uniform)"
+            ) from None
+        del scores
+        manifest["binning"] = fitted.to_dict()
+        write_json(mpath, manifest)
+    if binning is None:
+        binning = Binning.from_dict(manifest["binning"])
+    binning = copy.deepcopy(binning)
+
+    # pass 2 (or the only pass): tag each shard, with its saved scores or scoring it now
+    desc = "relabel: tagging" if manifest["scored"] else "relabel: scoring"
+    with tqdm(total=total, desc=desc, unit="row") as bar:
+        for i, raw in shards():
+            if i < len(manifest["tagged"]):
+                bar.update(len(raw))
+                continue
+            df = prepared(i, raw)
+            if i < len(manifest["scored"]):
+                scores = np.load(out / STATE_DIR / f"scores-{i:05d}.npy")
+                if len(scores) != len(df):
+                    raise DataError(
+                        data,
+                        f"shard {i} has {len(df)} rows but {len(scores)} saved scores: the input "
+                        "changed during the run; rerun with overwrite=true",
+                    )
+                bar.update(len(df))
+            else:
+                scores = score(df, bar)
+            tagged, _ = relabel(
+                df,
+                scorer,
+                k=binning.k,
+                tag_format=tag_format,
+                tag_columns=tag_columns,
+                binning=copy.deepcopy(binning),
+                scorer_name=scorer_name,
+                source=data,
+                scores=scores,
+            )
+            name = shard_name(i, fmt)
+            _save_npy(out / STATE_DIR / f"rowhash-{i:05d}.npy", row_hashes(tagged))
+            _write_shard(tagged, out / name, fmt)
+            counts = np.bincount(tagged["score_bin"].to_numpy(), minlength=binning.k)
+            attrs = {c: sorted(map(str, tagged[c].unique())) for c in tag_columns}
+            manifest["tagged"].append({"file": name, "rows": len(tagged), "counts": counts.tolist(), "attrs": attrs})
+            write_json(mpath, manifest)
+    if not manifest["tagged"]:
+        raise DataError(data, "no rows")
+
+    # the card, last: all shards' rows, digest, bin counts and tag values
+    digest = hashlib.sha256()
+    for i in range(len(manifest["tagged"])):
+        digest.update(np.load(out / STATE_DIR / f"rowhash-{i:05d}.npy").tobytes())
+    binning.counts = [int(c) for c in np.sum([s["counts"] for s in manifest["tagged"]], axis=0)]
+    attrs = {c: sorted({v for s in manifest["tagged"] for v in s["attrs"][c]}) for c in tag_columns}
+    card = TagCard(
+        binning,
+        tag_format,
+        attrs,
+        scorer_name,
+        meta,
+        n_rows=sum(s["rows"] for s in manifest["tagged"]),
+        data_digest=digest.hexdigest()[:16],
+    )
+    write_json(card_path(out), card.to_dict())
+    return card
+
+
+def run_stream(cfg) -> int:
+    """``condtune relabel stream=true``: :func:`relabel_stream` with a RelabelConfig, and the bin table."""
+    from condtune.scorer import Scorer
+
+    scorer = Scorer.load(cfg.scorer)
+    binning = TagCard.load(cfg.edges_from).binning if cfg.edges_from else None
+    card = relabel_stream(
+        cfg.data,
+        scorer,
+        cfg.out,
+        k=cfg.k,
+        method=cfg.binning,
+        tag_format=TagFormat(style=cfg.tag_style),
+        tag_columns=cfg.tag_columns,
+        binning=binning,
+        scorer_name=cfg.scorer,
+        prompt_col=cfg.prompt_col,
+        completion_col=cfg.completion_col,
+        domains=cfg.domains or None,
+        batch_rows=cfg.batch_rows,
+        shard_rows=cfg.shard_rows,
+        overwrite=cfg.overwrite,
+    )
+    n_shards = len(read_json(Path(cfg.out) / MANIFEST)["tagged"])
+    print(f"tagged {card.n_rows} rows -> {cfg.out}/ ({n_shards} shards; card: {card_path(cfg.out)})")
+    print("bin | score range | median | count")
+    edges = [float("-inf"), *card.binning.edges, float("inf")]
+    for b in range(card.binning.k):
+        print(
+            f"{b + 1:>3} | [{edges[b]:+.2f}, {edges[b + 1]:+.2f}) | "
+            f"{card.binning.centers[b]:+.2f} | {card.binning.counts[b]}"
+        )
+    return 0
