@@ -11,7 +11,8 @@ from typing import Iterator, Sequence
 
 import pandas as pd
 
-from condtune.data import DataError, vader_corpus
+from condtune.data import DataError
+from condtune.vader import vader_corpus
 
 
 def input_total(path: Path) -> int | None:

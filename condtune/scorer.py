@@ -23,7 +23,7 @@ import logging
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,7 @@ from condtune.modeling import autocast
 log = logging.getLogger(__name__)
 
 SCORER_META = "scorer.json"
+HEAD_FILE = "head.safetensors"
 
 
 # ----------------------------------------------------------------------------- losses (pure)
@@ -55,39 +56,6 @@ def regression_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tens
 def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
     """-mean log sigma(r+ - r-): the Bradley-Terry negative log-likelihood of the preferences."""
     return -F.logsigmoid(r_chosen.float() - r_rejected.float()).mean()
-
-
-def normalise_ratings(ratings: pd.DataFrame, mode: Literal["rater", "item", "none"]) -> pd.DataFrame:
-    """Per-item training targets from individual ratings: ``item_id, text, target, weight``.
-
-    ``target`` is on the raters' scale (rater-normalised ratings are mapped back with the
-    global mean/sd), ``weight`` is the number of ratings behind it (1 for ``none``).
-    """
-    from condtune.data import text_of
-
-    df = ratings.copy()
-    df["text"] = [text_of(p, c) for p, c in zip(df["prompt"], df["completion"])]
-    if mode == "none":
-        return pd.DataFrame({"item_id": df["item_id"], "text": df["text"], "target": df["score"], "weight": 1.0})
-    if mode == "rater":
-        if df["rater"].isna().any():
-            raise ValueError("normalize='rater' needs a rater id on every rating (set rater_col), or use 'item'")
-        g = df.groupby("rater")["score"]
-        mu, sd = g.transform("mean"), g.transform("std").fillna(0.0)
-        gsd = df["score"].std()
-        z = (df["score"] - mu) / sd.where(sd > 1e-6, gsd)
-        df["score"] = z * gsd + df["score"].mean()
-    elif mode != "item":
-        raise ValueError(f"unknown normalisation {mode!r} (rater, item or none)")
-    g = df.groupby("item_id", sort=False)
-    out = g.agg(text=("text", "first"), target=("score", "mean"), weight=("score", "size")).reset_index()
-    return out
-
-
-# ----------------------------------------------------------------------------- model
-
-
-HEAD_FILE = "head.safetensors"
 
 
 def load_head(path: Path) -> dict:

@@ -20,7 +20,6 @@ from condtune.data import (
     PointwiseSpec,
     load_pairwise,
     load_pointwise,
-    load_vader,
     split_items,
     split_ratings,
     to_items,
@@ -32,8 +31,8 @@ from condtune.scorer import (
     evaluate_pairs,
     fit_pairwise,
     fit_regression,
-    normalise_ratings,
 )
+from condtune.vader import load_vader
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +82,33 @@ class ScorerTrainConfig:
             raise ValueError(f"max_length={self.max_length!r} is out of range (at least 2 tokens per text)")
         if self.max_items < 0:
             raise ValueError(f"max_items={self.max_items!r} is out of range (0 = all, or a positive count)")
+
+
+def normalise_ratings(ratings: pd.DataFrame, mode: Literal["rater", "item", "none"]) -> pd.DataFrame:
+    """Per-item training targets from individual ratings: ``item_id, text, target, weight``.
+
+    ``target`` is on the raters' scale (rater-normalised ratings are mapped back with the
+    global mean/sd), ``weight`` is the number of ratings behind it (1 for ``none``).
+    """
+    from condtune.data import text_of
+
+    df = ratings.copy()
+    df["text"] = [text_of(p, c) for p, c in zip(df["prompt"], df["completion"])]
+    if mode == "none":
+        return pd.DataFrame({"item_id": df["item_id"], "text": df["text"], "target": df["score"], "weight": 1.0})
+    if mode == "rater":
+        if df["rater"].isna().any():
+            raise ValueError("normalize='rater' needs a rater id on every rating (set rater_col), or use 'item'")
+        g = df.groupby("rater")["score"]
+        mu, sd = g.transform("mean"), g.transform("std").fillna(0.0)
+        gsd = df["score"].std()
+        z = (df["score"] - mu) / sd.where(sd > 1e-6, gsd)
+        df["score"] = z * gsd + df["score"].mean()
+    elif mode != "item":
+        raise ValueError(f"unknown normalisation {mode!r} (rater, item or none)")
+    g = df.groupby("item_id", sort=False)
+    out = g.agg(text=("text", "first"), target=("score", "mean"), weight=("score", "size")).reset_index()
+    return out
 
 
 def load_ratings(cfg: ScorerTrainConfig) -> pd.DataFrame:

@@ -135,8 +135,8 @@ def request_targets(policy: ConditionalPolicy) -> list[float]:
 def check(cfg: QuickstartConfig) -> None:
     """Settings errors before any stage runs (the first stages take minutes), each naming the setting."""
     from condtune.artifacts import ArtifactMissing, check_model_ref
-    from condtune.data import VADER_DOMAINS
     from condtune.scorer import SCORER_META
+    from condtune.vader import VADER_DOMAINS
 
     if cfg.k < 2:
         raise C.ConfigError(f"k={cfg.k}: score bins need k >= 2 (one bin would tag every row alike)")

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from condtune import config as C
-from condtune.data import DataError, PointwiseSpec, load_pairwise, load_pointwise, load_vader, to_items
+from condtune.data import DataError, PointwiseSpec, load_pairwise, load_pointwise, to_items
 from condtune.scorer import Scorer, evaluate_items, evaluate_pairs
+from condtune.vader import load_vader
 
 
 @dataclass

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from condtune.metrics import distinct_n, pairwise_accuracy, split_half_reliability
-from condtune.scorer import bradley_terry_loss, normalise_ratings, regression_loss
+from condtune.scorer import bradley_terry_loss, regression_loss
+from condtune.scorer_training import normalise_ratings
 
 
 def test_bradley_terry_loss_values():

@@ -56,7 +56,8 @@ class RatedTextTask:
     # ------------------------------------------------------------------ data
     def ratings(self) -> pd.DataFrame:
         """One row per individual rating: item_id, completion, score."""
-        from condtune.data import load_pointwise, load_vader
+        from condtune.data import load_pointwise
+        from condtune.vader import load_vader
 
         return (
             load_vader(domains=self.domains) if self.ratings_source == "vader" else load_pointwise(self.ratings_source)
