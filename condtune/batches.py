@@ -5,13 +5,13 @@ and regrouped into shards of a fixed row count. Used by the streaming relabel
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import pandas as pd
 
 from condtune.data import DataError
+from condtune.io import jsonl_record
 from condtune.vader import vader_corpus
 
 
@@ -102,14 +102,9 @@ def _jsonl_batches(path: Path, batch_rows: int) -> Iterator[pd.DataFrame]:
                     f"not UTF-8 text (byte 0x{raw[exc.start]:02x}, the line's byte {exc.start + 1}); save it as UTF-8",
                     row=i,
                 ) from None
-            if not line.strip():
+            obj = jsonl_record(path, i, line)
+            if obj is None:
                 continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(path, f"not valid JSON ({exc.msg})", row=i) from None
-            if not isinstance(obj, dict):
-                raise DataError(path, "each line must be a JSON object", row=i)
             rows.append(obj)
             if len(rows) == batch_rows:
                 yield pd.DataFrame(rows)

@@ -164,18 +164,24 @@ def read_jsonl(path: str | Path, missing_ok: bool = False) -> list[dict]:
         if missing_ok:
             return []
         raise DataError(path, "file not found")
-    rows = []
-    for i, line in enumerate(read_text_lines(path), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(path, f"not valid JSON ({exc.msg})", row=i) from None
-        if not isinstance(obj, dict):
-            raise DataError(path, "each line must be a JSON object", row=i)
-        rows.append(obj)
-    return rows
+    records = (jsonl_record(path, i, line) for i, line in enumerate(read_text_lines(path), start=1))
+    return [r for r in records if r is not None]
+
+
+def jsonl_record(path: Path, row: int, line: str) -> dict | None:
+    """One JSONL line as an object (None for a blank line); not JSON or not an object is a
+    :class:`condtune.data.DataError` naming the file and row."""
+    from condtune.data import DataError
+
+    if not line.strip():
+        return None
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(path, f"not valid JSON ({exc.msg})", row=row) from None
+    if not isinstance(obj, dict):
+        raise DataError(path, "each line must be a JSON object", row=row)
+    return obj
 
 
 def read_text_lines(path: str | Path) -> list[str]:
