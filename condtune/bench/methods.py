@@ -356,12 +356,16 @@ def run_steps(cfg: BenchConfig, run: Run) -> list[int]:
     return sorted(run.settings.ns if run.method == "best_of_n" else run.settings.checkpoints)
 
 
+DECODE_SETTINGS = ("guidance", "anchored_guidance")
+"""settings of how a trained policy is sampled in evaluation, not of its training: not part of a run's identity"""
+
+
 def run_method(ctx: BenchContext, run: Run) -> list[Checkpoint]:
     """Train (or reuse a finished training of) one run; its checkpoints.json marks it finished."""
     work = run.work(ctx.out)
     claim_run(
         work,
-        C.to_dict(run.settings),
+        {k: v for k, v in C.to_dict(run.settings).items() if k not in DECODE_SETTINGS},
         run.method,
         outputs=("checkpoints.json", "snapshots.json", "run", "checkpoints"),
         hint=f"to compare a new setting, add it as a sweep entry (sweeps.{run.method}=[...]) or use another out=; "

@@ -198,6 +198,8 @@ def test_changed_settings_never_resume_a_stale_run(bench_args, bench_run, capsys
     assert cli([*args, "conditional.sft.lr=0.5"]) == 2
     err = capsys.readouterr().err
     assert "seed_0/conditional/default holds another conditional run" in err and "sft" in err
+    cli([*args, "conditional.guidance=[1.0,2.0]"])  # how a trained policy is sampled is not part of its run
+    assert "holds another" not in capsys.readouterr().err
 
 
 @pytest.mark.slow
