@@ -305,38 +305,3 @@ def relabel_stream(
     )
     write_json(card_path(out), card.to_dict())
     return card
-
-
-def run_stream(cfg) -> int:
-    """``condtune relabel stream=true``: :func:`relabel_stream` with a RelabelConfig, and the bin table."""
-    from condtune.scorer import Scorer
-
-    scorer = Scorer.load(cfg.scorer)
-    binning = TagCard.load(cfg.edges_from).binning if cfg.edges_from else None
-    card = relabel_stream(
-        cfg.data,
-        scorer,
-        cfg.out,
-        k=cfg.k,
-        method=cfg.binning,
-        tag_format=TagFormat(style=cfg.tag_style),
-        tag_columns=cfg.tag_columns,
-        binning=binning,
-        scorer_name=cfg.scorer,
-        prompt_col=cfg.prompt_col,
-        completion_col=cfg.completion_col,
-        domains=cfg.domains or None,
-        batch_rows=cfg.batch_rows,
-        shard_rows=cfg.shard_rows,
-        overwrite=cfg.overwrite,
-    )
-    n_shards = len(read_json(Path(cfg.out) / MANIFEST)["tagged"])
-    print(f"tagged {card.n_rows} rows -> {cfg.out}/ ({n_shards} shards; card: {card_path(cfg.out)})")
-    print("bin | score range | median | count")
-    edges = [float("-inf"), *card.binning.edges, float("inf")]
-    for b in range(card.binning.k):
-        print(
-            f"{b + 1:>3} | [{edges[b]:+.2f}, {edges[b + 1]:+.2f}) | "
-            f"{card.binning.centers[b]:+.2f} | {card.binning.counts[b]}"
-        )
-    return 0

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from condtune import config as C
 from condtune.data import check_table_output, load_corpus
+from condtune.io import read_json
 from condtune.relabel import TagCard, card_path, relabel, write_tagged
+from condtune.relabel_stream import MANIFEST, relabel_stream
 from condtune.scorer import Scorer
 from condtune.tags import TagFormat
 
@@ -60,27 +63,38 @@ class RelabelConfig:
 
 def main(argv: list[str] | None = None) -> int:
     cfg = C.parse(RelabelConfig, sys.argv[1:] if argv is None else argv)
-    if cfg.stream:  # reads, scores and writes in batches: never the whole dataset
-        from condtune.relabel_stream import run_stream
-
-        return run_stream(cfg)
-    check_table_output(cfg.out)  # before scoring: a folder or an unknown suffix there would fail only at the end
-    df = load_corpus(cfg.data, cfg.prompt_col, cfg.completion_col, cfg.domains or None)
+    if not cfg.stream:  # in memory; stream=true reads, scores and writes in batches, never the whole dataset
+        check_table_output(cfg.out)  # before scoring: a folder or an unknown suffix there would fail only at the end
+        df = load_corpus(cfg.data, cfg.prompt_col, cfg.completion_col, cfg.domains or None)
     scorer = Scorer.load(cfg.scorer)
     binning = TagCard.load(cfg.edges_from).binning if cfg.edges_from else None
-    tagged, card = relabel(
-        df,
-        scorer,
+    common = dict(
         k=cfg.k,
         method=cfg.binning,
         tag_format=TagFormat(style=cfg.tag_style),
         tag_columns=cfg.tag_columns,
         binning=binning,
         scorer_name=cfg.scorer,
-        source=cfg.data,
     )
-    write_tagged(tagged, card, cfg.out)
-    print(f"tagged {len(tagged)} rows -> {cfg.out}  (card: {card_path(cfg.out)})")
+    if cfg.stream:
+        card = relabel_stream(
+            cfg.data,
+            scorer,
+            cfg.out,
+            **common,
+            prompt_col=cfg.prompt_col,
+            completion_col=cfg.completion_col,
+            domains=cfg.domains or None,
+            batch_rows=cfg.batch_rows,
+            shard_rows=cfg.shard_rows,
+            overwrite=cfg.overwrite,
+        )
+        n_shards = len(read_json(Path(cfg.out) / MANIFEST)["tagged"])
+        print(f"tagged {card.n_rows} rows -> {cfg.out}/ ({n_shards} shards; card: {card_path(cfg.out)})")
+    else:
+        tagged, card = relabel(df, scorer, **common, source=cfg.data)
+        write_tagged(tagged, card, cfg.out)
+        print(f"tagged {len(tagged)} rows -> {cfg.out}  (card: {card_path(cfg.out)})")
     print("bin | score range | median | count")
     edges = [float("-inf"), *card.binning.edges, float("inf")]
     for b in range(card.binning.k):
