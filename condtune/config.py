@@ -347,3 +347,13 @@ def to_dict(cfg: Any) -> dict:
         return v
 
     return conv(cfg)
+
+
+def check_ranges(settings: Any, checks: Mapping[str, bool], rule: str) -> None:
+    """A settings class's range check: the first key whose check fails, or whose value is not a finite
+    number, is a ValueError naming it and its value, then ``rule`` (what the ranges are)."""
+    import math
+
+    bad = [k for k, ok in checks.items() if not (ok and math.isfinite(getattr(settings, k)))]
+    if bad:
+        raise ValueError(f"{bad[0]}={getattr(settings, bad[0])!r} is out of range ({rule})")

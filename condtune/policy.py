@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import pandas as pd
 import torch
 
 from condtune.checkpointing import CHECKPOINTS, claim_run, latest_checkpoint
+from condtune.config import check_ranges
 from condtune.data import table_digest
 from condtune.io import umask_modes, write_json
 from condtune.relabel import TagCard
@@ -79,12 +79,12 @@ class SFTSettings:
             "lora_r": self.lora_r >= 0,
             "save_steps": self.save_steps >= 1,
         }
-        bad = [k for k, ok in checks.items() if not (ok and math.isfinite(getattr(self, k)))]
-        if bad:
-            raise ValueError(
-                f"{bad[0]}={getattr(self, bad[0])!r} is out of range (max_steps, batch_size, save_steps >= 1; lr > 0; "
-                f"kl_coef, entropy_coef, tag_contrast, lora_r >= 0; 0 <= condition_dropout, warmup_ratio < 1)"
-            )
+        check_ranges(
+            self,
+            checks,
+            "max_steps, batch_size, save_steps >= 1; lr > 0; kl_coef, entropy_coef, tag_contrast, lora_r >= 0; "
+            "0 <= condition_dropout, warmup_ratio < 1",
+        )
 
 
 def add_tag_tokens(model, tokenizer, tokens: list[str]) -> int:

@@ -10,7 +10,6 @@ of what was sampled, so the two can never disagree.
 from __future__ import annotations
 
 import inspect
-import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -18,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from condtune.config import check_ranges
 from condtune.modeling import autocast
 
 
@@ -44,12 +44,11 @@ class SamplingConfig:
             "batch_size": self.batch_size >= 1,
             "repetition_penalty": self.repetition_penalty > 0,
         }
-        bad = [k for k, ok in checks.items() if not (ok and math.isfinite(getattr(self, k)))]
-        if bad:
-            raise ValueError(
-                f"{bad[0]}={getattr(self, bad[0])!r} is out of range (max_new_tokens, batch_size >= 1; "
-                "temperature >= 0, 0 = greedy; 0 < top_p <= 1; repetition_penalty > 0)"
-            )
+        check_ranges(
+            self,
+            checks,
+            "max_new_tokens, batch_size >= 1; temperature >= 0, 0 = greedy; 0 < top_p <= 1; repetition_penalty > 0",
+        )
 
 
 @dataclass

@@ -33,6 +33,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from condtune.config import check_ranges
 from condtune.io import atomic_dir, write_json
 from condtune.modeling import autocast
 
@@ -254,12 +255,7 @@ class OptimConfig:
             "warmup": 0 <= self.warmup < 1,
             "weight_decay": self.weight_decay >= 0,
         }
-        bad = [k for k, ok in checks.items() if not (ok and math.isfinite(getattr(self, k)))]
-        if bad:
-            raise ValueError(
-                f"{bad[0]}={getattr(self, bad[0])!r} is out of range "
-                "(epochs > 0, batch_size >= 1, lr > 0, 0 <= warmup < 1, weight_decay >= 0)"
-            )
+        check_ranges(self, checks, "epochs > 0, batch_size >= 1, lr > 0, 0 <= warmup < 1, weight_decay >= 0")
 
 
 def _schedule(opt: torch.optim.Optimizer, total: int, warmup: float) -> torch.optim.lr_scheduler.LambdaLR:

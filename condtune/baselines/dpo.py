@@ -8,7 +8,6 @@ it once). Snapshots of the policy are taken at ``checkpoints`` steps with their 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from condtune.checkpointing import Checkpoint, check_checkpoints, snapshot_callback
+from condtune.config import check_ranges
 
 
 @dataclass
@@ -44,12 +44,7 @@ class DPOSettings:
             "n_pairs": self.n_pairs >= 1,
             "min_margin": self.min_margin >= 0,
         }
-        bad = [k for k, ok in checks.items() if not (ok and math.isfinite(getattr(self, k)))]
-        if bad:
-            raise ValueError(
-                f"{bad[0]}={getattr(self, bad[0])!r} is out of range (beta, lr > 0; batch_size, n_pairs >= 1; "
-                "max_length >= 2; min_margin >= 0)"
-            )
+        check_ranges(self, checks, "beta, lr > 0; batch_size, n_pairs >= 1; max_length >= 2; min_margin >= 0")
         check_checkpoints(self.checkpoints)
 
 

@@ -8,12 +8,12 @@ Snapshots at ``checkpoints`` steps carry the wall-clock, generated tokens and sc
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 from condtune.checkpointing import Checkpoint, check_checkpoints, snapshot_callback
+from condtune.config import check_ranges
 from condtune.sampling import SamplingConfig
 
 
@@ -37,12 +37,7 @@ class RLOOSettings:
             "num_generations": self.num_generations >= 2,
             "batch_size": self.batch_size >= 1,
         }
-        bad = [k for k, ok in checks.items() if not (ok and math.isfinite(getattr(self, k)))]
-        if bad:
-            raise ValueError(
-                f"{bad[0]}={getattr(self, bad[0])!r} is out of range (beta >= 0; lr > 0; num_generations >= 2, "
-                "a leave-one-out group; batch_size >= 1)"
-            )
+        check_ranges(self, checks, "beta >= 0; lr > 0; num_generations >= 2, a leave-one-out group; batch_size >= 1")
         if self.batch_size % self.num_generations:
             raise ValueError(
                 f"batch_size={self.batch_size} must be a multiple of num_generations={self.num_generations} "
