@@ -120,6 +120,32 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
+DEFAULT_PROMPTS = [
+    "Movie review:",
+    "Product review:",
+    "My review of this film:",
+    "Customer review:",
+    "What I thought of the movie:",
+    "Review of the restaurant:",
+    "Book review:",
+    "My opinion of this product:",
+    "Tweet:",
+    "The critics said:",
+    "Hotel review:",
+    "Album review:",
+    "Here is my honest review:",
+    "Review of the new phone:",
+    "Thoughts on the show:",
+    "Game review:",
+]
+"""what a command that prompts the policy (ppo, rloo, best-of-n) uses when given no prompts file"""
+
+
+def prompts_or_default(path: str | Path | None) -> list[str]:
+    """The prompts of ``path`` (see :func:`load_prompts`), or :data:`DEFAULT_PROMPTS` when it is empty."""
+    return load_prompts(path) if path else list(DEFAULT_PROMPTS)
+
+
 def load_prompts(path: str | Path) -> list[str]:
     """Prompts, one per non-empty line of a text file (a literal ``\\n`` stands for a newline),
     or one per record of a ``.jsonl`` file / ``.json`` list of objects, taken from the record's

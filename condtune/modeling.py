@@ -92,6 +92,27 @@ def save_tiny_causal_lm(out_dir: str | Path, tokenizer_from: str = "smollm2-135m
     return out
 
 
+LORA_ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]
+"""the attention projections of Llama-style models (SmolLM2, Llama, Qwen, Mistral)"""
+LORA_ATTENTION_MLP = LORA_ATTENTION + ["gate_proj", "up_proj", "down_proj"]
+"""attention and MLP projections: every linear layer of a Llama-style block"""
+
+
+def lora_config(r: int, alpha: int, target_modules: list[str], modules_to_save: list[str] | None = None):
+    """The one LoRA setup of condtune (conditional SFT and PPO): adapters of rank ``r`` on
+    ``target_modules``, no dropout; ``modules_to_save`` are trained in full (new tag embeddings)."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=0.0,
+        task_type="CAUSAL_LM",
+        target_modules=list(target_modules),
+        modules_to_save=modules_to_save or None,
+    )
+
+
 def cpu_supports_bf16() -> bool:
     """True when bf16 autocast on this CPU is worth it (AVX512-BF16 / AMX present)."""
     try:

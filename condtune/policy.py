@@ -12,7 +12,7 @@ import copy
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -24,6 +24,7 @@ from condtune.checkpointing import CHECKPOINTS, claim_run, latest_checkpoint
 from condtune.config import check_ranges
 from condtune.data import table_digest
 from condtune.io import umask_modes, write_json
+from condtune.modeling import LORA_ATTENTION_MLP, lora_config
 from condtune.relabel import TagCard
 
 ALT_COLUMNS = ("alt_input_ids", "alt_labels", "alt_weight")
@@ -50,6 +51,8 @@ class SFTSettings:
     """LoRA rank (0 = full fine-tune)"""
     lora_alpha: int = 32
     """LoRA alpha"""
+    lora_target_modules: list[str] = field(default_factory=lambda: list(LORA_ATTENTION_MLP))
+    """modules that get LoRA adapters (with lora_r > 0)"""
     save_steps: int = 50
     """checkpoint every N steps (resume picks the latest)"""
     seed: int = 0
@@ -193,19 +196,6 @@ def freeze_old_embeddings(model, n_old: int) -> None:
         out.weight.requires_grad_(False)
 
 
-def lora_config(s: SFTSettings, extra_modules: list[str] | None = None):
-    from peft import LoraConfig
-
-    return LoraConfig(
-        r=s.lora_r,
-        lora_alpha=s.lora_alpha,
-        lora_dropout=0.0,
-        task_type="CAUSAL_LM",
-        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-        modules_to_save=extra_modules or None,
-    )
-
-
 def run_identity(df: pd.DataFrame, card: TagCard, s: SFTSettings, base: str) -> dict:
     """What a training run is: a digest of its rows, its card, its settings and its base model."""
     digest = table_digest(df)
@@ -270,7 +260,9 @@ def train_conditional(
         dataset_num_proc=None,
         disable_tqdm=False,
     )
-    peft_cfg = lora_config(s, ["embed_tokens"] if n_new else None) if s.lora_r else None
+    peft_cfg = None
+    if s.lora_r:
+        peft_cfg = lora_config(s.lora_r, s.lora_alpha, s.lora_target_modules, ["embed_tokens"] if n_new else None)
     if s.freeze_embeddings:
         freeze_old_embeddings(model, len(tokenizer) - n_new)
     if card.attributes and "tags" in df.columns:  # dropout removes the score tag only

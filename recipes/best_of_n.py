@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from condtune import config as C
 from condtune.artifacts import check_model_ref
 from condtune.baselines.best_of_n import BestOfNSettings, train_best_of_n
-from condtune.baselines.ppo_config import DEFAULT_PROMPTS
 from condtune.checkpointing import claim_run
-from condtune.data import load_prompts, read_table
+from condtune.data import prompts_or_default, read_table
 from condtune.io import write_json
 from condtune.modeling import load_causal_lm
 from condtune.sampling import SamplingConfig, sample
@@ -55,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     out = C.out_folder(cfg.out)
 
     # build: prompts, the scorer, the policy and its sampler (flat, prompt-major, as the pool wants)
-    prompts = load_prompts(cfg.prompts) if cfg.prompts else list(DEFAULT_PROMPTS)
+    prompts = prompts_or_default(cfg.prompts)
     try:
         scorer = Scorer.load(cfg.scorer)
     except FileNotFoundError as exc:

@@ -18,10 +18,10 @@ from condtune import config
 from condtune.baselines import ppo
 from condtune.baselines import rl_math as M
 from condtune.baselines.ppo_checkpoint import save_final
-from condtune.baselines.ppo_config import DEFAULT_PROMPTS, PPOConfig
+from condtune.baselines.ppo_config import PPOConfig
 from condtune.baselines.ppo_report import read_metrics, summarise
 from condtune.baselines.ppo_rewards import BUILTIN_REWARDS, make_reward_fn
-from condtune.data import load_prompts
+from condtune.data import prompts_or_default
 
 log = logging.getLogger("condtune.ppo")
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(cfg.output_dir)
 
     # build: prompts, reward (the proxy scorer, or a built-in toy reward), policy + reference
-    prompts = load_prompts(cfg.prompts) if cfg.prompts else list(DEFAULT_PROMPTS)
+    prompts = prompts_or_default(cfg.prompts)
     reward_fn = make_reward_fn(cfg)
     state = ppo.build_state(cfg)
     log.info(

@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 
 from condtune import config as C
 from condtune.artifacts import check_model_ref
-from condtune.baselines.ppo_config import DEFAULT_PROMPTS
 from condtune.baselines.rloo import RLOOSettings, train_rloo
 from condtune.checkpointing import claim_run, latest_checkpoint
-from condtune.data import load_prompts
+from condtune.data import prompts_or_default
 from condtune.io import read_json, write_json
 from condtune.modeling import model_dir
 from condtune.sampling import SamplingConfig
@@ -54,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     out = C.out_folder(cfg.out)
 
     # build: prompts, the reward (the scorer), the base policy as a directory (trl rebuilds the reference)
-    prompts = load_prompts(cfg.prompts) if cfg.prompts else list(DEFAULT_PROMPTS)
+    prompts = prompts_or_default(cfg.prompts)
     try:
         scorer = Scorer.load(cfg.scorer)
     except FileNotFoundError as exc:

@@ -91,3 +91,20 @@ def test_snapshots_are_points_of_one_schedule(tmp_path, tiny_lm):
     assert torch.allclose(
         final[key], _weights(tmp_path / "long/run")[key]
     )  # the last snapshot is the run's final policy
+
+
+def test_lora_trains_only_the_named_modules(tmp_path, tiny_lm):
+    from condtune.modeling import load_causal_lm
+
+    card = TagCard(Binning(edges=[0.0], centers=[-1.0, 1.0], counts=[4, 4]), TagFormat())
+    df = pd.DataFrame({"prompt": ["Movie review:"] * 8, "completion": ["Good.", "Bad."] * 4, "score_bin": [1, 0] * 4})
+    df["tagged_prompt"] = [card.prefix(bin_index=b) + p for b, p in zip(df["score_bin"], df["prompt"])]
+    s = SFTSettings(
+        max_steps=2, batch_size=2, lr=1e-2, max_length=32, save_steps=2, lora_r=4, lora_target_modules=["v_proj"]
+    )
+    model, tok = load_causal_lm(tiny_lm)
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    train_conditional(model, tok, df, card, s, tmp_path / "run", str(tiny_lm))
+    trained = _weights(tmp_path / "run")
+    changed = {k for k in base if k in trained and not torch.equal(base[k], trained[k])}
+    assert changed and all(".v_proj." in k for k in changed)  # merged adapters: v_proj moved, nothing else

@@ -1,5 +1,4 @@
-"""PPO's settings: :class:`PPOConfig` (YAML + command line, ``condtune ppo``) and the
-prompts a baseline command uses when it is given none.
+"""PPO's settings: :class:`PPOConfig` (YAML + command line, ``condtune ppo``).
 
 One line per field docstring: ``condtune.config.help_text`` shows only that line in ``--help``.
 """
@@ -8,25 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# what `condtune ppo`, `condtune rloo` and `condtune best-of-n` prompt with when `prompts` is empty
-DEFAULT_PROMPTS = [
-    "Movie review:",
-    "Product review:",
-    "My review of this film:",
-    "Customer review:",
-    "What I thought of the movie:",
-    "Review of the restaurant:",
-    "Book review:",
-    "My opinion of this product:",
-    "Tweet:",
-    "The critics said:",
-    "Hotel review:",
-    "Album review:",
-    "Here is my honest review:",
-    "Review of the new phone:",
-    "Thoughts on the show:",
-    "Game review:",
-]
+from condtune.modeling import LORA_ATTENTION
 
 
 @dataclass
@@ -95,8 +76,8 @@ class PPOConfig:
     """LoRA rank; 0 = full fine-tune"""
     lora_alpha: int = 16
     """LoRA alpha"""
-    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-    """modules that get LoRA adapters"""
+    lora_target_modules: list[str] = field(default_factory=lambda: list(LORA_ATTENTION))
+    """modules that get LoRA adapters (with lora_r > 0)"""
     bf16: bool | None = None
     """bf16 autocast (default: on when the CPU/GPU supports it)"""
     threads: int = 0

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from condtune.baselines.ppo_config import PPOConfig, uses_lora
-from condtune.modeling import device, load_causal_lm
+from condtune.modeling import device, load_causal_lm, lora_config
 
 
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -68,19 +68,12 @@ def build_models(cfg: PPOConfig, checkpoint: Path | None = None):
     base, tok = load_causal_lm(cfg.model)
     base.generation_config.pad_token_id = tok.pad_token_id
     if uses_lora(cfg):
-        from peft import LoraConfig, PeftModel, get_peft_model
+        from peft import PeftModel, get_peft_model
 
         if checkpoint is not None:
             lm = PeftModel.from_pretrained(base, checkpoint / "policy", is_trainable=True)
         else:
-            lora = LoraConfig(
-                r=cfg.lora_r,
-                lora_alpha=cfg.lora_alpha,
-                lora_dropout=0.0,
-                target_modules=list(cfg.lora_target_modules),
-                task_type="CAUSAL_LM",
-            )
-            lm = get_peft_model(base, lora)
+            lm = get_peft_model(base, lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_target_modules))
         ref = None
     else:
         ref = base.requires_grad_(False).eval()

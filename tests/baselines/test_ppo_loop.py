@@ -14,11 +14,12 @@ from ppo_helpers import title_case_reward
 from condtune.baselines import ppo
 from condtune.baselines import rl_math as M
 from condtune.baselines.ppo_checkpoint import checkpoint_dirs, latest_checkpoint
-from condtune.baselines.ppo_config import DEFAULT_PROMPTS, PPOConfig
+from condtune.baselines.ppo_config import PPOConfig
 from condtune.baselines.ppo_models import position_ids_from_mask
 from condtune.baselines.ppo_report import read_metrics
 from condtune.baselines.rl_math import response_mask_after_eos
 from condtune.config import ConfigError
+from condtune.data import DEFAULT_PROMPTS
 
 
 def tiny_cfg(model: Path, out: Path, **kw) -> PPOConfig:
