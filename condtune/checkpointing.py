@@ -152,6 +152,7 @@ def snapshot_callback(
     method: str,
     out_dir: Path,
     steps: list[int],
+    *,
     counters: Callable[[], dict] | None = None,
     base_seconds: float = 0.0,
     setting: str = "default",
@@ -192,7 +193,14 @@ def snapshot_callback(
             extra = counters() if counters else {}
             self.records.append(
                 Checkpoint(
-                    method, setting, f"step_{step}", step, seconds, path=str(target), conditional=conditional, **extra
+                    method=method,
+                    setting=setting,
+                    name=f"step_{step}",
+                    step=step,
+                    wall_clock_s=seconds,
+                    path=str(target),
+                    conditional=conditional,
+                    **extra,
                 )
             )
             save_checkpoints(out_dir / "snapshots.json", self.records)

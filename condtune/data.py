@@ -28,7 +28,7 @@ from condtune.io import atomic_path, read_jsonl, read_text_lines
 class DataError(ValueError):
     """Bad input data; the message names the file, row and column."""
 
-    def __init__(self, path: str | Path, message: str, row: int | None = None, column: str | None = None):
+    def __init__(self, path: str | Path, message: str, *, row: int | None = None, column: str | None = None):
         self.path, self.row, self.column = str(path), row, column
         where = str(path)
         if row is not None:
@@ -208,7 +208,7 @@ def check_text(df: pd.DataFrame, path: str | Path, col: str, allow_empty: bool =
 
 
 def check_scores(
-    df: pd.DataFrame, path: str | Path, col: str, lo: float | None = None, hi: float | None = None
+    df: pd.DataFrame, path: str | Path, col: str, *, lo: float | None = None, hi: float | None = None
 ) -> pd.Series:
     """Return the column as float; reject non-numbers, NaN/inf and values outside [lo, hi]."""
     numeric = pd.to_numeric(df[col], errors="coerce")
@@ -271,7 +271,7 @@ def load_pointwise(path: str | Path, spec: PointwiseSpec = PointwiseSpec()) -> p
     else:
         completion, prompt = check_text(df, path, spec.text_col), ""
     out = pd.DataFrame({"prompt": prompt, "completion": completion})
-    out["score"] = check_scores(df, path, spec.score_col, spec.score_min, spec.score_max)
+    out["score"] = check_scores(df, path, spec.score_col, lo=spec.score_min, hi=spec.score_max)
     out["rater"] = _ids(df[spec.rater_col]) if spec.rater_col else None
     if spec.item_col:
         out["item_id"] = _ids(df[spec.item_col])
@@ -338,6 +338,7 @@ PAIRWISE_COLUMNS = ["prompt", "chosen", "rejected", "rater"]
 
 def load_pairwise(
     path: str | Path,
+    *,
     prompt_col: str = "prompt",
     chosen_col: str = "chosen",
     rejected_col: str = "rejected",
@@ -364,6 +365,7 @@ def load_pairwise(
 
 def load_corpus(
     path: str | Path,
+    *,
     prompt_col: str | None = "prompt",
     completion_col: str = "completion",
     domains: Sequence[str] | None = None,

@@ -17,7 +17,7 @@ from condtune.sampling import Samples, SamplingConfig, sample
 class ConditionalPolicy:
     """A policy trained by ``condtune train``: its model, tokenizer and tag card."""
 
-    def __init__(self, model, tokenizer, card: TagCard, path: str | None = None, base: str | None = None):
+    def __init__(self, model, tokenizer, card: TagCard, *, path: str | None = None, base: str | None = None):
         self.model, self.tokenizer, self.card, self.path, self.base = model, tokenizer, card, path, base
         self._base_model = None
 
@@ -25,7 +25,7 @@ class ConditionalPolicy:
     def load(cls, path: str | Path) -> ConditionalPolicy:
         card, base = load_policy_card(path)
         model, tok = load_causal_lm(path)
-        return cls(model, tok, card, str(path), base)
+        return cls(model, tok, card, path=str(path), base=base)
 
     def base_model(self):
         """The base policy it was fine-tuned from (loaded once), the anchor of anchored guidance."""
@@ -44,6 +44,7 @@ class ConditionalPolicy:
     def tagged(
         self,
         prompt: str,
+        *,
         score: float | None = None,
         bin_index: int | None = None,
         tags: Mapping[str, str] | None = None,
@@ -53,6 +54,7 @@ class ConditionalPolicy:
     def generate(
         self,
         prompts: Sequence[str],
+        *,
         score: float | None = None,
         n: int = 1,
         tags: Mapping[str, str] | None = None,
@@ -71,16 +73,16 @@ class ConditionalPolicy:
         log p_base(.|prompt) + guidance * (cond - uncond), which keeps the base model's style
         (its KL to the base is only what the tag adds); needs a policy trained with condition dropout.
         """
-        full = [self.tagged(p, score, bin_index, tags) for p in prompts]
+        full = [self.tagged(p, score=score, bin_index=bin_index, tags=tags) for p in prompts]
         if (guidance == 1.0 and not anchored) or (score is None and bin_index is None):
-            return sample(self.model, self.tokenizer, full, n, sampling, seed=seed, progress=progress)
+            return sample(self.model, self.tokenizer, full, n=n, cfg=sampling, seed=seed, progress=progress)
         uncond = [self.card.prefix(attrs=dict(tags or {})) + p for p in prompts]
         return sample(
             self.model,
             self.tokenizer,
             full,
-            n,
-            sampling,
+            n=n,
+            cfg=sampling,
             seed=seed,
             progress=progress,
             uncond_prompts=uncond,
@@ -90,7 +92,7 @@ class ConditionalPolicy:
         )
 
 
-def pick_best(prompt: str, candidates: Sequence[str], scorer, target: float | None = None) -> tuple[str, float]:
+def pick_best(prompt: str, candidates: Sequence[str], scorer, *, target: float | None = None) -> tuple[str, float]:
     """The candidate with the highest scorer score, or the one closest to ``target``."""
     s = scorer.score_pairs([prompt] * len(candidates), candidates)
     i = int(np.argmax(s) if target is None else np.argmin(np.abs(s - target)))
@@ -101,5 +103,5 @@ def best_of_n(
     samples: Samples, prompts: Sequence[str], scorer, target: float | None = None
 ) -> tuple[list[str], np.ndarray]:
     """Best-of-n reranking: one completion per prompt from its n samples."""
-    picked = [pick_best(p, cands, scorer, target) for p, cands in zip(prompts, samples.texts)]
+    picked = [pick_best(p, cands, scorer, target=target) for p, cands in zip(prompts, samples.texts)]
     return [t for t, _ in picked], np.asarray([s for _, s in picked])

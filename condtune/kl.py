@@ -50,7 +50,7 @@ def _right_padded(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, tor
 
 
 def response_logits(
-    model, contexts: Sequence[list[int]], responses: Sequence[list[int]], pad_id: int
+    model, contexts: Sequence[list[int]], responses: Sequence[list[int]], *, pad_id: int
 ) -> list[torch.Tensor]:
     """Per row, the fp32 logits at each position that predicts a response token: [T_i, V]."""
     ids, mask = _right_padded([list(c) + list(r) for c, r in zip(contexts, responses)], pad_id)
@@ -63,6 +63,7 @@ def response_logits(
 def sampled_token_kl(
     policy,
     ref,
+    *,
     contexts: Sequence[list[int]],
     ref_contexts: Sequence[list[int]],
     responses: Sequence[list[int]],
@@ -91,15 +92,22 @@ def sampled_token_kl(
         idx = keep[start : start + batch_size]
         resp = [responses[i] for i in idx]
         with autocast(False):
-            lp = response_logits(policy, [contexts[i] for i in idx], resp, pad_id)
+            lp = response_logits(policy, [contexts[i] for i in idx], resp, pad_id=pad_id)
             lu = (
-                response_logits(policy, [uncond_contexts[i] for i in idx], resp, pad_id)
+                response_logits(policy, [uncond_contexts[i] for i in idx], resp, pad_id=pad_id)
                 if guided
                 else [None] * len(idx)
             )
-            lq = response_logits(ref, [ref_contexts[i] for i in idx], resp, pad_id)
+            lq = response_logits(ref, [ref_contexts[i] for i in idx], resp, pad_id=pad_id)
         for j, i in enumerate(idx):
-            p = shape_logprobs(lp[j], lu[j], guidance, temperature, top_p, anchor_logits=lq[j] if anchored else None)
+            p = shape_logprobs(
+                lp[j],
+                lu[j],
+                guidance=guidance,
+                temperature=temperature,
+                top_p=top_p,
+                anchor_logits=lq[j] if anchored else None,
+            )
             out[i] = token_kl(p, F.log_softmax(lq[j], -1)).numpy()
     return out
 

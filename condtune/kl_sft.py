@@ -49,6 +49,7 @@ def answer_logits(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Ten
 def kl_regularised_loss(
     logits: torch.Tensor,
     labels: torch.Tensor,
+    *,
     ref_logits: torch.Tensor,
     ref_labels: torch.Tensor,
     kl_coef: float,
@@ -64,7 +65,9 @@ def kl_regularised_loss(
     nll = -logp.gather(-1, targets[:, None]).squeeze(-1).mean()
     kl = token_kl(logp, F.log_softmax(ref, -1)).mean()
     entropy = -(logp.exp() * logp).sum(-1).mean()
-    return KLLoss(nll + kl_coef * kl - entropy_coef * entropy, nll.detach(), kl.detach(), entropy.detach())
+    return KLLoss(
+        loss=nll + kl_coef * kl - entropy_coef * entropy, nll=nll.detach(), kl=kl.detach(), entropy=entropy.detach()
+    )
 
 
 def sequence_logprob(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -134,7 +137,12 @@ class ConditionalSFTTrainer(SFTTrainer):
                     input_ids=inputs["ref_input_ids"], attention_mask=inputs["ref_attention_mask"], use_cache=False
                 )
             r = kl_regularised_loss(
-                out.logits, inputs["labels"], ref.logits, inputs["ref_labels"], self.kl_coef, self.entropy_coef
+                out.logits,
+                inputs["labels"],
+                ref_logits=ref.logits,
+                ref_labels=inputs["ref_labels"],
+                kl_coef=self.kl_coef,
+                entropy_coef=self.entropy_coef,
             )
             loss, metrics = r.loss, {"nll": r.nll, "kl": r.kl, "entropy": r.entropy}
         else:

@@ -98,7 +98,7 @@ LORA_ATTENTION_MLP = LORA_ATTENTION + ["gate_proj", "up_proj", "down_proj"]
 """attention and MLP projections: every linear layer of a Llama-style block"""
 
 
-def lora_config(r: int, alpha: int, target_modules: list[str], modules_to_save: list[str] | None = None):
+def lora_config(r: int, alpha: int, target_modules: list[str], *, modules_to_save: list[str] | None = None):
     """The one LoRA setup of condtune (conditional SFT and PPO): adapters of rank ``r`` on
     ``target_modules``, no dropout; ``modules_to_save`` are trained in full (new tag embeddings)."""
     from peft import LoraConfig

@@ -92,6 +92,7 @@ class NgramScorer:
         self,
         idf_word: np.ndarray,
         idf_char: np.ndarray,
+        *,
         coef: np.ndarray,
         intercept: float,
         meta: NgramMeta,
@@ -132,13 +133,15 @@ class NgramScorer:
             val, tr = perm[: max(2, round(0.1 * len(texts)))], perm[max(2, round(0.1 * len(texts))) :]
             mse = {}
             for a in alphas:
-                idf_w, idf_c, model = _fit_ridge(wc[tr], cc[tr], y[tr], float(a))
+                idf_w, idf_c, model = _fit_ridge(wc[tr], cc[tr], y[tr], alpha=float(a))
                 pred = model.predict(sp.hstack([_weigh(wc[val], idf_w), _weigh(cc[val], idf_c)], format="csr"))
                 mse[float(a)] = float(np.mean((pred - y[val]) ** 2))
             alpha = min(mse, key=mse.get)  # first of the lowest, so ties resolve the same way every run
             log.info("n-gram ridge: validation MSE by alpha %s -> alpha=%g", mse, alpha)
-        idf_w, idf_c, model = _fit_ridge(wc, cc, y, alpha)
-        return cls(idf_w, idf_c, model.coef_, model.intercept_, NgramMeta(alpha=alpha), SETTINGS)
+        idf_w, idf_c, model = _fit_ridge(wc, cc, y, alpha=alpha)
+        return cls(
+            idf_w, idf_c, coef=model.coef_, intercept=model.intercept_, meta=NgramMeta(alpha=alpha), settings=SETTINGS
+        )
 
     # ------------------------------------------------------------------ scoring
 
@@ -213,7 +216,14 @@ class NgramScorer:
                 raise ValueError(
                     f"{arrays_path}: array {k!r} has shape {arrays[k].shape} (expected {shape}) or non-finite values"
                 )
-        return cls(arrays["idf_word"], arrays["idf_char"], arrays["coef"], arrays["intercept"][0], meta, settings)
+        return cls(
+            arrays["idf_word"],
+            arrays["idf_char"],
+            coef=arrays["coef"],
+            intercept=arrays["intercept"][0],
+            meta=meta,
+            settings=settings,
+        )
 
 
 def _check_texts(texts: Sequence[str], name: str) -> list[str]:
@@ -227,7 +237,7 @@ def _check_texts(texts: Sequence[str], name: str) -> list[str]:
 
 
 def _fit_ridge(
-    wc: sp.csr_matrix, cc: sp.csr_matrix, y: np.ndarray, alpha: float
+    wc: sp.csr_matrix, cc: sp.csr_matrix, y: np.ndarray, *, alpha: float
 ) -> tuple[np.ndarray, np.ndarray, Ridge]:
     """idf vectors from these rows, then a ridge fit on the weighted features (coef kept as float32)."""
     idf_w, idf_c = _idf(wc), _idf(cc)
@@ -240,6 +250,7 @@ def _fit_ridge(
 def fit_on_items(
     train_texts: Sequence[str],
     train_targets: Sequence[float],
+    *,
     val_texts: Sequence[str],
     val_targets: Sequence[float],
     seed: int = 0,

@@ -66,13 +66,13 @@ class OnlineSettings:
             )
 
 
-def requested_bins(n: int, k: int, top_share: float, rng: np.random.Generator) -> np.ndarray:
+def requested_bins(n: int, k: int, top_share: float, *, rng: np.random.Generator) -> np.ndarray:
     """``n`` requested bins: the top one with probability ``top_share``, else uniform over all."""
     return np.where(rng.random(n) < top_share, k - 1, rng.integers(0, k, n))
 
 
 def sample_at_targets(
-    model, tok, card: TagCard, prompts: list[str], bins: np.ndarray, sampling: SamplingConfig, seed: int
+    model, tok, card: TagCard, *, prompts: list[str], bins: np.ndarray, sampling: SamplingConfig, seed: int
 ) -> tuple[pd.DataFrame, int]:
     """One sample per (prompt, requested bin) row, as text and token ids; and the tokens generated."""
     frames, tokens = [], 0
@@ -82,8 +82,8 @@ def sample_at_targets(
             model,
             tok,
             [card.prefix(bin_index=int(b)) + p for p in rows],
-            1,
-            sampling,
+            n=1,
+            cfg=sampling,
             seed=seed + int(b),
             desc=f"online: bin {int(b)}",
         )
@@ -114,7 +114,9 @@ def refit(pool: pd.DataFrame, card: TagCard, source: str) -> tuple[pd.DataFrame,
     )
 
 
-def top_kl(model, ref, tok, ref_tok, samples: pd.DataFrame, card: TagCard, n: int, sampling: SamplingConfig) -> float:
+def top_kl(
+    model, ref, *, tok, ref_tok, samples: pd.DataFrame, card: TagCard, n: int, sampling: SamplingConfig
+) -> float:
     """Mean exact KL to ``ref`` of up to ``n`` top-bin samples (as drawn: tagged prompt, temperature, top-p)."""
     from condtune.kl import sampled_kl
 
@@ -125,10 +127,10 @@ def top_kl(model, ref, tok, ref_tok, samples: pd.DataFrame, card: TagCard, n: in
     kl = sampled_kl(
         model,
         ref,
-        enc(tok, [card.prefix(bin_index=card.binning.k - 1) + p for p in top["prompt"]]),
-        enc(ref_tok, top["prompt"]),
-        [list(map(int, ids)) for ids in top["completion_ids"]],
-        tok.pad_token_id,
+        contexts=enc(tok, [card.prefix(bin_index=card.binning.k - 1) + p for p in top["prompt"]]),
+        ref_contexts=enc(ref_tok, top["prompt"]),
+        responses=[list(map(int, ids)) for ids in top["completion_ids"]],
+        pad_id=tok.pad_token_id,
         temperature=sampling.temperature,
         top_p=sampling.top_p,
     )
@@ -139,6 +141,7 @@ def run_online(
     start: str | Path,
     pool: pd.DataFrame,
     reward,
+    *,
     prompts: list[str],
     s: SFTSettings,
     o: OnlineSettings,
@@ -171,7 +174,7 @@ def run_online(
     for r in range(1, o.rounds + 1):
         rd = out_dir / f"round_{r}"
         card, _ = load_policy_card(policy_dir)
-        bins = requested_bins(len(prompts) * o.samples_per_prompt, card.binning.k, o.top_share, rng)
+        bins = requested_bins(len(prompts) * o.samples_per_prompt, card.binning.k, o.top_share, rng=rng)
         if (rd / "policy" / POLICY_CARD).exists():  # finished in an earlier run
             done = read_table(rd / "samples.jsonl").drop(columns=["requested_bin"])
             pool, policy_dir = pd.concat([pool, done], ignore_index=True), rd / "policy"
@@ -187,9 +190,9 @@ def run_online(
                 model,
                 tok,
                 card,
-                [p for p in prompts for _ in range(o.samples_per_prompt)],
-                bins,
-                sampling,
+                prompts=[p for p in prompts for _ in range(o.samples_per_prompt)],
+                bins=bins,
+                sampling=sampling,
                 seed=s.seed * 1000 + r,
             )
             samples["score"] = reward.score_pairs(samples["prompt"].tolist(), samples["completion"].tolist())
@@ -198,7 +201,12 @@ def run_online(
                 "generated_tokens": tokens,
                 "scorer_calls": len(samples),
             }
-            row.update(cost, top_kl=top_kl(model, ref, tok, ref_tok, samples, card, o.kl_samples, sampling))
+            row.update(
+                cost,
+                top_kl=top_kl(
+                    model, ref, tok=tok, ref_tok=ref_tok, samples=samples, card=card, n=o.kl_samples, sampling=sampling
+                ),
+            )
             write_json(rd / "sampling_cost.json", {**cost, "top_kl": row["top_kl"]})
             write_table(samples, rd / "samples.jsonl")
         top = samples["requested_bin"] == card.binning.k - 1
@@ -207,7 +215,7 @@ def run_online(
         tagged, new_card = refit(pool, card, f"online round {r}")
         t0 = time.perf_counter()
         rs = replace(s, max_steps=o.steps_per_round, warmup_ratio=0.0, lr_schedule="constant", seed=s.seed + r)
-        train_conditional(model, tok, tagged, new_card, rs, rd / "policy", base, ref_model=ref)
+        train_conditional(model, tok, tagged, card=new_card, s=rs, out_dir=rd / "policy", base=base, ref_model=ref)
         row.update(
             train_seconds=time.perf_counter() - t0, pool_rows=len(pool), edges=list(map(float, new_card.binning.edges))
         )

@@ -111,6 +111,7 @@ def sft_dataset(
     df: pd.DataFrame,
     tokenizer,
     max_length: int,
+    *,
     condition_dropout: float = 0.0,
     seed: int = 0,
     with_reference: bool = False,
@@ -196,7 +197,7 @@ def freeze_old_embeddings(model, n_old: int) -> None:
         out.weight.requires_grad_(False)
 
 
-def run_identity(df: pd.DataFrame, card: TagCard, s: SFTSettings, base: str) -> dict:
+def run_identity(df: pd.DataFrame, card: TagCard, s: SFTSettings, *, base: str) -> dict:
     """What a training run is: a digest of its rows, its card, its settings and its base model."""
     digest = table_digest(df)
     identity = {
@@ -213,6 +214,7 @@ def train_conditional(
     model,
     tokenizer,
     df: pd.DataFrame,
+    *,
     card: TagCard,
     s: SFTSettings,
     out_dir: str | Path,
@@ -236,7 +238,11 @@ def train_conditional(
 
     out_dir = Path(out_dir)
     claim_run(
-        out_dir, run_identity(df, card, s, base), "training", overwrite=overwrite, outputs=(CHECKPOINTS, POLICY_CARD)
+        out_dir,
+        run_identity(df, card, s, base=base),
+        "training",
+        overwrite=overwrite,
+        outputs=(CHECKPOINTS, POLICY_CARD),
     )
     ref = (
         (ref_model if ref_model is not None else copy.deepcopy(model)) if s.kl_coef > 0 or s.entropy_coef > 0 else None
@@ -262,7 +268,9 @@ def train_conditional(
     )
     peft_cfg = None
     if s.lora_r:
-        peft_cfg = lora_config(s.lora_r, s.lora_alpha, s.lora_target_modules, ["embed_tokens"] if n_new else None)
+        peft_cfg = lora_config(
+            s.lora_r, s.lora_alpha, s.lora_target_modules, modules_to_save=["embed_tokens"] if n_new else None
+        )
     if s.freeze_embeddings:
         freeze_old_embeddings(model, len(tokenizer) - n_new)
     if card.attributes and "tags" in df.columns:  # dropout removes the score tag only
@@ -271,8 +279,8 @@ def train_conditional(
         df,
         tokenizer,
         s.max_length,
-        s.condition_dropout,
-        s.seed,
+        condition_dropout=s.condition_dropout,
+        seed=s.seed,
         with_reference=ref is not None,
         contrast=card if s.tag_contrast > 0 else None,
     )
@@ -302,7 +310,7 @@ def train_conditional(
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.time() - t0
     final = trainer.model.merge_and_unload() if s.lora_r else trainer.model
-    save_policy(final, tokenizer, card, out_dir, base)
+    save_policy(final, tokenizer, card, out_dir=out_dir, base=base)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
         "train_seconds": seconds,
@@ -313,7 +321,7 @@ def train_conditional(
     }
 
 
-def save_policy(model, tokenizer, card: TagCard, out_dir: str | Path, base: str) -> Path:
+def save_policy(model, tokenizer, card: TagCard, *, out_dir: str | Path, base: str) -> Path:
     """Write the weights, tokenizer and the policy card; the card goes last (it marks completion)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

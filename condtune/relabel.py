@@ -158,7 +158,12 @@ def relabel(
     binning.counts = [int(np.sum(out["score_bin"] == b)) for b in range(binning.k)]
     attrs = {c: sorted(map(str, out[c].unique())) for c in tag_columns}
     card = TagCard(
-        binning, tag_format, attrs, scorer_name, getattr(scorer, "meta", None) and vars(scorer.meta), len(out)
+        binning=binning,
+        tag_format=tag_format,
+        attributes=attrs,
+        scorer=scorer_name,
+        scorer_meta=getattr(scorer, "meta", None) and vars(scorer.meta),
+        n_rows=len(out),
     )
     out["tags"] = (
         [{c: str(row[c]) for c in tag_columns} for _, row in out[list(tag_columns)].iterrows()]

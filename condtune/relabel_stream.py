@@ -75,6 +75,7 @@ def _shifted(exc: DataError, offset: int) -> DataError:
 def prepare(
     df: pd.DataFrame,
     source: str | Path,
+    *,
     prompt_col: str | None,
     completion_col: str,
     tag_columns: Sequence[str],
@@ -216,7 +217,14 @@ def relabel_stream(
         return np.concatenate(parts) if parts else np.empty(0)
 
     def prepared(i: int, raw: pd.DataFrame) -> pd.DataFrame:
-        return prepare(raw, data, prompt_col, completion_col, tag_columns, i * shard_rows)
+        return prepare(
+            raw,
+            data,
+            prompt_col=prompt_col,
+            completion_col=completion_col,
+            tag_columns=tag_columns,
+            offset=i * shard_rows,
+        )
 
     # pass 1 (no bins given): every shard's scores, then the bins from all of them
     if binning is None and manifest.get("binning") is None:
@@ -295,11 +303,11 @@ def relabel_stream(
     binning.counts = [int(c) for c in np.sum([s["counts"] for s in manifest["tagged"]], axis=0)]
     attrs = {c: sorted({v for s in manifest["tagged"] for v in s["attrs"][c]}) for c in tag_columns}
     card = TagCard(
-        binning,
-        tag_format,
-        attrs,
-        scorer_name,
-        meta,
+        binning=binning,
+        tag_format=tag_format,
+        attributes=attrs,
+        scorer=scorer_name,
+        scorer_meta=meta,
         n_rows=sum(s["rows"] for s in manifest["tagged"]),
         data_digest=digest.hexdigest()[:16],
     )

@@ -74,6 +74,7 @@ def trim_at_eos(ids: Sequence[int], eos_id: int | None) -> list[int]:
 def shape_logprobs(
     logits: torch.Tensor,
     uncond_logits: torch.Tensor | None = None,
+    *,
     guidance: float = 1.0,
     temperature: float = 1.0,
     top_p: float = 1.0,
@@ -149,6 +150,7 @@ class ShapedSampling:
         self,
         temperature: float,
         top_p: float,
+        *,
         guidance: float = 1.0,
         uncond: Branch | None = None,
         anchor: Branch | None = None,
@@ -165,7 +167,9 @@ class ShapedSampling:
         guided = self.uncond is not None and (self.guidance != 1.0 or self.anchor is not None)
         uncond = self.uncond.next_logits(input_ids) if guided else None
         anchor = self.anchor.next_logits(input_ids) if guided and self.anchor is not None else None
-        return shape_logprobs(scores, uncond, self.guidance, self.temperature, self.top_p, anchor)
+        return shape_logprobs(
+            scores, uncond, guidance=self.guidance, temperature=self.temperature, top_p=self.top_p, anchor_logits=anchor
+        )
 
 
 @torch.no_grad()
@@ -173,6 +177,7 @@ def sample(
     model,
     tokenizer,
     prompts: Sequence[str],
+    *,
     n: int = 1,
     cfg: SamplingConfig = SamplingConfig(),
     seed: int | None = None,
@@ -229,7 +234,7 @@ def sample(
                 branch(model, uncond_prompts) if uncond_prompts is not None and (guidance != 1.0 or anchored) else None
             )
             anchor = branch(anchor_model, anchor_prompts) if anchored else None
-            proc = ShapedSampling(cfg.temperature, cfg.top_p, guidance, uncond, anchor)
+            proc = ShapedSampling(cfg.temperature, cfg.top_p, guidance=guidance, uncond=uncond, anchor=anchor)
             kw.update(do_sample=True, temperature=1.0, top_p=1.0, top_k=0, logits_processor=LogitsProcessorList([proc]))
         else:
             kw.update(do_sample=False)

@@ -154,7 +154,7 @@ class Scorer:
         self.calls = 0  # texts scored so far (the benchmark's "scorer calls")
 
     @classmethod
-    def new(cls, backbone: str, objective: str, normalize: str, max_length: int = 128) -> Scorer:
+    def new(cls, backbone: str, objective: str, normalize: str, *, max_length: int = 128) -> Scorer:
         from transformers import AutoTokenizer
 
         from condtune.artifacts import check_model_ref, loading
@@ -263,7 +263,7 @@ def _schedule(opt: torch.optim.Optimizer, total: int, warmup: float) -> torch.op
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / w, max(0.0, (total - s) / max(1, total - w))))
 
 
-def _batches(n: int, batch_size: int, epochs: float, rng: np.random.Generator, lengths: Sequence[int] | None = None):
+def _batches(n: int, batch_size: int, epochs: float, *, rng: np.random.Generator, lengths: Sequence[int] | None = None):
     """Shuffled index batches; with ``lengths``, batches are formed from similar lengths
     (sorted within pools of 50 batches, pools and batches still shuffled) to cut padding."""
     total = int(math.ceil(n * epochs / batch_size))
@@ -295,7 +295,7 @@ def fit_regression(scorer: Scorer, targets: pd.DataFrame, opt_cfg: OptimConfig, 
         pred = scorer.raw([texts[i] for i in idx])
         return regression_loss(pred, torch.from_numpy(z[idx]), torch.from_numpy(w[idx]))
 
-    return _train_loop(scorer, len(texts), loss_fn, opt_cfg, desc, [len(t) for t in texts])
+    return _train_loop(scorer, len(texts), loss_fn, cfg=opt_cfg, desc=desc, lengths=[len(t) for t in texts])
 
 
 def fit_pairwise(scorer: Scorer, pairs: pd.DataFrame, opt_cfg: OptimConfig, desc: str = "scorer") -> list[float]:
@@ -309,11 +309,11 @@ def fit_pairwise(scorer: Scorer, pairs: pd.DataFrame, opt_cfg: OptimConfig, desc
         r = scorer.raw([chosen[i] for i in idx] + [rejected[i] for i in idx])
         return bradley_terry_loss(r[: len(idx)], r[len(idx) :])
 
-    return _train_loop(scorer, len(chosen), loss_fn, opt_cfg, desc)
+    return _train_loop(scorer, len(chosen), loss_fn, cfg=opt_cfg, desc=desc)
 
 
 def _train_loop(
-    scorer: Scorer, n: int, loss_fn, cfg: OptimConfig, desc: str, lengths: Sequence[int] | None = None
+    scorer: Scorer, n: int, loss_fn, *, cfg: OptimConfig, desc: str, lengths: Sequence[int] | None = None
 ) -> list[float]:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -322,7 +322,7 @@ def _train_loop(
     sched = _schedule(opt, total, cfg.warmup)
     scorer.model.train()
     losses = []
-    bar = tqdm(_batches(n, cfg.batch_size, cfg.epochs, rng, lengths), total=total, desc=desc, unit="step")
+    bar = tqdm(_batches(n, cfg.batch_size, cfg.epochs, rng=rng, lengths=lengths), total=total, desc=desc, unit="step")
     for idx in bar:
         loss = loss_fn(idx)
         opt.zero_grad(set_to_none=True)

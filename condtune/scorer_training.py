@@ -130,11 +130,14 @@ def check_raters(ratings: pd.DataFrame, cfg: ScorerTrainConfig) -> None:
         )
     row = int(np.flatnonzero(ratings["rater"].isna().to_numpy())[0]) + 1
     raise DataError(
-        cfg.ratings, "missing rater id (normalize=rater needs one on every rating)", row, cfg.columns.rater_col
+        cfg.ratings,
+        "missing rater id (normalize=rater needs one on every rating)",
+        row=row,
+        column=cfg.columns.rater_col,
     )
 
 
-def check_split(n: int, held: np.ndarray, cfg: ScorerTrainConfig, unit: str = "items") -> None:
+def check_split(n: int, held: np.ndarray, cfg: ScorerTrainConfig, *, unit: str = "items") -> None:
     """Before any training: something to train on, and (val_fraction > 0) something to evaluate on,
     so a run never trains and then fails on its evaluation."""
     n_held = int(held.sum())
@@ -170,7 +173,7 @@ def train_pointwise(cfg: ScorerTrainConfig) -> tuple[Scorer, dict]:
         int(held.sum()),
     )
     torch.manual_seed(cfg.seed)  # the head's init: a rerun gives the same scorer
-    scorer = Scorer.new(cfg.backbone, cfg.objective, cfg.normalize, cfg.max_length)
+    scorer = Scorer.new(cfg.backbone, cfg.objective, cfg.normalize, max_length=cfg.max_length)
     scorer.meta.score_min, scorer.meta.score_max = cfg.columns.score_min, cfg.columns.score_max
     scorer.meta.uses_prompt = bool((ratings["prompt"].str.strip() != "").any())
     fit_regression(scorer, targets, cfg.optim)
@@ -181,14 +184,16 @@ def train_pointwise(cfg: ScorerTrainConfig) -> tuple[Scorer, dict]:
 
 
 def train_bradley_terry(cfg: ScorerTrainConfig) -> tuple[Scorer, dict]:
-    pairs = load_pairwise(cfg.ratings, cfg.prompt_col, cfg.chosen_col, cfg.rejected_col)
+    pairs = load_pairwise(
+        cfg.ratings, prompt_col=cfg.prompt_col, chosen_col=cfg.chosen_col, rejected_col=cfg.rejected_col
+    )
     held = split_items(np.arange(len(pairs)), cfg.val_fraction, cfg.seed)
-    check_split(len(pairs), held, cfg, "pairs")
+    check_split(len(pairs), held, cfg, unit="pairs")
     train = pairs[~held]
     if cfg.max_items:
         train = train.sample(min(cfg.max_items, len(train)), random_state=cfg.seed)
     torch.manual_seed(cfg.seed)
-    scorer = Scorer.new(cfg.backbone, cfg.objective, "none", cfg.max_length)
+    scorer = Scorer.new(cfg.backbone, cfg.objective, "none", max_length=cfg.max_length)
     scorer.meta.uses_prompt = bool((pairs["prompt"].str.strip() != "").any())
     fit_pairwise(scorer, train, cfg.optim)
     return scorer, evaluate_pairs(scorer, pairs[held]) if held.any() else {}

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     protocol = read_json(out / "protocol.json") if (out / "protocol.json").exists() else R.protocol(cfg)
     protocol.update(seeds=sorted({r["seed"] for r in rows}))
-    paths = write_report(out, rows, ceilings, protocol, "condtune bench " + shlex.join(argv))
+    paths = write_report(out, rows, ceilings=ceilings, protocol=protocol, command="condtune bench " + shlex.join(argv))
     print((out / "table.md").read_text())
     print(f"bench done in {(time.time() - t0) / 60:.1f} min; outputs: " + ", ".join(str(p) for p in paths.values()))
     return 0
@@ -96,7 +96,7 @@ def check(cfg: BenchConfig) -> None:
         from condtune.bench.methods import make_run
 
         for setting in runs:
-            make_run(cfg, method, setting, 0)  # a typo in a sweep entry is a ConfigError naming it
+            make_run(cfg, method, setting, seed=0)  # a typo in a sweep entry is a ConfigError naming it
     if cfg.n_eval_prompts < 1 or cfg.eval_n < 1:
         raise C.ConfigError(f"n_eval_prompts and eval_n must be >= 1 (got {cfg.n_eval_prompts}, {cfg.eval_n})")
     if any(t <= 0 for t in cfg.eval_temperatures) or cfg.sampling.temperature <= 0:

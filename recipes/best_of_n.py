@@ -65,11 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     log.info("best-of-n: %d prompts x %d samples of %s, scorer=%s", len(prompts), cfg.n, cfg.model, cfg.scorer)
 
     def sample_fn(ps: list[str], n: int) -> tuple[list[str], list[int]]:
-        s = sample(model, tok, ps, n, cfg.sampling, seed=cfg.seed, desc="best-of-n pool")
+        s = sample(model, tok, ps, n=n, cfg=cfg.sampling, seed=cfg.seed, desc="best-of-n pool")
         return [t for row in s.texts for t in row], [c for row in s.n_tokens for c in row]
 
     # "train": sample the pool, score it once, pick the best of each prompt's n
-    (picked,) = train_best_of_n(prompts, BestOfNSettings(ns=[cfg.n]), sample_fn, scorer.score_pairs, out)
+    (picked,) = train_best_of_n(
+        prompts, BestOfNSettings(ns=[cfg.n]), sample_fn=sample_fn, score_fn=scorer.score_pairs, out_dir=out
+    )
 
     # save: the run's summary beside the picks
     picks, pool = read_table(picked.samples), read_table(out / "pool.jsonl")

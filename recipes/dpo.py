@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         items = to_items(load_pointwise(cfg.ratings, cfg.columns))
         try:
-            pairs = build_pairs(items.assign(score=items["mean"]), cfg.dpo.n_pairs, cfg.dpo.min_margin, cfg.seed)
+            pairs = build_pairs(items.assign(score=items["mean"]), cfg.dpo.n_pairs, cfg.dpo.min_margin, seed=cfg.seed)
         except ValueError as exc:
             raise DataError(cfg.ratings, str(exc)) from None
     check_model_ref(cfg.model)  # before the run is claimed: a missing or damaged model folder names itself
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     # train: trl's DPOTrainer, snapshots at dpo.checkpoints
-    ckpts = train_dpo(base, pairs, cfg.dpo, out, cfg.seed)
+    ckpts = train_dpo(base, pairs, cfg.dpo, out_dir=out, seed=cfg.seed)
 
     # save: the run's summary beside the policies
     final = max(ckpts, key=lambda c: c.step)

@@ -110,19 +110,19 @@ def main(argv: list[str] | None = None) -> int:
     per = max(cfg.best_of, 1)
     s = policy.generate(
         cfg.prompt,
-        cfg.score,
-        cfg.n * per,
-        cfg.tags,
-        cfg.sampling,
-        bin_index,
-        cfg.guidance,
-        cfg.seed,
+        score=cfg.score,
+        n=cfg.n * per,
+        tags=cfg.tags,
+        sampling=cfg.sampling,
+        bin_index=bin_index,
+        guidance=cfg.guidance,
+        seed=cfg.seed,
         anchored=cfg.anchored,
     )
     rows = []
     for prompt, cands in zip(cfg.prompt, s.texts):
         groups = [cands[j * per : (j + 1) * per] for j in range(cfg.n)]
-        rows += [(prompt, pick_best(prompt, g, scorer, cfg.score)[0] if cfg.best_of else g[0]) for g in groups]
+        rows += [(prompt, pick_best(prompt, g, scorer, target=cfg.score)[0] if cfg.best_of else g[0]) for g in groups]
     achieved = scorer.score_pairs([p for p, _ in rows], [t for _, t in rows]) if scorer else [None] * len(rows)
     b = bin_index if bin_index is not None else (policy.bin_for(cfg.score) if cfg.score is not None else None)
     for (prompt, text), a in zip(rows, achieved):

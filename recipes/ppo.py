@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     # train: rollout -> KL-penalised reward -> GAE -> clipped PPO epochs, checkpointing as it goes
-    ppo.train(state, prompts, reward_fn, cfg)
+    ppo.train(state, prompts, reward_fn, cfg=cfg)
 
     # save: a plain transformers policy dir (LoRA merged) with its value head and a card
     rows = read_metrics(out / "metrics.jsonl")

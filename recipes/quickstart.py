@@ -104,7 +104,7 @@ def get_scorer(cfg: QuickstartConfig, out: Path) -> tuple[Scorer, str]:
     return scorer, path
 
 
-def get_tagged(cfg: QuickstartConfig, out: Path, scorer: Scorer, scorer_path: str):
+def get_tagged(cfg: QuickstartConfig, out: Path, scorer: Scorer, *, scorer_path: str):
     path = out / "tagged.jsonl"
     if not card_path(path).exists():
         df = load_corpus("vader", domains=[cfg.domain]).sample(frac=1.0, random_state=cfg.seed).head(cfg.max_examples)
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     stage("2/5 scorer from human ratings", "~2 min" if not cfg.scorer else "given")
     scorer, scorer_path = get_scorer(cfg, out)
     stage("3/5 relabel", "<1 min")
-    df, card = get_tagged(cfg, out, scorer, scorer_path)
+    df, card = get_tagged(cfg, out, scorer, scorer_path=scorer_path)
     log.info(
         "bins (edges on the raters' -4..4 scale): %s; medians %s",
         [round(e, 2) for e in card.binning.edges],
@@ -177,11 +177,16 @@ def main(argv: list[str] | None = None) -> int:
     policy_dir = out / "policy"
     if not (policy_dir / POLICY_CARD).exists():
         model, tok = load_causal_lm(cfg.model)
-        write_json(out / "train_stats.json", train_conditional(model, tok, df, card, cfg.sft, policy_dir, cfg.model))
+        write_json(
+            out / "train_stats.json",
+            train_conditional(model, tok, df, card=card, s=cfg.sft, out_dir=policy_dir, base=cfg.model),
+        )
     stage("5/5 generate at each requested score", "~1-2 min")
     policy = ConditionalPolicy.load(policy_dir)
     targets = request_targets(policy)
-    samples = sample_at_targets(policy, scorer, cfg.prompts, targets, cfg.n, cfg.sampling, cfg.seed)
+    samples = sample_at_targets(
+        policy, scorer, cfg.prompts, targets=targets, n=cfg.n, sampling=cfg.sampling, seed=cfg.seed
+    )
     summary = summarise(samples)
     from condtune.data import write_table
 

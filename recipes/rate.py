@@ -117,7 +117,7 @@ def main(argv: list[str]) -> int:
         )
         return 0
 
-    server = make_server(store, cfg.host, cfg.port, cfg.text)  # a port in use: a ConfigError naming it
+    server = make_server(store, cfg.host, cfg.port, text=cfg.text)  # a port in use: a ConfigError naming it
     print(
         f"rating page: {server.url}  (scale {scale[0]}..{scale[1]}; "
         f"every answer is saved to {db} at once; Ctrl-C stops)"

@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = C.parse(RelabelConfig, sys.argv[1:] if argv is None else argv)
     if not cfg.stream:  # in memory; stream=true reads, scores and writes in batches, never the whole dataset
         check_table_output(cfg.out)  # before scoring: a folder or an unknown suffix there would fail only at the end
-        df = load_corpus(cfg.data, cfg.prompt_col, cfg.completion_col, cfg.domains or None)
+        df = load_corpus(
+            cfg.data, prompt_col=cfg.prompt_col, completion_col=cfg.completion_col, domains=cfg.domains or None
+        )
     scorer = Scorer.load(cfg.scorer)
     binning = TagCard.load(cfg.edges_from).binning if cfg.edges_from else None
     common = dict(

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     # train: trl's RLOOTrainer, snapshots at rloo.checkpoints with their cost
-    ckpts = train_rloo(base, prompts, scorer.score_pairs, s, cfg.sampling, out, cfg.seed)
+    ckpts = train_rloo(base, prompts, scorer.score_pairs, s=s, sampling=cfg.sampling, out_dir=out, seed=cfg.seed)
 
     # save: the run's summary beside the policies
     final = max(ckpts, key=lambda c: c.step)

@@ -87,7 +87,13 @@ def main(argv: list[str]) -> int:
     elapsed = time.time() - t0
 
     new = [
-        TaskItem(make_item_id(cfg.model, p, j, text), p, text, cfg.model, j)
+        TaskItem(
+            item_id=make_item_id(cfg.model, p, sample_index=j, completion=text),
+            prompt=p,
+            completion=text,
+            model=cfg.model,
+            sample_index=j,
+        )
         for p, texts in zip(prompts, samples.texts)
         for j, text in enumerate(texts)
     ]

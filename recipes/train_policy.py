@@ -87,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg.sft.max_steps,
         cfg.sft.batch_size,
     )
-    stats = train_conditional(model, tokenizer, df, card, cfg.sft, cfg.out, cfg.model, overwrite=cfg.overwrite)
+    stats = train_conditional(
+        model, tokenizer, df, card=card, s=cfg.sft, out_dir=cfg.out, base=cfg.model, overwrite=cfg.overwrite
+    )
     write_json(f"{cfg.out}/train_stats.json", {"stats": stats, "config": C.to_dict(cfg)})
     print(
         f"policy saved to {cfg.out}: {stats['steps']} steps in {stats['train_seconds']:.0f} s, "
@@ -107,12 +109,12 @@ def main(argv: list[str] | None = None) -> int:
             cfg.out,
             df,
             Scorer.load(cfg.scorer),
-            prompts,
-            cfg.sft,
-            cfg.online,
-            cfg.sampling,
-            f"{cfg.out}/online",
-            cfg.model,
+            prompts=prompts,
+            s=cfg.sft,
+            o=cfg.online,
+            sampling=cfg.sampling,
+            out_dir=f"{cfg.out}/online",
+            base=cfg.model,
         )
         final = f"{cfg.out}/online/round_{cfg.online.rounds}/policy"
         print("round | top-target proxy | all proxy | top-target KL (nats) | pool rows | seconds")

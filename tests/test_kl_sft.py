@@ -31,7 +31,7 @@ def test_loss_terms_match_their_definitions():
     ref_labels = torch.tensor([[-100, 4, 5, -100, -100], [-100, 7, 8, -100, -100]])  # the plain prompt: one token
     logits = torch.randn(2, 5, V, requires_grad=True)
     ref_logits = torch.randn(2, 5, V)
-    r = kl_regularised_loss(logits, labels, ref_logits, ref_labels, kl_coef=0.5, entropy_coef=0.1)
+    r = kl_regularised_loss(logits, labels, ref_logits=ref_logits, ref_labels=ref_labels, kl_coef=0.5, entropy_coef=0.1)
     pol = torch.stack([logits[0, 2], logits[0, 3], logits[1, 1], logits[1, 2]])  # positions predicting 4, 5, 7, 8
     ref = torch.stack([ref_logits[0, 0], ref_logits[0, 1], ref_logits[1, 0], ref_logits[1, 1]])
     nll = F.cross_entropy(pol, torch.tensor([4, 5, 7, 8]))
@@ -49,7 +49,9 @@ def test_kl_is_zero_when_policy_equals_reference_and_vocabularies_may_differ():
     ref_logits = torch.randn(1, 4, 9)
     labels = torch.tensor([[-100, -100, 3, 2]])
     extra = torch.full((1, 4, 2), -30.0)  # two added tag tokens the policy never predicts
-    r = kl_regularised_loss(torch.cat([ref_logits, extra], -1), labels, ref_logits, labels, kl_coef=1.0)
+    r = kl_regularised_loss(
+        torch.cat([ref_logits, extra], -1), labels, ref_logits=ref_logits, ref_labels=labels, kl_coef=1.0
+    )
     assert r.kl.item() < 1e-6
     pol, _ = answer_logits(torch.cat([ref_logits, extra], -1), labels)
     assert torch.allclose(
@@ -60,7 +62,9 @@ def test_kl_is_zero_when_policy_equals_reference_and_vocabularies_may_differ():
 def test_misaligned_rows_are_an_error():
     x = torch.randn(1, 4, 5)
     with pytest.raises(ValueError, match="different answer tokens"):
-        kl_regularised_loss(x, torch.tensor([[-100, -100, 1, 2]]), x, torch.tensor([[-100, 1, 2, 3]]), kl_coef=1.0)
+        kl_regularised_loss(
+            x, torch.tensor([[-100, -100, 1, 2]]), ref_logits=x, ref_labels=torch.tensor([[-100, 1, 2, 3]]), kl_coef=1.0
+        )
 
 
 def _rows(n=40):
@@ -119,7 +123,9 @@ def _mean_kl_to_base(model, base, tok, df) -> float:
     with torch.no_grad():
         pol = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         ref = base(input_ids=batch["ref_input_ids"], attention_mask=batch["ref_attention_mask"]).logits
-    return float(kl_regularised_loss(pol, batch["labels"], ref, batch["ref_labels"], kl_coef=1.0).kl)
+    return float(
+        kl_regularised_loss(pol, batch["labels"], ref_logits=ref, ref_labels=batch["ref_labels"], kl_coef=1.0).kl
+    )
 
 
 def test_kl_term_keeps_the_policy_nearer_the_base(tmp_path, tiny_lm):
@@ -140,7 +146,7 @@ def test_kl_term_keeps_the_policy_nearer_the_base(tmp_path, tiny_lm):
             kl_coef=kl_coef,
             condition_dropout=0.0,
         )
-        stats = train_conditional(model, tok, df, card, s, tmp_path / f"kl{kl_coef}", str(tiny_lm))
+        stats = train_conditional(model, tok, df, card=card, s=s, out_dir=tmp_path / f"kl{kl_coef}", base=str(tiny_lm))
         assert stats["steps"] == 8 and stats["final_loss"] == stats["final_loss"]  # finite
         kls[kl_coef] = _mean_kl_to_base(model, base, tok, df)
     assert kls[5.0] < 0.5 * kls[0.0], kls
@@ -155,7 +161,7 @@ def test_frozen_embeddings_stay_put(tmp_path, tiny_lm):
     s = SFTSettings(
         max_steps=3, batch_size=4, lr=1e-2, max_length=32, save_steps=100, warmup_ratio=0.0, freeze_embeddings=True
     )
-    train_conditional(model, tok, df, card, s, tmp_path / "frozen", str(tiny_lm))
+    train_conditional(model, tok, df, card=card, s=s, out_dir=tmp_path / "frozen", base=str(tiny_lm))
     assert torch.equal(model.get_input_embeddings().weight[: before.shape[0]], before)
 
 
@@ -227,6 +233,9 @@ def test_tag_contrast_teaches_the_tag_faster(tmp_path, tiny_lm):
             tag_contrast=coef,
             condition_dropout=0.0,
         )
-        assert train_conditional(model, tok, df, card, s, tmp_path / f"c{coef}", str(tiny_lm))["steps"] == 8
+        assert (
+            train_conditional(model, tok, df, card=card, s=s, out_dir=tmp_path / f"c{coef}", base=str(tiny_lm))["steps"]
+            == 8
+        )
         margins[coef] = _tag_margin(model, tok, card)
     assert margins[5.0] > margins[0.0] + 1.0, margins

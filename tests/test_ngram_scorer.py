@@ -37,7 +37,7 @@ def synthetic(n: int, seed: int) -> tuple[list[str], np.ndarray]:
 def fitted() -> tuple[NgramScorer, dict]:
     tr_texts, tr_y = synthetic(400, seed=0)
     va_texts, va_y = synthetic(100, seed=1)
-    return fit_on_items(tr_texts, tr_y, va_texts, va_y, seed=0)
+    return fit_on_items(tr_texts, tr_y, val_texts=va_texts, val_targets=va_y, seed=0)
 
 
 def test_heldout_agreement_on_synthetic_reviews(fitted):
@@ -102,7 +102,7 @@ def test_bad_texts_and_alphas():
     with pytest.raises(TypeError, match=r"texts\[3\]"):
         NgramScorer.fit(texts[:3] + [None] + texts[4:], y)
     with pytest.raises(ValueError, match="differ in length"):
-        fit_on_items(texts, y, texts[:5], y[:4])
+        fit_on_items(texts, y, val_texts=texts[:5], val_targets=y[:4])
 
 
 def test_load_errors_name_the_path(fitted, tmp_path):

@@ -30,7 +30,7 @@ class LengthReward:
 
 
 def test_requested_bins_mostly_top():
-    b = requested_bins(4000, 5, 0.75, np.random.default_rng(0))
+    b = requested_bins(4000, 5, 0.75, rng=np.random.default_rng(0))
     assert set(b) <= set(range(5)) and 0.78 < np.mean(b == 4) < 0.82  # 0.75 + 0.25 / 5
 
 
@@ -54,12 +54,22 @@ def test_rounds_grow_the_pool_refit_and_resume(tmp_path, tiny_lm):
     tagged["tagged_prompt"] = [card.prefix(bin_index=b) + p for b, p in zip(tagged["score_bin"], tagged["prompt"])]
     s = SFTSettings(max_steps=2, batch_size=4, lr=1e-3, max_length=40, save_steps=100, kl_coef=0.1)
     model, tok = load_causal_lm(tiny_lm)
-    train_conditional(model, tok, tagged, card, s, tmp_path / "start", str(tiny_lm))
+    train_conditional(model, tok, tagged, card=card, s=s, out_dir=tmp_path / "start", base=str(tiny_lm))
     o = OnlineSettings(rounds=2, samples_per_prompt=3, steps_per_round=2, kl_samples=4)
     prompts = ["Movie review:", "Review: The"]
     sampling = SamplingConfig(max_new_tokens=6, batch_size=8, bf16=False)
     reward = LengthReward()
-    table = run_online(tmp_path / "start", pool, reward, prompts, s, o, sampling, tmp_path / "online", str(tiny_lm))
+    table = run_online(
+        tmp_path / "start",
+        pool,
+        reward,
+        prompts=prompts,
+        s=s,
+        o=o,
+        sampling=sampling,
+        out_dir=tmp_path / "online",
+        base=str(tiny_lm),
+    )
 
     assert [r["round"] for r in table] == [1, 2] and reward.calls == 2 * 6
     for r in table:
@@ -77,7 +87,17 @@ def test_rounds_grow_the_pool_refit_and_resume(tmp_path, tiny_lm):
 
     shutil.rmtree(tmp_path / "online/round_2/policy")
     before = (tmp_path / "online/round_2/samples.jsonl").read_text()
-    again = run_online(tmp_path / "start", pool, reward, prompts, s, o, sampling, tmp_path / "online", str(tiny_lm))
+    again = run_online(
+        tmp_path / "start",
+        pool,
+        reward,
+        prompts=prompts,
+        s=s,
+        o=o,
+        sampling=sampling,
+        out_dir=tmp_path / "online",
+        base=str(tiny_lm),
+    )
     assert reward.calls == 2 * 6  # nothing sampled or scored again
     assert (tmp_path / "online/round_2/samples.jsonl").read_text() == before
     assert (tmp_path / "online/round_2/policy/condtune_policy.json").exists() and len(again) == 2

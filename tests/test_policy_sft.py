@@ -68,10 +68,10 @@ def test_snapshots_are_points_of_one_schedule(tmp_path, tiny_lm):
             model,
             tok,
             df,
-            card,
-            SFTSettings(**{**s.__dict__, "max_steps": steps}),
-            out / "run",
-            str(tiny_lm),
+            card=card,
+            s=SFTSettings(**{**s.__dict__, "max_steps": steps}),
+            out_dir=out / "run",
+            base=str(tiny_lm),
             callbacks=[snap],
         )
         return snap.records
@@ -104,7 +104,7 @@ def test_lora_trains_only_the_named_modules(tmp_path, tiny_lm):
     )
     model, tok = load_causal_lm(tiny_lm)
     base = {k: v.clone() for k, v in model.state_dict().items()}
-    train_conditional(model, tok, df, card, s, tmp_path / "run", str(tiny_lm))
+    train_conditional(model, tok, df, card=card, s=s, out_dir=tmp_path / "run", base=str(tiny_lm))
     trained = _weights(tmp_path / "run")
     changed = {k for k in base if k in trained and not torch.equal(base[k], trained[k])}
     assert changed and all(".v_proj." in k for k in changed)  # merged adapters: v_proj moved, nothing else

@@ -77,8 +77,8 @@ def test_sampler_draws_from_the_anchored_distribution(lm, perturbed):
         perturbed,
         tok,
         [prompt],
-        400,
-        cfg,
+        n=400,
+        cfg=cfg,
         seed=0,
         progress=False,
         uncond_prompts=[uncond],
@@ -90,7 +90,13 @@ def test_sampler_draws_from_the_anchored_distribution(lm, perturbed):
     enc = lambda m, t: m(**tok([t], return_tensors="pt", add_special_tokens=False)).logits[0, -1]  # noqa: E731
     with torch.no_grad():
         probs = (
-            shape_logprobs(enc(perturbed, prompt), enc(perturbed, uncond), 1.5, 0.05, anchor_logits=enc(model, uncond))
+            shape_logprobs(
+                enc(perturbed, prompt),
+                enc(perturbed, uncond),
+                guidance=1.5,
+                temperature=0.05,
+                anchor_logits=enc(model, uncond),
+            )
             .exp()
             .numpy()
         )
@@ -103,12 +109,12 @@ def test_sampler_draws_from_the_shaped_distribution(lm):
     model, tok = lm
     prompt, uncond = "Rating: 5 out of 5 stars.\nMovie review:", "Movie review:"
     cfg = SamplingConfig(max_new_tokens=1, temperature=0.05, top_p=0.9, batch_size=100, bf16=False)
-    s = sample(model, tok, [prompt], 400, cfg, seed=0, progress=False, uncond_prompts=[uncond], guidance=2.0)
+    s = sample(model, tok, [prompt], n=400, cfg=cfg, seed=0, progress=False, uncond_prompts=[uncond], guidance=2.0)
     drawn = np.bincount([ids[0] for ids in s.response_ids[0]], minlength=len(tok))
     with torch.no_grad():
         lc = model(**tok([prompt], return_tensors="pt", add_special_tokens=False)).logits[0, -1]
         lu = model(**tok([uncond], return_tensors="pt", add_special_tokens=False)).logits[0, -1]
-    probs = shape_logprobs(lc, lu, 2.0, 0.05, 0.9).exp().numpy()
+    probs = shape_logprobs(lc, lu, guidance=2.0, temperature=0.05, top_p=0.9).exp().numpy()
     support = np.flatnonzero(probs > 0)
     assert set(np.flatnonzero(drawn)) <= set(support)  # nothing outside the nucleus
     top = np.argsort(-probs)[:3]
@@ -122,7 +128,14 @@ def _brute_force_kl(policy, ref, ctx, rctx, resp, t=1.0, p=1.0, g=1.0, uctx=None
         lq = F.log_softmax(ref(torch.tensor([rctx + resp])).logits[0, len(rctx) - 1 : -1].float(), -1)
     total = 0.0
     for i in range(len(resp)):
-        dist = shape_logprobs(lp[i], None if lu is None else lu[i], g, t, p, anchor_logits=lq[i] if anchored else None)
+        dist = shape_logprobs(
+            lp[i],
+            None if lu is None else lu[i],
+            guidance=g,
+            temperature=t,
+            top_p=p,
+            anchor_logits=lq[i] if anchored else None,
+        )
         q = dist.exp()
         total += float(torch.where(q > 0, q * (dist - lq[i]), torch.zeros_like(q)).sum())
     return total
@@ -142,10 +155,10 @@ def test_sampled_kl_batched_with_padding_equals_brute_force(lm, perturbed):
         got = sampled_kl(
             perturbed,
             model,
-            ctx,
-            unc,
-            resp,
-            tok.pad_token_id,
+            contexts=ctx,
+            ref_contexts=unc,
+            responses=resp,
+            pad_id=tok.pad_token_id,
             temperature=t,
             top_p=p,
             guidance=g,
@@ -157,14 +170,24 @@ def test_sampled_kl_batched_with_padding_equals_brute_force(lm, perturbed):
         assert (got > 0).all()
     for g in (1.0, 2.0):  # anchored on the reference itself
         got = sampled_kl(
-            perturbed, model, ctx, unc, resp, tok.pad_token_id, guidance=g, uncond_contexts=unc, anchored=True
+            perturbed,
+            model,
+            contexts=ctx,
+            ref_contexts=unc,
+            responses=resp,
+            pad_id=tok.pad_token_id,
+            guidance=g,
+            uncond_contexts=unc,
+            anchored=True,
         )
         want = [
             _brute_force_kl(perturbed, model, ctx[i], unc[i], resp[i], g=g, uctx=unc[i], anchored=True)
             for i in range(2)
         ]
         assert np.allclose(got, want, rtol=1e-4, atol=1e-4), g
-    per = sampled_token_kl(perturbed, model, ctx, unc, resp, tok.pad_token_id, batch_size=2)
+    per = sampled_token_kl(
+        perturbed, model, contexts=ctx, ref_contexts=unc, responses=resp, pad_id=tok.pad_token_id, batch_size=2
+    )
     assert [len(k) for k in per] == [7, 3] and (np.concatenate(per) >= 0).all()
 
 
@@ -174,12 +197,20 @@ def test_kl_is_zero_only_for_the_reference_itself_at_temperature_one(lm):
     model, tok = lm
     ctx = [tok("Movie review:", add_special_tokens=False)["input_ids"]] * 2
     resp = [[500, 600, 700], []]
-    same = sampled_kl(model, model, ctx, ctx, resp, tok.pad_token_id)
+    same = sampled_kl(model, model, contexts=ctx, ref_contexts=ctx, responses=resp, pad_id=tok.pad_token_id)
     assert np.allclose(same, 0.0, atol=1e-5) and same[1] == 0.0
-    assert sampled_kl(model, model, ctx, ctx, resp, tok.pad_token_id, temperature=0.5)[0] > 0.01
-    assert sampled_kl(model, model, ctx, ctx, resp, tok.pad_token_id, top_p=0.5)[0] > 0.01
+    assert (
+        sampled_kl(
+            model, model, contexts=ctx, ref_contexts=ctx, responses=resp, pad_id=tok.pad_token_id, temperature=0.5
+        )[0]
+        > 0.01
+    )
+    assert (
+        sampled_kl(model, model, contexts=ctx, ref_contexts=ctx, responses=resp, pad_id=tok.pad_token_id, top_p=0.5)[0]
+        > 0.01
+    )
     with pytest.raises(ValueError, match="unconditional"):
-        sampled_kl(model, model, ctx, ctx, resp, tok.pad_token_id, guidance=2.0)
+        sampled_kl(model, model, contexts=ctx, ref_contexts=ctx, responses=resp, pad_id=tok.pad_token_id, guidance=2.0)
 
 
 def test_token_kl_ignores_tokens_outside_the_nucleus_and_extra_vocabulary():
@@ -196,12 +227,14 @@ def test_token_kl_ignores_tokens_outside_the_nucleus_and_extra_vocabulary():
 def test_sample_trims_at_eos_and_is_seeded(lm):
     model, tok = lm
     cfg = SamplingConfig(max_new_tokens=6, batch_size=4, bf16=False)
-    s = sample(model, tok, ["Movie review:", "Movie review: The film"], 3, cfg, seed=0, progress=False)
+    s = sample(model, tok, ["Movie review:", "Movie review: The film"], n=3, cfg=cfg, seed=0, progress=False)
     for ids, text in zip(sum(s.response_ids, []), sum(s.texts, [])):
         assert 1 <= len(ids) <= 6 and tok.eos_token_id not in ids[:-1]
         assert text == tok.decode(ids, skip_special_tokens=True).strip()
     assert (
-        sample(model, tok, ["Movie review:", "Movie review: The film"], 3, cfg, seed=0, progress=False).response_ids
+        sample(
+            model, tok, ["Movie review:", "Movie review: The film"], n=3, cfg=cfg, seed=0, progress=False
+        ).response_ids
         == s.response_ids
     )
     assert trim_at_eos([5, 6, 2, 7, 2], 2) == [5, 6, 2] and trim_at_eos([5, 6], 2) == [5, 6]

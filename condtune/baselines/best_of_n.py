@@ -39,7 +39,7 @@ def group_picks(scores: np.ndarray, n: int) -> list[tuple[int, int]]:
     return picks
 
 
-def draw_pool(prompts: Sequence[str], pool: int, sample_fn: Callable, score_fn: Callable, out: Path) -> dict:
+def draw_pool(prompts: Sequence[str], pool: int, *, sample_fn: Callable, score_fn: Callable, out: Path) -> dict:
     """Sample and score the pool once (cached in ``out/pool.jsonl``); returns the pool and its cost."""
     if (out / "pool.json").exists():
         return {**read_json(out / "pool.json"), "rows": read_table(out / "pool.jsonl")}
@@ -58,12 +58,12 @@ def draw_pool(prompts: Sequence[str], pool: int, sample_fn: Callable, score_fn: 
 
 
 def train_best_of_n(
-    prompts: Sequence[str], s: BestOfNSettings, sample_fn: Callable, score_fn: Callable, out_dir: str | Path
+    prompts: Sequence[str], s: BestOfNSettings, *, sample_fn: Callable, score_fn: Callable, out_dir: str | Path
 ) -> list[Checkpoint]:
     """One "checkpoint" per n: a JSONL of picks with the cost of answering ``prompts`` once."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    pool = draw_pool(prompts, max(s.ns), sample_fn, score_fn, out)
+    pool = draw_pool(prompts, max(s.ns), sample_fn=sample_fn, score_fn=score_fn, out=out)
     rows = pool["rows"]
     per_sample = pool["seconds"] / len(rows)
     mean_tokens = float(rows["n_tokens"].mean())

@@ -48,7 +48,7 @@ class DPOSettings:
         check_checkpoints(self.checkpoints)
 
 
-def build_pairs(items: pd.DataFrame, n_pairs: int, min_margin: float, seed: int = 0) -> pd.DataFrame:
+def build_pairs(items: pd.DataFrame, n_pairs: int, min_margin: float, *, seed: int = 0) -> pd.DataFrame:
     """``prompt, chosen, rejected`` from ``prompt, completion, score`` rows (same prompt only)."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -78,6 +78,7 @@ def train_dpo(
     model_dir: str | Path,
     pairs: pd.DataFrame,
     s: DPOSettings,
+    *,
     out_dir: str | Path,
     seed: int = 0,
     setting: str = "default",

@@ -67,7 +67,9 @@ def build_state(cfg: PPOConfig) -> PPOState:
     claim_output_dir(cfg)
     ckpt = latest_checkpoint(cfg.output_dir) if cfg.resume else None
     actor, ref, tok = build_models(cfg, ckpt)
-    state = PPOState(actor, ref, tok, build_optimizer(actor, cfg), build_kl_controller(cfg))
+    state = PPOState(
+        actor=actor, ref=ref, tokenizer=tok, optimizer=build_optimizer(actor, cfg), kl_ctl=build_kl_controller(cfg)
+    )
     if ckpt is not None:
         load_checkpoint(ckpt, state)
         truncate_metrics(Path(cfg.output_dir) / "metrics.jsonl", state.step)
@@ -77,7 +79,7 @@ def build_state(cfg: PPOConfig) -> PPOState:
 
 # ----------------------------------------------------------------------------- rollout
 @torch.no_grad()
-def generate(actor: ActorCritic, tok, prompts: list[str], cfg: PPOConfig):
+def generate(actor: ActorCritic, tok, prompts: list[str], *, cfg: PPOConfig):
     """Sample responses. Returns (query_responses, attention_mask, response_mask, has_eos,
     context_length, completions); tokens after the first EOS are set to the pad id."""
     tok.padding_side = "left"
@@ -107,7 +109,7 @@ def generate(actor: ActorCritic, tok, prompts: list[str], cfg: PPOConfig):
 
 @torch.no_grad()
 def forward_logprobs(
-    model: nn.Module, query_responses, attention_mask, context_length: int, cfg: PPOConfig, chunk: int
+    model: nn.Module, query_responses, attention_mask, *, context_length: int, cfg: PPOConfig, chunk: int
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """(logprobs, values, entropy) of the response tokens, in chunks; values and entropy are
     None for a plain LM (the reference)."""
@@ -117,39 +119,56 @@ def forward_logprobs(
         qr, am = query_responses[s : s + chunk], attention_mask[s : s + chunk]
         with autocast(cfg.bf16):
             if isinstance(model, ActorCritic):
-                logits, values = model(qr, am, context_length, cfg.temperature)
+                logits, values = model(qr, am, context_length=context_length, temperature=cfg.temperature)
                 vals.append(values)
                 ents.append(M.entropy_from_logits(logits))
             else:
-                logits = lm_logits(model, qr, am, context_length, cfg.temperature)
+                logits = lm_logits(model, qr, am, context_length=context_length, temperature=cfg.temperature)
         lps.append(M.logprobs_from_logits(logits, labels[s : s + chunk]))
     cat = lambda xs: torch.cat(xs) if xs else None  # noqa: E731
     return torch.cat(lps), cat(vals), cat(ents)
 
 
-def reference_logprobs(state: PPOState, qr, am, ctx: int, cfg: PPOConfig) -> torch.Tensor:
+def reference_logprobs(state: PPOState, qr, am, *, ctx: int, cfg: PPOConfig) -> torch.Tensor:
     """log pi_ref: the frozen copy, or with LoRA the same model with its adapters off."""
     if state.ref is not None:
-        return forward_logprobs(state.ref, qr, am, ctx, cfg, cfg.mini_batch_size)[0]
+        return forward_logprobs(state.ref, qr, am, context_length=ctx, cfg=cfg, chunk=cfg.mini_batch_size)[0]
     with state.actor.lm.disable_adapter():
-        return forward_logprobs(state.actor.lm, qr, am, ctx, cfg, cfg.mini_batch_size)[0]
+        return forward_logprobs(state.actor.lm, qr, am, context_length=ctx, cfg=cfg, chunk=cfg.mini_batch_size)[0]
 
 
-def rollout(state: PPOState, prompts: list[str], reward_fn: RewardFn, cfg: PPOConfig):
+def rollout(state: PPOState, prompts: list[str], reward_fn: RewardFn, *, cfg: PPOConfig):
     """Generate, score and turn one batch into a :class:`Trajectory`; also return its metrics
     and the completions (for the sample table)."""
-    qr, am, mask, has_eos, ctx, completions = generate(state.actor, state.tokenizer, prompts, cfg)
-    logprobs, values, entropy = forward_logprobs(state.actor, qr, am, ctx, cfg, cfg.mini_batch_size)
-    ref_logprobs = reference_logprobs(state, qr, am, ctx, cfg)
+    qr, am, mask, has_eos, ctx, completions = generate(state.actor, state.tokenizer, prompts, cfg=cfg)
+    logprobs, values, entropy = forward_logprobs(
+        state.actor, qr, am, context_length=ctx, cfg=cfg, chunk=cfg.mini_batch_size
+    )
+    ref_logprobs = reference_logprobs(state, qr, am, ctx=ctx, cfg=cfg)
     raw = as_scores(reward_fn(list(prompts), completions), len(prompts)).to(mask.device)
     lengths = mask.sum(-1)
-    scores = M.penalise_scores(raw, has_eos, lengths, cfg.missing_eos_penalty, cfg.length_penalty)
+    scores = M.penalise_scores(
+        raw, has_eos, lengths, missing_eos_penalty=cfg.missing_eos_penalty, length_penalty=cfg.length_penalty
+    )
     beta = state.kl_ctl.value
-    rewards, kl, non_score = M.kl_penalised_rewards(scores, logprobs, ref_logprobs, mask, beta)
+    rewards, kl, non_score = M.kl_penalised_rewards(scores, logprobs, ref_logprobs, mask=mask, beta=beta)
     if cfg.whiten_rewards:
         rewards = M.masked_whiten(rewards, mask, shift_mean=False)
-    adv, returns = M.estimate_advantages(values, rewards, mask, cfg.gamma, cfg.lam, whiten=cfg.whiten_advantages)
-    traj = M.Trajectory(qr, am, mask, logprobs, ref_logprobs, values * mask, scores, rewards, adv, returns)
+    adv, returns = M.estimate_advantages(
+        values, rewards, mask, gamma=cfg.gamma, lam=cfg.lam, whiten=cfg.whiten_advantages
+    )
+    traj = M.Trajectory(
+        query_responses=qr,
+        attention_mask=am,
+        response_mask=mask,
+        logprobs=logprobs,
+        ref_logprobs=ref_logprobs,
+        values=values * mask,
+        scores=scores,
+        rewards=rewards,
+        advantages=adv,
+        returns=returns,
+    )
     seq_kl = kl.sum(-1)
     metrics = {
         M.METRIC_SCORES: scores.mean().item(),
@@ -167,16 +186,20 @@ def rollout(state: PPOState, prompts: list[str], reward_fn: RewardFn, cfg: PPOCo
 
 
 # ----------------------------------------------------------------------------- update
-def minibatch_loss(state: PPOState, mb: M.Trajectory, ctx: int, cfg: PPOConfig):
+def minibatch_loss(state: PPOState, mb: M.Trajectory, *, ctx: int, cfg: PPOConfig):
     with autocast(cfg.bf16):
-        logits, values = state.actor(mb.query_responses, mb.attention_mask, ctx, cfg.temperature)
+        logits, values = state.actor(
+            mb.query_responses, mb.attention_mask, context_length=ctx, temperature=cfg.temperature
+        )
     logprobs = M.logprobs_from_logits(logits, mb.query_responses[:, ctx:])
-    pl = M.policy_loss(logprobs, mb.logprobs, mb.advantages, mb.response_mask, cfg.clip_eps)
-    vl = M.value_loss(values, mb.values, mb.returns, mb.response_mask, cfg.value_clip_eps)
+    pl = M.policy_loss(logprobs, mb.logprobs, mb.advantages, mask=mb.response_mask, clip_eps=cfg.clip_eps)
+    vl = M.value_loss(values, mb.values, mb.returns, mask=mb.response_mask, clip_eps=cfg.value_clip_eps)
     return pl.loss + cfg.vf_coef * vl.loss, pl, vl
 
 
-def ppo_update(state: PPOState, traj: M.Trajectory, ctx: int, cfg: PPOConfig, generator: torch.Generator) -> M.PPOStats:
+def ppo_update(
+    state: PPOState, traj: M.Trajectory, *, ctx: int, cfg: PPOConfig, generator: torch.Generator
+) -> M.PPOStats:
     """``ppo_epochs`` shuffled passes of minibatch gradient steps over one rollout."""
     params = [p for g in state.optimizer.param_groups for p in g["params"]]
     B = traj.scores.shape[0]
@@ -185,7 +208,7 @@ def ppo_update(state: PPOState, traj: M.Trajectory, ctx: int, cfg: PPOConfig, ge
     for _ in range(cfg.ppo_epochs):
         for idx in torch.randperm(B, generator=generator).split(cfg.mini_batch_size):
             minibatch = M.Trajectory(*(t[idx] for t in traj))
-            loss, pl, vl = minibatch_loss(state, minibatch, ctx, cfg)
+            loss, pl, vl = minibatch_loss(state, minibatch, ctx=ctx, cfg=cfg)
             state.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
@@ -201,14 +224,14 @@ def step_generator(cfg: PPOConfig, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
 
 
-def ppo_step(state: PPOState, prompts: Sequence[str], reward_fn: RewardFn, cfg: PPOConfig):
+def ppo_step(state: PPOState, prompts: Sequence[str], reward_fn: RewardFn, *, cfg: PPOConfig):
     """One rollout + update; advances ``state.step``. Returns (metrics, prompts, completions, scores)."""
     t0 = time.perf_counter()
     g = step_generator(cfg, state.step)
     batch = [prompts[i] for i in torch.randint(len(prompts), (cfg.batch_size,), generator=g).tolist()]
-    traj, ctx, metrics, completions = rollout(state, batch, reward_fn, cfg)
+    traj, ctx, metrics, completions = rollout(state, batch, reward_fn, cfg=cfg)
     t1 = time.perf_counter()
-    stats = ppo_update(state, traj, ctx, cfg, g)
+    stats = ppo_update(state, traj, ctx=ctx, cfg=cfg, generator=g)
     t2 = time.perf_counter()
     state.kl_ctl.update(metrics[M.METRIC_KL], cfg.batch_size)
     state.step += 1
@@ -220,7 +243,7 @@ def ppo_step(state: PPOState, prompts: Sequence[str], reward_fn: RewardFn, cfg: 
 
 
 # ----------------------------------------------------------------------------- loop
-def train(state: PPOState, prompts: Sequence[str], reward_fn: RewardFn, cfg: PPOConfig) -> list[dict]:
+def train(state: PPOState, prompts: Sequence[str], reward_fn: RewardFn, *, cfg: PPOConfig) -> list[dict]:
     """Run updates from ``state.step`` to ``cfg.total_updates``; log, checkpoint; return the rows."""
     from tqdm.auto import tqdm
 
@@ -228,14 +251,14 @@ def train(state: PPOState, prompts: Sequence[str], reward_fn: RewardFn, cfg: PPO
     rows: list[dict] = []
     bar = tqdm(total=cfg.total_updates, initial=state.step, desc="ppo", unit="update", disable=not cfg.progress)
     while state.step < cfg.total_updates:
-        metrics, batch, completions, scores = ppo_step(state, prompts, reward_fn, cfg)
+        metrics, batch, completions, scores = ppo_step(state, prompts, reward_fn, cfg=cfg)
         row = {"step": state.step, **metrics}
         rows.append(row)
         append_metrics(metrics_path, row)
         bar.update(1)
         bar.set_postfix(score=f"{metrics[M.METRIC_SCORES]:.3f}", kl=f"{metrics[M.METRIC_KL]:.2f}")
         if cfg.sample_every and state.step % cfg.sample_every == 0:
-            print_samples(batch, completions, scores, state.step)
+            print_samples(batch, completions, scores, step=state.step)
         if state.step % cfg.save_every == 0 or state.step == cfg.total_updates:
             save_checkpoint(state, cfg)
     bar.close()

@@ -33,7 +33,7 @@ class ActorCritic(nn.Module):
             nn.init.zeros_(value_head.bias)
         self.value_head = value_head
 
-    def forward(self, query_responses, attention_mask, context_length: int, temperature: float = 1.0):
+    def forward(self, query_responses, attention_mask, *, context_length: int, temperature: float = 1.0):
         """(logits / temperature, values) at the positions that predict each response token."""
         out = self.lm(
             input_ids=query_responses,
@@ -49,7 +49,7 @@ class ActorCritic(nn.Module):
         return logits, values
 
 
-def lm_logits(lm: nn.Module, query_responses, attention_mask, context_length: int, temperature: float = 1.0):
+def lm_logits(lm: nn.Module, query_responses, attention_mask, *, context_length: int, temperature: float = 1.0):
     """A plain LM's (the reference's) logits / temperature at the positions that predict each response token."""
     out = lm(
         input_ids=query_responses,

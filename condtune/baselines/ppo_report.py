@@ -32,7 +32,7 @@ def truncate_metrics(path: Path, step: int) -> None:
 
 
 def print_samples(
-    prompts: Sequence[str], completions: Sequence[str], scores: Sequence[float], step: int, k: int = 4
+    prompts: Sequence[str], completions: Sequence[str], scores: Sequence[float], *, step: int, k: int = 4
 ) -> None:
     from rich.console import Console
     from rich.table import Table

@@ -179,6 +179,7 @@ def kl_penalised_rewards(
     scores: torch.Tensor,
     logprobs: torch.Tensor,
     ref_logprobs: torch.Tensor,
+    *,
     mask: torch.Tensor,
     beta: float,
     kind: KLEstimator = "k1",
@@ -200,6 +201,7 @@ def penalise_scores(
     scores: torch.Tensor,
     has_eos: torch.Tensor,
     lengths: torch.Tensor,
+    *,
     missing_eos_penalty: float | None = None,
     length_penalty: float = 0.0,
 ) -> torch.Tensor:
@@ -216,6 +218,7 @@ def estimate_advantages(
     values: torch.Tensor,
     rewards: torch.Tensor,
     mask: torch.Tensor,
+    *,
     gamma: float = 1.0,
     lam: float = 0.95,
     whiten: bool = False,
@@ -248,6 +251,7 @@ def policy_loss(
     logprobs: torch.Tensor,
     old_logprobs: torch.Tensor,
     advantages: torch.Tensor,
+    *,
     mask: torch.Tensor,
     clip_eps: float = 0.2,
 ) -> PolicyLossOutput:
@@ -265,13 +269,14 @@ def policy_loss(
         clipfrac = masked_mean((clipped > unclipped).float(), mask)
         approx_kl = masked_mean(torch.expm1(log_ratio) - log_ratio, mask)
         mean_ratio = masked_mean(ratio, mask)
-    return PolicyLossOutput(loss, clipfrac, approx_kl, mean_ratio)
+    return PolicyLossOutput(loss=loss, clipfrac=clipfrac, approx_kl=approx_kl, ratio=mean_ratio)
 
 
 def value_loss(
     values: torch.Tensor,
     old_values: torch.Tensor,
     returns: torch.Tensor,
+    *,
     mask: torch.Tensor,
     clip_eps: float = 0.2,
 ) -> ValueLossOutput:

@@ -65,6 +65,7 @@ def train_rloo(
     model_dir: str | Path,
     prompts: Sequence[str],
     score_fn: Callable,
+    *,
     s: RLOOSettings,
     sampling: SamplingConfig,
     out_dir: str | Path,
@@ -103,7 +104,11 @@ def train_rloo(
     )
     reward = CountingReward(score_fn)
     snap = snapshot_callback(
-        "rloo", out, steps, lambda: {"generated_tokens": reward.tokens, "scorer_calls": reward.calls}, setting=setting
+        "rloo",
+        out,
+        steps,
+        counters=lambda: {"generated_tokens": reward.tokens, "scorer_calls": reward.calls},
+        setting=setting,
     )
     if snap.records:  # resumed: the counters continue from the last snapshot
         reward.tokens, reward.calls = snap.records[-1].generated_tokens, snap.records[-1].scorer_calls

@@ -54,6 +54,7 @@ def measure(
     ctx: BenchContext,
     model,
     tok,
+    *,
     inputs: list[str],
     uncond: list[str] | None,
     temperature: float,
@@ -73,8 +74,8 @@ def measure(
         model,
         tok,
         inputs,
-        n,
-        s_cfg,
+        n=n,
+        cfg=s_cfg,
         seed=seed,
         desc=desc,
         uncond_prompts=uncond,
@@ -91,10 +92,10 @@ def measure(
     kl = sampled_kl(
         model,
         ctx.ref,
-        enc(inputs, tok),
-        enc(plain, ctx.ref_tok),
-        ids,
-        tok.pad_token_id,
+        contexts=enc(inputs, tok),
+        ref_contexts=enc(plain, ctx.ref_tok),
+        responses=ids,
+        pad_id=tok.pad_token_id,
         temperature=temperature,
         top_p=s_cfg.top_p,
         guidance=guidance,
@@ -115,7 +116,7 @@ def measure(
 
 
 def evaluate(
-    ctx: BenchContext, ck: Checkpoint, seed: int, temperature: float, guidance: float, anchored: bool = False
+    ctx: BenchContext, ck: Checkpoint, *, seed: int, temperature: float, guidance: float, anchored: bool = False
 ) -> tuple[dict, pd.DataFrame]:
     """The shared evaluation of one checkpoint at one decode: (result row, per-sample table)."""
     from condtune.modeling import load_causal_lm
@@ -144,7 +145,15 @@ def evaluate(
     if not ck.conditional:
         model, tok = load_causal_lm(ck.path)
         df = measure(
-            ctx, model, tok, ctx.prompts.eval, None, temperature, guidance, seed, f"eval {ck.method} {ck.name}"
+            ctx,
+            model,
+            tok,
+            inputs=ctx.prompts.eval,
+            uncond=None,
+            temperature=temperature,
+            guidance=guidance,
+            seed=seed,
+            desc=f"eval {ck.method} {ck.name}",
         )
         return {**row, **BM.text_stats(df)}, df
     from condtune.generate import ConditionalPolicy
@@ -158,12 +167,12 @@ def evaluate(
             ctx,
             policy.model,
             policy.tokenizer,
-            inputs,
-            uncond,
-            temperature,
-            guidance,
-            seed * 1000 + t_i,
-            f"eval {ck.method} {ck.name} target {target:+.2f}",
+            inputs=inputs,
+            uncond=uncond,
+            temperature=temperature,
+            guidance=guidance,
+            seed=seed * 1000 + t_i,
+            desc=f"eval {ck.method} {ck.name} target {target:+.2f}",
             anchored=anchored,
         )
         frames.append(df.assign(requested=float(target)))
@@ -183,7 +192,7 @@ def evaluate(
     return row, df
 
 
-def data_ceiling(ctx: BenchContext, method: str, corpus: pd.DataFrame, card) -> tuple[dict, pd.DataFrame]:
+def data_ceiling(ctx: BenchContext, method: str, corpus: pd.DataFrame, *, card) -> tuple[dict, pd.DataFrame]:
     """A conditional method's data's own controllability under the gold raters, measured as the
     policy is: requested = the median of the bin the proxy puts a text in, achieved = the gold
     score of what was written after a neutral prompt.

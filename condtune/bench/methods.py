@@ -77,10 +77,10 @@ def settings_of(cfg: BenchConfig, method: str) -> Any:
     }[method]
 
 
-def make_run(cfg: BenchConfig, method: str, setting: str, seed: int) -> Run:
+def make_run(cfg: BenchConfig, method: str, setting: str, *, seed: int) -> Run:
     base = settings_of(cfg, method)
     s = base if setting == "default" else C.with_overrides(base, setting, f"sweeps.{method}")
-    return Run(method, setting, seed, s)
+    return Run(method=method, setting=setting, seed=seed, settings=s)
 
 
 # ----------------------------------------------------------------------------- conditional SFT
@@ -108,7 +108,7 @@ def own_samples(ctx: BenchContext, n: int) -> tuple[pd.DataFrame, dict]:
     from condtune.sampling import sample
 
     t0, calls = time.perf_counter(), ctx.raters.proxy.calls
-    s = sample(ctx.ref, ctx.ref_tok, ctx.prompts.train, n, ctx.cfg.sampling, seed=0, desc="own samples")
+    s = sample(ctx.ref, ctx.ref_tok, ctx.prompts.train, n=n, cfg=ctx.cfg.sampling, seed=0, desc="own samples")
     rows = [
         {"prompt": p, "completion": t, "completion_ids": ids}
         for p, texts, idss in zip(ctx.prompts.train, s.texts, s.response_ids)
@@ -192,7 +192,7 @@ def train_conditional(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoin
         run.method,
         work,
         steps,
-        lambda: {"generated_tokens": cost["generated_tokens"], "scorer_calls": cost["scorer_calls"]},
+        counters=lambda: {"generated_tokens": cost["generated_tokens"], "scorer_calls": cost["scorer_calls"]},
         base_seconds=cost["seconds"],
         setting=run.setting,
         conditional=True,
@@ -203,10 +203,10 @@ def train_conditional(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoin
         model,
         tok,
         df,
-        card,
-        replace(c.sft, max_steps=steps[-1], seed=run.seed),
-        work / "run",
-        ctx.base_dir,
+        card=card,
+        s=replace(c.sft, max_steps=steps[-1], seed=run.seed),
+        out_dir=work / "run",
+        base=ctx.base_dir,
         callbacks=[snap],
     )
     return snap.records
@@ -226,12 +226,12 @@ def train_conditional_online(ctx: BenchContext, run: Run, work: Path) -> list[Ch
         offline[-1].path,
         df,
         ctx.reward,
-        ctx.prompts.train,
-        replace(c.sft, seed=run.seed),
-        c.online,
-        ctx.cfg.sampling,
-        work / "online",
-        ctx.base_dir,
+        prompts=ctx.prompts.train,
+        s=replace(c.sft, seed=run.seed),
+        o=c.online,
+        sampling=ctx.cfg.sampling,
+        out_dir=work / "online",
+        base=ctx.base_dir,
     )
     records, last = list(offline), offline[-1]
     wall, tokens, calls = last.wall_clock_s, last.generated_tokens, last.scorer_calls
@@ -240,14 +240,14 @@ def train_conditional_online(ctx: BenchContext, run: Run, work: Path) -> list[Ch
         tokens, calls = tokens + row.get("generated_tokens", 0), calls + row.get("scorer_calls", 0)
         records.append(
             Checkpoint(
-                run.method,
-                run.setting,
-                f"round_{row['round']}",
-                last.step + row["round"] * c.online.steps_per_round,
-                wall,
-                tokens,
-                calls,
-                str(work / "online" / f"round_{row['round']}" / "policy"),
+                method=run.method,
+                setting=run.setting,
+                name=f"round_{row['round']}",
+                step=last.step + row["round"] * c.online.steps_per_round,
+                wall_clock_s=wall,
+                generated_tokens=tokens,
+                scorer_calls=calls,
+                path=str(work / "online" / f"round_{row['round']}" / "policy"),
                 conditional=True,
                 extra={k: row[k] for k in ("top_proxy", "top_kl", "pool_rows") if k in row},
             )
@@ -280,7 +280,7 @@ def train_ppo(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
         if any(r.step == updates for r in records):
             continue
         cfg = replace(base, total_updates=updates)
-        ppo.train(state, ctx.prompts.train, ctx.reward, cfg)
+        ppo.train(state, ctx.prompts.train, ctx.reward, cfg=cfg)
         snap = work / f"step_{updates}"
         shutil.rmtree(snap, ignore_errors=True)
         save_final(state, cfg, {}).rename(snap)
@@ -288,14 +288,14 @@ def train_ppo(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
         tokens = int(round(sum(r.get("val/response_length", 0.0) for r in rows) * cfg.batch_size))
         records.append(
             Checkpoint(
-                "ppo",
-                run.setting,
-                f"step_{updates}",
-                updates,
-                state.elapsed,
-                tokens,
-                updates * cfg.batch_size,
-                str(snap),
+                method="ppo",
+                setting=run.setting,
+                name=f"step_{updates}",
+                step=updates,
+                wall_clock_s=state.elapsed,
+                generated_tokens=tokens,
+                scorer_calls=updates * cfg.batch_size,
+                path=str(snap),
             )
         )
         save_checkpoints(work / "snapshots.json", records)
@@ -306,7 +306,14 @@ def train_rloo(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
     from condtune.baselines.rloo import train_rloo as rloo
 
     return rloo(
-        ctx.base_dir, ctx.prompts.train, ctx.reward, run.settings, ctx.cfg.sampling, work, run.seed, setting=run.setting
+        ctx.base_dir,
+        ctx.prompts.train,
+        ctx.reward,
+        s=run.settings,
+        sampling=ctx.cfg.sampling,
+        out_dir=work,
+        seed=run.seed,
+        setting=run.setting,
     )
 
 
@@ -319,8 +326,8 @@ def train_dpo(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
     d = run.settings
     means = to_items(split_ratings(ctx.task.ratings(), "half_a", 0)).set_index("item_id")["mean"]
     items = ctx.train_items.assign(score=ctx.train_items["item_id"].map(means))
-    pairs = build_pairs(items.dropna(subset=["score"]), d.n_pairs, d.min_margin, run.seed)
-    return dpo(ctx.base_dir, pairs, d, work, run.seed, setting=run.setting)
+    pairs = build_pairs(items.dropna(subset=["score"]), d.n_pairs, d.min_margin, seed=run.seed)
+    return dpo(ctx.base_dir, pairs, d, out_dir=work, seed=run.seed, setting=run.setting)
 
 
 def train_best_of_n(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
@@ -329,10 +336,10 @@ def train_best_of_n(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]
     from condtune.sampling import sample
 
     def sample_fn(prompts, n):
-        s = sample(ctx.ref, ctx.ref_tok, prompts, n, ctx.cfg.sampling, seed=run.seed, desc="best-of-n pool")
+        s = sample(ctx.ref, ctx.ref_tok, prompts, n=n, cfg=ctx.cfg.sampling, seed=run.seed, desc="best-of-n pool")
         return [t for row in s.texts for t in row], [c for row in s.n_tokens for c in row]
 
-    return bon(ctx.prompts.eval, run.settings, sample_fn, ctx.reward, work)
+    return bon(ctx.prompts.eval, run.settings, sample_fn=sample_fn, score_fn=ctx.reward, out_dir=work)
 
 
 TRAINERS: dict[str, Callable[[BenchContext, Run, Path], list[Checkpoint]]] = {

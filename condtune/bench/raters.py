@@ -35,7 +35,7 @@ class Raters(NamedTuple):
         return {"proxy": self.proxy, "gold": self.gold, **({"gold2": self.gold2} if self.gold2 is not None else {})}
 
 
-def minilm_rater(cfg: BenchConfig, task: Task, which: str, given: str, out: Path) -> Scorer:
+def minilm_rater(cfg: BenchConfig, task: Task, which: str, *, given: str, out: Path) -> Scorer:
     """The given scorer dir, or one trained on half of each item's ratings (cached in out/scorers/)."""
     from condtune.scorer_training import ScorerTrainConfig, train_or_load
 
@@ -71,8 +71,8 @@ def ngram_rater(task: Task, out: Path) -> NgramScorer:
         scorer, metrics = fit_on_items(
             train["completion"].tolist(),
             train["human_mean"].to_numpy(),
-            held["completion"].tolist(),
-            held["human_mean"].to_numpy(),
+            val_texts=held["completion"].tolist(),
+            val_targets=held["human_mean"].to_numpy(),
         )
         scorer.meta.trained_on = f"{task.name}:all ratings of the training texts"
         scorer.save(path)
@@ -87,8 +87,8 @@ def ngram_rater(task: Task, out: Path) -> NgramScorer:
 
 def build_raters(cfg: BenchConfig, task: Task, out: Path) -> Raters:
     return Raters(
-        minilm_rater(cfg, task, "proxy", cfg.proxy_scorer, out),
-        minilm_rater(cfg, task, "gold", cfg.gold_scorer, out),
+        minilm_rater(cfg, task, "proxy", given=cfg.proxy_scorer, out=out),
+        minilm_rater(cfg, task, "gold", given=cfg.gold_scorer, out=out),
         ngram_rater(task, out) if cfg.gold2 else None,
     )
 

@@ -69,8 +69,8 @@ def point_stats(g: pd.DataFrame, n_boot: int) -> dict:
     out = {"seeds": int(g["seed"].nunique()), "n_samples": int(len(g))}
     for col in ("gold", "gold2", "proxy", "kl"):
         if col in g and g[col].notna().all():
-            out.update(S.ci_fields(col, S.mean_ci(g[col].to_numpy(), c, n_boot)))
-    out.update(S.ci_fields("distinct2", S.distinct_n_ci(g["text"].fillna("").tolist(), c, 2, n_boot)))
+            out.update(S.ci_fields(col, S.mean_ci(g[col].to_numpy(), c, n_boot=n_boot)))
+    out.update(S.ci_fields("distinct2", S.distinct_n_ci(g["text"].fillna("").tolist(), c, n=2, n_boot=n_boot)))
     seeds = g.groupby("seed")["wall"].first()
     out.update({"wall_clock_s": float(seeds.mean()), "samples_per_output": int(g["samples_per_output"].iloc[0])})
     return out
@@ -102,15 +102,16 @@ def controllability(samples: pd.DataFrame, n_boot: int) -> list[dict]:
         for rater in ("gold", "gold2", "proxy"):
             if rater not in g:
                 continue
-            sp = S.spearman_ci(g["requested"].to_numpy(), g[rater].to_numpy(), c, n_boot)
+            sp = S.spearman_ci(g["requested"].to_numpy(), g[rater].to_numpy(), c, n_boot=n_boot)
             row.update({f"spearman_{rater}": sp.value, f"spearman_{rater}_ci": sp.as_list()})
             means = [
-                S.mean_ci(t[rater].to_numpy(), t["prompt_id"].to_numpy(), n_boot) for _, t in g.groupby("requested")
+                S.mean_ci(t[rater].to_numpy(), t["prompt_id"].to_numpy(), n_boot=n_boot)
+                for _, t in g.groupby("requested")
             ]
             row.update({f"means_{rater}": [m.value for m in means], f"means_{rater}_ci": [m.as_list() for m in means]})
             by_seed = [s.groupby("requested")[rater].mean().tolist() for _, s in g.groupby("seed")]
             row[f"monotone_seeds_{rater}"] = S.monotone_share(by_seed)[0]
-        mae = S.mae_ci(g["requested"].to_numpy(), g["gold"].to_numpy(), c, n_boot)
+        mae = S.mae_ci(g["requested"].to_numpy(), g["gold"].to_numpy(), c, n_boot=n_boot)
         row.update(
             {
                 "mae_gold": mae.value,
@@ -123,7 +124,7 @@ def controllability(samples: pd.DataFrame, n_boot: int) -> list[dict]:
     return out
 
 
-def summary(rows: list[dict], samples: pd.DataFrame, ceilings: dict, protocol: dict) -> dict:
+def summary(rows: list[dict], samples: pd.DataFrame, *, ceilings: dict, protocol: dict) -> dict:
     """The fixed results schema (docs/results/*.json)."""
     n_boot = int(protocol.get("n_boot", 1000))
     return {
@@ -310,14 +311,14 @@ def reliability_plot(ctrl: list[dict], ceilings: dict, path: Path) -> None:
 
 
 def write_report(
-    out: str | Path, rows: list[dict], ceilings: dict, protocol: dict, command: str = ""
+    out: str | Path, rows: list[dict], *, ceilings: dict, protocol: dict, command: str = ""
 ) -> dict[str, Path]:
     """Write every report file into ``out``; return the paths."""
     from condtune.data import write_table
 
     out = Path(out)
     samples = load_samples(out, rows)
-    summ = summary(rows, samples, ceilings, protocol)
+    summ = summary(rows, samples, ceilings=ceilings, protocol=protocol)
     paths = {
         name: out / name for name in ("summary.json", "results.csv", "table.md", "frontier.png", "reliability.png")
     }

@@ -39,7 +39,13 @@ def build_context(cfg: BenchConfig) -> BenchContext:
     base_dir = base_policy_dir(cfg.model, out)
     raters = build_raters(cfg, task, out)
     train, held = task.split(cfg.max_train_items)
-    prompts = prompt_sets(task, cfg.n_train_prompts, cfg.n_eval_prompts, cfg.opening_words, cfg.max_train_items)
+    prompts = prompt_sets(
+        task,
+        n_train=cfg.n_train_prompts,
+        n_eval=cfg.n_eval_prompts,
+        words=cfg.opening_words,
+        max_train_items=cfg.max_train_items,
+    )
     check_same_run(
         out,
         prompts._asdict(),
@@ -47,7 +53,18 @@ def build_context(cfg: BenchConfig) -> BenchContext:
     )
     write_json(out / "prompts.json", prompts._asdict())
     ref, ref_tok = load_causal_lm(base_dir)
-    return BenchContext(cfg, task, out, base_dir, raters, train, held, prompts, ref, ref_tok)
+    return BenchContext(
+        cfg=cfg,
+        task=task,
+        out=out,
+        base_dir=base_dir,
+        raters=raters,
+        train_items=train,
+        heldout_items=held,
+        prompts=prompts,
+        ref=ref,
+        ref_tok=ref_tok,
+    )
 
 
 def check_same_run(out: Path, prompts: dict, probe: dict, atol: float = 0.02) -> None:
@@ -83,7 +100,7 @@ def ceiling(ctx: BenchContext, method: str) -> dict:
     path = ceiling_path(ctx.out, method)
     if not path.exists():
         corpus, card, cost = tagged_corpus(ctx, method, ctx.cfg.conditional)
-        out, df = data_ceiling(ctx, method, corpus, card)
+        out, df = data_ceiling(ctx, method, corpus, card=card)
         out["between_prompt_variance_share"] = cost.get("between_prompt_variance_share")
         write_table(df, ctx.out / "samples" / f"ceiling_{method}.jsonl")
         write_json(path, out)
@@ -105,7 +122,7 @@ def run_all(ctx: BenchContext) -> None:
         log.info(
             "[%d/%d] seed %d, %s [%s] (%.1f min so far%s)", j, len(jobs), seed, method, setting, (t_job - t0) / 60, eta
         )
-        run = make_run(cfg, method, setting, seed)
+        run = make_run(cfg, method, setting, seed=seed)
         ckpts = run_method(ctx, run)
         for ck in ckpts:
             for temperature, guidance, anchored in decodes(ctx, ck):
@@ -117,7 +134,9 @@ def run_all(ctx: BenchContext) -> None:
                         f"evaluate it at {decode_name(temperature, guidance, anchored)}, delete {run.work(ctx.out)} "
                         "and rerun to retrain"
                     )
-                row, samples = evaluate(ctx, ck, seed, temperature, guidance, anchored)
+                row, samples = evaluate(
+                    ctx, ck, seed=seed, temperature=temperature, guidance=guidance, anchored=anchored
+                )
                 store.append_result(ctx.out, row, samples)
                 log.info(
                     "  %s [%s] %s %s: gold %+.3f proxy %+.3f KL %.2f (%.0f s)",

@@ -86,7 +86,7 @@ def _interval(value: float, reps: np.ndarray, level: float) -> Interval:
     return Interval(float(value), float(lo), float(hi))
 
 
-def mean_ci(values, clusters, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> Interval:
+def mean_ci(values, clusters, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> Interval:
     """Mean over samples, cluster-bootstrapped."""
     values = np.asarray(values, float)
     clusters = _check(clusters, values=values)
@@ -97,11 +97,11 @@ def mean_ci(values, clusters, n_boot: int = 1000, level: float = 0.95, seed: int
     return _interval(float(np.mean(values)), (w @ sums) / (w @ counts), level)
 
 
-def mae_ci(requested, achieved, clusters, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> Interval:
+def mae_ci(requested, achieved, clusters, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> Interval:
     """Mean |requested - achieved|, cluster-bootstrapped."""
     requested, achieved = np.asarray(requested, float), np.asarray(achieved, float)
     _check(clusters, requested=requested, achieved=achieved)
-    return mean_ci(np.abs(requested - achieved), clusters, n_boot, level, seed)
+    return mean_ci(np.abs(requested - achieved), clusters, n_boot=n_boot, level=level, seed=seed)
 
 
 def _weighted_midranks(x: np.ndarray, sw: np.ndarray) -> np.ndarray:
@@ -127,7 +127,7 @@ def _spearman_reps(x: np.ndarray, y: np.ndarray, sw: np.ndarray) -> np.ndarray:
     return r
 
 
-def spearman_ci(x, y, clusters, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> Interval:
+def spearman_ci(x, y, clusters, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> Interval:
     """Spearman correlation over samples (ties as ``scipy.stats.spearmanr``), cluster-bootstrapped."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     clusters = _check(clusters, x=x, y=y)
@@ -142,7 +142,7 @@ def spearman_ci(x, y, clusters, n_boot: int = 1000, level: float = 0.95, seed: i
 
 
 def distinct_n_ci(
-    texts: Sequence[str], clusters, n: int = 2, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+    texts: Sequence[str], clusters, *, n: int = 2, n_boot: int = 1000, level: float = 0.95, seed: int = 0
 ) -> Interval:
     """Diversity within a prompt: the mean over prompts of :func:`condtune.metrics.distinct_n` of
     each prompt's samples (all seeds), cluster-bootstrapped. (Corpus-level distinct-n has no clean
@@ -152,7 +152,7 @@ def distinct_n_ci(
     groups: list[list[str]] = [[] for _ in ids]
     for t, k in zip(texts, np.searchsorted(ids, clusters)):
         groups[k].append(t)
-    return mean_ci(np.array([distinct_n(g, n) for g in groups]), ids, n_boot, level, seed)
+    return mean_ci(np.array([distinct_n(g, n) for g in groups]), ids, n_boot=n_boot, level=level, seed=seed)
 
 
 def monotone_share(means_by_seed: Sequence[Sequence[float]]) -> tuple[int, int]:

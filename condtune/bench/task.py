@@ -141,7 +141,7 @@ class RatedTextTask:
 Task = RatedTextTask
 
 
-def prompt_sets(task: Task, n_train: int, n_eval: int, words: int, max_train_items: int = 0) -> Prompts:
+def prompt_sets(task: Task, *, n_train: int, n_eval: int, words: int, max_train_items: int = 0) -> Prompts:
     """The benchmark's prompts, the same for every method, seed and diagnostic: distinct neutral
     openings of training / held-out texts in a fixed random order; the evaluation set starts with
     the header alone."""

@@ -177,4 +177,4 @@ def export(
         "scorer_train": scorer_commands(out_dir, store.scale),
     }
     p_card = write_json(out_dir / "card.json", card)
-    return ExportResult(p_point, p_pair, p_rank, p_card, counts)
+    return ExportResult(pointwise=p_point, pairwise=p_pair, ranking=p_rank, card=p_card, counts=counts)

@@ -70,7 +70,7 @@ JS = """
 """
 
 
-def layout(title: str, body: str, nonce: str, header: str = "") -> str:
+def layout(title: str, body: str, *, nonce: str, header: str = "") -> str:
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">'
         f'<title>{h(title)}</title><style nonce="{h(nonce)}">{CSS}</style></head><body>'
@@ -105,7 +105,7 @@ def _text(label: str, text: str, cls: str) -> str:
     return f'<div class="label">{h(label)}</div><div class="box {cls}">{inner}</div>'
 
 
-def _hidden(rater: str, mode: str, target: str, token: str) -> str:
+def _hidden(rater: str, mode: str, target: str, *, token: str) -> str:
     fields = {"rater": rater, "mode": mode, "target": target, "token": token}
     return "".join(f'<input type="hidden" name="{k}" value="{h(v)}">' for k, v in fields.items())
 
@@ -113,6 +113,7 @@ def _hidden(rater: str, mode: str, target: str, token: str) -> str:
 def score_page(
     item: Item,
     rater: str,
+    *,
     scale: tuple[int, int],
     token: str,
     progress: Progress,
@@ -134,16 +135,16 @@ def score_page(
         + f"<h2>{h(text.question)}</h2>"
         + _text("prompt", item.prompt, "prompt")
         + _text("completion", item.completion, "completion")
-        + f'<form class="rating" method="post" action="/rate">{_hidden(rater, "score", item.item_id, token)}'
+        + f'<form class="rating" method="post" action="/rate">{_hidden(rater, "score", item.item_id, token=token)}'
         + f'<div class="buttons"><span class="scale-end">{h(text.low_label)}</span>{"".join(buttons)}'
         + f'<span class="scale-end">{h(text.high_label)}</span>'
         + '<button type="submit" name="value" value="skip" class="skip" data-keys="s" id="skip">skip<kbd>S</kbd></button></div></form>'
         + f'<p class="hint">Keys: {SCORE_KEYS[0]}–{SCORE_KEYS[min(hi - lo, 9)]} give {lo}…{min(hi, lo + 9)}, S skips.</p>'
     )
-    return layout(text.title, body, nonce, _header(rater, "score"))
+    return layout(text.title, body, nonce=nonce, header=_header(rater, "score"))
 
 
-def ab_page(pair: Pair, rater: str, token: str, progress: Progress, text: PageText, saved: bool, nonce: str) -> str:
+def ab_page(pair: Pair, rater: str, *, token: str, progress: Progress, text: PageText, saved: bool, nonce: str) -> str:
     btn = [
         ("left", "A is better", "a ArrowLeft", "A / ←"),
         ("tie", "tie", "t ArrowDown", "T / ↓"),
@@ -162,25 +163,32 @@ def ab_page(pair: Pair, rater: str, token: str, progress: Progress, text: PageTe
         + "</div><div>"
         + _text("B", pair.right.completion, "completion b")
         + "</div></div>"
-        + f'<form class="rating" method="post" action="/rate">{_hidden(rater, "ab", str(pair.pair_id), token)}'
+        + f'<form class="rating" method="post" action="/rate">{_hidden(rater, "ab", str(pair.pair_id), token=token)}'
         + f'<div class="buttons">{buttons}'
         + '<button type="submit" name="value" value="skip" class="skip" data-keys="s" id="skip">skip<kbd>S</kbd></button></div></form>'
     )
-    return layout(text.title, body, nonce, _header(rater, "ab"))
+    return layout(text.title, body, nonce=nonce, header=_header(rater, "ab"))
 
 
-def done_page(rater: str, mode: str, progress: Progress, text: PageText, nonce: str) -> str:
+def done_page(rater: str, mode: str, *, progress: Progress, text: PageText, nonce: str) -> str:
     unit = "items" if mode == "score" else "pairs"
     body = (
         _progress(progress, mode, False)
         + f'<h2 id="done">All done: you have answered all {progress.total} {unit}. Thank you, {h(rater)}!</h2>'
         + "<p>Switch mode above, or close this page.</p>"
     )
-    return layout(text.title, body, nonce, _header(rater, mode))
+    return layout(text.title, body, nonce=nonce, header=_header(rater, mode))
 
 
 def home_page(
-    n_items: int, n_pairs: int, raters: list[str], scale: tuple[int, int], text: PageText, nonce: str, error: str = ""
+    n_items: int,
+    n_pairs: int,
+    raters: list[str],
+    *,
+    scale: tuple[int, int],
+    text: PageText,
+    nonce: str,
+    error: str = "",
 ) -> str:
     who = ", ".join(h(r) for r in raters) or "none yet"
     body = (
@@ -193,9 +201,9 @@ def home_page(
         + '<label><input type="radio" name="mode" value="ab" id="mode-ab"> A/B: which of two is better</label>'
         + '<button type="submit" id="start">Start rating</button></form>'
     )
-    return layout(text.title, body, nonce)
+    return layout(text.title, body, nonce=nonce)
 
 
-def error_page(status: int, reason: str, message: str, nonce: str) -> str:
+def error_page(status: int, reason: str, message: str, *, nonce: str) -> str:
     body = f'<div class="error"><h2>{status} {h(reason)}</h2><p id="message">{h(message)}</p><p><a href="/">back to the start page</a></p></div>'
-    return layout(f"{status} {reason}", body, nonce)
+    return layout(f"{status} {reason}", body, nonce=nonce)

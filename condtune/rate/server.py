@@ -54,7 +54,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def page_token(secret: bytes, rater: str, mode: str, target: str) -> str:
+def page_token(secret: bytes, *, rater: str, mode: str, target: str) -> str:
     msg = "\x00".join((rater, mode, target)).encode("utf-8")
     return hmac.new(secret, msg, "sha256").hexdigest()[:40]
 
@@ -65,7 +65,7 @@ class RatingServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, store: Store, host: str = "127.0.0.1", port: int = 8765, text: PageText = PageText()):
+    def __init__(self, store: Store, host: str = "127.0.0.1", port: int = 8765, *, text: PageText = PageText()):
         self.store, self.text, self.secret = store, text, store.secret
         self.scale = store.scale
         super().__init__((host, port), Handler)
@@ -128,7 +128,7 @@ class Handler(BaseHTTPRequestHandler):
         if "application/json" in self.headers.get("Accept", ""):
             self._send(err.status, json.dumps({"error": err.message, "status": err.status}), "application/json")
         else:
-            self._send(err.status, pages.error_page(err.status, reason, err.message, nonce), nonce=nonce)
+            self._send(err.status, pages.error_page(err.status, reason, err.message, nonce=nonce), nonce=nonce)
 
     def _check_host(self) -> None:
         allowed = self.server.allowed_hosts
@@ -180,7 +180,9 @@ class Handler(BaseHTTPRequestHandler):
     def home(self) -> None:
         store, nonce = self.server.store, secrets.token_urlsafe(12)
         p_score, p_ab = store.progress("", "score"), store.progress("", "ab")
-        body = pages.home_page(p_score.total, p_ab.total, store.raters(), self.server.scale, self.server.text, nonce)
+        body = pages.home_page(
+            p_score.total, p_ab.total, store.raters(), scale=self.server.scale, text=self.server.text, nonce=nonce
+        )
         self._send(200, body, nonce=nonce)
 
     def rate_page(self) -> None:
@@ -193,9 +195,9 @@ class Handler(BaseHTTPRequestHandler):
                 store.progress("", "score").total,
                 store.progress("", "ab").total,
                 store.raters(),
-                self.server.scale,
-                self.server.text,
-                nonce,
+                scale=self.server.scale,
+                text=self.server.text,
+                nonce=nonce,
                 error=str(err),
             )
             return self._send(400, body, nonce=nonce)
@@ -209,18 +211,31 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "score":
             item = store.next_item(rater)
             if item is not None:
-                token = page_token(self.server.secret, rater, mode, item.item_id)
+                token = page_token(self.server.secret, rater=rater, mode=mode, target=item.item_id)
                 return self._send(
                     200,
-                    pages.score_page(item, rater, self.server.scale, token, progress, text, saved, nonce),
+                    pages.score_page(
+                        item,
+                        rater,
+                        scale=self.server.scale,
+                        token=token,
+                        progress=progress,
+                        text=text,
+                        saved=saved,
+                        nonce=nonce,
+                    ),
                     nonce=nonce,
                 )
         else:
             pair = store.next_pair(rater)
             if pair is not None:
-                token = page_token(self.server.secret, rater, mode, str(pair.pair_id))
-                return self._send(200, pages.ab_page(pair, rater, token, progress, text, saved, nonce), nonce=nonce)
-        self._send(200, pages.done_page(rater, mode, progress, text, nonce), nonce=nonce)
+                token = page_token(self.server.secret, rater=rater, mode=mode, target=str(pair.pair_id))
+                return self._send(
+                    200,
+                    pages.ab_page(pair, rater, token=token, progress=progress, text=text, saved=saved, nonce=nonce),
+                    nonce=nonce,
+                )
+        self._send(200, pages.done_page(rater, mode, progress=progress, text=text, nonce=nonce), nonce=nonce)
 
     def api_progress(self) -> None:
         rater, mode = self._rater_mode(self._query())
@@ -263,7 +278,7 @@ class Handler(BaseHTTPRequestHandler):
         form = self._form()
         rater, mode = self._rater_mode(form)
         target, value = form["target"], form["value"]
-        expected = page_token(self.server.secret, rater, mode, target)
+        expected = page_token(self.server.secret, rater=rater, mode=mode, target=target)
         if not hmac.compare_digest(expected, form["token"]):
             raise HTTPError(403, "missing or wrong page token: reload the rating page and try again")
         store = self.server.store
@@ -284,7 +299,9 @@ def _parse_int(value: str, field: str) -> int:
         raise HTTPError(400, f"{field} must be an integer, got {value!r}") from None
 
 
-def make_server(store: Store, host: str = "127.0.0.1", port: int = 8765, text: PageText = PageText()) -> RatingServer:
+def make_server(
+    store: Store, host: str = "127.0.0.1", port: int = 8765, *, text: PageText = PageText()
+) -> RatingServer:
     """Bind (port 0 picks a free port); call ``serve_forever()`` or ``start_in_thread()``. A port in
     use or an address this machine does not have is a :class:`~condtune.config.ConfigError`."""
     from condtune.config import ConfigError
@@ -292,7 +309,7 @@ def make_server(store: Store, host: str = "127.0.0.1", port: int = 8765, text: P
     if not is_loopback(host):
         log.warning("binding to %s: anyone who can reach this address can rate and read the task", host)
     try:
-        return RatingServer(store, host, port, text)
+        return RatingServer(store, host, port, text=text)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise ConfigError(

@@ -222,7 +222,7 @@ class Store:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        return ImportStats(len(new), p1 - p0, len(existing), p1)
+        return ImportStats(new_items=len(new), new_pairs=p1 - p0, total_items=len(existing), total_pairs=p1)
 
     # ------------------------------------------------------------------ serving
     def item(self, item_id: str) -> Item | None:
@@ -253,7 +253,7 @@ class Store:
             return None
         lo, hi = self.item(row[0]), self.item(row[1])
         left, right = (lo, hi) if _rank(rater, str(pair_id)) % 2 == 0 else (hi, lo)
-        return Pair(pair_id, lo.prompt, left, right)
+        return Pair(pair_id=pair_id, prompt=lo.prompt, left=left, right=right)
 
     def next_pair(self, rater: str) -> Pair | None:
         """The least-judged pair this rater has not answered."""
@@ -319,7 +319,7 @@ class Store:
             n = con.execute(f"SELECT COUNT(*) FROM {total}").fetchone()[0]
             ratings = con.execute(f"SELECT COUNT(*) FROM {table} WHERE {skip}").fetchone()[0]
             raters = con.execute(f"SELECT COUNT(DISTINCT rater) FROM {table}").fetchone()[0]
-        return Progress(done, n, ratings, raters)
+        return Progress(done=done, total=n, ratings=ratings, raters=raters)
 
     def raters(self) -> list[str]:
         with self.connect() as con:

@@ -26,7 +26,7 @@ DEFAULT_SCALE = (-4, 4)
 class TaskError(ValueError):
     """A bad task file; the message names the file, row and column."""
 
-    def __init__(self, path: str | Path, message: str, row: int | None = None, column: str | None = None):
+    def __init__(self, path: str | Path, message: str, *, row: int | None = None, column: str | None = None):
         self.path, self.row, self.column = str(path), row, column
         where = str(path) + (f", row {row}" if row is not None else "") + (f", column {column!r}" if column else "")
         super().__init__(f"{where}: {message}")
@@ -43,7 +43,7 @@ class TaskItem:
     sample_index: int
 
 
-def make_item_id(model: str, prompt: str, sample_index: int, completion: str) -> str:
+def make_item_id(model: str, prompt: str, *, sample_index: int, completion: str) -> str:
     """Stable id: the same (model, prompt, index, text) always gets the same id, across files."""
     key = json.dumps([model, prompt, sample_index, completion], ensure_ascii=False)
     return hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
@@ -59,24 +59,26 @@ def _json_row(path: Path, row: int, line: str) -> dict:
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise TaskError(path, f"not valid JSON at character {exc.colno}: {exc.msg}", row) from None
+        raise TaskError(path, f"not valid JSON at character {exc.colno}: {exc.msg}", row=row) from None
     if not isinstance(obj, dict):
-        raise TaskError(path, f"expected a JSON object, got {type(obj).__name__}", row)
+        raise TaskError(path, f"expected a JSON object, got {type(obj).__name__}", row=row)
     return obj
 
 
 def _check_row(path: Path, row: int, obj: dict) -> TaskItem:
     for name in FIELDS:
         if name not in obj:
-            raise TaskError(path, f"missing field (expected fields {list(FIELDS)})", row, name)
+            raise TaskError(path, f"missing field (expected fields {list(FIELDS)})", row=row, column=name)
     for name in ("item_id", "prompt", "completion", "model"):
         if not isinstance(obj[name], str):
-            raise TaskError(path, f"expected a string, got {type(obj[name]).__name__} {obj[name]!r}", row, name)
+            raise TaskError(
+                path, f"expected a string, got {type(obj[name]).__name__} {obj[name]!r}", row=row, column=name
+            )
     if not obj["item_id"].strip() or len(obj["item_id"]) > 200:
-        raise TaskError(path, "item_id must be a non-empty string of at most 200 characters", row, "item_id")
+        raise TaskError(path, "item_id must be a non-empty string of at most 200 characters", row=row, column="item_id")
     idx = obj["sample_index"]
     if isinstance(idx, bool) or not isinstance(idx, int) or idx < 0:
-        raise TaskError(path, f"expected a non-negative integer, got {idx!r}", row, "sample_index")
+        raise TaskError(path, f"expected a non-negative integer, got {idx!r}", row=row, column="sample_index")
     return TaskItem(**{k: obj[k] for k in FIELDS})
 
 
@@ -95,7 +97,10 @@ def load_task(path: str | Path) -> list[TaskItem]:
         item = _check_row(path, row, _json_row(path, row, line))
         if item.item_id in seen:
             raise TaskError(
-                path, f"duplicate item_id {item.item_id!r} (first on row {seen[item.item_id]})", row, "item_id"
+                path,
+                f"duplicate item_id {item.item_id!r} (first on row {seen[item.item_id]})",
+                row=row,
+                column="item_id",
             )
         seen[item.item_id] = row
         items.append(item)
@@ -115,7 +120,7 @@ def _text_lines(path: Path) -> list[str]:
             raise TaskError(
                 path,
                 f"not UTF-8 text (byte 0x{raw[exc.start]:02x}, the line's byte {exc.start + 1}); save it as UTF-8",
-                row,
+                row=row,
             ) from None
     return out
 

@@ -32,7 +32,7 @@ def main(out: str, checkpoint: str, overrides: list[str]) -> None:
     cfg = replace(cfg, out=out, sampling=replace(cfg.sampling, **{k: float(v) for k, v in opts.items()}))
     ctx = build_context(cfg)  # the run's cached raters and its shared prompts
     ck = Checkpoint("conditional", name=Path(checkpoint).name, path=str(Path(out) / checkpoint), conditional=True)
-    row, _ = evaluate(ctx, ck, 0, temperature, guidance)
+    row, _ = evaluate(ctx, ck, seed=0, temperature=temperature, guidance=guidance)
     means = " ".join(f"{t['reward/gold']:+.2f}" for t in row["targets"])
     print(
         f"{row['decode']} top_p={cfg.sampling.top_p}: Spearman(requested, gold) {row['cond/spearman_gold']:+.3f}, "

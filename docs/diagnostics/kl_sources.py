@@ -27,12 +27,21 @@ from condtune.sampling import sample
 
 
 def kl_report(model, tok, ins: list[str], plain: list[str], base, base_tok, cfg: BenchConfig) -> str:
-    s = sample(model, tok, ins, 4, cfg.sampling, seed=0, progress=False)
+    s = sample(model, tok, ins, n=4, cfg=cfg.sampling, seed=0, progress=False)
     idx = [i for i in range(len(ins)) for _ in range(4)]
     ids = [r for row in s.response_ids for r in row]
     pc = [tok(ins[i], add_special_tokens=False)["input_ids"] for i in idx]
     rc = [base_tok(plain[i], add_special_tokens=False)["input_ids"] for i in idx]
-    per = sampled_token_kl(model, base, pc, rc, ids, tok.pad_token_id, cfg.sampling.temperature, cfg.sampling.top_p)
+    per = sampled_token_kl(
+        model,
+        base,
+        contexts=pc,
+        ref_contexts=rc,
+        responses=ids,
+        pad_id=tok.pad_token_id,
+        temperature=cfg.sampling.temperature,
+        top_p=cfg.sampling.top_p,
+    )
     total = [float(k.sum()) for k in per]
     at_eos = [float(k[-1]) for k, r in zip(per, ids) if r and r[-1] == tok.eos_token_id]
     return (

@@ -66,7 +66,7 @@ def test_rollout_applies_penalties_and_whitening(ppo_tiny_lm, tmp_path):
         ppo_tiny_lm, tmp_path / "r", batch_size=8, missing_eos_penalty=1.0, length_penalty=0.01, whiten_rewards=True
     )
     state = ppo.build_state(cfg)
-    traj, ctx, metrics, completions = ppo.rollout(state, DEFAULT_PROMPTS[:8], title_case_reward, cfg)
+    traj, ctx, metrics, completions = ppo.rollout(state, DEFAULT_PROMPTS[:8], title_case_reward, cfg=cfg)
     mask = traj.response_mask
     raw = title_case_reward(DEFAULT_PROMPTS[:8], completions)
     has_eos = (traj.query_responses[:, ctx:] == state.tokenizer.eos_token_id).any(-1)
@@ -84,7 +84,7 @@ def test_reward_rises_on_a_learnable_reward(ppo_tiny_lm, tmp_path):
     cfg = tiny_cfg(ppo_tiny_lm, tmp_path / "run", total_updates=30)
     state = ppo.build_state(cfg)
     before = {k: v.clone() for k, v in state.actor.lm.state_dict().items()}
-    rows = ppo.train(state, DEFAULT_PROMPTS, title_case_reward, cfg)
+    rows = ppo.train(state, DEFAULT_PROMPTS, title_case_reward, cfg=cfg)
 
     scores = [r[M.METRIC_SCORES] for r in rows]
     assert len(rows) == 30 and all(math.isfinite(v) for r in rows for v in r.values())
@@ -105,7 +105,7 @@ def test_reward_rises_on_a_learnable_reward(ppo_tiny_lm, tmp_path):
 def test_resume_after_a_crash_matches_an_uninterrupted_run(ppo_tiny_lm, tmp_path):
     straight_cfg = tiny_cfg(ppo_tiny_lm, tmp_path / "a", save_every=2)
     straight = ppo.build_state(straight_cfg)
-    ppo.train(straight, DEFAULT_PROMPTS, title_case_reward, straight_cfg)
+    ppo.train(straight, DEFAULT_PROMPTS, title_case_reward, cfg=straight_cfg)
 
     calls = {"n": 0}
 
@@ -117,14 +117,14 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(ppo_tiny_lm, tmp_path
 
     cfg = tiny_cfg(ppo_tiny_lm, tmp_path / "b", save_every=2)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        ppo.train(ppo.build_state(cfg), DEFAULT_PROMPTS, crashing_reward, cfg)
+        ppo.train(ppo.build_state(cfg), DEFAULT_PROMPTS, crashing_reward, cfg=cfg)
     assert latest_checkpoint(cfg.output_dir).name == "checkpoint-2"
     ckpt = latest_checkpoint(cfg.output_dir)
     assert {p.name for p in ckpt.iterdir()} >= {"policy", "value_head.pt", "optimizer.pt", "rng.pt", "state.json"}
 
     resumed = ppo.build_state(cfg)
     assert resumed.step == 2
-    ppo.train(resumed, DEFAULT_PROMPTS, title_case_reward, cfg)
+    ppo.train(resumed, DEFAULT_PROMPTS, title_case_reward, cfg=cfg)
 
     a, b = straight.actor.state_dict(), resumed.actor.state_dict()
     assert a.keys() == b.keys()
@@ -136,7 +136,7 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(ppo_tiny_lm, tmp_path
 
 def test_another_runs_folder_is_refused_and_resume_false_starts_afresh(ppo_tiny_lm, tmp_path):
     cfg = tiny_cfg(ppo_tiny_lm, tmp_path / "run", total_updates=2, save_every=1)
-    ppo.train(ppo.build_state(cfg), DEFAULT_PROMPTS, title_case_reward, cfg)
+    ppo.train(ppo.build_state(cfg), DEFAULT_PROMPTS, title_case_reward, cfg=cfg)
     assert ppo.build_state(cfg).step == 2  # the same run resumes
     assert (
         ppo.build_state(tiny_cfg(ppo_tiny_lm, tmp_path / "run", total_updates=2, save_every=1, sample_every=5)).step
@@ -162,7 +162,7 @@ def test_adaptive_kl_state_is_checkpointed(ppo_tiny_lm, tmp_path):
         ppo_epochs=1,
     )
     state = ppo.build_state(cfg)
-    rows = ppo.train(state, DEFAULT_PROMPTS, title_case_reward, cfg)
+    rows = ppo.train(state, DEFAULT_PROMPTS, title_case_reward, cfg=cfg)
     meta = json.loads((latest_checkpoint(cfg.output_dir) / "state.json").read_text())
     assert meta["kl_controller"]["value"] == pytest.approx(state.kl_ctl.value)
     assert rows[1][M.METRIC_KL_COEF] != cfg.kl_coef  # beta moved after the first rollout

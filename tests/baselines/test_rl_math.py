@@ -121,7 +121,7 @@ def test_kl_penalised_rewards_put_score_on_last_real_token():
     lp = t([[-1.0, -2.0, -3.0], [-1.0, -1.0, -1.0]])
     ref = t([[-1.5, -1.0, -3.0], [-1.0, -2.0, -7.0]])
     mask = t([[1, 1, 1], [1, 1, 0]])
-    rewards, kl, non_score = M.kl_penalised_rewards(t([2.0, -1.0]), lp, ref, mask, beta=0.1)
+    rewards, kl, non_score = M.kl_penalised_rewards(t([2.0, -1.0]), lp, ref, mask=mask, beta=0.1)
     assert torch.allclose(kl, t([[0.5, -1.0, 0.0], [0.0, 1.0, 0.0]]))
     assert torch.allclose(non_score, t([[-0.05, 0.1, 0.0], [0.0, -0.1, 0.0]]))
     assert torch.allclose(rewards, t([[-0.05, 0.1, 2.0], [0.0, -1.1, 0.0]]))
@@ -142,7 +142,7 @@ def test_penalise_scores_for_missing_eos_and_length():
 def test_policy_loss_at_ratio_one_is_minus_mean_advantage():
     lp = t([[-1.0, -2.0, -0.5]])
     adv = t([[1.0, -2.0, 4.0]])
-    out = M.policy_loss(lp, lp.clone(), adv, t([[1, 1, 0]]))
+    out = M.policy_loss(lp, lp.clone(), adv, mask=t([[1, 1, 0]]))
     assert out.loss.item() == pytest.approx(0.5)  # -(1 - 2) / 2
     assert out.clipfrac.item() == 0.0
     assert out.approx_kl.item() == pytest.approx(0.0, abs=1e-7)
@@ -162,7 +162,7 @@ def test_policy_loss_at_ratio_one_is_minus_mean_advantage():
 def test_policy_loss_clipping(ratio, adv, clipped):
     old = t([[-1.0]])
     lp = (old + math.log(ratio)).requires_grad_(True)
-    out = M.policy_loss(lp, old, t([[adv]]), t([[1.0]]), clip_eps=0.2)
+    out = M.policy_loss(lp, old, t([[adv]]), mask=t([[1.0]]), clip_eps=0.2)
     out.loss.backward()
     assert out.clipfrac.item() == (1.0 if clipped else 0.0)
     if clipped:
@@ -178,7 +178,7 @@ def test_value_loss_clipping():
     # first value moved 0.5 toward the return (clipped to 0.2: larger error wins -> clipped);
     # second sits inside the clip range.
     values = t([[0.5, 0.1]]).requires_grad_(True)
-    out = M.value_loss(values, old, ret, mask, clip_eps=0.2)
+    out = M.value_loss(values, old, ret, mask=mask, clip_eps=0.2)
     out.loss.backward()
     # token 1: max(0.25, 0.64) = 0.64; token 2: 0.81 -> 0.5 * mean = 0.3625
     assert out.loss.item() == pytest.approx(0.3625)

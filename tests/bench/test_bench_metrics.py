@@ -84,12 +84,12 @@ def test_sweeps_apply_typed_overrides_and_name_a_typo():
     assert variants(cfg, "ppo") == ["kl_coef=0.2", "kl_coef=0.02"] and variants(cfg, "dpo") == ["default"]
     run = make_run(cfg, "ppo", "kl_coef=0.2", seed=1)
     assert run.settings.kl_coef == 0.2 and run.settings.lr == cfg.ppo.lr and cfg.ppo.kl_coef == 0.05
-    assert make_run(cfg, "rloo", "lr=1e-5 beta=0.02", 0).settings.beta == 0.02
-    assert make_run(cfg, "conditional", "sft.lr=3e-5", 0).settings.sft.lr == 3e-5
+    assert make_run(cfg, "rloo", "lr=1e-5 beta=0.02", seed=0).settings.beta == 0.02
+    assert make_run(cfg, "conditional", "sft.lr=3e-5", seed=0).settings.sft.lr == 3e-5
     with pytest.raises(C.ConfigError, match="kl_cof"):
-        make_run(cfg, "ppo", "kl_cof=0.2", 0)
+        make_run(cfg, "ppo", "kl_cof=0.2", seed=0)
     with pytest.raises(C.ConfigError, match="lr"):
-        make_run(cfg, "dpo", "lr=fast", 0)
+        make_run(cfg, "dpo", "lr=fast", seed=0)
 
 
 def _synthetic_store(out):
@@ -157,7 +157,9 @@ def test_report_writes_the_fixed_schema_with_intervals(tmp_path):
         "kl": "exact",
         "n_boot": 200,
     }
-    paths = write_report(tmp_path, rows, {"conditional": ceiling}, protocol, "condtune bench x")
+    paths = write_report(
+        tmp_path, rows, ceilings={"conditional": ceiling}, protocol=protocol, command="condtune bench x"
+    )
     for p in paths.values():
         assert p.exists() and p.stat().st_size > 0, p
     s = json.loads(paths["summary.json"].read_text())

@@ -30,7 +30,7 @@ CHROMIUM_ARGS = [
 
 def task_items(model: str = "tiny", prompts=PROMPTS, completions=COMPLETIONS) -> list[TaskItem]:
     return [
-        TaskItem(make_item_id(model, p, j, c), p, c, model, j)
+        TaskItem(make_item_id(model, p, sample_index=j, completion=c), p, c, model, j)
         for p, cs in zip(prompts, completions)
         for j, c in enumerate(cs)
     ]

@@ -96,7 +96,7 @@ def test_form_shape_is_checked(client, store):
 
 
 def test_unknown_item_with_a_valid_token_is_404(client, store, server):
-    token = page_token(server.secret, "alice", "score", "nope")
+    token = page_token(server.secret, rater="alice", mode="score", target="nope")
     status, body, _ = client.post({"rater": "alice", "mode": "score", "target": "nope", "value": "1", "token": token})
     assert status == 404 and "no item" in body and _counts(store) == (0, 0)
 

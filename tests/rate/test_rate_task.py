@@ -28,10 +28,17 @@ def test_round_trip_and_card(tmp_path):
 
 
 def test_item_ids_are_stable_and_distinct():
-    a = make_item_id("m", "p", 0, "text")
-    assert a == make_item_id("m", "p", 0, "text")
+    a = make_item_id("m", "p", sample_index=0, completion="text")
+    assert a == make_item_id("m", "p", sample_index=0, completion="text")
     assert (
-        len({a, make_item_id("m2", "p", 0, "text"), make_item_id("m", "p", 1, "text"), make_item_id("m", "p", 0, "t")})
+        len(
+            {
+                a,
+                make_item_id("m2", "p", sample_index=0, completion="text"),
+                make_item_id("m", "p", sample_index=1, completion="text"),
+                make_item_id("m", "p", sample_index=0, completion="t"),
+            }
+        )
         == 4
     )
 

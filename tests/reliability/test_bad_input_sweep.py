@@ -475,7 +475,7 @@ def build_world(root: Path, lm: Path, enc: Path) -> World:
     scorer = Scorer.new(str(enc), "regression", "item").save(root / "scorer")
     model, tok = load_causal_lm(lm)
     card = TagCard(Binning(edges=[0.0], centers=[-1.0, 1.0], counts=[4, 4]), TagFormat(), {"domain": ["book", "movie"]})
-    policy = save_policy(model, tok, card, root / "policy", str(lm))
+    policy = save_policy(model, tok, card, out_dir=root / "policy", base=str(lm))
     small = root / "small"
     small.mkdir()
     (small / "ratings.jsonl").write_text(jl(*GOOD_RATINGS))
@@ -492,7 +492,8 @@ def build_world(root: Path, lm: Path, enc: Path) -> World:
     write_tagged(df, tcard, small / "tagged.jsonl")
     (small / "prompts.txt").write_text("Review:\nTweet:\n")
     items = [
-        TaskItem(make_item_id("m", "Review:", j, c), "Review:", c, "m", j) for j, c in enumerate(["Fine.", "Bad."])
+        TaskItem(make_item_id("m", "Review:", sample_index=j, completion=c), "Review:", c, "m", j)
+        for j, c in enumerate(["Fine.", "Bad."])
     ]
     (small / "tasks.jsonl").write_text(jl(*[vars(i) for i in items]))
     write_json(small / "tasks.card.json", {"scale": {"min": -4, "max": 4}, "models": ["m"]})

@@ -57,7 +57,9 @@ def test_a_saved_scorer_and_policy_follow_the_umask(tmp_path, tiny_encoder, tiny
 
     scorer = Scorer.new(str(tiny_encoder), "regression", "item").save(tmp_path / "scorer")
     model, tok = load_causal_lm(tiny_lm)
-    policy = save_policy(model, tok, TagCard(Binning([0.0], [-1.0, 1.0])), tmp_path / "policy", str(tiny_lm))
+    policy = save_policy(
+        model, tok, TagCard(Binning([0.0], [-1.0, 1.0])), out_dir=tmp_path / "policy", base=str(tiny_lm)
+    )
     for root in (scorer, policy):
         assert mode(root) == 0o750
         for p in root.rglob("*"):
@@ -70,7 +72,7 @@ def test_a_saved_scorer_and_policy_follow_the_umask(tmp_path, tiny_encoder, tiny
 
 def _task(tmp_path, name="tasks.jsonl"):
     items = [
-        TaskItem(make_item_id("m", p, j, c), p, c, "m", j)
+        TaskItem(make_item_id("m", p, sample_index=j, completion=c), p, c, "m", j)
         for p, cs in [("Review:", ["Lovely.", "Dull."]), ("Tweet:", ["Rain again.", "Coffee!"])]
         for j, c in enumerate(cs)
     ]

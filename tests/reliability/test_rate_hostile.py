@@ -24,7 +24,8 @@ FORM = "Content-Type: application/x-www-form-urlencoded\r\n"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     items = [
-        TaskItem(make_item_id("m", "Review:", j, c), "Review:", c, "m", j) for j, c in enumerate(["Good.", "Bad."])
+        TaskItem(make_item_id("m", "Review:", sample_index=j, completion=c), "Review:", c, "m", j)
+        for j, c in enumerate(["Good.", "Bad."])
     ]
     store = Store(tmp_path_factory.mktemp("hostile") / "r.sqlite")
     store.set_scale(-4, 4)
@@ -60,7 +61,7 @@ def _status(response: bytes) -> int | None:
 def _post_form(server) -> str:
     """A well-formed score post for ann (a real token): the requests below each break one thing about it."""
     item = server.store.next_item("ann").item_id
-    token = page_token(server.secret, "ann", "score", item)
+    token = page_token(server.secret, rater="ann", mode="score", target=item)
     return urlencode({"rater": "ann", "mode": "score", "target": item, "token": token})
 
 

@@ -26,7 +26,9 @@ COMPLETIONS = ["Lovely.", "Dull.", "Fine, I guess.", "Awful!"]
 
 def _task(tmp_path: Path) -> Path:
     items = [
-        TaskItem(make_item_id("m", p, j, c), p, c, "m", j) for p in PROMPTS for j, c in enumerate(COMPLETIONS)
+        TaskItem(make_item_id("m", p, sample_index=j, completion=c), p, c, "m", j)
+        for p in PROMPTS
+        for j, c in enumerate(COMPLETIONS)
     ]  # 32 items, 48 pairs
     path = write_jsonl(tmp_path / "tasks.jsonl", (asdict(i) for i in items))
     write_json(card_path(path), {"scale": {"min": -4, "max": 4}})

@@ -32,7 +32,7 @@ def saved_policy(tmp_path_factory, tiny_lm) -> Path:
 
     model, tok = load_causal_lm(tiny_lm)
     card = TagCard(Binning(edges=[0.0], centers=[-1.0, 1.0], counts=[1, 1]), TagFormat())
-    return save_policy(model, tok, card, tmp_path_factory.mktemp("p") / "policy", str(tiny_lm))
+    return save_policy(model, tok, card, out_dir=tmp_path_factory.mktemp("p") / "policy", base=str(tiny_lm))
 
 
 def _error_line(err: str, job: str) -> str:

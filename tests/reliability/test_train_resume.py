@@ -29,7 +29,7 @@ def _train(tiny_lm, out, completions, overwrite=False, **kw):
     df, card = _data(completions)
     model, tok = load_causal_lm(tiny_lm)
     s = SFTSettings(**{"max_steps": 2, "batch_size": 4, "lr": 1e-3, "max_length": 32, "save_steps": 1, **kw})
-    return train_conditional(model, tok, df, card, s, out, str(tiny_lm), overwrite=overwrite)
+    return train_conditional(model, tok, df, card=card, s=s, out_dir=out, base=str(tiny_lm), overwrite=overwrite)
 
 
 def test_another_runs_folder_is_refused_unless_overwrite(tmp_path, tiny_lm):
