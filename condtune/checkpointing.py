@@ -88,6 +88,10 @@ def changed_keys(old: dict, new: dict) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
+NOT_THE_RUN = ("report_to",)
+"""settings that say where a run is logged, not what it trains: never part of its identity"""
+
+
 def claim_run(
     out_dir: str | Path,
     identity: dict,
@@ -101,9 +105,11 @@ def claim_run(
     settings) in ``out_dir/run.json`` on its first run; a rerun with the same identity resumes there.
     A folder of another run (another identity, or ``outputs`` from a run that recorded none) is a
     :class:`ConfigError` naming what changed, unless ``overwrite``: then those ``outputs`` (files or
-    folders, relative to ``out_dir``) are removed first."""
+    folders, relative to ``out_dir``) are removed first. Top-level keys in :data:`NOT_THE_RUN`
+    (where the run is logged) are left out of the record."""
     out_dir = Path(out_dir)
     path = out_dir / RUN_RECORD
+    identity = {k: v for k, v in identity.items() if k not in NOT_THE_RUN}
     identity = json.loads(json.dumps(identity))  # as it reads back from disk
     if path.exists():
         old = read_json(path)

@@ -222,6 +222,7 @@ def train_conditional(
     callbacks: list | None = None,
     ref_model=None,
     overwrite: bool = False,
+    report_to: str = "none",
 ) -> dict:
     """Fine-tune ``model`` on the tagged rows of ``df``; save the policy with its card; return stats.
 
@@ -230,7 +231,8 @@ def train_conditional(
     With ``s.kl_coef > 0`` the KL term's reference is ``ref_model`` (default: a frozen copy of
     ``model`` as it is passed in, before the tags are added). Rerunning into ``out_dir`` resumes the
     same run from its latest complete checkpoint; another run's folder is an error unless
-    ``overwrite`` (see :func:`condtune.checkpointing.claim_run`).
+    ``overwrite`` (see :func:`condtune.checkpointing.claim_run`). ``report_to`` (see
+    :mod:`condtune.tracking`) logs the loss to TensorBoard or W&B; it is not part of the run.
     """
     from trl import SFTConfig, SFTTrainer
 
@@ -251,6 +253,8 @@ def train_conditional(
     args = trainer_args(
         SFTConfig,
         output_dir=str(out_dir / "checkpoints"),
+        report_to=report_to,
+        run_name=out_dir.name,
         max_steps=s.max_steps,
         per_device_train_batch_size=s.batch_size,
         learning_rate=s.lr,

@@ -25,6 +25,7 @@ from condtune.checkpointing import claim_run, latest_checkpoint
 from condtune.data import DataError, PointwiseSpec, load_pairwise, load_pointwise, to_items
 from condtune.io import read_json, write_json
 from condtune.modeling import model_dir
+from condtune.tracking import check_report_to
 
 log = logging.getLogger("condtune.dpo")
 
@@ -45,6 +46,11 @@ class DPOJobConfig:
     """seed of the pairing and of training"""
     out: str = "runs/dpo"
     """output folder: step_N policies, summary.json, the trainer's checkpoints (rerunning resumes there)"""
+    report_to: str = "none"
+    """log training metrics: none | tensorboard (under out/checkpoints/runs) | wandb"""
+
+    def __post_init__(self):
+        check_report_to(self.report_to)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     # train: trl's DPOTrainer, snapshots at dpo.checkpoints
-    ckpts = train_dpo(base, pairs, cfg.dpo, out_dir=out, seed=cfg.seed)
+    ckpts = train_dpo(base, pairs, cfg.dpo, out_dir=out, seed=cfg.seed, report_to=cfg.report_to)
 
     # save: the run's summary beside the policies
     final = max(ckpts, key=lambda c: c.step)

@@ -26,6 +26,7 @@ from condtune.io import read_json, write_json
 from condtune.modeling import model_dir
 from condtune.sampling import SamplingConfig
 from condtune.scorer import Scorer
+from condtune.tracking import check_report_to
 
 log = logging.getLogger("condtune.rloo")
 
@@ -46,6 +47,11 @@ class RLOOJobConfig:
     """training seed"""
     out: str = "runs/rloo"
     """output folder: step_N policies, summary.json, the trainer's checkpoints (rerunning resumes there)"""
+    report_to: str = "none"
+    """log training metrics: none | tensorboard (under out/checkpoints/runs) | wandb"""
+
+    def __post_init__(self):
+        check_report_to(self.report_to)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +80,16 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     # train: trl's RLOOTrainer, snapshots at rloo.checkpoints with their cost
-    ckpts = train_rloo(base, prompts, scorer.score_pairs, s=s, sampling=cfg.sampling, out_dir=out, seed=cfg.seed)
+    ckpts = train_rloo(
+        base,
+        prompts,
+        scorer.score_pairs,
+        s=s,
+        sampling=cfg.sampling,
+        out_dir=out,
+        seed=cfg.seed,
+        report_to=cfg.report_to,
+    )
 
     # save: the run's summary beside the policies
     final = max(ckpts, key=lambda c: c.step)

@@ -28,6 +28,7 @@ from condtune.online import OnlineSettings, run_online
 from condtune.policy import SFTSettings, train_conditional
 from condtune.relabel import TagCard
 from condtune.sampling import SamplingConfig
+from condtune.tracking import check_report_to
 
 log = logging.getLogger("condtune.train")
 
@@ -54,12 +55,15 @@ class TrainConfig:
     """prompts per online round, drawn from the data's prompts as they occur (a prompt may repeat)"""
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_new_tokens=48))
     """how each online round samples"""
+    report_to: str = "none"
+    """log the SFT's loss: none | tensorboard (under out/checkpoints/runs) | wandb"""
 
     def __post_init__(self):
         if self.max_examples < 0:
             raise ValueError(f"max_examples={self.max_examples}: use 0 (all rows) or a positive count")
         if self.online_prompts < 1:
             raise ValueError(f"online_prompts={self.online_prompts}: use at least 1 prompt per online round")
+        check_report_to(self.report_to)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,7 +92,15 @@ def main(argv: list[str] | None = None) -> int:
         cfg.sft.batch_size,
     )
     stats = train_conditional(
-        model, tokenizer, df, card=card, s=cfg.sft, out_dir=cfg.out, base=cfg.model, overwrite=cfg.overwrite
+        model,
+        tokenizer,
+        df,
+        card=card,
+        s=cfg.sft,
+        out_dir=cfg.out,
+        base=cfg.model,
+        overwrite=cfg.overwrite,
+        report_to=cfg.report_to,
     )
     write_json(f"{cfg.out}/train_stats.json", {"stats": stats, "config": C.to_dict(cfg)})
     print(

@@ -82,6 +82,7 @@ def train_dpo(
     out_dir: str | Path,
     seed: int = 0,
     setting: str = "default",
+    report_to: str = "none",
 ) -> list[Checkpoint]:
     """Full fine-tune with trl's DPOTrainer; resumes from its latest checkpoint in ``out_dir``."""
     import datasets
@@ -104,6 +105,8 @@ def train_dpo(
     args = trainer_args(
         DPOConfig,
         output_dir=str(out / "checkpoints"),
+        report_to=report_to,
+        run_name=out.name,
         max_steps=steps[-1],
         per_device_train_batch_size=s.batch_size,
         learning_rate=s.lr,

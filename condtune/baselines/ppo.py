@@ -41,7 +41,9 @@ from condtune.baselines.ppo_models import ActorCritic, build_models, lm_logits
 from condtune.baselines.ppo_report import append_metrics, print_samples, truncate_metrics
 from condtune.baselines.ppo_rewards import RewardFn, as_scores
 from condtune.baselines.rl_math import response_mask_after_eos
+from condtune.config import to_dict
 from condtune.modeling import autocast
+from condtune.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +250,7 @@ def train(state: PPOState, prompts: Sequence[str], reward_fn: RewardFn, *, cfg: 
     from tqdm.auto import tqdm
 
     metrics_path = Path(cfg.output_dir) / "metrics.jsonl"
+    tracker = Tracker(cfg.report_to, cfg.output_dir, config=to_dict(cfg))
     rows: list[dict] = []
     bar = tqdm(total=cfg.total_updates, initial=state.step, desc="ppo", unit="update", disable=not cfg.progress)
     while state.step < cfg.total_updates:
@@ -255,6 +258,7 @@ def train(state: PPOState, prompts: Sequence[str], reward_fn: RewardFn, *, cfg: 
         row = {"step": state.step, **metrics}
         rows.append(row)
         append_metrics(metrics_path, row)
+        tracker.log(row, step=state.step)
         bar.update(1)
         bar.set_postfix(score=f"{metrics[M.METRIC_SCORES]:.3f}", kl=f"{metrics[M.METRIC_KL]:.2f}")
         if cfg.sample_every and state.step % cfg.sample_every == 0:
@@ -262,4 +266,5 @@ def train(state: PPOState, prompts: Sequence[str], reward_fn: RewardFn, *, cfg: 
         if state.step % cfg.save_every == 0 or state.step == cfg.total_updates:
             save_checkpoint(state, cfg)
     bar.close()
+    tracker.close()
     return rows

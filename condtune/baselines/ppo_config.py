@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from condtune.modeling import LORA_ATTENTION
+from condtune.tracking import check_report_to
 
 
 @dataclass
@@ -82,6 +83,8 @@ class PPOConfig:
     """bf16 autocast (default: on when the CPU/GPU supports it)"""
     threads: int = 0
     """torch CPU threads (0 = torch default)"""
+    report_to: str = "none"
+    """log each update's metrics: none | tensorboard (under output_dir/tensorboard) | wandb"""
     save_every: int = 10
     """checkpoint every this many updates (and at the end)"""
     keep_checkpoints: int = 1
@@ -94,6 +97,7 @@ class PPOConfig:
     """tqdm progress bar with an ETA"""
 
     def __post_init__(self) -> None:
+        check_report_to(self.report_to)
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0 for PPO sampling, got {self.temperature}")
         if self.batch_size % self.mini_batch_size:

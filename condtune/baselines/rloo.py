@@ -71,6 +71,7 @@ def train_rloo(
     out_dir: str | Path,
     seed: int = 0,
     setting: str = "default",
+    report_to: str = "none",
 ) -> list[Checkpoint]:
     """Full fine-tune with trl's RLOOTrainer on ``prompts``; resumes from its latest checkpoint."""
     import datasets
@@ -86,6 +87,8 @@ def train_rloo(
     args = trainer_args(
         RLOOConfig,
         output_dir=str(out / "checkpoints"),
+        report_to=report_to,
+        run_name=out.name,
         max_steps=steps[-1],
         per_device_train_batch_size=s.batch_size,
         num_generations=s.num_generations,
