@@ -234,18 +234,21 @@ def train_conditional(
     ``overwrite`` (see :func:`condtune.checkpointing.claim_run`). ``report_to`` (see
     :mod:`condtune.tracking`) logs the loss to TensorBoard or W&B; it is not part of the run.
     """
+    from accelerate import PartialState
     from trl import SFTConfig, SFTTrainer
 
     from condtune.trl_compat import trainer_args
 
     out_dir = Path(out_dir)
-    claim_run(
-        out_dir,
-        run_identity(df, card, s, base=base),
-        "training",
-        overwrite=overwrite,
-        outputs=(CHECKPOINTS, POLICY_CARD),
-    )
+    processes = PartialState()  # one process, or each of `accelerate launch` / torchrun's
+    with processes.main_process_first():  # the main process claims (or clears) the folder; the others then agree
+        claim_run(
+            out_dir,
+            run_identity(df, card, s, base=base),
+            "training",
+            overwrite=overwrite,
+            outputs=(CHECKPOINTS, POLICY_CARD),
+        )
     ref = (
         (ref_model if ref_model is not None else copy.deepcopy(model)) if s.kl_coef > 0 or s.entropy_coef > 0 else None
     )
@@ -266,6 +269,7 @@ def train_conditional(
         save_total_limit=2,
         seed=s.seed,
         completion_only_loss=True,
+        ddp_find_unused_parameters=False,  # every trained weight is used (LoRA, frozen embeddings included)
         shuffle_dataset=True,
         dataset_num_proc=None,
         disable_tqdm=False,
@@ -311,10 +315,16 @@ def train_conditional(
         )
     t0 = time.time()
     resume = latest_checkpoint(out_dir)
+    if resume:
+        log.info("resuming the run in %s from %s", out_dir, resume.name)
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.time() - t0
     final = trainer.model.merge_and_unload() if s.lora_r else trainer.model
-    save_policy(final, tokenizer, card, out_dir=out_dir, base=base)
+    # several processes: every one takes part in gathering the weights (FSDP shards them), one writes
+    gathered = trainer.accelerator.get_state_dict(trainer.model_wrapped) if processes.num_processes > 1 else None
+    if processes.is_main_process:
+        save_policy(final, tokenizer, card, out_dir=out_dir, base=base, state_dict=None if s.lora_r else gathered)
+    processes.wait_for_everyone()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
         "train_seconds": seconds,
@@ -325,12 +335,15 @@ def train_conditional(
     }
 
 
-def save_policy(model, tokenizer, card: TagCard, *, out_dir: str | Path, base: str) -> Path:
-    """Write the weights, tokenizer and the policy card; the card goes last (it marks completion)."""
+def save_policy(
+    model, tokenizer, card: TagCard, *, out_dir: str | Path, base: str, state_dict: dict | None = None
+) -> Path:
+    """Write the weights (``state_dict`` when given: the gathered weights of a sharded run), the
+    tokenizer and the policy card; the card goes last (it marks completion)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with umask_modes(out_dir):  # safetensors writes 0600 files; the policy's follow the umask
-        model.save_pretrained(out_dir)
+        model.save_pretrained(out_dir, state_dict=state_dict)
         tokenizer.save_pretrained(out_dir)
     write_json(out_dir / POLICY_CARD, {"base_model": base, **card.to_dict()})
     return out_dir
