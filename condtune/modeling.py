@@ -132,6 +132,14 @@ def autocast(enabled: bool | None = None):
     return torch.autocast(device_type=device, dtype=torch.bfloat16)
 
 
+def processes():
+    """The processes of this job (accelerate's ``PartialState``): one, or each of a data-parallel launch
+    (``accelerate launch`` / ``torchrun``), over gloo on CPU and NCCL on GPUs."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 

@@ -24,7 +24,7 @@ from condtune.checkpointing import CHECKPOINTS, claim_run, latest_checkpoint
 from condtune.config import check_ranges
 from condtune.data import table_digest
 from condtune.io import umask_modes, write_json
-from condtune.modeling import LORA_ATTENTION_MLP, lora_config
+from condtune.modeling import LORA_ATTENTION_MLP, lora_config, processes
 from condtune.relabel import TagCard
 
 ALT_COLUMNS = ("alt_input_ids", "alt_labels", "alt_weight")
@@ -234,14 +234,20 @@ def train_conditional(
     ``overwrite`` (see :func:`condtune.checkpointing.claim_run`). ``report_to`` (see
     :mod:`condtune.tracking`) logs the loss to TensorBoard or W&B; it is not part of the run.
     """
-    from accelerate import PartialState
     from trl import SFTConfig, SFTTrainer
 
     from condtune.trl_compat import trainer_args
 
     out_dir = Path(out_dir)
-    processes = PartialState()  # one process, or each of `accelerate launch` / torchrun's
-    with processes.main_process_first():  # the main process claims (or clears) the folder; the others then agree
+    procs = processes()  # one process, or each of `accelerate launch` / torchrun's
+    if procs.num_processes > 1:
+        log.info(
+            "conditional SFT: process %d of %d, %d rows a step in all",
+            procs.process_index + 1,
+            procs.num_processes,
+            s.batch_size * procs.num_processes,
+        )
+    with procs.main_process_first():  # the main process claims (or clears) the folder; the others then agree
         claim_run(
             out_dir,
             run_identity(df, card, s, base=base),
@@ -321,10 +327,10 @@ def train_conditional(
     seconds = time.time() - t0
     final = trainer.model.merge_and_unload() if s.lora_r else trainer.model
     # several processes: every one takes part in gathering the weights (FSDP shards them), one writes
-    gathered = trainer.accelerator.get_state_dict(trainer.model_wrapped) if processes.num_processes > 1 else None
-    if processes.is_main_process:
+    gathered = trainer.accelerator.get_state_dict(trainer.model_wrapped) if procs.num_processes > 1 else None
+    if procs.is_main_process:
         save_policy(final, tokenizer, card, out_dir=out_dir, base=base, state_dict=None if s.lora_r else gathered)
-    processes.wait_for_everyone()
+    procs.wait_for_everyone()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
         "train_seconds": seconds,

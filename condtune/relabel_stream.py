@@ -4,17 +4,24 @@ resuming after an interruption from the last complete shard.
 ``out`` is a folder::
 
     out/shard-00000.parquet ...       tagged rows, shard_rows each (.jsonl when out ends in .jsonl)
-    out/relabel_manifest.json         which shards are complete (rows, bin counts, tag values), the bins
+    out/relabel_manifest.json         the bins, and once the run is done the shards in order (rows, bin counts, tags)
     out/run.json                      what the run is (input, scorer, bins, settings): see claim_run
-    out/.relabel/scores-00000.npy     pass 1's scores of each shard (8 bytes a row)
-    out/.relabel/rowhash-00000.npy    each tagged shard's row hashes, for the card's digest (8 bytes a row)
+    out/.relabel/scores-00000.npy     a shard's scores (8 bytes a row): written once it is scored
+    out/.relabel/rowhash-00000.npy    a tagged shard's row hashes, for the card's digest (8 bytes a row)
+    out/.relabel/tagged-00000.json    a shard's entry (rows, bin counts, tag values): written once it is tagged
     out.card.json                     written last; describes all the shards (row count and digest)
 
 Bins: with ``binning`` (e.g. from ``edges_from``) one pass scores and tags each shard. Without,
 pass 1 scores every shard into ``.relabel/scores-*.npy``, the bins are fit on all the scores, and
 pass 2 reads the input again and tags each shard with its saved scores (no second scoring).
-Every file is written atomically and the manifest after each shard, so a rerun of the same command
-skips the shards it lists. Memory holds one shard of rows plus all scores (8 bytes a row).
+Every file is written atomically, and a shard's score and tagged files mark it done, so a rerun of
+the same command skips the shards already done. Memory holds one shard of rows plus all scores
+(8 bytes a row).
+
+Under ``accelerate launch`` (or torchrun) each of N processes scores and tags the shards i with
+i mod N = its rank, every process reading the input; the main process fits the bins on all the
+scores and writes the manifest and the card. One process behaves as without a launcher, and a
+run may resume with another number of processes.
 
 The card's ``n_rows`` and ``data_digest`` are those :func:`condtune.data.table_digest` gives for the
 shards read back in order as one table (:func:`read_shards`), so ``condtune train data=<out>`` checks a
@@ -39,6 +46,7 @@ from condtune.checkpointing import claim_run
 from condtune.config import ConfigError
 from condtune.data import DIGEST_COLUMNS, DataError, check_text, require_columns, write_table
 from condtune.io import atomic_path, read_json, write_json
+from condtune.modeling import processes
 from condtune.relabel import TagCard, card_path, relabel
 from condtune.tags import Binning, TagFormat
 
@@ -171,6 +179,7 @@ def relabel_stream(
     last to ``out.card.json``. The same rows, scores, bins and tags as :func:`condtune.relabel.relabel`
     on the whole table; rerunning the same call after an interruption resumes from the last complete
     shard; another run's folder is an error unless ``overwrite``."""
+    procs = processes()  # one process, or each of a data-parallel launch
     out = Path(out)
     if batch_rows < 1 or shard_rows < 1:
         raise ConfigError(f"batch_rows={batch_rows}, shard_rows={shard_rows}: both must be >= 1")
@@ -194,15 +203,38 @@ def relabel_stream(
         "tag_format": [tag_format.style, tag_format.score_name],
         "shards": [shard_rows, fmt],
     }
-    old_shards = sorted(p.name for p in out.glob("shard-*.*")) if out.is_dir() else []
-    claim_run(out, identity, "relabel", overwrite=overwrite, outputs=(MANIFEST, STATE_DIR, *old_shards))
-    card_path(out).unlink(missing_ok=True)  # rewritten last: never an old card beside new shards
-    (out / STATE_DIR).mkdir(exist_ok=True)
-    mpath = out / MANIFEST
-    manifest = read_json(mpath) if mpath.exists() else {"shard_rows": shard_rows, "scored": [], "tagged": []}
-    if manifest["tagged"] or manifest["scored"]:
-        log.info("%s: resuming (%d shards scored, %d tagged)", out, len(manifest["scored"]), len(manifest["tagged"]))
+    mpath, state = out / MANIFEST, out / STATE_DIR
+    with procs.main_process_first():  # the main process claims (or clears) the folder; the others then agree
+        old_shards = sorted(p.name for p in out.glob("shard-*.*")) if out.is_dir() else []
+        claim_run(out, identity, "relabel", overwrite=overwrite, outputs=(MANIFEST, STATE_DIR, *old_shards))
+        if procs.is_main_process:
+            card_path(out).unlink(missing_ok=True)  # rewritten last: never an old card beside new shards
+            state.mkdir(exist_ok=True)
+            if not mpath.exists():
+                write_json(mpath, {"shard_rows": shard_rows, "binning": None, "tagged": []})
+    scored, tagged = len(list(state.glob("scores-*.npy"))), len(list(state.glob("tagged-*.json")))
+    if scored or tagged:
+        log.info("%s: resuming (%d shards scored, %d tagged)", out, scored, tagged)
     total = input_total(Path(data)) if str(data) != "vader" else None
+    quiet = not procs.is_local_main_process
+    if procs.num_processes > 1:
+        log.info(
+            "relabel: process %d of %d takes shards %d, %d + %d, ...",
+            procs.process_index + 1,
+            procs.num_processes,
+            procs.process_index,
+            procs.process_index,
+            procs.num_processes,
+        )
+
+    def mine(i: int) -> bool:
+        return i % procs.num_processes == procs.process_index
+
+    def scores_file(i: int) -> Path:
+        return state / f"scores-{i:05d}.npy"
+
+    def tagged_file(i: int) -> Path:
+        return state / f"tagged-{i:05d}.json"
 
     def shards() -> Iterator[tuple[int, pd.DataFrame]]:
         return enumerate(iter_shards(iter_batches(data, batch_rows, domains), shard_rows))
@@ -227,45 +259,46 @@ def relabel_stream(
         )
 
     # pass 1 (no bins given): every shard's scores, then the bins from all of them
-    if binning is None and manifest.get("binning") is None:
-        with tqdm(total=total, desc="relabel: scoring", unit="row") as bar:
+    if binning is None and read_json(mpath).get("binning") is None:
+        n_shards = 0
+        with tqdm(total=total, desc="relabel: scoring", unit="row", disable=quiet) as bar:
             for i, raw in shards():
-                if i < len(manifest["scored"]):
+                n_shards += 1
+                if not mine(i) or scores_file(i).exists():
                     bar.update(len(raw))
                     continue
-                s = score(prepared(i, raw), bar)
-                _save_npy(out / STATE_DIR / f"scores-{i:05d}.npy", s)
-                manifest["scored"].append(len(s))
-                write_json(mpath, manifest)
-        if not manifest["scored"]:
+                _save_npy(scores_file(i), score(prepared(i, raw), bar))
+        procs.wait_for_everyone()
+        if not n_shards:
             raise DataError(data, "no rows")
-        scores = np.concatenate(
-            [np.load(out / STATE_DIR / f"scores-{i:05d}.npy") for i in range(len(manifest["scored"]))]
-        )
-        try:
-            fitted = Binning.fit(scores, k=k, method=method)
-        except ValueError as exc:
-            raise ConfigError(
-                f"k={k}: the scorer gives the {len(scores)} rows of {data} {len(np.unique(scores))} distinct scores, "
-                f"which cannot fill {k} {method} bins ({exc}); use a smaller k (or binning=uniform)"
-            ) from None
-        del scores
-        manifest["binning"] = fitted.to_dict()
-        write_json(mpath, manifest)
+        if procs.is_main_process:
+            scores = np.concatenate([np.load(scores_file(i)) for i in range(n_shards)])
+            try:
+                fitted = Binning.fit(scores, k=k, method=method)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"k={k}: the scorer gives the {len(scores)} rows of {data} {len(np.unique(scores))} distinct "
+                    f"scores, which cannot fill {k} {method} bins ({exc}); use a smaller k (or binning=uniform)"
+                ) from None
+            del scores
+            write_json(mpath, {**read_json(mpath), "binning": fitted.to_dict()})
+        procs.wait_for_everyone()
     if binning is None:
-        binning = Binning.from_dict(manifest["binning"])
+        binning = Binning.from_dict(read_json(mpath)["binning"])
     binning = copy.deepcopy(binning)
 
     # pass 2 (or the only pass): tag each shard, with its saved scores or scoring it now
-    desc = "relabel: tagging" if manifest["scored"] else "relabel: scoring"
-    with tqdm(total=total, desc=desc, unit="row") as bar:
+    desc = "relabel: tagging" if scores_file(0).exists() else "relabel: scoring"
+    n_shards = 0
+    with tqdm(total=total, desc=desc, unit="row", disable=quiet) as bar:
         for i, raw in shards():
-            if i < len(manifest["tagged"]):
+            n_shards += 1
+            if not mine(i) or tagged_file(i).exists():
                 bar.update(len(raw))
                 continue
             df = prepared(i, raw)
-            if i < len(manifest["scored"]):
-                scores = np.load(out / STATE_DIR / f"scores-{i:05d}.npy")
+            if scores_file(i).exists():
+                scores = np.load(scores_file(i))
                 if len(scores) != len(df):
                     raise DataError(
                         data,
@@ -287,29 +320,35 @@ def relabel_stream(
                 scores=scores,
             )
             name = shard_name(i, fmt)
-            _save_npy(out / STATE_DIR / f"rowhash-{i:05d}.npy", row_hashes(tagged))
+            _save_npy(state / f"rowhash-{i:05d}.npy", row_hashes(tagged))
             _write_shard(tagged, out / name, fmt)
             counts = np.bincount(tagged["score_bin"].to_numpy(), minlength=binning.k)
             attrs = {c: sorted(map(str, tagged[c].unique())) for c in tag_columns}
-            manifest["tagged"].append({"file": name, "rows": len(tagged), "counts": counts.tolist(), "attrs": attrs})
-            write_json(mpath, manifest)
-    if not manifest["tagged"]:
+            write_json(tagged_file(i), {"file": name, "rows": len(tagged), "counts": counts.tolist(), "attrs": attrs})
+    if not n_shards:
         raise DataError(data, "no rows")
+    procs.wait_for_everyone()
+    if not procs.is_main_process:
+        procs.wait_for_everyone()  # the main process writes the manifest and the card
+        return TagCard.load(out)
 
-    # the card, last: all shards' rows, digest, bin counts and tag values
+    # the manifest and the card, last: all shards' rows, digest, bin counts and tag values
+    entries = [read_json(tagged_file(i)) for i in range(n_shards)]
+    write_json(mpath, {**read_json(mpath), "tagged": entries})
     digest = hashlib.sha256()
-    for i in range(len(manifest["tagged"])):
-        digest.update(np.load(out / STATE_DIR / f"rowhash-{i:05d}.npy").tobytes())
-    binning.counts = [int(c) for c in np.sum([s["counts"] for s in manifest["tagged"]], axis=0)]
-    attrs = {c: sorted({v for s in manifest["tagged"] for v in s["attrs"][c]}) for c in tag_columns}
+    for i in range(n_shards):
+        digest.update(np.load(state / f"rowhash-{i:05d}.npy").tobytes())
+    binning.counts = [int(c) for c in np.sum([s["counts"] for s in entries], axis=0)]
+    attrs = {c: sorted({v for s in entries for v in s["attrs"][c]}) for c in tag_columns}
     card = TagCard(
         binning=binning,
         tag_format=tag_format,
         attributes=attrs,
         scorer=scorer_name,
         scorer_meta=meta,
-        n_rows=sum(s["rows"] for s in manifest["tagged"]),
+        n_rows=sum(s["rows"] for s in entries),
         data_digest=digest.hexdigest()[:16],
     )
     write_json(card_path(out), card.to_dict())
+    procs.wait_for_everyone()
     return card

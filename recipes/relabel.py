@@ -17,6 +17,7 @@ from typing import Literal
 from condtune import config as C
 from condtune.data import check_table_output, load_corpus
 from condtune.io import read_json
+from condtune.modeling import processes
 from condtune.relabel import TagCard, card_path, relabel, write_tagged
 from condtune.relabel_stream import MANIFEST, relabel_stream
 from condtune.scorer import Scorer
@@ -63,6 +64,9 @@ class RelabelConfig:
 
 def main(argv: list[str] | None = None) -> int:
     cfg = C.parse(RelabelConfig, sys.argv[1:] if argv is None else argv)
+    procs = processes()  # `accelerate launch -m condtune relabel stream=true`: shards split over processes
+    if procs.num_processes > 1 and not cfg.stream:
+        raise C.ConfigError(f"several processes ({procs.num_processes}) relabel with stream=true only")
     if not cfg.stream:  # in memory; stream=true reads, scores and writes in batches, never the whole dataset
         check_table_output(cfg.out)  # before scoring: a folder or an unknown suffix there would fail only at the end
         df = load_corpus(
@@ -91,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             shard_rows=cfg.shard_rows,
             overwrite=cfg.overwrite,
         )
+        if not procs.is_main_process:
+            return 0
         n_shards = len(read_json(Path(cfg.out) / MANIFEST)["tagged"])
         print(f"tagged {card.n_rows} rows -> {cfg.out}/ ({n_shards} shards; card: {card_path(cfg.out)})")
     else:

@@ -20,12 +20,10 @@ import logging
 import sys
 from dataclasses import dataclass, field
 
-from accelerate import PartialState
-
 from condtune import config as C
 from condtune.data import check_text, read_table, require_columns
 from condtune.io import write_json
-from condtune.modeling import load_causal_lm
+from condtune.modeling import load_causal_lm, processes
 from condtune.online import OnlineSettings, run_online
 from condtune.policy import SFTSettings, train_conditional
 from condtune.relabel import TagCard
@@ -81,9 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         df = df.sample(min(cfg.max_examples, len(df)), random_state=cfg.sft.seed)
     if cfg.online.rounds and not cfg.scorer:
         raise C.ConfigError("online.rounds > 0 needs scorer=<a scorer dir> to rate each round's samples")
-    processes = PartialState()  # `accelerate launch -m condtune train` / torchrun: data-parallel SFT
-    if cfg.online.rounds and processes.num_processes > 1:
-        raise C.ConfigError(f"online.rounds > 0 runs on one process (launched with {processes.num_processes})")
+    procs = processes()  # `accelerate launch -m condtune train` / torchrun: data-parallel SFT
+    if cfg.online.rounds and procs.num_processes > 1:
+        raise C.ConfigError(f"online.rounds > 0 runs on one process (launched with {procs.num_processes})")
     if cfg.online.rounds and card.attributes:
         raise C.ConfigError(
             f"online.rounds > 0: online rounds sample at score targets only, and {cfg.data} also has attribute tags "
@@ -107,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         overwrite=cfg.overwrite,
         report_to=cfg.report_to,
     )
-    if not processes.is_main_process:
+    if not procs.is_main_process:
         return 0
     write_json(f"{cfg.out}/train_stats.json", {"stats": stats, "config": C.to_dict(cfg)})
     print(

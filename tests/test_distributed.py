@@ -46,6 +46,7 @@ def test_two_processes_train_and_resume_to_the_same_weights(tmp_path, tiny_lm):
 
     straight = _launch([*train, f"out={tmp_path / 'straight'}"], tmp_path)
     assert straight.returncode == 0, straight.stderr[-3000:]
+    assert "process 2 of 2, 4 rows a step in all" in straight.stderr  # data-parallel, not two copies
     stats = (tmp_path / "straight" / "train_stats.json").read_text()
     assert '"steps": 6' in stats  # 6 optimiser steps of 2 processes x 2 rows
 
@@ -63,3 +64,31 @@ def test_two_processes_train_and_resume_to_the_same_weights(tmp_path, tiny_lm):
     assert "checkpoint-4" in again.stderr + again.stdout  # it resumed, not restarted
     a, b = _weights(tmp_path / "straight"), _weights(resumed)
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_two_processes_relabel_the_same_shards_as_one(tmp_path, tiny_encoder):
+    import json
+
+    from condtune.cli import main as cli
+    from condtune.data import read_table
+    from condtune.relabel import TagCard
+    from condtune.scorer import Scorer
+
+    Scorer.new(str(tiny_encoder), "regression", "item").save(tmp_path / "scorer")
+    rows = [
+        {"prompt": "Review:", "completion": f"It was {w} ({i}).", "domain": "movie" if i % 3 else "book"}
+        for i, w in enumerate(["good", "bad", "dull", "great", "awful", "fine"] * 15)
+    ]
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["relabel", f"data={data}", f"scorer={tmp_path / 'scorer'}", "stream=true", "k=3", "tag_columns=[domain]"]
+    args += ["batch_rows=8", "shard_rows=16"]  # 90 rows: 6 shards, 3 for each process
+
+    assert cli([*args, f"out={tmp_path / 'one'}"]) == 0
+    two = _launch([*args, f"out={tmp_path / 'two'}"], tmp_path)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "process 2 of 2 takes shards 1, 1 + 2" in two.stderr  # the shards were split, not done twice
+    a, b = read_table(tmp_path / "one"), read_table(tmp_path / "two")
+    assert a["completion"].tolist() == b["completion"].tolist() == [r["completion"] for r in rows]
+    assert (a["score"] - b["score"]).abs().max() < 1e-5 and a["tagged_prompt"].tolist() == b["tagged_prompt"].tolist()
+    assert TagCard.load(tmp_path / "one").to_dict() == TagCard.load(tmp_path / "two").to_dict()

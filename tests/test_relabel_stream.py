@@ -131,7 +131,9 @@ def test_interrupted_run_resumes_without_rescoring(inputs, scorer, reference, tm
     first = CountingScorer(scorer, fail_on=8)  # dies in shard 2 (calls 7-9), after shards 0 and 1 are saved
     with pytest.raises(KeyboardInterrupt):
         relabel_stream(inputs["jsonl"], first, out, **kw)
-    assert json.loads((out / MANIFEST).read_text())["scored"] == [30, 30] and not card_path(out).exists()
+    state = out / ".relabel"
+    assert sorted(f.name for f in state.glob("scores-*")) == ["scores-00000.npy", "scores-00001.npy"]
+    assert json.loads((out / MANIFEST).read_text())["tagged"] == [] and not card_path(out).exists()
     second = CountingScorer(scorer)
     card = relabel_stream(inputs["jsonl"], second, out, **kw)
     assert second.rows == N_ROWS - 60 and second.calls == 7  # finished shards never rescored
