@@ -65,6 +65,19 @@ class Samples:
         return sum(sum(row) for row in self.n_tokens)
 
 
+def gather_samples(part: Samples, procs) -> Samples:
+    """The samples of every process of a data-parallel launch, in prompt order, on every process;
+    ``part`` holds this process's prompts ``process_index::num_processes``. One process: ``part``."""
+    if procs.num_processes == 1:
+        return part
+    from accelerate.utils import gather_object
+
+    rank, world = procs.process_index, procs.num_processes
+    rows = gather_object([(rank + j * world, part.texts[j], part.n_tokens[j]) for j in range(len(part.texts))])
+    rows.sort(key=lambda r: r[0])
+    return Samples(texts=[r[1] for r in rows], n_tokens=[r[2] for r in rows])
+
+
 def trim_at_eos(ids: Sequence[int], eos_id: int | None) -> list[int]:
     """Keep tokens up to and including the first EOS (all of them without one)."""
     ids = list(ids)

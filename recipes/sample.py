@@ -20,7 +20,7 @@ from pathlib import Path
 from condtune import config as C
 from condtune.artifacts import check_model_ref
 from condtune.data import DataError, load_prompts
-from condtune.modeling import load_causal_lm
+from condtune.modeling import load_causal_lm, processes
 from condtune.rate.task import (
     TaskError,
     TaskItem,
@@ -31,7 +31,7 @@ from condtune.rate.task import (
     make_item_id,
     write_task,
 )
-from condtune.sampling import SamplingConfig, sample
+from condtune.sampling import SamplingConfig, gather_samples, sample
 
 log = logging.getLogger("condtune.sample")
 
@@ -81,10 +81,26 @@ def main(argv: list[str]) -> int:
         return 2
 
     log.info("sampling %d prompts x %d = %d completions from %s", len(prompts), cfg.n, len(prompts) * cfg.n, cfg.model)
+    procs = processes()  # `accelerate launch -m condtune sample`: each process samples every N-th prompt
+    if procs.num_processes > 1:
+        log.info(
+            "sample: process %d of %d takes prompts %d, %d + %d, ...",
+            procs.process_index + 1,
+            procs.num_processes,
+            procs.process_index,
+            procs.process_index,
+            procs.num_processes,
+        )
     model, tok = load_causal_lm(cfg.model)
     t0 = time.time()
-    samples = sample(model, tok, prompts, n=cfg.n, cfg=cfg.sampling, seed=cfg.seed, desc="sampling for rating")
+    mine = prompts[procs.process_index :: procs.num_processes]
+    part = sample(
+        model, tok, mine, n=cfg.n, cfg=cfg.sampling, seed=cfg.seed + procs.process_index, desc="sampling for rating"
+    )
+    samples = gather_samples(part, procs)
     elapsed = time.time() - t0
+    if not procs.is_main_process:
+        return 0
 
     new = [
         TaskItem(

@@ -92,3 +92,19 @@ def test_two_processes_relabel_the_same_shards_as_one(tmp_path, tiny_encoder):
     assert a["completion"].tolist() == b["completion"].tolist() == [r["completion"] for r in rows]
     assert (a["score"] - b["score"]).abs().max() < 1e-5 and a["tagged_prompt"].tolist() == b["tagged_prompt"].tolist()
     assert TagCard.load(tmp_path / "one").to_dict() == TagCard.load(tmp_path / "two").to_dict()
+
+
+def test_two_processes_sample_every_prompt_once(tmp_path, tiny_lm):
+    import json
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(f"Review {i}:\n" for i in range(5)))
+    out = tmp_path / "tasks.jsonl"
+    run = _launch(
+        ["sample", f"model={tiny_lm}", f"prompts={prompts}", "n=2", f"out={out}", "sampling.max_new_tokens=4"], tmp_path
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "process 2 of 2 takes prompts 1, 1 + 2" in run.stderr
+    items = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [it["prompt"] for it in items] == [f"Review {i}:" for i in range(5) for _ in range(2)]  # prompt order kept
+    assert [it["sample_index"] for it in items] == [0, 1] * 5
