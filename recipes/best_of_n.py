@@ -20,9 +20,10 @@ from condtune import config as C
 from condtune.artifacts import check_model_ref
 from condtune.baselines.best_of_n import BestOfNSettings, train_best_of_n
 from condtune.checkpointing import claim_run
-from condtune.data import prompts_or_default, read_table
+from condtune.data import read_table
 from condtune.io import write_json
 from condtune.modeling import load_causal_lm
+from condtune.prompts import prompts_or_default
 from condtune.sampling import SamplingConfig, sample
 from condtune.scorer import Scorer
 

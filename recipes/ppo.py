@@ -21,7 +21,7 @@ from condtune.baselines.ppo_checkpoint import save_final
 from condtune.baselines.ppo_config import PPOConfig
 from condtune.baselines.ppo_report import read_metrics, summarise
 from condtune.baselines.ppo_rewards import BUILTIN_REWARDS, make_reward_fn
-from condtune.data import prompts_or_default
+from condtune.prompts import prompts_or_default
 
 log = logging.getLogger("condtune.ppo")
 

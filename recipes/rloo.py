@@ -21,9 +21,9 @@ from condtune import config as C
 from condtune.artifacts import check_model_ref
 from condtune.baselines.rloo import RLOOSettings, train_rloo
 from condtune.checkpointing import claim_run, latest_checkpoint
-from condtune.data import prompts_or_default
 from condtune.io import read_json, write_json
 from condtune.modeling import model_dir
+from condtune.prompts import prompts_or_default
 from condtune.sampling import SamplingConfig
 from condtune.scorer import Scorer
 from condtune.tracking import check_report_to

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from condtune import config as C
 from condtune.artifacts import check_model_ref
-from condtune.data import DataError, load_prompts
+from condtune.data import DataError
 from condtune.modeling import load_causal_lm, processes
+from condtune.prompts import load_prompts
 from condtune.rate.task import (
     TaskError,
     TaskItem,

@@ -13,10 +13,10 @@ from condtune.data import (
     load_corpus,
     load_pairwise,
     load_pointwise,
-    load_prompts,
     to_items,
     write_table,
 )
+from condtune.prompts import load_prompts
 
 SPEC = PointwiseSpec(rater_col="rater", item_col="item_id", score_min=-4, score_max=4)
 

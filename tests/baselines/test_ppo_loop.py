@@ -19,7 +19,7 @@ from condtune.baselines.ppo_models import position_ids_from_mask
 from condtune.baselines.ppo_report import read_metrics
 from condtune.baselines.rl_math import response_mask_after_eos
 from condtune.config import ConfigError
-from condtune.data import DEFAULT_PROMPTS
+from condtune.prompts import DEFAULT_PROMPTS
 
 
 def tiny_cfg(model: Path, out: Path, **kw) -> PPOConfig:
