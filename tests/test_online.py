@@ -59,17 +59,8 @@ def test_rounds_grow_the_pool_refit_and_resume(tmp_path, tiny_lm):
     prompts = ["Movie review:", "Review: The"]
     sampling = SamplingConfig(max_new_tokens=6, batch_size=8, bf16=False)
     reward = LengthReward()
-    table = run_online(
-        tmp_path / "start",
-        pool,
-        reward,
-        prompts=prompts,
-        s=s,
-        o=o,
-        sampling=sampling,
-        out_dir=tmp_path / "online",
-        base=str(tiny_lm),
-    )
+    rounds = dict(prompts=prompts, s=s, o=o, sampling=sampling, out_dir=tmp_path / "online", base=str(tiny_lm))
+    table = run_online(tmp_path / "start", pool, reward, **rounds)
 
     assert [r["round"] for r in table] == [1, 2] and reward.calls == 2 * 6
     for r in table:
@@ -87,17 +78,7 @@ def test_rounds_grow_the_pool_refit_and_resume(tmp_path, tiny_lm):
 
     shutil.rmtree(tmp_path / "online/round_2/policy")
     before = (tmp_path / "online/round_2/samples.jsonl").read_text()
-    again = run_online(
-        tmp_path / "start",
-        pool,
-        reward,
-        prompts=prompts,
-        s=s,
-        o=o,
-        sampling=sampling,
-        out_dir=tmp_path / "online",
-        base=str(tiny_lm),
-    )
+    again = run_online(tmp_path / "start", pool, reward, **rounds)
     assert reward.calls == 2 * 6  # nothing sampled or scored again
     assert (tmp_path / "online/round_2/samples.jsonl").read_text() == before
     assert (tmp_path / "online/round_2/policy/condtune_policy.json").exists() and len(again) == 2

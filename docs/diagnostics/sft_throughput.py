@@ -7,8 +7,10 @@ batch, length and precision (docs/benchmarks.md, "Throughput").
     python docs/diagnostics/sft_throughput.py --trainer condtune --kl-coef 0.3      # + the KL term
 
 Rows: VADER movie texts after their tag (bins of the human mean rating), so both trainers see the
-same token sequences. Prints one JSON line: answer and total tokens a second over the training
-steps (model loading excluded), seconds a step, peak RSS. Time the whole process from outside
+same token sequences. Prints one JSON line over the training steps after the first (model loading
+excluded): seconds a step; tokens a second from the rows' mean length, and from the tokens the
+trainer counted (trl's num_tokens; the plain SFT path logs it, the contrast and KL trainers do not);
+peak RSS. Time the whole process from outside
 (e.g. /usr/bin/time -v) for the wall-clock and memory of everything.
 """
 
@@ -37,6 +39,7 @@ class StepClock(TrainerCallback):
     def __init__(self):
         self.t0 = self.t1 = None
         self.steps = 0
+        self.tokens = None
 
     def on_step_end(self, args, state, control, **kw):
         now = time.perf_counter()
@@ -45,6 +48,11 @@ class StepClock(TrainerCallback):
         else:
             self.steps += 1
             self.t1 = now
+
+    def on_train_end(self, args, state, control, **kw):
+        # the tokens the trainer itself counted (trl logs num_tokens: rows differ in length and order)
+        seen = [float(h["num_tokens"]) for h in state.log_history if "num_tokens" in h]
+        self.tokens = seen[-1] - seen[0] if len(seen) == self.steps + 1 else None
 
 
 def main() -> None:
@@ -113,6 +121,7 @@ def main() -> None:
                 "timed_steps": clock.steps,
                 "s_per_step": round(seconds / clock.steps, 3),
                 "tokens_per_s": round(clock.steps * a.batch_size * mean_len / seconds, 1),
+                "counted_tokens_per_s": None if clock.tokens is None else round(clock.tokens / seconds, 1),
                 "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                 "precision": precision_kwargs(),
             }
