@@ -11,7 +11,7 @@ from typing import Iterator, Sequence
 import pandas as pd
 
 from condtune.data import DataError
-from condtune.io import jsonl_record
+from condtune.io import decode_line, jsonl_record
 from condtune.vader import vader_corpus
 
 
@@ -94,15 +94,7 @@ def _jsonl_batches(path: Path, batch_rows: int) -> Iterator[pd.DataFrame]:
     rows = []
     with path.open("rb") as fh:
         for i, raw in enumerate(fh, start=1):
-            try:
-                line = raw.decode("utf-8-sig" if i == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                raise DataError(
-                    path,
-                    f"not UTF-8 text (byte 0x{raw[exc.start]:02x}, the line's byte {exc.start + 1}); save it as UTF-8",
-                    row=i,
-                ) from None
-            obj = jsonl_record(path, i, line)
+            obj = jsonl_record(path, i, decode_line(path, i, raw))
             if obj is None:
                 continue
             rows.append(obj)

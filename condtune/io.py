@@ -184,19 +184,22 @@ def jsonl_record(path: Path, row: int, line: str) -> dict | None:
     return obj
 
 
+def decode_line(path: str | Path, row: int, raw: bytes) -> str:
+    """Line ``row`` (1-based) of a UTF-8 text file (the first drops a BOM); bytes that are not UTF-8
+    are a :class:`condtune.data.DataError` naming the file, the row and the byte."""
+    from condtune.data import DataError  # lazy: condtune.data imports this module
+
+    try:
+        return raw.decode("utf-8-sig" if row == 1 else "utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            path,
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x}, the line's byte {exc.start + 1}); save it as UTF-8",
+            row=row,
+        ) from None
+
+
 def read_text_lines(path: str | Path) -> list[str]:
     """The lines of a UTF-8 text file (a BOM is dropped); a line that is not UTF-8 is a
     :class:`condtune.data.DataError` naming the file and row (the 1-based line number)."""
-    from condtune.data import DataError  # lazy: condtune.data imports this module
-
-    lines = []
-    for i, raw in enumerate(Path(path).read_bytes().splitlines(), start=1):
-        try:
-            lines.append(raw.decode("utf-8-sig" if i == 1 else "utf-8"))
-        except UnicodeDecodeError as exc:
-            raise DataError(
-                path,
-                f"not UTF-8 text (byte 0x{raw[exc.start]:02x}, the line's byte {exc.start + 1}); save it as UTF-8",
-                row=i,
-            ) from None
-    return lines
+    return [decode_line(path, i, raw) for i, raw in enumerate(Path(path).read_bytes().splitlines(), start=1)]
