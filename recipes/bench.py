@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from condtune import config as C
+from condtune.bench import archive
 from condtune.bench import runner as R
 from condtune.bench import store
 from condtune.bench.methods import TRAINERS
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     t0, out = time.time(), Path(cfg.out)
+    if cfg.archive:  # results of earlier pieces, perhaps made on another machine
+        archive.pull(cfg.archive, out)
     if not cfg.report_only:
         # build: base policy dir, proxy + gold raters, data split, prompts, reference model
         ctx = R.build_context(cfg)
@@ -65,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         # run: train each (seed, method, setting) once, evaluate each checkpoint and decode not yet in results.jsonl
         R.run_all(ctx)
         write_json(out / "protocol.json", R.protocol(cfg, ctx))
+        if cfg.archive:
+            archive.push(out, cfg.archive)
 
     # report: every result in the store for the asked methods and seeds
     rows = [r for r in store.read_results(out) if r["method"] in cfg.methods and r["seed"] in cfg.seeds]

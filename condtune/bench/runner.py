@@ -8,7 +8,7 @@ import logging
 import time
 from pathlib import Path
 
-from condtune.bench import store
+from condtune.bench import archive, store
 from condtune.bench.evaluation import data_ceiling, decode_name, decodes, evaluate
 from condtune.bench.methods import BenchContext, finish_run, make_run, run_method, tagged_corpus
 from condtune.bench.raters import build_raters
@@ -125,7 +125,7 @@ def run_all(ctx: BenchContext) -> None:
         run = make_run(cfg, method, setting, seed=seed)
         ckpts = run_method(ctx, run)
         for ck in ckpts:
-            for temperature, guidance, anchored in decodes(ctx, ck):
+            for temperature, guidance, anchored in decodes(ctx, ck, run.settings):
                 if (method, setting, seed, ck.name, decode_name(temperature, guidance, anchored)) in done:
                     continue
                 if ck.path and not Path(ck.path).exists():
@@ -150,6 +150,8 @@ def run_all(ctx: BenchContext) -> None:
                     ck.wall_clock_s,
                 )
         finish_run(ctx, run, ckpts)
+        if cfg.archive:
+            archive.push(ctx.out, cfg.archive)
         if time.time() - t_job > 10:
             spent, worked = spent + time.time() - t_job, worked + 1
 

@@ -126,6 +126,10 @@ class BenchConfig:
     keep_weights: list[str] = field(default_factory=lambda: ["conditional", "conditional_self"])
     """methods whose final policy weights are kept once evaluated; everything else (optimizer state, other snapshots)
     is deleted after evaluation to keep runs/ small"""
+    archive: str = ""
+    """a folder that keeps this benchmark's results beyond out/ (results, per-sample tables, the protocol, the
+    records of finished runs; no weights): pulled into out/ before anything runs, and every finished run is added
+    to it, so a long benchmark can run in pieces on machines that do not keep out/ ('' = none)"""
     report_only: bool = False
     """write the report from out/results.jsonl (every method and seed in it) without training or evaluating"""
     threads: int = 1

@@ -169,6 +169,44 @@ def test_report_only_reads_results_without_training(bench_args, bench_run, capsy
     assert (out / "results.jsonl").read_text() == before and (out / "table.md").exists()
 
 
+def test_an_archive_carries_the_results_to_a_machine_without_out(bench_args, bench_run, tmp_path, monkeypatch):
+    """A piece's results outlive out/: pushed to an archive (no weights), pulled into a fresh out/ on
+    another machine, where nothing is retrained and the report pools the same results; a run whose
+    settings changed since is refused there, as it would be in its own out/."""
+    from condtune.bench import methods
+
+    out, args = bench_args
+    archive = tmp_path / "archive"
+    assert cli([*args, f"archive={archive}"]) == 0  # everything is done: it only fills the archive
+    assert (archive / "results.jsonl").read_text().splitlines() == (out / "results.jsonl").read_text().splitlines()
+    assert (archive / "run_identity.json").exists() and (archive / "ceiling_conditional.json").exists()
+    assert (archive / "seed_0/ppo/kl_coef=0.02/checkpoints.json").exists()
+    assert not [p for p in archive.rglob("*") if p.suffix in (".safetensors", ".pt", ".bin")]
+    assert sum(p.stat().st_size for p in archive.rglob("*") if p.is_file()) < 2_000_000
+
+    def no_training(ctx, run, work):
+        raise AssertionError(f"{run.method} [{run.setting}] was retrained")
+
+    monkeypatch.setattr(methods, "TRAINERS", {k: no_training for k in methods.TRAINERS})
+    fresh = tmp_path / "fresh"  # a new machine: scorers retrained (seeded), no runs
+    assert cli([*args, f"out={fresh}", f"archive={archive}"]) == 0
+    points = lambda o: json.loads((o / "summary.json").read_text())["points"]  # noqa: E731
+    assert points(fresh) == points(out)
+    assert cli([*args, f"out={tmp_path / 'other'}", f"archive={archive}", "conditional.sft.lr=0.5"]) == 2
+
+
+def test_an_archive_that_disagrees_with_out_is_never_mixed(tmp_path, capsys):
+    from condtune.bench import archive
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for root, probe in ((a, [0.1]), (b, [0.9])):
+        (root / "samples").mkdir(parents=True)
+        (root / "run_identity.json").write_text(json.dumps({"prompts": {}, "rater_probe": {"proxy": probe}}))
+    with pytest.raises(archive.ConfigError, match="run_identity.json"):
+        archive.pull(a, b)
+    assert json.loads((b / "run_identity.json").read_text())["rater_probe"]["proxy"] == [0.9]
+
+
 def test_a_sweep_typo_stops_before_anything_runs(bench_args, tmp_path, capsys):
     _, args = bench_args
     assert cli([*args, f"out={tmp_path / 'x'}", "sweeps.ppo=[kl_cof=0.1]"]) == 2
