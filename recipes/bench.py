@@ -29,9 +29,8 @@ from pathlib import Path
 import torch
 
 from condtune import config as C
-from condtune.bench import archive
+from condtune.bench import archive, store
 from condtune.bench import runner as R
-from condtune.bench import store
 from condtune.bench.methods import TRAINERS
 from condtune.bench.report import write_report
 from condtune.bench.settings import CEILING_METHODS, BenchConfig
