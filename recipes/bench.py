@@ -67,8 +67,6 @@ def main(argv: list[str] | None = None) -> int:
         # run: train each (seed, method, setting) once, evaluate each checkpoint and decode not yet in results.jsonl
         R.run_all(ctx)
         write_json(out / "protocol.json", R.protocol(cfg, ctx))
-        if cfg.archive:
-            archive.push(out, cfg.archive)
 
     # report: every result in the store for the asked methods and seeds
     rows = [r for r in store.read_results(out) if r["method"] in cfg.methods and r["seed"] in cfg.seeds]

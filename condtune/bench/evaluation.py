@@ -30,13 +30,13 @@ def decode_name(temperature: float, guidance: float = 1.0, anchored: bool = Fals
     return f"T={temperature:g}" + (f" g={guidance:g}" if guidance != 1.0 else "")
 
 
-def decodes(ctx: BenchContext, ck: Checkpoint, settings=None) -> list[tuple[float, float, bool]]:
+def decodes(ctx: BenchContext, ck: Checkpoint, settings) -> list[tuple[float, float, bool]]:
     """(temperature, guidance, anchored) triples a checkpoint is evaluated at: classifier-free
     guidance scales, and scales of guidance anchored on the base policy (conditional policies), as
-    its run's ``settings`` give them (a sweep entry may set its own; default: the config's)."""
+    its run's ``settings`` give them (a sweep entry may set its own)."""
     if ck.samples:  # best-of-n picks were drawn at the sampling temperature
         return [(ctx.cfg.sampling.temperature, 1.0, False)]
-    c = settings if ck.conditional and settings is not None else ctx.cfg.conditional
+    c = settings
     gs = (
         [(g, False) for g in c.guidance] + [(g, True) for g in c.anchored_guidance]
         if ck.conditional
