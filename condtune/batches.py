@@ -1,7 +1,7 @@
 """A dataset read in record batches, never whole: Parquet (pyarrow record batches), JSONL line by
-line, CSV/TSV in chunks, a Hugging Face dataset saved with ``save_to_disk`` (memory-mapped slices),
-and regrouped into shards of a fixed row count. Used by the streaming relabel
-(:mod:`condtune.relabel_stream`)."""
+line, CSV/TSV in chunks, a Hugging Face dataset saved with ``save_to_disk`` (memory-mapped slices)
+or named ``hf:NAME[:SPLIT]`` (``datasets`` streaming), and regrouped into shards of a fixed row
+count. Used by the streaming relabel (:mod:`condtune.relabel_stream`)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,16 @@ from typing import Iterator, Sequence
 
 import pandas as pd
 
-from condtune.data import DataError
+from condtune.data import DataError, hub_spec, load_hub
 from condtune.io import decode_line, jsonl_record
 from condtune.vader import vader_corpus
 
 
-def input_total(path: Path) -> int | None:
+def input_total(path: str | Path) -> int | None:
     """Row count when the format says it cheaply (Parquet metadata, an HF dataset), else None."""
+    if str(path) == "vader" or hub_spec(path):
+        return None
+    path = Path(path)
     try:
         if path.is_dir():
             import datasets
@@ -40,6 +43,9 @@ def iter_batches(path: str | Path, batch_rows: int, domains: Sequence[str] | Non
         df = vader_corpus(domains)
         for start in range(0, len(df), batch_rows):
             yield df.iloc[start : start + batch_rows].reset_index(drop=True)
+        return
+    if hub_spec(path):
+        yield from _hub_batches(path, batch_rows)
         return
     path = Path(path)
     if not path.exists():
@@ -86,6 +92,16 @@ def iter_batches(path: str | Path, batch_rows: int, domains: Sequence[str] | Non
         raise
     except Exception as exc:  # pandas/pyarrow/datasets raise many types
         raise DataError(path, f"cannot read it as {suffix or 'a dataset directory'}: {exc}") from None
+
+
+def _hub_batches(spec: str | Path, batch_rows: int) -> Iterator[pd.DataFrame]:
+    """An ``hf:`` dataset streamed (``datasets`` IterableDataset), ``batch_rows`` rows at a time."""
+    ds = load_hub(spec, streaming=True)
+    try:
+        for batch in ds.iter(batch_size=batch_rows):
+            yield pd.DataFrame(batch)
+    except Exception as exc:  # a network or format error mid-stream
+        raise DataError(spec, f"reading this Hugging Face dataset failed: {exc}") from None
 
 
 def _jsonl_batches(path: Path, batch_rows: int) -> Iterator[pd.DataFrame]:

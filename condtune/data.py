@@ -41,8 +41,42 @@ class DataError(ValueError):
 # ----------------------------------------------------------------------------- tables
 
 
+HUB_PREFIX = "hf:"
+"""``data=hf:NAME[:SPLIT]`` (or ``hf:NAME:CONFIG:SPLIT``): a dataset that ``datasets.load_dataset``
+reads, on the Hugging Face hub by name or a local folder of data files laid out as a hub repo"""
+
+
+def hub_spec(data: str | Path) -> tuple[str, str | None, str] | None:
+    """(name, config, split) of an ``hf:`` dataset (split 'train' unless given); None for a path."""
+    s = str(data)
+    if not s.startswith(HUB_PREFIX):
+        return None
+    parts = s[len(HUB_PREFIX) :].split(":")
+    if not parts[0] or len(parts) > 3 or not all(parts):
+        raise DataError(s, "expected hf:NAME, hf:NAME:SPLIT or hf:NAME:CONFIG:SPLIT (e.g. hf:stanfordnlp/imdb:train)")
+    if len(parts) == 3:
+        return parts[0], parts[1], parts[2]
+    return parts[0], None, parts[1] if len(parts) == 2 else "train"
+
+
+def load_hub(data: str | Path, *, streaming: bool):
+    """The split of an ``hf:`` dataset (an IterableDataset when ``streaming``); a DataError naming it
+    when it cannot be loaded (unknown name or split, no network, no access)."""
+    import datasets
+
+    name, config, split = hub_spec(data)
+    try:
+        return datasets.load_dataset(name, config, split=split, streaming=streaming)
+    except Exception as exc:  # datasets raises many types (FileNotFoundError, ValueError, hub errors)
+        where = f"config {config!r}, split {split!r}" if config else f"split {split!r}"
+        raise DataError(data, f"cannot load this Hugging Face dataset ({where}): {exc}") from None
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a JSONL/JSON/CSV/TSV/Parquet file or an HF dataset directory into a DataFrame."""
+    """Read a JSONL/JSON/CSV/TSV/Parquet file, an HF dataset directory (``save_to_disk``) or an
+    ``hf:NAME[:SPLIT]`` dataset (:data:`HUB_PREFIX`) into a DataFrame."""
+    if hub_spec(path):
+        return load_hub(path, streaming=False).to_pandas()
     path = Path(path)
     if not path.exists():
         raise DataError(path, "file not found")

@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 from condtune.batches import input_total, iter_batches, iter_shards
 from condtune.checkpointing import claim_run
 from condtune.config import ConfigError
-from condtune.data import DIGEST_COLUMNS, DataError, check_text, require_columns, write_table
+from condtune.data import DIGEST_COLUMNS, DataError, check_text, hub_spec, require_columns, write_table
 from condtune.io import atomic_path, read_json, write_json
 from condtune.modeling import processes
 from condtune.relabel import TagCard, card_path, relabel
@@ -150,9 +150,15 @@ def _input_identity(data: str | Path, domains: Sequence[str] | None) -> dict:
     """What the input is: its path and, for a file or folder, sizes and modification times."""
     if str(data) == "vader":
         return {"path": "vader", "domains": list(domains or [])}
-    p = Path(data)
+    spec = hub_spec(data)
+    p = Path(spec[0] if spec else data)
+    if spec and not p.is_dir():  # a hub name: a resume trusts that the hub's split has not changed
+        return {"path": str(data)}
     files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-    return {"path": str(p.resolve()), "files": [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]}
+    return {
+        "path": str(data) if spec else str(p.resolve()),
+        "files": [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files],
+    }
 
 
 # ----------------------------------------------------------------------------- the streaming relabel
@@ -215,7 +221,7 @@ def relabel_stream(
     scored, tagged = len(list(state.glob("scores-*.npy"))), len(list(state.glob("tagged-*.json")))
     if scored or tagged:
         log.info("%s: resuming (%d shards scored, %d tagged)", out, scored, tagged)
-    total = input_total(Path(data)) if str(data) != "vader" else None
+    total = input_total(data)
     quiet = not procs.is_local_main_process
     if procs.num_processes > 1:
         log.info(

@@ -27,7 +27,8 @@ from condtune.tags import TagFormat
 @dataclass
 class RelabelConfig:
     data: str = "vader"
-    """dataset to tag: 'vader' (the embedded corpus) or a jsonl/csv/parquet/HF-dir file"""
+    """dataset to tag: 'vader' (the embedded corpus), a jsonl/csv/parquet file, an HF dataset dir
+    (save_to_disk) or hf:NAME[:SPLIT] (a Hugging Face dataset by name, or a local folder of data files)"""
     prompt_col: str | None = "prompt"
     """prompt column (null: no prompt)"""
     completion_col: str = "completion"

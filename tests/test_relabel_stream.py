@@ -71,6 +71,10 @@ def inputs(tmp_path_factory, rows) -> dict:
     import datasets
 
     datasets.Dataset.from_pandas(df).save_to_disk(str(paths["hf"]))
+    hub = d / "hub_repo"  # a dataset repo's layout, as downloaded from the hub: read by hf:<name or folder>
+    (hub / "data").mkdir(parents=True)
+    df.to_parquet(hub / "data" / "train-00000-of-00001.parquet", index=False)
+    paths["hub"] = f"hf:{hub}"
     return paths
 
 
@@ -94,7 +98,9 @@ def _same_as_reference(got: pd.DataFrame, card: TagCard, reference) -> None:
     assert card.data_digest == table_digest(want)
 
 
-@pytest.mark.parametrize("kind,out_name", [("jsonl", "out.jsonl"), ("parquet", "out"), ("csv", "out"), ("hf", "out")])
+@pytest.mark.parametrize(
+    "kind,out_name", [("jsonl", "out.jsonl"), ("parquet", "out"), ("csv", "out"), ("hf", "out"), ("hub", "out")]
+)
 def test_streamed_equals_in_memory_for_each_input(inputs, scorer, reference, tmp_path, kind, out_name):
     out = tmp_path / out_name
     card = relabel_stream(
@@ -106,6 +112,20 @@ def test_streamed_equals_in_memory_for_each_input(inputs, scorer, reference, tmp
     _same_as_reference(got, card, reference)
     assert TagCard.load(out).to_dict() == card.to_dict()
     card.check_describes(got, out)
+
+
+def test_hub_datasets_by_name_in_memory_and_their_errors(inputs, rows, tmp_path):
+    """hf:NAME[:SPLIT] reads what datasets.load_dataset reads (here a local repo folder, offline); an
+    unknown split or a malformed name is a DataError naming the dataset and the split."""
+    want = pd.DataFrame(rows)
+    pd.testing.assert_frame_equal(read_table(inputs["hub"]), want)
+    pd.testing.assert_frame_equal(read_table(inputs["hub"] + ":train"), want)
+    with pytest.raises(DataError, match=r"hub_repo:validation: cannot load this .* \(split 'validation'"):
+        read_table(inputs["hub"] + ":validation")
+    with pytest.raises(DataError, match="expected hf:NAME"):
+        read_table("hf:")
+    with pytest.raises(DataError, match=r"split 'test'"):
+        relabel_stream(inputs["hub"] + ":test", None, tmp_path / "out", k=4)
 
 
 def test_edges_from_is_one_pass_and_matches(inputs, scorer, reference, tmp_path):
