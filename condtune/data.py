@@ -52,7 +52,7 @@ def hub_spec(data: str | Path) -> tuple[str, str | None, str] | None:
     if not s.startswith(HUB_PREFIX):
         return None
     parts = s[len(HUB_PREFIX) :].split(":")
-    if not parts[0] or len(parts) > 3 or not all(parts):
+    if len(parts) > 3 or not all(parts):
         raise DataError(s, "expected hf:NAME, hf:NAME:SPLIT or hf:NAME:CONFIG:SPLIT (e.g. hf:stanfordnlp/imdb:train)")
     if len(parts) == 3:
         return parts[0], parts[1], parts[2]
