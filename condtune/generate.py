@@ -64,6 +64,7 @@ class ConditionalPolicy:
         seed: int | None = None,
         progress: bool = True,
         anchored: bool = False,
+        contrast_score: float | None = None,
     ) -> Samples:
         """``n`` completions per prompt, conditioned on ``score`` (or ``bin_index``) and ``tags``.
 
@@ -72,11 +73,14 @@ class ConditionalPolicy:
         ``anchored``: the base policy writes, moved by the tag's contrast:
         log p_base(.|prompt) + guidance * (cond - uncond), which keeps the base model's style
         (its KL to the base is only what the tag adds); needs a policy trained with condition dropout.
+        ``contrast_score``: guidance contrasts the requested tag with this score's tag instead of the
+        untagged prompt (a negative prompt: e.g. the top score against the bottom one), for either
+        kind of guidance; needs no condition dropout.
         """
         full = [self.tagged(p, score=score, bin_index=bin_index, tags=tags) for p in prompts]
         if (guidance == 1.0 and not anchored) or (score is None and bin_index is None):
             return sample(self.model, self.tokenizer, full, n=n, cfg=sampling, seed=seed, progress=progress)
-        uncond = [self.card.prefix(attrs=dict(tags or {})) + p for p in prompts]
+        uncond = [self.tagged(p, score=contrast_score, tags=tags) for p in prompts]
         return sample(
             self.model,
             self.tokenizer,

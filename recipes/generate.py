@@ -4,6 +4,7 @@
     condtune generate --model runs/policy --score -2 --tags domain=movie --prompt "Movie review:" --prompt "Tweet:"
     condtune generate --model runs/policy --score 3 --prompt "Movie review:" --best_of 8 --scorer runs/scorer
     condtune generate --model runs/policy --score 3 --prompt "Movie review:" --anchored --guidance 2
+    condtune generate --model runs/policy --score 3 --prompt "Review:" --anchored --guidance 0.5 --contrast_score -3
 
 The score is on the raters' scale; it maps to the policy's bin without you knowing the bins.
 """
@@ -46,6 +47,9 @@ class GenerateConfig:
     anchored: bool = False
     """let the base policy write, moved by the tag's contrast (base + guidance x (tagged - untagged)): stays near the
     base model's style; needs a policy trained with condition dropout"""
+    contrast_score: float | None = None
+    """guidance contrasts --score's tag with this score's tag instead of the untagged prompt (a negative prompt,
+    e.g. the bottom score for a top one); with --guidance != 1 or --anchored"""
     best_of: int = 0
     """sample this many per output and keep the one the scorer puts closest to --score (needs --scorer)"""
     scorer: str | None = None
@@ -73,6 +77,19 @@ def check_request(cfg: GenerateConfig, policy: ConditionalPolicy) -> None:
         raise C.ConfigError(f"score={cfg.score}: expected a finite number on the raters' scale")
     if not math.isfinite(cfg.guidance):
         raise C.ConfigError(f"guidance={cfg.guidance}: expected a finite number (1 = off)")
+    if cfg.contrast_score is not None:
+        if not math.isfinite(cfg.contrast_score):
+            raise C.ConfigError(f"contrast_score={cfg.contrast_score}: expected a finite number on the raters' scale")
+        if cfg.score is None and cfg.bin is None:
+            raise C.ConfigError("--contrast_score: give the --score (or --bin) to contrast it with")
+        if cfg.guidance == 1.0 and not cfg.anchored:
+            raise C.ConfigError("--contrast_score acts through guidance: set --guidance != 1 or --anchored")
+        b = policy.card.binning
+        if int(b.assign(cfg.contrast_score)) == (cfg.bin - 1 if cfg.bin is not None else int(b.assign(cfg.score))):
+            raise C.ConfigError(
+                f"--contrast_score {cfg.contrast_score}: it falls in the same bin as the requested score, so the "
+                "contrast is zero and the guidance does nothing"
+            )
     if cfg.anchored and not policy.base:
         raise C.ConfigError(f"--anchored: {cfg.model}'s policy card names no base model to anchor the guidance on")
     attrs = policy.card.attributes
@@ -118,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         guidance=cfg.guidance,
         seed=cfg.seed,
         anchored=cfg.anchored,
+        contrast_score=cfg.contrast_score,
     )
     rows = []
     for prompt, cands in zip(cfg.prompt, s.texts):

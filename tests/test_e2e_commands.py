@@ -193,6 +193,19 @@ def test_generate_anchored_on_the_base(chain, capsys):
     assert len(rows) == 2 and all(r["bin"] == 3 for r in rows)
 
 
+def test_generate_anchored_against_another_score(chain, capsys):
+    args = ["generate", "--model", str(chain["policy"]), "--score", "3", "--prompt", "Review:", "-n", "2"]
+    args += ["--anchored", "--guidance", "0.5", "--json", "sampling.max_new_tokens=4"]
+    assert cli([*args, "--contrast_score", "-3"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert len(rows) == 2 and all(r["bin"] == 3 for r in rows)
+    assert cli([*args, "--contrast_score", "3"]) == 2  # the same bin: a zero contrast
+    assert "--contrast_score 3.0: it falls in the same bin as the requested score" in capsys.readouterr().err
+    plain = ["generate", "--model", str(chain["policy"]), "--score", "3", "--contrast_score", "-3"]
+    assert cli(plain) == 2
+    assert "--contrast_score acts through guidance" in capsys.readouterr().err
+
+
 def test_generate_unknown_tag_is_clear(chain, capsys):
     args = ["generate", "--model", str(chain["policy"]), "--score", "1", "sampling.max_new_tokens=2"]
     assert cli([*args, "--tags", "domain=poem"]) == 2

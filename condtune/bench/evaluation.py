@@ -12,6 +12,8 @@ The per-sample tables are what the report bootstraps (by prompt, pooled over see
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
@@ -23,26 +25,42 @@ from condtune.data import read_table
 from condtune.kl import best_of_n_kl, sampled_kl
 from condtune.sampling import sample
 
+UNTAGGED, MIRROR = "untagged", "mirror"
+"""what guidance contrasts the requested target's tag with: the prompt without a score tag, or the
+tag of the mirrored target (bin k - 1 - i for bin i: the bottom bin for the top one)"""
 
-def decode_name(temperature: float, guidance: float = 1.0, anchored: bool = False) -> str:
+
+class Decode(NamedTuple):
+    """How a checkpoint is sampled in evaluation."""
+
+    temperature: float
+    guidance: float = 1.0
+    anchored: bool = False
+    contrast: str = UNTAGGED
+
+
+def decode_name(temperature: float, guidance: float = 1.0, anchored: bool = False, contrast: str = UNTAGGED) -> str:
     if anchored:
-        return f"T={temperature:g} anchored g={guidance:g}"
+        return f"T={temperature:g} anchored g={guidance:g}" + (" vs mirror" if contrast == MIRROR else "")
     return f"T={temperature:g}" + (f" g={guidance:g}" if guidance != 1.0 else "")
 
 
-def decodes(ctx: BenchContext, ck: Checkpoint, settings) -> list[tuple[float, float, bool]]:
-    """(temperature, guidance, anchored) triples a checkpoint is evaluated at: classifier-free
-    guidance scales, and scales of guidance anchored on the base policy (conditional policies), as
-    its run's ``settings`` give them (a sweep entry may set its own)."""
+def decodes(ctx: BenchContext, ck: Checkpoint, settings) -> list[Decode]:
+    """The decodes a checkpoint is evaluated at: classifier-free guidance scales, and scales of
+    guidance anchored on the base policy against the untagged prompt and against the mirrored
+    target's tag (conditional policies), as its run's ``settings`` give them (a sweep entry may set
+    its own)."""
     if ck.samples:  # best-of-n picks were drawn at the sampling temperature
-        return [(ctx.cfg.sampling.temperature, 1.0, False)]
+        return [Decode(ctx.cfg.sampling.temperature)]
     c = settings
     gs = (
-        [(g, False) for g in c.guidance] + [(g, True) for g in c.anchored_guidance]
+        [(g, False, UNTAGGED) for g in c.guidance]
+        + [(g, True, UNTAGGED) for g in c.anchored_guidance]
+        + [(g, True, MIRROR) for g in c.contrast_guidance]
         if ck.conditional
-        else [(1.0, False)]
+        else [(1.0, False, UNTAGGED)]
     )
-    return [(t, g, a) for t in ctx.cfg.eval_temperatures for g, a in gs]
+    return [Decode(t, g, a, m) for t in ctx.cfg.eval_temperatures for g, a, m in gs]
 
 
 def rate(ctx: BenchContext, df: pd.DataFrame) -> pd.DataFrame:
@@ -117,7 +135,14 @@ def measure(
 
 
 def evaluate(
-    ctx: BenchContext, ck: Checkpoint, *, seed: int, temperature: float, guidance: float, anchored: bool = False
+    ctx: BenchContext,
+    ck: Checkpoint,
+    *,
+    seed: int,
+    temperature: float,
+    guidance: float,
+    anchored: bool = False,
+    contrast: str = UNTAGGED,
 ) -> tuple[dict, pd.DataFrame]:
     """The shared evaluation of one checkpoint at one decode: (result row, per-sample table)."""
     from condtune.modeling import load_causal_lm
@@ -128,10 +153,11 @@ def evaluate(
         "seed": seed,
         "checkpoint": ck.name,
         "step": ck.step,
-        "decode": decode_name(temperature, guidance, anchored),
+        "decode": decode_name(temperature, guidance, anchored, contrast),
         "temperature": temperature,
         "guidance": guidance,
         "anchored": anchored,
+        "contrast": contrast,
         BM.WALL: ck.wall_clock_s,
         BM.TOKENS: ck.generated_tokens,
         BM.CALLS: ck.scorer_calls,
@@ -161,9 +187,13 @@ def evaluate(
 
     policy = ConditionalPolicy.load(ck.path)
     frames = []
-    for t_i, target in enumerate(policy.card.binning.centers):
+    centers = policy.card.binning.centers
+    for t_i, target in enumerate(centers):
         inputs = [policy.tagged(p, score=float(target)) for p in ctx.prompts.eval]
-        uncond = [policy.tagged(p) for p in ctx.prompts.eval] if guidance != 1.0 or anchored else None
+        if contrast == MIRROR:
+            uncond = [policy.tagged(p, bin_index=len(centers) - 1 - t_i) for p in ctx.prompts.eval]
+        else:
+            uncond = [policy.tagged(p) for p in ctx.prompts.eval] if guidance != 1.0 or anchored else None
         df = measure(
             ctx,
             policy.model,

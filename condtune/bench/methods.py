@@ -363,7 +363,7 @@ def run_steps(cfg: BenchConfig, run: Run) -> list[int]:
     return sorted(run.settings.ns if run.method == "best_of_n" else run.settings.checkpoints)
 
 
-DECODE_SETTINGS = ("guidance", "anchored_guidance")
+DECODE_SETTINGS = ("guidance", "anchored_guidance", "contrast_guidance")
 """settings of how a trained policy is sampled in evaluation, not of its training: not part of a run's identity"""
 
 

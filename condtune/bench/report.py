@@ -28,7 +28,7 @@ COLORS = {
     "dpo": "tab:blue",
     "best_of_n": "tab:purple",
 }
-RUN_KEYS = ["method", "setting", "checkpoint", "step", "decode", "temperature", "guidance", "anchored"]
+RUN_KEYS = ["method", "setting", "checkpoint", "step", "decode", "temperature", "guidance", "anchored", "contrast"]
 
 
 def load_samples(out: Path, rows: list[dict]) -> pd.DataFrame:
@@ -44,6 +44,7 @@ def load_samples(out: Path, rows: list[dict]) -> pd.DataFrame:
                 ("temperature", 1.0),
                 ("guidance", 1.0),
                 ("anchored", False),
+                ("contrast", "untagged"),
             )
         }
         frames.append(

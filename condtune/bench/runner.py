@@ -125,18 +125,15 @@ def run_all(ctx: BenchContext) -> None:
         run = make_run(cfg, method, setting, seed=seed)
         ckpts = run_method(ctx, run)
         for ck in ckpts:
-            for temperature, guidance, anchored in decodes(ctx, ck, run.settings):
-                if (method, setting, seed, ck.name, decode_name(temperature, guidance, anchored)) in done:
+            for d in decodes(ctx, ck, run.settings):
+                if (method, setting, seed, ck.name, decode_name(*d)) in done:
                     continue
                 if ck.path and not Path(ck.path).exists():
                     raise ConfigError(
                         f"{ck.path}: this checkpoint's weights were deleted after its evaluation (keep_weights); to "
-                        f"evaluate it at {decode_name(temperature, guidance, anchored)}, delete {run.work(ctx.out)} "
-                        "and rerun to retrain"
+                        f"evaluate it at {decode_name(*d)}, delete {run.work(ctx.out)} and rerun to retrain"
                     )
-                row, samples = evaluate(
-                    ctx, ck, seed=seed, temperature=temperature, guidance=guidance, anchored=anchored
-                )
+                row, samples = evaluate(ctx, ck, seed=seed, **d._asdict())
                 store.append_result(ctx.out, row, samples)
                 log.info(
                     "  %s [%s] %s %s: gold %+.3f proxy %+.3f KL %.2f (%.0f s)",

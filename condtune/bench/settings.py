@@ -47,6 +47,11 @@ class ConditionalSettings:
     """scales g of guidance anchored on the base policy, log pi_ref(.|x) + g * (log pi(.|tag, x) - log pi(.|x)): the
     tag's contrast moves the base model (proxy-tuning, Liu et al. 2024); each a point of the frontier with its exact
     KL; needs a policy trained with condition dropout"""
+    contrast_guidance: list[float] = field(default_factory=list)
+    """scales g of anchored guidance against the mirrored target's tag instead of the untagged prompt,
+    log pi_ref(.|x) + g * (log pi(.|tag_i, x) - log pi(.|tag_(k-1-i), x)): the top target is contrasted with
+    the bottom one (the negative prompt of classifier-free guidance), the middle one is the base; each a point
+    of the frontier with its exact KL; needs no condition dropout"""
     samples_per_prompt: int = 4
     """conditional_self only: base-policy samples per training prompt, relabelled by the proxy, as its SFT corpus"""
     relative_bins: bool = True

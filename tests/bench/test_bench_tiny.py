@@ -40,6 +40,7 @@ def bench_args(tmp_path_factory, tiny_lm, tiny_encoder):
         "conditional.online.steps_per_round=1",
         "conditional.online.samples_per_prompt=1",
         "conditional.anchored_guidance=[1.5]",
+        "conditional.contrast_guidance=[1.0]",
         f"methods={json.dumps(METHODS)}",
     ]
 
@@ -82,9 +83,9 @@ def test_every_output_file(bench_run):
 def test_one_result_per_run_checkpoint_and_decode(bench_run):
     rows = _rows(bench_run)
     keys = {(r["method"], r["setting"], r["checkpoint"], r["decode"]) for r in rows}
-    # conditional and conditional_self: 2 checkpoints x 3 decodes (guidance 1 and 2, anchored 1.5);
-    # conditional_online: (2 + 1 round) x 3; ppo: 2 settings x 2; rloo, dpo: 2; best-of-n: 2
-    assert len(rows) == len(keys) == 6 + 6 + 9 + 4 + 2 + 2 + 2
+    # conditional and conditional_self: 2 checkpoints x 4 decodes (guidance 1 and 2, anchored 1.5, anchored 1 vs
+    # the mirrored tag); conditional_online: (2 + 1 round) x 4; ppo: 2 settings x 2; rloo, dpo: 2; best-of-n: 2
+    assert len(rows) == len(keys) == 8 + 8 + 12 + 4 + 2 + 2 + 2
     assert {r["setting"] for r in rows if r["method"] == "ppo"} == {"kl_coef=0.02", "kl_coef=0.2"}
     for r in rows:
         for k in ("reward/gold", "reward/gold2", "reward/proxy", "kl/exact", "cost/wall_clock_s"):
@@ -103,6 +104,10 @@ def test_one_result_per_run_checkpoint_and_decode(bench_run):
     assert guided["kl/exact"] != cond["kl/exact"]  # the KL of the guided distribution, not of the plain one
     anchored = by[("conditional", "default", "step_2", "T=1 anchored g=1.5")]
     assert anchored["anchored"] and anchored["kl/exact"] >= 0 and anchored["kl/exact"] != cond["kl/exact"]
+    mirror = by[("conditional", "default", "step_2", "T=1 anchored g=1 vs mirror")]
+    top, middle = mirror["targets"][-1], mirror["targets"][1]  # 3 targets: the middle one is its own mirror
+    assert mirror["contrast"] == "mirror" and top["kl/exact"] > 1e-3
+    assert middle["kl/exact"] < 1e-4  # a zero contrast: the base itself, so no KL
     assert by[("conditional_self", "default", "step_2", "T=1")]["cost/generated_tokens"] > 0
     online, offline = (
         by[("conditional_online", "default", "round_1", "T=1")],
@@ -134,7 +139,7 @@ def test_summary_schema(bench_run):
             "samples_per_output",
         ):
             assert key in p, (p["method"], key)
-    assert len([p for p in s["points"] if p["method"] == "conditional"]) == 2 * 3 * 3  # checkpoints x decodes x targets
+    assert len([p for p in s["points"] if p["method"] == "conditional"]) == 2 * 4 * 3  # checkpoints x decodes x targets
     for c in s["controllability"]:
         assert {"spearman_gold", "spearman_gold_ci", "means_gold", "monotone_seeds", "spearman_gold2"} <= set(c)
     assert (

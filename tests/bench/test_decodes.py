@@ -15,15 +15,17 @@ def test_a_sweep_entry_sets_its_own_decodes():
     ctx = SimpleNamespace(cfg=cfg)
     ck = Checkpoint(method="conditional", name="step_60", conditional=True)
     plain = make_run(cfg, "conditional", "default", seed=0)
-    tuned = make_run(cfg, "conditional", "anchored_guidance=[0.5,1.5] guidance=[1.0]", seed=0)
+    tuned = make_run(cfg, "conditional", "anchored_guidance=[0.5,1.5] guidance=[1.0] contrast_guidance=[1.0]", seed=0)
     assert [decode_name(*d) for d in decodes(ctx, ck, plain.settings)] == ["T=1", "T=0.7"]
     assert [decode_name(*d) for d in decodes(ctx, ck, tuned.settings)] == [
         "T=1",
         "T=1 anchored g=0.5",
         "T=1 anchored g=1.5",
+        "T=1 anchored g=1 vs mirror",
         "T=0.7",
         "T=0.7 anchored g=0.5",
         "T=0.7 anchored g=1.5",
+        "T=0.7 anchored g=1 vs mirror",
     ]
     ppo = Checkpoint(method="ppo", name="step_10")  # an unconditioned policy: plain sampling only
     assert [decode_name(*d) for d in decodes(ctx, ppo, tuned.settings)] == ["T=1", "T=0.7"]
