@@ -7,7 +7,7 @@ By default it samples on 64 of the run's *training* prompts, not its held-out ev
 so that trying decodes here does not select on the benchmark's test set (``--prompts eval`` to
 use those anyway).
 
-    ck=seed_0/conditional/"sft.tag_contrast=1 checkpoints=[60] anchored_guidance=[0.5,1.0,1.5] contrast_guidance=[0.5,1.0,1.5]"/step_60
+    ck=seed_0/conditional/$(ls runs/bench_sentiment/seed_0/conditional | grep tag_contrast)/step_60
     python docs/diagnostics/contrast_guidance.py runs/bench_sentiment "$ck" --contrast none --g 1
     python docs/diagnostics/contrast_guidance.py runs/bench_sentiment "$ck" --contrast bottom --g 0.5 0.75
 
