@@ -19,15 +19,12 @@ import pandas as pd
 
 from condtune.bench import metrics as BM
 from condtune.bench.methods import BenchContext
+from condtune.bench.settings import MIRROR, UNTAGGED
 from condtune.checkpointing import Checkpoint
 from condtune.controllability import summarise
 from condtune.data import read_table
 from condtune.kl import best_of_n_kl, sampled_kl
 from condtune.sampling import sample
-
-UNTAGGED, MIRROR = "untagged", "mirror"
-"""what guidance contrasts the requested target's tag with: the prompt without a score tag, or the
-tag of the mirrored target (bin k - 1 - i for bin i: the bottom bin for the top one)"""
 
 
 class Decode(NamedTuple):
@@ -40,9 +37,10 @@ class Decode(NamedTuple):
 
 
 def decode_name(temperature: float, guidance: float = 1.0, anchored: bool = False, contrast: str = UNTAGGED) -> str:
+    vs = " vs mirror" if contrast == MIRROR else ""
     if anchored:
-        return f"T={temperature:g} anchored g={guidance:g}" + (" vs mirror" if contrast == MIRROR else "")
-    return f"T={temperature:g}" + (f" g={guidance:g}" if guidance != 1.0 else "")
+        return f"T={temperature:g} anchored g={guidance:g}{vs}"
+    return f"T={temperature:g}" + (f" g={guidance:g}{vs}" if guidance != 1.0 else "")
 
 
 def decodes(ctx: BenchContext, ck: Checkpoint, settings) -> list[Decode]:

@@ -16,7 +16,7 @@ import pandas as pd
 from condtune.bench import metrics as BM
 from condtune.bench import stats as S
 from condtune.bench import store
-from condtune.bench.settings import CONDITIONAL_METHODS
+from condtune.bench.settings import CONDITIONAL_METHODS, UNTAGGED
 from condtune.io import write_json, write_text
 
 COLORS = {
@@ -44,7 +44,7 @@ def load_samples(out: Path, rows: list[dict]) -> pd.DataFrame:
                 ("temperature", 1.0),
                 ("guidance", 1.0),
                 ("anchored", False),
-                ("contrast", "untagged"),
+                ("contrast", UNTAGGED),
             )
         }
         frames.append(

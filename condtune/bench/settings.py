@@ -16,6 +16,10 @@ from condtune.policy import SFTSettings
 from condtune.sampling import SamplingConfig
 from condtune.scorer import OptimConfig
 
+UNTAGGED, MIRROR = "untagged", "mirror"
+"""what guidance contrasts the requested target's tag with: the prompt without a score tag, or the
+tag of the mirrored target (bin k - 1 - i for bin i: the bottom bin for the top one)"""
+
 METHODS = ("conditional", "conditional_self", "conditional_online", "ppo", "rloo", "dpo", "best_of_n")
 CONDITIONAL_METHODS = ("conditional", "conditional_self", "conditional_online")  # evaluated per requested target
 CEILING_METHODS = ("conditional", "conditional_self")  # with a corpus of their own, whose controllability is a ceiling

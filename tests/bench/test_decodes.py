@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from condtune.bench.evaluation import decode_name, decodes
 from condtune.bench.methods import make_run
-from condtune.bench.settings import BenchConfig
+from condtune.bench.settings import MIRROR, BenchConfig
 from condtune.checkpointing import Checkpoint
 
 
@@ -29,3 +29,8 @@ def test_a_sweep_entry_sets_its_own_decodes():
     ]
     ppo = Checkpoint(method="ppo", name="step_10")  # an unconditioned policy: plain sampling only
     assert [decode_name(*d) for d in decodes(ctx, ppo, tuned.settings)] == ["T=1", "T=0.7"]
+
+
+def test_a_contrast_with_the_mirrored_tag_is_named_apart_from_the_untagged_one():
+    assert decode_name(1.0, 2.0, False, MIRROR) == "T=1 g=2 vs mirror" != decode_name(1.0, 2.0)
+    assert decode_name(1.0, 1.5, True, MIRROR) == "T=1 anchored g=1.5 vs mirror" != decode_name(1.0, 1.5, True)
