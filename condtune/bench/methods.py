@@ -17,7 +17,7 @@ import pandas as pd
 
 from condtune import config as C
 from condtune.bench.raters import Raters, TaskReward
-from condtune.bench.settings import BenchConfig
+from condtune.bench.settings import DECODE_SETTINGS, BenchConfig, run_setting
 from condtune.bench.task import Prompts, Task
 from condtune.checkpointing import (
     Checkpoint,
@@ -77,10 +77,11 @@ def settings_of(cfg: BenchConfig, method: str) -> Any:
     }[method]
 
 
-def make_run(cfg: BenchConfig, method: str, setting: str, *, seed: int) -> Run:
+def make_run(cfg: BenchConfig, method: str, entry: str, *, seed: int) -> Run:
+    """The run of one sweep entry: named by its training overrides, with all of them (decodes too) applied."""
     base = settings_of(cfg, method)
-    s = base if setting == "default" else C.with_overrides(base, setting, f"sweeps.{method}")
-    return Run(method=method, setting=setting, seed=seed, settings=s)
+    s = base if entry == "default" else C.with_overrides(base, entry, f"sweeps.{method}")
+    return Run(method=method, setting=run_setting(entry), seed=seed, settings=s)
 
 
 # ----------------------------------------------------------------------------- conditional SFT
@@ -361,10 +362,6 @@ def run_steps(cfg: BenchConfig, run: Run) -> list[int]:
         o, last = run.settings.online, max(run.settings.checkpoints)
         return sorted(run.settings.checkpoints) + [last + r * o.steps_per_round for r in range(1, o.rounds + 1)]
     return sorted(run.settings.ns if run.method == "best_of_n" else run.settings.checkpoints)
-
-
-DECODE_SETTINGS = ("guidance", "anchored_guidance", "contrast_guidance")
-"""settings of how a trained policy is sampled in evaluation, not of its training: not part of a run's identity"""
 
 
 def run_method(ctx: BenchContext, run: Run) -> list[Checkpoint]:

@@ -110,23 +110,23 @@ def ceiling(ctx: BenchContext, method: str) -> dict:
 def run_all(ctx: BenchContext) -> None:
     """Train and evaluate every (seed, method, setting) not yet in the results store."""
     cfg = ctx.cfg
-    jobs = [(seed, m, s) for seed in cfg.seeds for m in cfg.methods for s in variants(cfg, m)]
+    jobs = [(seed, m, entry) for seed in cfg.seeds for m in cfg.methods for entry in variants(cfg, m)]
     t0, spent, worked = (
         time.time(),
         0.0,
         0,
     )  # time of the jobs that did work (resumed ones are skipped fast), for the estimate
-    for j, (seed, method, setting) in enumerate(jobs, 1):
+    for j, (seed, method, entry) in enumerate(jobs, 1):
         done, t_job = store.done_keys(ctx.out), time.time()
         eta = f", ~{spent / worked * (len(jobs) - j + 1) / 60:.0f} min left" if worked else ""
         log.info(
-            "[%d/%d] seed %d, %s [%s] (%.1f min so far%s)", j, len(jobs), seed, method, setting, (t_job - t0) / 60, eta
+            "[%d/%d] seed %d, %s [%s] (%.1f min so far%s)", j, len(jobs), seed, method, entry, (t_job - t0) / 60, eta
         )
-        run = make_run(cfg, method, setting, seed=seed)
+        run = make_run(cfg, method, entry, seed=seed)
         ckpts = run_method(ctx, run)
         for ck in ckpts:
             for d in decodes(ctx, ck, run.settings):
-                if (method, setting, seed, ck.name, decode_name(*d)) in done:
+                if (method, run.setting, seed, ck.name, decode_name(*d)) in done:
                     continue
                 if ck.path and not Path(ck.path).exists():
                     raise ConfigError(
@@ -138,7 +138,7 @@ def run_all(ctx: BenchContext) -> None:
                 log.info(
                     "  %s [%s] %s %s: gold %+.3f proxy %+.3f KL %.2f (%.0f s)",
                     method,
-                    setting,
+                    run.setting,
                     ck.name,
                     row["decode"],
                     row["reward/gold"],

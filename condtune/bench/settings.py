@@ -11,6 +11,7 @@ from condtune.baselines.best_of_n import BestOfNSettings
 from condtune.baselines.dpo import DPOSettings
 from condtune.baselines.ppo_config import PPOConfig
 from condtune.baselines.rloo import RLOOSettings
+from condtune.config import ConfigError
 from condtune.online import OnlineSettings
 from condtune.policy import SFTSettings
 from condtune.sampling import SamplingConfig
@@ -23,6 +24,9 @@ tag of the mirrored target (bin k - 1 - i for bin i: the bottom bin for the top 
 METHODS = ("conditional", "conditional_self", "conditional_online", "ppo", "rloo", "dpo", "best_of_n")
 CONDITIONAL_METHODS = ("conditional", "conditional_self", "conditional_online")  # evaluated per requested target
 CEILING_METHODS = ("conditional", "conditional_self")  # with a corpus of their own, whose controllability is a ceiling
+DECODE_SETTINGS = ("guidance", "anchored_guidance", "contrast_guidance")
+"""settings of how a trained policy is sampled in evaluation, not of its training: not part of a run's identity
+(its folder, its results' setting), so a scale added to a sweep entry evaluates the run already trained"""
 
 
 @dataclass
@@ -81,7 +85,9 @@ class BenchConfig:
     dpo, best_of_n"""
     sweeps: dict[str, list[str]] = field(default_factory=dict)
     """per method, the runs of its frontier: each a space-separated list of overrides of its settings, e.g.
-    {ppo: ["kl_coef=0.02", "kl_coef=0.05"], rloo: ["lr=1e-5 beta=0.05"]}; none = one run with the settings as given"""
+    {ppo: ["kl_coef=0.02", "kl_coef=0.05"], rloo: ["lr=1e-5 beta=0.05"]}; none = one run with the settings as given.
+    An entry's decode settings (guidance scales) are evaluated on its run but do not name it: the run is
+    named by the entry's other overrides ('default' if none)"""
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     """training / sampling seeds (scorers, data splits and prompts are shared)"""
     proxy_scorer: str = ""
@@ -145,6 +151,22 @@ class BenchConfig:
     """torch CPU threads (1 avoids oversubscription on a shared machine; 0 = torch default)"""
 
 
+def run_setting(entry: str) -> str:
+    """The name of a sweep entry's run: its overrides less the decode ones ('default' if none is left)."""
+    kept = [item for item in entry.split() if item != "default" and item.split("=", 1)[0] not in DECODE_SETTINGS]
+    return " ".join(kept) or "default"
+
+
 def variants(cfg: BenchConfig, method: str) -> list[str]:
-    """The runs of a method: its sweep entries, or one run named 'default'."""
-    return list(cfg.sweeps.get(method) or ["default"])
+    """The sweep entries of a method (or one, 'default'), each training its own run."""
+    entries = list(cfg.sweeps.get(method) or ["default"])
+    seen: dict[str, str] = {}
+    for entry in entries:
+        name = run_setting(entry)
+        if name in seen:
+            raise ConfigError(
+                f"sweeps.{method}: entries {seen[name]!r} and {entry!r} train the same run ({name!r}; they differ "
+                "only in how it is sampled): put their decode settings in one entry"
+            )
+        seen[name] = entry
+    return entries

@@ -200,6 +200,37 @@ def test_an_archive_carries_the_results_to_a_machine_without_out(bench_args, ben
     assert cli([*args, f"out={tmp_path / 'other'}", f"archive={archive}", "conditional.sft.lr=0.5"]) == 2
 
 
+def test_a_scale_added_to_a_sweep_entry_evaluates_the_run_already_trained(bench_args, bench_run, tmp_path, monkeypatch):
+    from condtune.bench import methods
+
+    out, args = bench_args
+    new = tmp_path / "scales"
+    base = [
+        *args,
+        f"out={new}",
+        f"proxy_scorer={out / 'scorers/proxy'}",
+        f"gold_scorer={out / 'scorers/gold'}",
+        'methods=["conditional"]',
+        "conditional.checkpoints=[2]",
+    ]
+    assert cli([*base, 'sweeps.conditional=["sft.lr=1e-3 contrast_guidance=[1.0]"]']) == 0
+
+    def no_training(ctx, run, work):
+        raise AssertionError(f"{run.method} [{run.setting}] was retrained")
+
+    monkeypatch.setattr(methods, "TRAINERS", {k: no_training for k in methods.TRAINERS})
+    assert cli([*base, 'sweeps.conditional=["sft.lr=1e-3 contrast_guidance=[1.0,2.0]"]']) == 0
+    rows = _rows(new)
+    assert {r["setting"] for r in rows} == {"sft.lr=1e-3"} and (new / "seed_0/conditional/sft.lr=1e-3").is_dir()
+    assert [r["decode"] for r in rows] == [  # the four decodes of the first command, then the new scale
+        "T=1",
+        "T=1 g=2",
+        "T=1 anchored g=1.5",
+        "T=1 anchored g=1 vs mirror",
+        "T=1 anchored g=2 vs mirror",
+    ]
+
+
 def test_an_archive_that_disagrees_with_out_is_never_mixed(tmp_path, capsys):
     from condtune.bench import archive
 
