@@ -226,6 +226,36 @@ def _final(pts: list[dict]) -> list[dict]:
     return [p for p in pts if p["step"] == last[(p["method"], p["setting"])]]
 
 
+def decode_family(p: dict) -> str:
+    """What a conditional point's curve varies the guidance scale of: plain sampling and classifier-free
+    guidance (g = 1 is plain) are one curve, anchored guidance against the untagged prompt another, against
+    the mirrored target's tag a third."""
+    t = "" if p.get("temperature", 1.0) == 1.0 else f"T={p['temperature']:g} "
+    if not p.get("anchored"):
+        return t + "plain / CFG" + (" vs mirror" if p.get("contrast", UNTAGGED) != UNTAGGED else "")
+    return t + "anchored" + (" vs mirror" if p.get("contrast", UNTAGGED) != UNTAGGED else "")
+
+
+def frontier_curves(pts: list[dict]) -> dict[str, list[dict]]:
+    """The curves of the reward-KL plot, by legend label, each sorted by KL: a baseline's run across
+    its checkpoints (best-of-n across n); a conditional run's final checkpoint at its top requested
+    target (the one a user asking for the best text gets) across the guidance scales of one decode
+    family. The other targets are controllability, not reward: they are in the reliability plot."""
+    curves: dict[str, list[dict]] = {}
+    top: dict[tuple, float] = {}
+    cond = [p for p in _final(pts) if p["method"] in CONDITIONAL_METHODS and p.get("target") is not None]
+    for p in cond:
+        k = (p["method"], p["setting"], p["checkpoint"])
+        top[k] = max(top.get(k, -np.inf), p["target"])
+    top_pts = [p for p in cond if p["target"] == top[(p["method"], p["setting"], p["checkpoint"])]]
+    for p in [p for p in pts if p["method"] not in CONDITIONAL_METHODS] + top_pts:
+        name = p["method"] if p["setting"] == "default" else f"{p['method']} {p['setting']}"
+        if p["method"] in CONDITIONAL_METHODS:
+            name = f"{name}: {decode_family(p)}"
+        curves.setdefault(name, []).append(p)
+    return {k: sorted(v, key=lambda p: p["kl"]) for k, v in curves.items()}
+
+
 def frontier_plot(pts: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -234,44 +264,59 @@ def frontier_plot(pts: list[dict], path: Path) -> None:
 
     raters = [r for r in ("gold", "gold2", "proxy") if any(r in p for p in pts)]
     fig, axes = plt.subplots(1, len(raters), figsize=(5.6 * len(raters), 4.6), sharex=True, squeeze=False)
-    cond_final = [p for p in _final(pts) if p["method"] in CONDITIONAL_METHODS]
+    curves = frontier_curves(pts)
+    styles, markers = ["-", ":", "-.", (0, (5, 1))], ["o", "^", "v", "D"]
+    style: dict[str, tuple] = {}  # the i-th curve of a method: its i-th line style and marker
+    for label, ps in curves.items():
+        i = sum(1 for k in style if k.split(" ")[0].split(":")[0] == ps[0]["method"])
+        conditional = ps[0]["method"] in CONDITIONAL_METHODS
+        style[label] = (styles[i % 4], "s" if conditional else markers[i % 4], 1.5 if conditional else 1.0)
     for ax, rater in zip(axes[0], raters):
-        curves: dict = {}
-        for p in [p for p in pts if p["method"] not in CONDITIONAL_METHODS] + cond_final:
-            by = (p["method"], p["setting"], p["decode"]) + (
-                (p["checkpoint"],) if p["method"] in CONDITIONAL_METHODS else ()
-            )
-            curves.setdefault(by, []).append(p)
-        for by, ps in curves.items():
-            ps = sorted(ps, key=lambda p: p["kl"])
+        for label, ps in curves.items():
             x, y = np.array([p["kl"] for p in ps]), np.array([p.get(rater, np.nan) for p in ps])
             xe = np.abs(np.array([p["kl_ci"] for p in ps]).T - x)
             ye = np.abs(np.array([p.get(f"{rater}_ci", [np.nan, np.nan]) for p in ps]).T - y)
-            label = " ".join(s for s in by if s not in ("default", "T=1"))
-            guided = "g=" in by[2]
+            method = ps[0]["method"]
+            linestyle, marker, lw = style[label]
             ax.errorbar(
                 x,
                 y,
                 xerr=xe,
                 yerr=ye,
-                marker="s" if guided else "o",
+                marker=marker,
                 ms=4,
                 capsize=2,
-                lw=1,
-                color=COLORS.get(by[0]),
+                lw=lw,
+                color=COLORS.get(method),
                 label=label,
                 alpha=0.9,
-                linestyle=(":" if guided else "-") if by[0] in CONDITIONAL_METHODS else "--",
+                linestyle=linestyle,
             )
+            if method in CONDITIONAL_METHODS and len(ps) > 1:  # name each point's guidance scale
+                for p, xi, yi in zip(ps, x, y):
+                    ax.annotate(
+                        f"g={p.get('guidance', 1.0):g}",
+                        (xi, yi),
+                        xytext=(3, -9),
+                        textcoords="offset points",
+                        fontsize=6,
+                        color=COLORS.get(method),
+                    )
         ax.set_xlabel("exact KL(sampled ‖ π_ref), nats per sample (best-of-n: analytic bound)")
         ax.set_ylabel(f"mean {rater} score")
         ax.set_title(f"reward vs KL: {rater}" + (" (trained against)" if rater == "proxy" else ""))
         ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()  # below the panels, never over the points
-    rows = -(-len(labels) // 3)
-    fig.set_size_inches(fig.get_size_inches()[0], fig.get_size_inches()[1] + 0.18 * rows)
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, min(0.6, 0.18 * rows / fig.get_size_inches()[1] + 0.02), 1, 1))
+    ncol = 3 if max(map(len, labels), default=0) < 60 else 2
+    rows = -(-len(labels) // ncol)
+    fig.set_size_inches(fig.get_size_inches()[0], fig.get_size_inches()[1] + 0.2 * rows + 0.3)
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    fig.suptitle(
+        "conditional: the top requested target at its final checkpoint, each point a guidance scale (annotated)",
+        fontsize=9,
+        y=0.99,
+    )
+    fig.tight_layout(rect=(0, min(0.6, (0.2 * rows + 0.2) / fig.get_size_inches()[1]), 1, 0.98))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
@@ -294,7 +339,7 @@ def reliability_plot(ctrl: list[dict], ceilings: dict, path: Path) -> None:
             capsize=3,
             color=COLORS.get(r["method"]),
             alpha=0.9,
-            label=f"{r['method']} {r['setting']} {r['checkpoint']} {r['decode']}".replace(" default", ""),
+            label=f"{r['method']} {r['setting']} {r['decode']}".replace(" default", ""),
         )
     for method, c in ceilings.items():
         ax.plot(c["requested"], c["means_gold"], "^--", color=COLORS.get(method), label=f"ceiling: {method}'s data")

@@ -202,3 +202,34 @@ def test_check_same_run_records_then_guards_prompts_and_raters(tmp_path):
         check_same_run(tmp_path, prompts, {"proxy": probe["proxy"], "gold": probe["gold"] + 0.1})
     with pytest.raises(ConfigError, match="other prompts"):
         check_same_run(tmp_path, {"train": ["P: b"], "eval": ["P:"]}, probe)
+
+
+def test_frontier_curves_follow_the_top_target_across_guidance_scales():
+    """A conditional run is one curve per decode family at its top requested target and final
+    checkpoint, across guidance scales; a baseline is one curve across its checkpoints."""
+    from condtune.bench.report import frontier_curves
+
+    def pt(method, setting, step, kl, target=None, g=1.0, anchored=False, contrast="untagged"):
+        return dict(
+            method=method,
+            setting=setting,
+            checkpoint=f"step_{step}",
+            step=step,
+            kl=kl,
+            target=target,
+            guidance=g,
+            anchored=anchored,
+            contrast=contrast,
+            temperature=1.0,
+        )
+
+    pts = [pt("ppo", "kl_coef=0.05", s, kl) for s, kl in ((20, 3.0), (10, 1.0))]
+    for step in (60, 120):
+        for target in (-2.0, 0.0, 2.0):
+            pts.append(pt("conditional", "default", step, 0.5 + target, target))
+            pts += [pt("conditional", "default", step, g + target, target, g, True, "mirror") for g in (1.5, 0.5)]
+    curves = frontier_curves(pts)
+    assert list(curves) == ["ppo kl_coef=0.05", "conditional: plain / CFG", "conditional: anchored vs mirror"]
+    assert [p["step"] for p in curves["ppo kl_coef=0.05"]] == [10, 20]  # sorted by KL
+    mirror = curves["conditional: anchored vs mirror"]
+    assert [(p["step"], p["target"], p["guidance"]) for p in mirror] == [(120, 2.0, 0.5), (120, 2.0, 1.5)]
