@@ -326,8 +326,12 @@ def train_conditional(
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.time() - t0
     final = trainer.model.merge_and_unload() if s.lora_r else trainer.model
-    # several processes: every one takes part in gathering the weights (FSDP shards them), one writes
-    gathered = trainer.accelerator.get_state_dict(trainer.model_wrapped) if procs.num_processes > 1 else None
+    from accelerate.utils import DistributedType
+
+    # several processes, or FSDP on any count (its parameters are sharded DTensors even on one GPU):
+    # every process takes part in gathering the weights, one writes
+    sharded = procs.num_processes > 1 or trainer.accelerator.distributed_type == DistributedType.FSDP
+    gathered = trainer.accelerator.get_state_dict(trainer.model_wrapped) if sharded else None
     if procs.is_main_process:
         save_policy(final, tokenizer, card, out_dir=out_dir, base=base, state_dict=None if s.lora_r else gathered)
     procs.wait_for_everyone()
@@ -348,11 +352,26 @@ def save_policy(
     tokenizer and the policy card; the card goes last (it marks completion)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if state_dict is not None:
+        state_dict = drop_tied_copies(model, state_dict)
     with umask_modes(out_dir):  # safetensors writes 0600 files; the policy's follow the umask
         model.save_pretrained(out_dir, state_dict=state_dict)
         tokenizer.save_pretrained(out_dir)
     write_json(out_dir / POLICY_CARD, {"base_model": base, **card.to_dict()})
     return out_dir
+
+
+def drop_tied_copies(model, state_dict: dict) -> dict:
+    """A gathered state dict (FSDP) holds a tied output embedding as a second full copy, which
+    save_pretrained then writes; drop it, so the policy is saved as a plain run saves it."""
+    out, inp = model.get_output_embeddings(), model.get_input_embeddings()
+    if out is None or inp is None or not getattr(model.config, "tie_word_embeddings", False):
+        return state_dict
+    names = {id(m): n for n, m in model.named_modules()}
+    key, tied_to = f"{names.get(id(out))}.weight", f"{names.get(id(inp))}.weight"
+    if key in state_dict and tied_to in state_dict and torch.equal(state_dict[key], state_dict[tied_to]):
+        return {k: v for k, v in state_dict.items() if k != key}
+    return state_dict
 
 
 def load_policy_card(path: str | Path) -> tuple[TagCard, str | None]:

@@ -148,7 +148,7 @@ def test_kl_term_keeps_the_policy_nearer_the_base(tmp_path, tiny_lm):
         )
         stats = train_conditional(model, tok, df, card=card, s=s, out_dir=tmp_path / f"kl{kl_coef}", base=str(tiny_lm))
         assert stats["steps"] == 8 and stats["final_loss"] == stats["final_loss"]  # finite
-        kls[kl_coef] = _mean_kl_to_base(model, base, tok, df)
+        kls[kl_coef] = _mean_kl_to_base(model.cpu(), base, tok, df)  # the trainer may have moved it to a GPU
     assert kls[5.0] < 0.5 * kls[0.0], kls
 
 
@@ -162,7 +162,7 @@ def test_frozen_embeddings_stay_put(tmp_path, tiny_lm):
         max_steps=3, batch_size=4, lr=1e-2, max_length=32, save_steps=100, warmup_ratio=0.0, freeze_embeddings=True
     )
     train_conditional(model, tok, df, card=card, s=s, out_dir=tmp_path / "frozen", base=str(tiny_lm))
-    assert torch.equal(model.get_input_embeddings().weight[: before.shape[0]], before)
+    assert torch.equal(model.get_input_embeddings().weight[: before.shape[0]].cpu(), before)
 
 
 def test_tag_contrast_is_a_two_way_bayes_classifier_of_the_tag():
@@ -237,5 +237,5 @@ def test_tag_contrast_teaches_the_tag_faster(tmp_path, tiny_lm):
             train_conditional(model, tok, df, card=card, s=s, out_dir=tmp_path / f"c{coef}", base=str(tiny_lm))["steps"]
             == 8
         )
-        margins[coef] = _tag_margin(model, tok, card)
+        margins[coef] = _tag_margin(model.cpu(), tok, card)  # the trainer may have moved it to a GPU
     assert margins[5.0] > margins[0.0] + 1.0, margins

@@ -108,3 +108,23 @@ def test_lora_trains_only_the_named_modules(tmp_path, tiny_lm):
     trained = _weights(tmp_path / "run")
     changed = {k for k in base if k in trained and not torch.equal(base[k], trained[k])}
     assert changed and all(".v_proj." in k for k in changed)  # merged adapters: v_proj moved, nothing else
+
+
+def test_a_gathered_state_dict_saves_as_a_plain_run_does(tmp_path, tiny_lm):
+    """FSDP gathers a tied output embedding as a second full copy (seen on a GPU with the shipped
+    FSDP config): the saved policy must hold what a plain save holds, and load to the same model."""
+    from condtune.modeling import load_causal_lm
+    from condtune.policy import drop_tied_copies, save_policy
+
+    model, tok = load_causal_lm(tiny_lm)
+    card = TagCard(Binning(edges=[0.0], centers=[-1.0, 1.0], counts=[4, 4]), TagFormat())
+    gathered = {k: v.clone() for k, v in model.state_dict().items()}
+    gathered["lm_head.weight"] = model.get_input_embeddings().weight.detach().clone()  # what FSDP hands over
+    save_policy(model, tok, card, out_dir=tmp_path / "plain", base=str(tiny_lm))
+    save_policy(model, tok, card, out_dir=tmp_path / "gathered", base=str(tiny_lm), state_dict=gathered)
+    plain, saved = _weights(tmp_path / "plain"), _weights(tmp_path / "gathered")
+    assert saved.keys() == plain.keys() and "lm_head.weight" not in saved
+    assert all(torch.equal(saved[k], plain[k]) for k in plain)
+    # an output embedding that differs from the input one is not a tied copy: it is kept
+    untied = {**gathered, "lm_head.weight": gathered["lm_head.weight"] + 1}
+    assert "lm_head.weight" in drop_tied_copies(model, untied)

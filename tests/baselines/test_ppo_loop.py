@@ -67,6 +67,7 @@ def test_rollout_applies_penalties_and_whitening(ppo_tiny_lm, tmp_path):
     )
     state = ppo.build_state(cfg)
     traj, ctx, metrics, completions = ppo.rollout(state, DEFAULT_PROMPTS[:8], title_case_reward, cfg=cfg)
+    traj = type(traj)(*(t.cpu() if isinstance(t, torch.Tensor) else t for t in traj))  # on a GPU machine too
     mask = traj.response_mask
     raw = title_case_reward(DEFAULT_PROMPTS[:8], completions)
     has_eos = (traj.query_responses[:, ctx:] == state.tokenizer.eos_token_id).any(-1)
