@@ -83,6 +83,23 @@ def load_checkpoints(path: str | Path) -> list[Checkpoint] | None:
     return [Checkpoint(**d) for d in read_json(path)] if path.exists() else None
 
 
+def weights_digest(path: str | Path) -> str | None:
+    """A digest of a policy folder's weights (its ``*.safetensors`` files, by name): equal for
+    bit-identical weights; None for a folder without them."""
+    import hashlib
+
+    files = sorted(Path(path).glob("*.safetensors"))
+    if not files:
+        return None
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 24), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
 def changed_keys(old: dict, new: dict) -> list[str]:
     """The top-level keys whose values differ between two recorded settings (either side may lack one)."""
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))

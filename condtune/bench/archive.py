@@ -10,9 +10,11 @@ only the small things, meant to be kept (committed, copied); :func:`pull` brings
 * ``run_identity.json``, ``prompts.json``: the protocol (prompts, the raters' scores of the probe
   texts), so a piece judged by other raters or prompts is refused, never pooled;
 * ``ceiling_<method>.json``: the data ceilings;
-* each finished run's ``run.json`` and ``checkpoints.json``: what the run was (a changed setting is
-  refused) and that it finished (it is not retrained; its weights stay behind, so a new decode of it
-  needs a retraining, and the runner says so).
+* each trained run's ``run.json`` and ``checkpoints.json``: what the run was (a changed setting is
+  refused) and that its training finished, with its costs and weights' digests (its weights stay
+  behind: a decode still missing retrains it, checked against those digests, ``runner.retrain``).
+
+The runner pushes after every evaluated result, so a piece cut off mid-way loses no finished decode.
 
 Neither side's files are ever overwritten by the other's: results are merged by their key
 (method, setting, seed, checkpoint, decode), other files are copied where they are missing, and a

@@ -26,6 +26,7 @@ from condtune.checkpointing import (
     prune,
     save_checkpoints,
     snapshot_callback,
+    weights_digest,
 )
 from condtune.io import read_json, write_json
 
@@ -380,6 +381,9 @@ def run_method(ctx: BenchContext, run: Run) -> list[Checkpoint]:
         return done
     steps = run_steps(ctx.cfg, run)
     ckpts = [c for c in TRAINERS[run.method](ctx, run, work) if c.step in steps]
+    for c in ckpts:  # so that a retraining on another machine can show it reached the same weights
+        if c.path and (digest := weights_digest(c.path)):
+            c.extra["weights_digest"] = digest
     save_checkpoints(work / "checkpoints.json", ckpts)
     return ckpts
 

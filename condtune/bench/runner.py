@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from condtune.bench import archive, store
 from condtune.bench.evaluation import data_ceiling, decode_name, decodes, evaluate
-from condtune.bench.methods import BenchContext, finish_run, make_run, run_method, tagged_corpus
+from condtune.bench.methods import BenchContext, Run, finish_run, make_run, run_method, tagged_corpus
 from condtune.bench.raters import build_raters
 from condtune.bench.settings import BenchConfig, variants
 from condtune.bench.task import load_task, prompt_sets
+from condtune.checkpointing import Checkpoint
 from condtune.config import ConfigError
 from condtune.data import write_table
-from condtune.io import read_json, write_json
+from condtune.io import atomic_path, read_json, write_json
 
 log = logging.getLogger("condtune.bench")
 
@@ -124,33 +126,72 @@ def run_all(ctx: BenchContext) -> None:
         )
         run = make_run(cfg, method, entry, seed=seed)
         ckpts = run_method(ctx, run)
-        for ck in ckpts:
-            for d in decodes(ctx, ck, run.settings):
-                if (method, run.setting, seed, ck.name, decode_name(*d)) in done:
-                    continue
-                if ck.path and not Path(ck.path).exists():
-                    raise ConfigError(
-                        f"{ck.path}: this checkpoint's weights were deleted after its evaluation (keep_weights); to "
-                        f"evaluate it at {decode_name(*d)}, delete {run.work(ctx.out)} and rerun to retrain"
-                    )
-                row, samples = evaluate(ctx, ck, seed=seed, **d._asdict())
-                store.append_result(ctx.out, row, samples)
-                log.info(
-                    "  %s [%s] %s %s: gold %+.3f proxy %+.3f KL %.2f (%.0f s)",
-                    method,
-                    run.setting,
-                    ck.name,
-                    row["decode"],
-                    row["reward/gold"],
-                    row["reward/proxy"],
-                    row["kl/exact"],
-                    ck.wall_clock_s,
-                )
+        todo = [
+            (ck, d)
+            for ck in ckpts
+            for d in decodes(ctx, ck, run.settings)
+            if (method, run.setting, seed, ck.name, decode_name(*d)) not in done
+        ]
+        if any(ck.path and not Path(ck.path).exists() for ck, _ in todo):
+            ckpts = retrain(ctx, run, ckpts, len(todo))
+            todo = [(next(c for c in ckpts if c.name == ck.name), d) for ck, d in todo]
+        for ck, d in todo:
+            row, samples = evaluate(ctx, ck, seed=seed, **d._asdict())
+            store.append_result(ctx.out, row, samples)
+            if cfg.archive:  # each result outlives the session, not only a finished run's
+                archive.push(ctx.out, cfg.archive)
+            log.info(
+                "  %s [%s] %s %s: gold %+.3f proxy %+.3f KL %.2f (%.0f s)",
+                method,
+                run.setting,
+                ck.name,
+                row["decode"],
+                row["reward/gold"],
+                row["reward/proxy"],
+                row["kl/exact"],
+                ck.wall_clock_s,
+            )
         finish_run(ctx, run, ckpts)
         if cfg.archive:
             archive.push(ctx.out, cfg.archive)
         if time.time() - t_job > 10:
             spent, worked = spent + time.time() - t_job, worked + 1
+
+
+def retrain(ctx: BenchContext, run: Run, ckpts: list[Checkpoint], n_left: int) -> list[Checkpoint]:
+    """Train a finished run again because its weights are gone (pruned after an evaluation, or left
+    on the machine that trained it) and ``n_left`` decodes still need them. Training is seeded; the
+    retrained weights must match the digests recorded at the first training, else the decodes would
+    come from another policy under the run's name: that is an error. The run keeps its first
+    records (their costs are the method's; a retraining is not), with the new weights' paths."""
+    work = run.work(ctx.out)
+    log.info(
+        "%s [%s] seed %d: %d decodes left and its weights are gone: training it again (seeded, same settings)",
+        run.method,
+        run.setting,
+        run.seed,
+        n_left,
+    )
+    record = work / "checkpoints.json"
+    first = record.read_bytes()
+    record.unlink()
+    (work / "snapshots.json").unlink(missing_ok=True)  # else the snapshots of the first training count as saved
+    try:
+        fresh = {c.name: c for c in run_method(ctx, run)}
+    finally:
+        with atomic_path(record, suffix=".json") as tmp:  # the first record stays the run's record
+            tmp.write_bytes(first)
+    for ck in ckpts:
+        old, new = ck.extra.get("weights_digest"), fresh[ck.name].extra.get("weights_digest")
+        if old is None:
+            log.warning("%s %s: no weights digest from its first training; retrained weights unchecked", work, ck.name)
+        elif old != new:
+            raise ConfigError(
+                f"{work}: retraining {ck.name} gave other weights (digest {new}, first training {old}), so its "
+                "remaining decodes would not evaluate the same policy; evaluate them where it was trained, or "
+                "start the run afresh under another out="
+            )
+    return [replace(ck, path=fresh[ck.name].path) for ck in ckpts]
 
 
 def protocol(cfg: BenchConfig, ctx: BenchContext | None = None) -> dict:

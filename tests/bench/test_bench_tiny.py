@@ -231,6 +231,47 @@ def test_a_scale_added_to_a_sweep_entry_evaluates_the_run_already_trained(bench_
     ]
 
 
+def test_a_new_decode_of_an_archived_run_retrains_it_to_the_same_weights(bench_args, bench_run, tmp_path):
+    """On a machine without the run's weights (only the archive), a decode not yet evaluated
+    retrains the run (seeded) and checks its weights against the first training's digest; each
+    result reaches the archive as soon as it is evaluated. Other weights are refused, never mixed."""
+    import shutil
+
+    out, args = bench_args
+    archive = tmp_path / "archive"
+    base = [
+        *args,
+        f"archive={archive}",
+        f"proxy_scorer={out / 'scorers/proxy'}",
+        f"gold_scorer={out / 'scorers/gold'}",
+        'methods=["conditional"]',
+        "conditional.checkpoints=[2]",
+    ]
+    one = 'sweeps.conditional=["sft.lr=1e-3 contrast_guidance=[1.0]"]'
+    two = 'sweeps.conditional=["sft.lr=1e-3 contrast_guidance=[1.0,2.0]"]'  # one scale more
+    assert cli([*base, f"out={tmp_path / 'first'}", one]) == 0
+    record = archive / "seed_0/conditional/sft.lr=1e-3/checkpoints.json"
+    assert json.loads(record.read_text())[0]["extra"]["weights_digest"]
+    before = record.read_bytes()
+    spare = tmp_path / "spare"
+    shutil.copytree(archive, spare)
+    shutil.rmtree(tmp_path / "first")  # the machine that trained it is gone, with the weights
+
+    fresh = tmp_path / "fresh"  # another machine: the archive only
+    assert cli([*base, f"out={fresh}", two]) == 0
+    assert (fresh / "seed_0/conditional/sft.lr=1e-3/step_2/model.safetensors").exists()  # trained again here
+    new = [r for r in _rows(archive) if r["setting"] == "sft.lr=1e-3" and r["decode"] == "T=1 anchored g=2 vs mirror"]
+    assert len(new) == 1 and record.read_bytes() == before  # the result archived; the run's record is the first
+    first_cost = json.loads(before)[0]["wall_clock_s"]
+    assert new[0]["cost/wall_clock_s"] == first_cost  # the method's cost is its first training's
+
+    # a retraining that reaches other weights (here: a record tampered with) stops, naming the run
+    rows = json.loads((spare / "seed_0/conditional/sft.lr=1e-3/checkpoints.json").read_text())
+    rows[0]["extra"]["weights_digest"] = "0" * 16
+    (spare / "seed_0/conditional/sft.lr=1e-3/checkpoints.json").write_text(json.dumps(rows))
+    assert cli([*base, f"out={tmp_path / 'other'}", f"archive={spare}", two]) == 2
+
+
 def test_an_archive_that_disagrees_with_out_is_never_mixed(tmp_path, capsys):
     from condtune.bench import archive
 
