@@ -112,7 +112,7 @@ def test_lora_trains_only_the_named_modules(tmp_path, tiny_lm):
 
 def test_a_gathered_state_dict_saves_as_a_plain_run_does(tmp_path, tiny_lm):
     """FSDP gathers a tied output embedding as a second full copy (seen on a GPU with the shipped
-    FSDP config): the saved policy must hold what a plain save holds, and load to the same model."""
+    FSDP config): the saved policy must hold the same tensors as a plain save."""
     from condtune.modeling import load_causal_lm
     from condtune.policy import drop_tied_copies, save_policy
 
