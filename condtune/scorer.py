@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from condtune.config import check_ranges
 from condtune.io import atomic_dir, write_json
-from condtune.modeling import autocast
+from condtune.modeling import autocast, device
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ class Scorer:
         path = check_model_ref(backbone)  # a missing or damaged backbone folder: an error naming it
         with loading(path, "scorer backbone"):
             model, tokenizer = ScorerModel(path), AutoTokenizer.from_pretrained(path)
-        return cls(model, tokenizer, ScorerMeta(backbone, objective, normalize, max_length=max_length))
+        return cls(model.to(device()), tokenizer, ScorerMeta(backbone, objective, normalize, max_length=max_length))
 
     @classmethod
     def load(cls, path: str | Path) -> Scorer:
@@ -184,13 +184,16 @@ class Scorer:
         with loading(path, "scorer head"):
             model.head.load_state_dict(load_head(path))
         model.eval()
-        return cls(model, tokenizer, meta)
+        return cls(model.to(device()), tokenizer, meta)
 
     def save(self, path: str | Path) -> Path:
         with atomic_dir(path) as tmp:
             self.model.encoder.save_pretrained(tmp / "encoder")
             self.tokenizer.save_pretrained(tmp / "encoder")
-            save_file({k: v.contiguous() for k, v in self.model.head.state_dict().items()}, str(tmp / HEAD_FILE))
+            save_file(
+                {k: v.detach().cpu().contiguous() for k, v in self.model.head.state_dict().items()},
+                str(tmp / HEAD_FILE),
+            )
             write_json(tmp / SCORER_META, asdict(self.meta))
         return Path(path)
 
@@ -200,10 +203,12 @@ class Scorer:
         )
 
     def raw(self, texts: Sequence[str]) -> torch.Tensor:
-        """Head outputs (standardised scale), with gradients; for training."""
+        """Head outputs (standardised scale), with gradients; for training. On the model's device (a GPU
+        when there is one: :meth:`new` and :meth:`load` put the model on :func:`condtune.modeling.device`)."""
         enc = self.encode(texts)
+        dev = next(self.model.parameters()).device
         with autocast():
-            return self.model(enc["input_ids"], enc["attention_mask"]).float()
+            return self.model(enc["input_ids"].to(dev), enc["attention_mask"].to(dev)).float()
 
     def to_scale(self, raw: np.ndarray | torch.Tensor):
         return raw * self.meta.target_sd + self.meta.target_mean
@@ -217,7 +222,7 @@ class Scorer:
         out = np.empty(len(texts), dtype=np.float64)
         for start in tqdm(range(0, len(texts), batch_size), desc="scoring", disable=not progress, leave=False):
             idx = order[start : start + batch_size]
-            out[idx] = self.raw([texts[i] for i in idx]).numpy()
+            out[idx] = self.raw([texts[i] for i in idx]).cpu().numpy()
         self.calls += len(texts)
         return self.to_scale(out)
 
@@ -293,7 +298,7 @@ def fit_regression(scorer: Scorer, targets: pd.DataFrame, opt_cfg: OptimConfig, 
 
     def loss_fn(idx):
         pred = scorer.raw([texts[i] for i in idx])
-        return regression_loss(pred, torch.from_numpy(z[idx]), torch.from_numpy(w[idx]))
+        return regression_loss(pred, torch.from_numpy(z[idx]).to(pred.device), torch.from_numpy(w[idx]).to(pred.device))
 
     return _train_loop(scorer, len(texts), loss_fn, cfg=opt_cfg, desc=desc, lengths=[len(t) for t in texts])
 

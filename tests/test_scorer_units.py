@@ -94,3 +94,18 @@ def test_scorer_head_is_safetensors_and_old_head_pt_still_loads(tmp_path, tiny_e
     (out / "head.pt").unlink()
     with pytest.raises(FileNotFoundError, match="scorer head missing"):
         Scorer.load(out)
+
+
+def test_scorer_lives_on_the_policy_device(tmp_path, tiny_encoder, monkeypatch):
+    """A scorer goes where ``condtune.modeling.device()`` says (a GPU when there is one), and ``raw``
+    feeds it inputs on its own device: shown with the meta device standing in for a GPU."""
+    import condtune.scorer as S
+
+    saved = S.Scorer.new(str(tiny_encoder), "regression", "item").save(tmp_path / "s")
+    monkeypatch.setattr(S, "device", lambda: torch.device("meta"))
+    for scorer in (S.Scorer.new(str(tiny_encoder), "regression", "item"), S.Scorer.load(saved)):
+        assert {p.device.type for p in scorer.model.parameters()} == {"meta"}
+        seen = []
+        scorer.model.forward = lambda ids, mask: seen.append({ids.device.type, mask.device.type}) or ids[:, 0].float()
+        scorer.raw(["A fine film.", "Dull."])
+        assert seen == [{"meta"}]
