@@ -106,6 +106,11 @@ def test_scorer_lives_on_the_policy_device(tmp_path, tiny_encoder, monkeypatch):
     for scorer in (S.Scorer.new(str(tiny_encoder), "regression", "item"), S.Scorer.load(saved)):
         assert {p.device.type for p in scorer.model.parameters()} == {"meta"}
         seen = []
-        scorer.model.forward = lambda ids, mask: seen.append({ids.device.type, mask.device.type}) or ids[:, 0].float()
+
+        def forward(ids, mask, seen=seen):
+            seen.append({ids.device.type, mask.device.type})
+            return ids[:, 0].float()
+
+        scorer.model.forward = forward
         scorer.raw(["A fine film.", "Dull."])
         assert seen == [{"meta"}]

@@ -161,3 +161,30 @@ def monotone_share(means_by_seed: Sequence[Sequence[float]]) -> tuple[int, int]:
         raise ValueError("means_by_seed is empty")
     ups = sum(bool(np.all(np.diff(np.asarray(m, float)) > 0)) for m in means_by_seed)
     return ups, len(means_by_seed)
+
+
+def upper_hull(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The upper concave hull of (KL, reward) points, by increasing KL (Andrew's monotone chain).
+    Every point under it is reached by mixing two of the policies prompt by prompt: the mixture's
+    reward is the mixed rewards and its KL at most the mixed KLs (KL is convex)."""
+    hull: list[tuple[float, float]] = []
+    for p in sorted(set(map(tuple, points))):
+        while len(hull) >= 2:
+            (x1, y1), (x2, y2) = hull[-2], hull[-1]
+            if (x2 - x1) * (p[1] - y1) - (y2 - y1) * (p[0] - x1) >= 0:  # hull[-1] on or under the chord
+                hull.pop()
+            else:
+                break
+        hull.append(p)
+    return hull
+
+
+def line_envelope(lines: Sequence[Sequence[tuple[float, float]]], x: float) -> float | None:
+    """The highest of the polylines ``lines`` (points in any order) at ``x``, linearly interpolated and
+    never extrapolated: None where no line spans ``x``."""
+    vals = []
+    for line in lines:
+        pts = sorted(line)
+        if pts and pts[0][0] <= x <= pts[-1][0]:
+            vals.append(float(np.interp(x, [p[0] for p in pts], [p[1] for p in pts])))
+    return max(vals) if vals else None

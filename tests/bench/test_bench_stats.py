@@ -201,3 +201,19 @@ def test_monotone_share_and_ci_fields():
     assert S.ci_fields("gold", iv) == {"gold": 0.5, "gold_ci": [0.4, 0.6]}
     with pytest.raises(dataclasses.FrozenInstanceError):
         iv.value = 1.0  # frozen
+
+
+def test_upper_hull_and_line_envelope():
+    pts = [(0.0, 0.0), (1.0, 1.0), (2.0, 1.2), (3.0, 2.4), (1.5, 0.5), (4.0, 2.5)]
+    hull = S.upper_hull(pts)
+    assert hull == [(0.0, 0.0), (1.0, 1.0), (3.0, 2.4), (4.0, 2.5)]  # (2, 1.2) lies under the chord 1 -> 3
+    slopes = np.diff([y for _, y in hull]) / np.diff([x for x, _ in hull])
+    assert np.all(np.diff(slopes) < 0)  # concave
+    assert all(S.line_envelope([hull], x) >= y - 1e-12 for x, y in pts)  # every point on or under it
+    assert S.line_envelope([hull], 2.0) == pytest.approx(1.7)
+    assert S.upper_hull([(1.0, 1.0), (1.0, 1.0)]) == [(1.0, 1.0)]
+    # the line envelope: the highest line spanning x, none extrapolated
+    a, b = [(0.0, 0.0), (2.0, 2.0)], [(3.0, 1.0), (1.0, 0.0)]
+    assert S.line_envelope([a, b], 1.5) == pytest.approx(1.5)
+    assert S.line_envelope([a, b], 2.5) == pytest.approx(0.75)
+    assert S.line_envelope([a, b], 3.5) is None and S.line_envelope([], 1.0) is None
