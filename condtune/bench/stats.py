@@ -167,8 +167,11 @@ def upper_hull(points: Sequence[tuple[float, float]]) -> list[tuple[float, float
     """The upper concave hull of (KL, reward) points, by increasing KL (Andrew's monotone chain).
     Every point under it is reached by mixing two of the policies prompt by prompt: the mixture's
     reward is the mixed rewards and its KL at most the mixed KLs (KL is convex)."""
+    best: dict[float, float] = {}
+    for x, y in points:  # of points at one KL only the best can be on the hull
+        best[x] = max(y, best.get(x, -np.inf))
     hull: list[tuple[float, float]] = []
-    for p in sorted(set(map(tuple, points))):
+    for p in sorted(best.items()):
         while len(hull) >= 2:
             (x1, y1), (x2, y2) = hull[-2], hull[-1]
             if (x2 - x1) * (p[1] - y1) - (y2 - y1) * (p[0] - x1) >= 0:  # hull[-1] on or under the chord

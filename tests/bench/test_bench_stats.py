@@ -212,6 +212,7 @@ def test_upper_hull_and_line_envelope():
     assert all(S.line_envelope([hull], x) >= y - 1e-12 for x, y in pts)  # every point on or under it
     assert S.line_envelope([hull], 2.0) == pytest.approx(1.7)
     assert S.upper_hull([(1.0, 1.0), (1.0, 1.0)]) == [(1.0, 1.0)]
+    assert S.upper_hull([(0.0, 0.0), (1.0, 0.5), (1.0, 1.0), (2.0, 1.0)]) == [(0.0, 0.0), (1.0, 1.0), (2.0, 1.0)]
     # the line envelope: the highest line spanning x, none extrapolated
     a, b = [(0.0, 0.0), (2.0, 2.0)], [(3.0, 1.0), (1.0, 0.0)]
     assert S.line_envelope([a, b], 1.5) == pytest.approx(1.5)
