@@ -34,7 +34,7 @@ def main(path: str, rater: str = "gold") -> None:
         for r in mine:
             if r["method"] in TRAINED:
                 lines.setdefault((r["method"], r["setting"]), []).append((r["kl/exact"], r[key]))
-        polys = [sorted(v) for v in lines.values()]
+        polys = list(lines.values())  # line_envelope and upper_hull sort the points themselves
         base = [(0.0, r[key]) for r in mine if r["method"] == "best_of_n" and r["checkpoint"] == "n_1"]
         hull = upper_hull([p for v in polys for p in v] + base)
         cond = [r for r in mine if r["method"].startswith("conditional")]
