@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from condtune.bench import frontier, store
 from condtune.bench import metrics as BM
 from condtune.bench import stats as S
-from condtune.bench import store
 from condtune.bench.settings import CONDITIONAL_METHODS, UNTAGGED
 from condtune.io import write_json, write_text
 
@@ -135,6 +135,7 @@ def summary(rows: list[dict], samples: pd.DataFrame, *, ceilings: dict, protocol
         "controllability": controllability(samples, n_boot),
         "ceiling": ceilings.get("conditional", {}),
         "ceilings": ceilings,
+        "frontier_margins": frontier.margins(samples, n_boot=n_boot),
     }
 
 
@@ -183,33 +184,6 @@ def controllability_table(rows: list[dict], ceilings: dict) -> str:
         lines.append(
             f"| ceiling of {method}: {c['source']} ({c['n_texts']} texts) | – | – | – | – | {c['spearman_gold']:+.3f} | "
             f"{c.get('spearman_gold2', float('nan')):+.3f} | {c['mae_gold']:.2f} | {means} | {'yes' if c['monotone_gold'] else 'no'} |"
-        )
-    return "\n".join(lines)
-
-
-def frontier_table(pts: list[dict]) -> str:
-    """For each point of a trained baseline: the best conditional point at no more KL."""
-    cond = [p for p in pts if p["method"] in CONDITIONAL_METHODS and "gold" in p]
-    base = [p for p in pts if p["method"] in ("ppo", "dpo", "rloo") and "gold" in p]
-    if not cond or not base:
-        return "_needs a conditional method and a trained baseline_"
-    lines = [
-        "| baseline point | its KL | its gold [95% CI] | best conditional point at ≤ that KL | its KL | its gold [95% CI] |",
-        "|---|---:|---:|---|---:|---:|",
-    ]
-    for b in sorted(base, key=lambda p: p["kl"]):
-        ok = [c for c in cond if c["kl"] <= b["kl"]]
-        best = max(ok, key=lambda c: c["gold"]) if ok else None
-        name = f"{b['method']} {b['setting']} {b['checkpoint']} {b['decode']}"
-        cname = (
-            f"{best['method']} {best['setting']} {best['checkpoint']} {best['decode']} target {best['target']:+.2f}"
-            if best
-            else "none"
-        )
-        lines.append(
-            f"| {name} | {b['kl']:.2f} | {_ci(b, 'gold')} | {cname} | {best['kl']:.2f} | {_ci(best, 'gold')} |"
-            if best
-            else f"| {name} | {b['kl']:.2f} | {_ci(b, 'gold')} | none | – | – |"
         )
     return "\n".join(lines)
 
@@ -384,9 +358,9 @@ def write_report(
         "",
         controllability_table(summ["controllability"], ceilings),
         "",
-        "### Conditional against the trained baselines at equal KL",
+        "### The conditional frontier against the trained baselines at equal KL",
         "",
-        frontier_table(summ["points"]),
+        frontier.margins_tables(summ["frontier_margins"]),
         "",
         "![reward vs KL](frontier.png)",
         "",

@@ -45,6 +45,9 @@ class Interval:
     def as_list(self) -> list[float]:
         return [self.lo, self.hi]
 
+    def negated(self) -> Interval:
+        return Interval(-self.value, -self.hi, -self.lo)
+
 
 _NAN = Interval(float("nan"), float("nan"), float("nan"))
 
@@ -191,3 +194,53 @@ def line_envelope(lines: Sequence[Sequence[tuple[float, float]]], x: float) -> f
         if pts and pts[0][0] <= x <= pts[-1][0]:
             vals.append(float(np.interp(x, [p[0] for p in pts], [p[1] for p in pts])))
     return max(vals) if vals else None
+
+
+def replicate_means(values, clusters, ids: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """[1 + n_boot]: the mean of ``values`` on the full data, then on each replicate of ``w``
+    (:func:`replicate_weights`, whose cluster ids ``ids`` hold every cluster of ``clusters``).
+    Points measured on the same prompts and read with the same ``w`` are resampled together, so a
+    statistic of several points (a hull, a margin) keeps their correlation. NaN in a replicate
+    that draws none of the point's clusters."""
+    values = np.asarray(values, float)
+    clusters = _check(clusters, values=values)
+    code = np.searchsorted(ids, clusters)
+    if (code >= len(ids)).any() or (ids[np.minimum(code, len(ids) - 1)] != clusters).any():
+        raise ValueError("clusters holds ids that are not in ids")
+    sums = np.bincount(code, weights=values, minlength=len(ids))
+    counts = np.bincount(code, minlength=len(ids)).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.r_[values.mean(), (w @ sums) / (w @ counts)]
+
+
+def frontier_at(points: Sequence[tuple[float, float]], x: float) -> float | None:
+    """The most reward the policies at ``points`` (KL, reward) reach with KL at most ``x``, two of
+    them mixed prompt by prompt: their :func:`upper_hull` up to its highest point, flat beyond it
+    (a policy with less KL qualifies). None below the least KL of the points."""
+    hull = upper_hull(points)
+    if not hull or x < hull[0][0]:
+        return None
+    peak = int(np.argmax([y for _, y in hull]))
+    return float(np.interp(min(x, hull[peak][0]), [p[0] for p in hull[: peak + 1]], [p[1] for p in hull[: peak + 1]]))
+
+
+def margins_over_frontier(
+    points: Sequence[tuple[np.ndarray, np.ndarray]],
+    others: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    level: float = 0.95,
+) -> list[Interval]:
+    """How far each of ``points`` lies above the frontier of ``others`` at its own x
+    (:func:`frontier_at`; negative: below). Every point is (x, y), two arrays of
+    :func:`replicate_means` read with one ``w``; the margins are computed on the full data
+    (index 0) and on every replicate, the frontier rebuilt each time. A replicate whose x lies
+    below the frontier's least x is dropped; a full-data x there gives an all-NaN interval."""
+    n = len(points[0][0]) if points else 0
+    margins = np.full((len(points), n), np.nan)
+    for b in range(n):
+        front = upper_hull([(float(ox[b]), float(oy[b])) for ox, oy in others if np.isfinite(ox[b] + oy[b])])
+        for i, (x, y) in enumerate(points):
+            env = frontier_at(front, float(x[b])) if np.isfinite(x[b]) else None
+            if env is not None:
+                margins[i, b] = y[b] - env
+    return [_interval(float(m[0]), m[1:], level) for m in margins]

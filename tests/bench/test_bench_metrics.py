@@ -187,6 +187,9 @@ def test_report_writes_the_fixed_schema_with_intervals(tmp_path):
     md = paths["table.md"].read_text()
     assert "| ppo | kl_coef=0.05 | step_20 | T=1 | – | 2 |" in md and "ceiling of conditional" in md
     assert "| ppo kl_coef=0.05 step_20 T=1 | 4.0" in md  # the equal-KL comparison row
+    # the conditional top target (+1 gold at 3 nats) against PPO's line (2, +0.5) .. (4, +1.0): +0.75 there
+    (top,) = s["frontier_margins"]["vs_baselines_frontier"]
+    assert top["gold_margin"] == pytest.approx(0.25, abs=0.15) and top["gold_margin_ci"][0] <= top["gold_margin"]
 
 
 def test_check_same_run_records_then_guards_prompts_and_raters(tmp_path):

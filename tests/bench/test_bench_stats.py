@@ -218,3 +218,43 @@ def test_upper_hull_and_line_envelope():
     assert S.line_envelope([a, b], 1.5) == pytest.approx(1.5)
     assert S.line_envelope([a, b], 2.5) == pytest.approx(0.75)
     assert S.line_envelope([a, b], 3.5) is None and S.line_envelope([], 1.0) is None
+
+
+def test_replicate_means_share_the_replicates_of_mean_ci():
+    rng = np.random.default_rng(4)
+    clusters = _prompts(12, 3, seeds=2)
+    values = rng.normal(size=len(clusters))
+    ids, w = S.replicate_weights(clusters, n_boot=300, seed=5)
+    reps = S.replicate_means(values, clusters, ids, w)
+    assert reps.shape == (301,) and reps[0] == pytest.approx(values.mean())
+    iv = S.mean_ci(values, clusters, n_boot=300, seed=5)
+    assert np.percentile(reps[1:], [2.5, 97.5]) == pytest.approx([iv.lo, iv.hi])
+    part = clusters < 6  # a point measured on half the prompts: replicates drawing none of them are NaN
+    assert np.isnan(S.replicate_means(values[part], clusters[part], ids, w)).sum() <= 1
+    with pytest.raises(ValueError, match="not in ids"):
+        S.replicate_means([1.0], [99], ids, w)
+
+
+def test_frontier_at_is_the_best_reward_at_no_more_kl():
+    pts = [(0.0, 0.0), (2.0, 2.0), (4.0, 2.5), (6.0, -1.0), (1.0, -3.0)]  # a low point far right, one under
+    assert S.frontier_at(pts, 1.0) == pytest.approx(1.0)
+    assert S.frontier_at(pts, 3.0) == pytest.approx(2.25)
+    assert S.frontier_at(pts, 5.0) == S.frontier_at(pts, 9.0) == pytest.approx(2.5)  # not the hull's fall
+    assert S.frontier_at(pts, -0.5) is None and S.frontier_at([], 1.0) is None
+
+
+def test_margins_over_frontier_rebuild_the_hull_in_every_replicate():
+    const = lambda v: np.full(51, float(v))  # noqa: E731 - a point without noise: every replicate the same
+    others = [(const(0), const(0)), (const(2), const(2)), (const(4), const(2.5))]
+    points = [(const(1), const(1.5)), (const(3), const(1.0)), (const(5), const(3)), (const(-1), const(0))]
+    above, under, beyond, before = S.margins_over_frontier(points, others)
+    assert (above.value, above.lo, above.hi) == pytest.approx((0.5, 0.5, 0.5))  # hull at 1 is 1.0
+    assert under.value == pytest.approx(1.0 - 2.25)
+    assert beyond.value == pytest.approx(3 - 2.5)  # past the last point: the best at less KL
+    assert np.isnan(before.value) and np.isnan(before.lo)  # below the least KL: nothing to compare
+    assert under.negated() == S.Interval(-under.value, -under.hi, -under.lo)
+    # noise in the others moves the hull in each replicate: the interval widens around the value
+    rng = np.random.default_rng(0)
+    noisy = [(x, y + np.r_[0.0, rng.normal(0, 0.1, 50)]) for x, y in others]
+    (iv,) = S.margins_over_frontier([(const(1), const(1.5))], noisy)
+    assert iv.value == pytest.approx(0.5) and iv.lo < 0.5 < iv.hi
