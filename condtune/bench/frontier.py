@@ -147,3 +147,75 @@ def margins_tables(m: dict) -> str:
             for r in m["vs_baselines_frontier"]
         ]
     return "\n".join(out)
+
+
+def costs(rows: list[dict], *, max_kl: float = 12.0) -> list[dict]:
+    """Per seed and conditional policy (method, setting, checkpoint): its cost (the wall-clock of all its
+    data generation, scoring and training), its best decode up to ``max_kl`` (top target's gold),
+    and for each trained baseline setting the wall-clock of its first checkpoint with at least that
+    gold (None: none reached it), with the wall-clock of each baseline's whole sweep (every setting
+    to its last checkpoint): the cost of a frontier against the cost of one. Costs are of one
+    seed's pieces, never compared across seeds (they may run on different machines)."""
+    out = []
+    rows = [r for r in rows if "reward/gold" in r and "kl/exact" in r]  # a row without them cannot be placed
+    for seed in sorted({r["seed"] for r in rows}):
+        mine = [r for r in rows if r["seed"] == seed]
+        runs: dict[tuple, list[dict]] = {}
+        for r in mine:
+            if r["method"] in TRAINED:
+                runs.setdefault((r["method"], r["setting"]), []).append(r)
+        sweep = {}
+        for (method, _), rs in runs.items():
+            sweep[method] = sweep.get(method, 0.0) + max(r["cost/wall_clock_s"] for r in rs)
+        policies: dict[tuple, list[dict]] = {}
+        for r in mine:
+            if r["method"] in CONDITIONAL_METHODS and r["kl/exact"] <= max_kl:
+                policies.setdefault((r["method"], r["setting"], r["checkpoint"]), []).append(r)
+        for (method, setting, checkpoint), rs in policies.items():
+            best = max(rs, key=lambda r: r["reward/gold"])
+            reach = {}
+            for (bm, bs), brs in sorted(runs.items()):
+                hit = [r for r in sorted(brs, key=lambda r: r["step"]) if r["reward/gold"] >= best["reward/gold"]]
+                reach[f"{bm} {bs}"] = (
+                    {
+                        "checkpoint": hit[0]["checkpoint"],
+                        "wall_clock_s": hit[0]["cost/wall_clock_s"],
+                        "kl": hit[0]["kl/exact"],
+                    }
+                    if hit
+                    else None
+                )
+            out.append(
+                {
+                    "seed": seed,
+                    "policy": f"{method} {setting} {checkpoint}".replace(" default", ""),
+                    "wall_clock_s": best["cost/wall_clock_s"],
+                    "best_decode": best["decode"],
+                    "gold": best["reward/gold"],
+                    "kl": best["kl/exact"],
+                    "first_reaching": reach,
+                    "sweep_wall_clock_s": sweep,
+                }
+            )
+    return out
+
+
+def costs_table(rows: list[dict]) -> str:
+    if not rows:
+        return "_needs a conditional method_"
+    lines = [
+        "| seed | conditional policy | its wall-clock s | best decode ≤ 12 nats: gold at KL "
+        "| first baseline checkpoint with that gold: wall-clock s (KL) | each baseline's whole sweep, s |",
+        "|---:|---|---:|---|---|---|",
+    ]
+    for r in rows:
+        reach = "; ".join(
+            f"{k} {v['checkpoint']}: {v['wall_clock_s']:.0f} ({v['kl']:.1f})" if v else f"{k}: never"
+            for k, v in r["first_reaching"].items()
+        )
+        sweep = "; ".join(f"{k} {v:.0f}" for k, v in r["sweep_wall_clock_s"].items())
+        lines.append(
+            f"| {r['seed']} | {r['policy']} | {r['wall_clock_s']:.0f} | {r['best_decode']}: {r['gold']:+.2f} at "
+            f"{r['kl']:.2f} | {reach or '–'} | {sweep or '–'} |"
+        )
+    return "\n".join(lines)

@@ -136,6 +136,7 @@ def summary(rows: list[dict], samples: pd.DataFrame, *, ceilings: dict, protocol
         "ceiling": ceilings.get("conditional", {}),
         "ceilings": ceilings,
         "frontier_margins": frontier.margins(samples, n_boot=n_boot),
+        "costs": frontier.costs(rows),
     }
 
 
@@ -361,6 +362,10 @@ def write_report(
         "### The conditional frontier against the trained baselines at equal KL",
         "",
         frontier.margins_tables(summ["frontier_margins"]),
+        "",
+        "### What each conditional policy cost against the baselines reaching its gold (per seed)",
+        "",
+        frontier.costs_table(summ["costs"]),
         "",
         "![reward vs KL](frontier.png)",
         "",

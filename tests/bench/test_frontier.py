@@ -91,3 +91,32 @@ def test_a_point_level_with_the_hull_is_called_level():
 def test_nothing_to_compare_says_so():
     assert margins(pd.DataFrame(), n_boot=10) == {"vs_baseline_points": [], "vs_baselines_frontier": []}
     assert margins_tables({"vs_baseline_points": [], "vs_baselines_frontier": []}).startswith("_needs")
+
+
+def test_costs_name_the_first_baseline_checkpoint_that_reaches_the_conditional_gold():
+    from condtune.bench.frontier import costs, costs_table
+
+    def r(method, setting, step, gold, kl, wall, decode="T=1", seed=0):
+        return {
+            "method": method, "setting": setting, "seed": seed, "checkpoint": f"step_{step}", "step": step,
+            "decode": decode, "reward/gold": gold, "kl/exact": kl, "cost/wall_clock_s": wall,
+        }  # fmt: skip
+
+    rows = [
+        r("ppo", "b1", 10, 0.8, 3.0, 100.0),
+        r("ppo", "b1", 20, 1.5, 8.0, 200.0),
+        r("ppo", "b2", 10, 0.5, 1.0, 90.0),  # never reaches +1.2
+        r("conditional", "tc", 60, 1.2, 5.0, 700.0, decode="anchored g=1"),
+        r("conditional", "tc", 60, 2.5, 14.0, 700.0),  # beyond 12 nats: not its best decode here
+        r("ppo", "b1", 10, 9.9, 1.0, 1.0, seed=1),  # another seed's rows never mix in
+    ]
+    (c,) = [x for x in costs(rows) if x["seed"] == 0]
+    assert c["policy"] == "conditional tc step_60" and c["wall_clock_s"] == 700.0
+    assert (c["best_decode"], c["gold"]) == ("anchored g=1", 1.2)
+    assert c["first_reaching"] == {
+        "ppo b1": {"checkpoint": "step_20", "wall_clock_s": 200.0, "kl": 8.0},
+        "ppo b2": None,
+    }
+    assert c["sweep_wall_clock_s"] == {"ppo": 290.0}
+    md = costs_table(costs(rows))
+    assert "ppo b1 step_20: 200 (8.0); ppo b2: never" in md and "| ppo 290 |" in md
