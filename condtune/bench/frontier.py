@@ -95,16 +95,18 @@ def margins(samples: pd.DataFrame, *, max_kl: float = 12.0, n_boot: int = 1000, 
         for r, cell in zip(vs_points, cells):
             r["policies"][name] = cell
 
-    vs_hull = []
+    vs_frontier = []
     for keys in policies.values():
-        top = max(k[4] for k in keys if not pd.isna(k[4]))
+        top = max((k[4] for k in keys if not pd.isna(k[4])), default=None)
+        if top is None:  # a policy evaluated without targets has no top target to compare
+            continue
         tops = sorted((k for k in keys if k[4] == top), key=lambda k: reps[k]["kl"][0])
         found = [row(k) for k in tops]
         for rater in raters:
             for r, iv in zip(found, S.margins_over_frontier(pts(tops, rater), pts(trained + base, rater))):
                 r.update(_fields(rater, iv))
-        vs_hull += found
-    return {"vs_baseline_points": vs_points, "vs_baselines_frontier": vs_hull}
+        vs_frontier += found
+    return {"vs_baseline_points": vs_points, "vs_baselines_frontier": vs_frontier}
 
 
 def _cell(d: dict, rater: str) -> str:
