@@ -91,13 +91,9 @@ def _interval(value: float, reps: np.ndarray, level: float) -> Interval:
 
 def mean_ci(values, clusters, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> Interval:
     """Mean over samples, cluster-bootstrapped."""
-    values = np.asarray(values, float)
-    clusters = _check(clusters, values=values)
     ids, w = replicate_weights(clusters, n_boot, seed)
-    code = np.searchsorted(ids, clusters)
-    sums = np.bincount(code, weights=values, minlength=len(ids))
-    counts = np.bincount(code, minlength=len(ids))
-    return _interval(float(np.mean(values)), (w @ sums) / (w @ counts), level)
+    reps = replicate_means(values, clusters, ids, w)
+    return _interval(float(reps[0]), reps[1:], level)
 
 
 def mae_ci(requested, achieved, clusters, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> Interval:
