@@ -231,91 +231,123 @@ def frontier_curves(pts: list[dict]) -> dict[str, list[dict]]:
     return {k: sorted(v, key=lambda p: p["kl"]) for k, v in curves.items()}
 
 
-def frontier_plot(pts: list[dict], path: Path) -> None:
+# a conditional method's shades, by decode family: plain/CFG, anchored, anchored vs mirror, other
+SHADES = {
+    "conditional": ["#74c476", "#17becf", "#00441b", "#9467bd"],
+    "conditional_self": ["#bcbd22", "#e6a700", "#5c5c00", "#8c564b"],
+    "conditional_online": ["#6baed6", "#9ecae1", "#08306b", "#7f7f7f"],
+}
+FAMILIES = ("plain / CFG", "anchored", "anchored vs mirror")
+
+
+def _curve_styles(curves: dict[str, list[dict]]) -> dict[str, dict]:
+    """Colour, line style and marker of each curve: a baseline's settings share its colour and differ
+    in line style and marker; a conditional curve's shade says its decode family (the same family the
+    same shade in every conditional method), its line style its setting."""
+    styles, markers = ["-", ":", "-.", (0, (5, 1))], ["o", "^", "v", "D"]
+    settings: dict[str, list[str]] = {}
+    out = {}
+    for label, ps in curves.items():
+        method, setting = ps[0]["method"], ps[0]["setting"]
+        seen = settings.setdefault(method, [])
+        if method not in SHADES or setting not in seen:
+            seen.append(setting)
+        i = seen.index(setting) if method in SHADES else len(seen) - 1
+        if method in SHADES:
+            family = decode_family(ps[0])
+            shade = FAMILIES.index(family) if family in FAMILIES else 3
+            out[label] = {"linestyle": styles[i % 4], "marker": "s", "lw": 2.0 if shade == 2 else 1.4,
+                          "color": SHADES[method][shade]}  # fmt: skip
+        else:
+            out[label] = {"linestyle": styles[i % 4], "marker": markers[i % 4], "lw": 1.0, "color": COLORS.get(method)}
+    return out
+
+
+def frontier_plot(pts: list[dict], path: Path, *, zoom_kl: float = 12.0) -> None:
+    """Reward against exact KL, one panel per rater; the second row repeats the first up to
+    ``zoom_kl`` nats, the window the frontier margins are judged in."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     raters = [r for r in ("gold", "gold2", "proxy") if any(r in p for p in pts)]
-    fig, axes = plt.subplots(1, len(raters), figsize=(5.6 * len(raters), 4.6), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(2, len(raters), figsize=(5.6 * len(raters), 8.8), squeeze=False)
     curves = frontier_curves(pts)
-    styles, markers = ["-", ":", "-.", (0, (5, 1))], ["o", "^", "v", "D"]
-    style: dict[str, tuple] = {}  # the i-th curve of a method: its i-th line style and marker
-    for label, ps in curves.items():
-        i = sum(1 for k in style if k.split(" ")[0].split(":")[0] == ps[0]["method"])
-        conditional = ps[0]["method"] in CONDITIONAL_METHODS
-        style[label] = (styles[i % 4], "s" if conditional else markers[i % 4], 1.5 if conditional else 1.0)
-    for ax, rater in zip(axes[0], raters):
-        for label, ps in curves.items():
-            x, y = np.array([p["kl"] for p in ps]), np.array([p.get(rater, np.nan) for p in ps])
-            xe = np.abs(np.array([p["kl_ci"] for p in ps]).T - x)
-            ye = np.abs(np.array([p.get(f"{rater}_ci", [np.nan, np.nan]) for p in ps]).T - y)
-            method = ps[0]["method"]
-            linestyle, marker, lw = style[label]
-            ax.errorbar(
-                x,
-                y,
-                xerr=xe,
-                yerr=ye,
-                marker=marker,
-                ms=4,
-                capsize=2,
-                lw=lw,
-                color=COLORS.get(method),
-                label=label,
-                alpha=0.9,
-                linestyle=linestyle,
-            )
-            if method in CONDITIONAL_METHODS and len(ps) > 1:  # name each point's guidance scale
-                for p, xi, yi in zip(ps, x, y):
-                    ax.annotate(
-                        f"g={p.get('guidance', 1.0):g}",
-                        (xi, yi),
-                        xytext=(3, -9),
-                        textcoords="offset points",
-                        fontsize=6,
-                        color=COLORS.get(method),
-                    )
-        ax.set_xlabel("exact KL(sampled ‖ π_ref), nats per sample (best-of-n: analytic bound)")
-        ax.set_ylabel(f"mean {rater} score")
-        ax.set_title(f"reward vs KL: {rater}" + (" (trained against)" if rater == "proxy" else ""))
-        ax.grid(alpha=0.3)
+    style = _curve_styles(curves)
+    for row, zoom in enumerate((False, True)):
+        for ax, rater in zip(axes[row], raters):
+            top = -np.inf
+            for label, ps in curves.items():
+                if zoom:
+                    ps = [p for p in ps if p["kl"] <= zoom_kl]
+                    if not ps:
+                        continue
+                x, y = np.array([p["kl"] for p in ps]), np.array([p.get(rater, np.nan) for p in ps])
+                xe = np.abs(np.array([p["kl_ci"] for p in ps]).T - x)
+                ye = np.abs(np.array([p.get(f"{rater}_ci", [np.nan, np.nan]) for p in ps]).T - y)
+                top = max(top, np.nanmax(y + ye[1]))
+                st = style[label]
+                ax.errorbar(
+                    x, y, xerr=xe, yerr=ye, marker=st["marker"], ms=4, capsize=2, lw=st["lw"],
+                    color=st["color"], label=label, alpha=0.9, linestyle=st["linestyle"],
+                )  # fmt: skip
+                if ps[0]["method"] in CONDITIONAL_METHODS and len(ps) > 1:  # name each point's guidance scale
+                    for p, xi, yi in zip(ps, x, y):
+                        ax.annotate(
+                            f"g={p.get('guidance', 1.0):g}", (xi, yi), xytext=(3, -9),
+                            textcoords="offset points", fontsize=6, color=st["color"],
+                        )  # fmt: skip
+            if zoom:
+                ax.set_xlim(-0.3, zoom_kl)
+                if np.isfinite(top):
+                    ax.set_ylim(top=top + 0.1)
+            ax.set_xlabel("exact KL(sampled ‖ π_ref), nats per sample (best-of-n: analytic bound)")
+            ax.set_ylabel(f"mean {rater} score")
+            title = f"reward vs KL: {rater}" + (" (trained against)" if rater == "proxy" else "")
+            ax.set_title(title + (f", up to {zoom_kl:g} nats" if zoom else ""))
+            ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()  # below the panels, never over the points
     ncol = 3 if max(map(len, labels), default=0) < 60 else 2
     rows = -(-len(labels) // ncol)
     fig.set_size_inches(fig.get_size_inches()[0], fig.get_size_inches()[1] + 0.2 * rows + 0.3)
     fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
     fig.suptitle(
-        "conditional: the top requested target at its final checkpoint, each point a guidance scale (annotated)",
+        "conditional: the top requested target at its final checkpoint, each point a guidance scale (annotated);"
+        " bars: 95% intervals over prompts, pooled over seeds",
         fontsize=9,
-        y=0.99,
+        y=0.995,
     )
-    fig.tight_layout(rect=(0, min(0.6, (0.2 * rows + 0.2) / fig.get_size_inches()[1]), 1, 0.98))
+    fig.tight_layout(rect=(0, min(0.6, (0.2 * rows + 0.2) / fig.get_size_inches()[1]), 1, 0.985))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
 def reliability_plot(ctrl: list[dict], ceilings: dict, path: Path) -> None:
+    """Achieved gold against requested score, one line per conditional decode, each its own colour
+    (a method's decodes in shades of its colour, the darker the higher its Spearman), beside the ceilings."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import colormaps
 
-    fig, ax = plt.subplots(figsize=(6.6, 5.0))
+    cmaps = {"conditional": "Greens", "conditional_self": "YlOrBr", "conditional_online": "Blues"}
+    fig, ax = plt.subplots(figsize=(7.6, 6.4))
+    by_method: dict[str, list[dict]] = {}
     for r in ctrl:
-        t, m = np.array(r["targets"]), np.array(r["means_gold"])
-        err = np.abs(np.array(r["means_gold_ci"]).T - m)
-        ax.errorbar(
-            t,
-            m,
-            yerr=err,
-            marker="o",
-            capsize=3,
-            color=COLORS.get(r["method"]),
-            alpha=0.9,
-            label=f"{r['method']} {r['setting']} {r['decode']}".replace(" default", ""),
-        )
+        by_method.setdefault(r["method"], []).append(r)
+    for method, rs in by_method.items():
+        rs = sorted(rs, key=lambda r: r["spearman_gold"])  # the darker, the more the tag controls
+        cmap = colormaps[cmaps.get(method, "Greys")]
+        for i, r in enumerate(rs):
+            t, m = np.array(r["targets"]), np.array(r["means_gold"])
+            err = np.abs(np.array(r["means_gold_ci"]).T - m)
+            ax.errorbar(
+                t, m, yerr=err, marker="o" if method == "conditional" else "s", ms=4, capsize=2, lw=1.2,
+                color=cmap(0.35 + 0.6 * i / max(1, len(rs) - 1)), alpha=0.95,
+                label=f"{method} {r['setting']} {r['decode']}".replace(" default", ""),
+            )  # fmt: skip
     for method, c in ceilings.items():
         ax.plot(c["requested"], c["means_gold"], "^--", color=COLORS.get(method), label=f"ceiling: {method}'s data")
     if ctrl:
@@ -325,7 +357,7 @@ def reliability_plot(ctrl: list[dict], ceilings: dict, path: Path) -> None:
     ax.set_ylabel("achieved gold score (mean, 95% CI)")
     ax.set_title("requested vs achieved, neutral prompts")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=6, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -236,3 +236,16 @@ def test_frontier_curves_follow_the_top_target_across_guidance_scales():
     assert [p["step"] for p in curves["ppo kl_coef=0.05"]] == [10, 20]  # sorted by KL
     mirror = curves["conditional: anchored vs mirror"]
     assert [(p["step"], p["target"], p["guidance"]) for p in mirror] == [(120, 2.0, 0.5), (120, 2.0, 1.5)]
+    from condtune.bench.report import SHADES, _curve_styles
+
+    pts += [pt("ppo", "kl_coef=0.2", 10, 2.0)]
+    pts += [pt("conditional", "sft.tag_contrast=1", 60, g, 2.0, g, True, "mirror") for g in (0.5, 1.0)]
+    styles = _curve_styles(frontier_curves(pts))
+    # baselines: one colour, the settings told apart by line style
+    assert styles["ppo kl_coef=0.05"]["color"] == styles["ppo kl_coef=0.2"]["color"]
+    assert styles["ppo kl_coef=0.05"]["linestyle"] != styles["ppo kl_coef=0.2"]["linestyle"]
+    # conditional: the shade says the decode family, the line style the setting
+    mirror = [styles["conditional: anchored vs mirror"], styles["conditional sft.tag_contrast=1: anchored vs mirror"]]
+    assert {s["color"] for s in mirror} == {SHADES["conditional"][2]}
+    assert mirror[0]["linestyle"] != mirror[1]["linestyle"]
+    assert styles["conditional: plain / CFG"]["color"] == SHADES["conditional"][0]
