@@ -11,6 +11,7 @@ held-out prompts and generation settings, judged by gold raters that are not the
 * :mod:`~condtune.bench.evaluation`: samples, exact KL of what was sampled, ratings; the data ceiling;
 * :mod:`~condtune.bench.store`: results.jsonl + samples/, so reruns resume;
 * :mod:`~condtune.bench.stats`: bootstrap intervals over prompts, pooled over seeds;
-* :mod:`~condtune.bench.report`: summary.json (fixed schema), table.md and the two plots;
+* :mod:`~condtune.bench.report`: summary.json (fixed schema) and table.md;
+* :mod:`~condtune.bench.plots`: the two plots (reward against KL, requested against achieved);
 * :mod:`~condtune.bench.runner`: the orchestration.
 """

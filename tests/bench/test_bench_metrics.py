@@ -210,7 +210,7 @@ def test_check_same_run_records_then_guards_prompts_and_raters(tmp_path):
 def test_frontier_curves_follow_the_top_target_across_guidance_scales():
     """A conditional run is one curve per decode family at its top requested target and final
     checkpoint, across guidance scales; a baseline is one curve across its checkpoints."""
-    from condtune.bench.report import frontier_curves
+    from condtune.bench.plots import frontier_curves
 
     def pt(method, setting, step, kl, target=None, g=1.0, anchored=False, contrast="untagged"):
         return dict(
@@ -236,7 +236,7 @@ def test_frontier_curves_follow_the_top_target_across_guidance_scales():
     assert [p["step"] for p in curves["ppo kl_coef=0.05"]] == [10, 20]  # sorted by KL
     mirror = curves["conditional: anchored vs mirror"]
     assert [(p["step"], p["target"], p["guidance"]) for p in mirror] == [(120, 2.0, 0.5), (120, 2.0, 1.5)]
-    from condtune.bench.report import SHADES, _curve_styles
+    from condtune.bench.plots import SHADES, _curve_styles
 
     pts += [pt("ppo", "kl_coef=0.2", 10, 2.0)]
     pts += [pt("conditional", "sft.tag_contrast=1", 60, g, 2.0, g, True, "mirror") for g in (0.5, 1.0)]
