@@ -34,9 +34,8 @@ def decode_family(p: dict) -> str:
     guidance (g = 1 is plain) are one curve, anchored guidance against the untagged prompt another, against
     the mirrored target's tag a third."""
     t = "" if p.get("temperature", 1.0) == 1.0 else f"T={p['temperature']:g} "
-    if not p.get("anchored"):
-        return t + "plain / CFG" + (" vs mirror" if p.get("contrast", UNTAGGED) != UNTAGGED else "")
-    return t + "anchored" + (" vs mirror" if p.get("contrast", UNTAGGED) != UNTAGGED else "")
+    kind = "anchored" if p.get("anchored") else "plain / CFG"
+    return t + kind + (" vs mirror" if p.get("contrast", UNTAGGED) != UNTAGGED else "")
 
 
 def frontier_curves(pts: list[dict]) -> dict[str, list[dict]]:
@@ -73,21 +72,21 @@ def _curve_styles(curves: dict[str, list[dict]]) -> dict[str, dict]:
     in line style and marker; a conditional curve's shade says its decode family (the same family the
     same shade in every conditional method), its line style its setting."""
     styles, markers = ["-", ":", "-.", (0, (5, 1))], ["o", "^", "v", "D"]
-    settings: dict[str, list[str]] = {}
+    settings: dict[str, list[str]] = {}  # each method's settings in order of appearance
     out = {}
     for label, ps in curves.items():
         method, setting = ps[0]["method"], ps[0]["setting"]
         seen = settings.setdefault(method, [])
-        if method not in SHADES or setting not in seen:
+        if setting not in seen:
             seen.append(setting)
-        i = seen.index(setting) if method in SHADES else len(seen) - 1
+        i = seen.index(setting)
         if method in SHADES:
             family = decode_family(ps[0])
             shade = FAMILIES.index(family) if family in FAMILIES else 3
-            out[label] = {"linestyle": styles[i % 4], "marker": "s", "lw": 2.0 if shade == 2 else 1.4,
-                          "color": SHADES[method][shade]}  # fmt: skip
+            color, marker, lw = SHADES[method][shade], "s", 2.0 if shade == 2 else 1.4
         else:
-            out[label] = {"linestyle": styles[i % 4], "marker": markers[i % 4], "lw": 1.0, "color": COLORS.get(method)}
+            color, marker, lw = COLORS.get(method), markers[i % 4], 1.0
+        out[label] = {"linestyle": styles[i % 4], "marker": marker, "lw": lw, "color": color}
     return out
 
 

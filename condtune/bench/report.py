@@ -182,9 +182,6 @@ def controllability_table(rows: list[dict], ceilings: dict) -> str:
     return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------- plots
-
-
 def write_report(
     out: str | Path, rows: list[dict], *, ceilings: dict, protocol: dict, command: str = ""
 ) -> dict[str, Path]:
