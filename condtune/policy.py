@@ -65,8 +65,14 @@ class SFTSettings:
     """share of rows trained without their tags: the same model is also the unconditional one (for guidance)"""
     freeze_embeddings: bool = False
     """keep the token embeddings (tied output layer included) fixed; new tag tokens still learn"""
+    freeze_layers: int = 0
+    """keep the embeddings and the first N decoder layers fixed: the backward pass stops above them
+    (a cheaper step; with new tag tokens the embeddings still learn those rows, and it stops lower)"""
     tag_contrast: float = 0.0
     """weight of the tag contrast: -log sigmoid(log pi(y|tag,x) - log pi(y|other bin's tag,x)) (GeDi); 0 = off"""
+    contrast_pairs: Literal["any", "mirror"] = "any"
+    """the other bin of the tag contrast: any other bin, uniformly, or the mirrored one (k - 1 - bin, the pair
+    that guidance against the mirrored tag uses; the middle bin, its own mirror, draws any other)"""
 
     def __post_init__(self):
         checks = {
@@ -80,13 +86,14 @@ class SFTSettings:
             "tag_contrast": self.tag_contrast >= 0,
             "condition_dropout": 0 <= self.condition_dropout < 1,
             "lora_r": self.lora_r >= 0,
+            "freeze_layers": self.freeze_layers >= 0,
             "save_steps": self.save_steps >= 1,
         }
         check_ranges(
             self,
             checks,
-            "max_steps, batch_size, save_steps >= 1; lr > 0; kl_coef, entropy_coef, tag_contrast, lora_r >= 0; "
-            "0 <= condition_dropout, warmup_ratio < 1",
+            "max_steps, batch_size, save_steps >= 1; lr > 0; "
+            "kl_coef, entropy_coef, tag_contrast, lora_r, freeze_layers >= 0; 0 <= condition_dropout, warmup_ratio < 1",
         )
 
 
@@ -116,6 +123,7 @@ def sft_dataset(
     seed: int = 0,
     with_reference: bool = False,
     contrast: TagCard | None = None,
+    contrast_pairs: str = "any",
 ):
     """Tokenized rows (``input_ids``, ``labels`` with -100 on the tagged prompt), so trl trains
     exactly these tokens.
@@ -129,7 +137,8 @@ def sft_dataset(
     tagged one. ``with_reference`` adds ``ref_input_ids``/``ref_labels``: the plain
     prompt and the same answer tokens, for the reference of the KL term. ``contrast`` (the card)
     adds ``alt_input_ids``/``alt_labels``/``alt_weight``: the same answer under another bin's tag
-    (drawn with ``seed``; weight 0 on rows that lost their tag), for the tag-contrast term.
+    (drawn with ``seed``, or the mirrored bin with ``contrast_pairs="mirror"``; weight 0 on rows that
+    lost their tag), for the tag-contrast term.
     """
     import datasets
 
@@ -154,6 +163,8 @@ def sft_dataset(
             raise ValueError("the tag-contrast term needs the 'score_bin' column of relabelled rows")
         k, bins = contrast.binning.k, df["score_bin"].to_numpy()
         other = (bins + np.random.default_rng(seed + 1).integers(1, k, len(df))) % k  # uniform over the other bins
+        if contrast_pairs == "mirror":
+            other = np.where(k - 1 - bins != bins, k - 1 - bins, other)
         attrs = df["tags"] if "tags" in df.columns else [{}] * len(df)
 
     def enc(text: str) -> list[int]:
@@ -195,6 +206,17 @@ def freeze_old_embeddings(model, n_old: int) -> None:
     out = model.get_output_embeddings()
     if out is not None and out.weight is not emb:
         out.weight.requires_grad_(False)
+
+
+def freeze_lower_layers(model, n: int) -> None:
+    """Train none of the first ``n`` decoder layers (``model.model.layers`` of a decoder-only LM)."""
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    if layers is None:
+        raise ValueError(f"sft.freeze_layers: {type(model).__name__} has no model.layers to freeze")
+    if n >= len(layers):
+        raise ValueError(f"sft.freeze_layers={n}: the model has only {len(layers)} decoder layers")
+    for layer in layers[:n]:
+        layer.requires_grad_(False)
 
 
 def run_identity(df: pd.DataFrame, card: TagCard, s: SFTSettings, *, base: str) -> dict:
@@ -285,8 +307,10 @@ def train_conditional(
         peft_cfg = lora_config(
             s.lora_r, s.lora_alpha, s.lora_target_modules, modules_to_save=["embed_tokens"] if n_new else None
         )
-    if s.freeze_embeddings:
+    if s.freeze_embeddings or s.freeze_layers:
         freeze_old_embeddings(model, len(tokenizer) - n_new)
+    if s.freeze_layers:
+        freeze_lower_layers(model, s.freeze_layers)
     if card.attributes and "tags" in df.columns:  # dropout removes the score tag only
         df = df.assign(uncond_prompt=[card.prefix(attrs=t) + p for t, p in zip(df["tags"], df["prompt"])])
     data = sft_dataset(
@@ -297,6 +321,7 @@ def train_conditional(
         seed=s.seed,
         with_reference=ref is not None,
         contrast=card if s.tag_contrast > 0 else None,
+        contrast_pairs=s.contrast_pairs,
     )
     common = dict(
         model=model,

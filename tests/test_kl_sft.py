@@ -4,6 +4,8 @@ keeps the policy nearer the base than plain SFT does."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 import torch
@@ -165,6 +167,32 @@ def test_frozen_embeddings_stay_put(tmp_path, tiny_lm):
     assert torch.equal(model.get_input_embeddings().weight[: before.shape[0]].cpu(), before)
 
 
+def test_frozen_lower_layers_stay_put_and_the_upper_ones_learn(tmp_path, tiny_lm):
+    from condtune.modeling import load_causal_lm
+
+    df, card = _rows(16)
+    model, tok = load_causal_lm(tiny_lm)
+    n = len(model.model.layers)
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    s = SFTSettings(
+        max_steps=3, batch_size=4, lr=1e-2, max_length=32, save_steps=100, warmup_ratio=0.0, freeze_layers=n - 1
+    )
+    train_conditional(model, tok, df, card=card, s=s, out_dir=tmp_path / "frozen", base=str(tiny_lm))
+    after = {k: v.cpu() for k, v in model.state_dict().items()}
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith(f"model.layers.{n - 1}.") or k.startswith("model.norm") for k in moved), moved
+    with pytest.raises(ValueError, match="only"):
+        train_conditional(
+            load_causal_lm(tiny_lm)[0],
+            tok,
+            df,
+            card=card,
+            s=replace(s, freeze_layers=n),
+            out_dir=tmp_path / "all",
+            base=str(tiny_lm),
+        )
+
+
 def test_tag_contrast_is_a_two_way_bayes_classifier_of_the_tag():
     torch.manual_seed(2)
     logits, alt_logits = torch.randn(2, 5, 7, requires_grad=True), torch.randn(2, 6, 7)
@@ -198,6 +226,30 @@ def test_contrast_rows_put_the_same_answer_under_another_bins_tag(tok):
     ]
     with pytest.raises(ValueError, match="score_bin"):
         sft_dataset(df.drop(columns=["score_bin"]), tok, max_length=64, contrast=card)
+
+
+def test_mirror_pairs_contrast_each_bin_with_its_mirror_and_the_middle_with_any_other(tok):
+    k, n = 5, 50
+    card = TagCard(
+        Binning(edges=[-1.5, -0.5, 0.5, 1.5], centers=[-2.0, -1.0, 0.0, 1.0, 2.0], counts=[10] * k), TagFormat()
+    )
+    df = pd.DataFrame({"prompt": ["Movie review:"] * n, "completion": ["Fine."] * n, "score_bin": list(range(k)) * 10})
+    df["tagged_prompt"] = [card.prefix(bin_index=b) + p for b, p in zip(df["score_bin"], df["prompt"])]
+
+    def other_bins(pairs: str) -> list[int]:
+        ds = sft_dataset(df, tok, max_length=64, seed=3, contrast=card, contrast_pairs=pairs)
+        heads = {
+            b: tok(card.prefix(bin_index=b) + "Movie review:", add_special_tokens=False)["input_ids"] for b in range(k)
+        }
+        return [next(b for b, h in heads.items() if r["alt_input_ids"][: len(h)] == h) for r in ds]
+
+    mirror, any_ = other_bins("mirror"), other_bins("any")
+    for b, m, a in zip(df["score_bin"], mirror, any_):
+        assert m != b and a != b
+        if b != k // 2:
+            assert m == k - 1 - b
+    assert len({a for b, a in zip(df["score_bin"], any_) if b == 0}) > 1  # "any" draws among the other bins
+    assert len({m for b, m in zip(df["score_bin"], mirror) if b == k // 2}) > 1
 
 
 def _tag_margin(model, tok, card) -> float:

@@ -1,0 +1,107 @@
+"""How well a conditional policy's top-vs-bottom tag contrast ranks the base model's own samples:
+the classifier that anchored guidance against the mirrored tag follows, measured without sampling.
+
+For each answer y of a prompt x, the contrast is s(y) = log pi(y | top tag, x) - log pi(y | bottom
+tag, x), the sum over y's tokens of the per-token shift that the vs-mirror decode adds to the base
+model's logits at g = 1. A contrast that ranks the base's own answers as the proxy does is what the
+decode needs. The answers are the benchmark's conditional_self corpus: the base model's samples on
+the *training* prompts (4 a prompt), scored by the proxy, so no choice made here looks at the
+evaluation prompts.
+
+    python docs/diagnostics/contrast_quality.py runs/bench_sentiment/corpus/tagged_conditional_self_*.jsonl \
+        "runs/bench_sentiment/seed_2/conditional/sft.tag_contrast=1 checkpoints=[60]/step_60" [more policies]
+
+Prints per policy: Spearman(s, proxy) over all answers; the within-prompt Spearman (s and the proxy
+each centred on the prompt's mean, what choosing among one prompt's continuations needs); the
+within-prompt pairwise accuracy (pairs whose proxy differs by more than 0.5); the seconds taken.
+Writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.stats import spearmanr
+
+from condtune.generate import ConditionalPolicy
+from condtune.kl_sft import sequence_logprob
+
+
+@torch.no_grad()
+def answer_logprobs(policy: ConditionalPolicy, prompts: list[str], answers: list[list[int]], batch: int) -> np.ndarray:
+    """[N] log-likelihood of each answer's token ids after its (tagged) prompt text."""
+    tok, model = policy.tokenizer, policy.model.eval()
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    out = []
+    for i in range(0, len(prompts), batch):
+        rows = []
+        for p, a in zip(prompts[i : i + batch], answers[i : i + batch]):
+            ids = tok(p, add_special_tokens=False)["input_ids"]
+            rows.append((ids + list(a), [-100] * len(ids) + list(a)))
+        width = max(len(r[0]) for r in rows)
+        ids = torch.tensor([r[0] + [pad] * (width - len(r[0])) for r in rows])
+        labels = torch.tensor([r[1] + [-100] * (width - len(r[1])) for r in rows])
+        mask = torch.tensor([[1] * len(r[0]) + [0] * (width - len(r[0])) for r in rows])
+        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+        out.append(sequence_logprob(logits, labels).numpy())
+    return np.concatenate(out)
+
+
+def contrast_scores(policy: ConditionalPolicy, df: pd.DataFrame, batch: int) -> np.ndarray:
+    k = policy.card.binning.k
+    answers = [list(map(int, a)) for a in df["completion_ids"]]
+    top = answer_logprobs(policy, [policy.tagged(p, bin_index=k - 1) for p in df["prompt"]], answers, batch)
+    bottom = answer_logprobs(policy, [policy.tagged(p, bin_index=0) for p in df["prompt"]], answers, batch)
+    return top - bottom
+
+
+def quality(df: pd.DataFrame, s: np.ndarray, *, min_gap: float = 0.5) -> dict[str, float]:
+    """Spearman of the contrast ``s`` with the proxy, overall and within prompts, and the
+    within-prompt pairwise accuracy over pairs whose proxy differs by more than ``min_gap``."""
+    d = df.assign(s=s)
+    centred = d.groupby("prompt")[["s", "proxy"]].transform(lambda v: v - v.mean())
+    right = total = 0
+    for _, g in d.groupby("prompt"):
+        sv, pv = g["s"].to_numpy(), g["proxy"].to_numpy()
+        ds, dp = sv[:, None] - sv[None, :], pv[:, None] - pv[None, :]
+        keep = dp > min_gap
+        right, total = right + int((ds[keep] > 0).sum()), total + int(keep.sum())
+    return {
+        "spearman": float(spearmanr(d["s"], d["proxy"]).statistic),
+        "spearman_within": float(spearmanr(centred["s"], centred["proxy"]).statistic),
+        "pair_accuracy": right / max(total, 1),
+        "pairs": total,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("corpus", help="the conditional_self corpus: base samples with completion_ids and proxy")
+    ap.add_argument("policies", nargs="+", help="conditional policy folders")
+    ap.add_argument("--n-prompts", type=int, default=256, help="the first N prompts of the corpus (all their answers)")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    df = pd.read_json(a.corpus, lines=True)
+    keep = df["prompt"].drop_duplicates().iloc[: a.n_prompts]
+    df = df[df["prompt"].isin(keep)].reset_index(drop=True)
+    print(f"{len(df)} base answers on {len(keep)} training prompts")
+    print("| policy | Spearman(s, proxy) | within prompts | pair accuracy | seconds |")
+    print("|---|---:|---:|---:|---:|")
+    for path in a.policies:
+        t0 = time.time()
+        q = quality(df, contrast_scores(ConditionalPolicy.load(path), df, a.batch))
+        print(
+            f"| {path} | {q['spearman']:+.3f} | {q['spearman_within']:+.3f} | "
+            f"{q['pair_accuracy']:.3f} ({q['pairs']}) | {time.time() - t0:.0f} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
