@@ -25,10 +25,11 @@ import time
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from scipy.stats import spearmanr
 
 from condtune.generate import ConditionalPolicy
-from condtune.kl_sft import sequence_logprob
+from condtune.kl import response_logits
 
 
 @torch.no_grad()
@@ -38,17 +39,13 @@ def answer_logprobs(policy: ConditionalPolicy, prompts: list[str], answers: list
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     out = []
     for i in range(0, len(prompts), batch):
-        rows = []
-        for p, a in zip(prompts[i : i + batch], answers[i : i + batch]):
-            ids = tok(p, add_special_tokens=False)["input_ids"]
-            rows.append((ids + list(a), [-100] * len(ids) + list(a)))
-        width = max(len(r[0]) for r in rows)
-        ids = torch.tensor([r[0] + [pad] * (width - len(r[0])) for r in rows])
-        labels = torch.tensor([r[1] + [-100] * (width - len(r[1])) for r in rows])
-        mask = torch.tensor([[1] * len(r[0]) + [0] * (width - len(r[0])) for r in rows])
-        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
-        out.append(sequence_logprob(logits, labels).numpy())
-    return np.concatenate(out)
+        contexts = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts[i : i + batch]]
+        rows = response_logits(model, contexts, answers[i : i + batch], pad_id=pad)
+        out += [
+            float(F.log_softmax(lg, -1).gather(-1, torch.tensor(a)[:, None]).sum())
+            for lg, a in zip(rows, answers[i : i + batch])
+        ]
+    return np.array(out)
 
 
 def contrast_scores(policy: ConditionalPolicy, df: pd.DataFrame, batch: int) -> np.ndarray:
