@@ -105,6 +105,21 @@ def changed_keys(old: dict, new: dict) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
+def with_later_defaults(old: dict, new: dict, defaults: dict) -> dict:
+    """``old`` (a run's record) with the keys it lacks and ``new`` holds at their value in
+    ``defaults``, at any depth: a setting added to condtune after the run was recorded, and left at
+    its default, does not make it another run. A key the old record lacks and the new one sets
+    otherwise stays missing, so it counts as changed."""
+    filled = dict(old)
+    for k, v in new.items():
+        if k not in old:
+            if k in defaults and defaults[k] == v:
+                filled[k] = v
+        elif isinstance(old[k], dict) and isinstance(v, dict) and isinstance(defaults.get(k), dict):
+            filled[k] = with_later_defaults(old[k], v, defaults[k])
+    return filled
+
+
 NOT_THE_RUN = ("report_to",)
 """settings that say where a run is logged, not what it trains: never part of its identity"""
 
@@ -117,20 +132,24 @@ def claim_run(
     overwrite: bool = False,
     outputs: tuple[str, ...] = (CHECKPOINTS,),
     hint: str = "use another out=, or overwrite=true to start afresh there",
+    defaults: dict | None = None,
 ) -> None:
     """Make ``out_dir`` this run's: record ``identity`` (what the run is: data digest, card,
     settings) in ``out_dir/run.json`` on its first run; a rerun with the same identity resumes there.
     A folder of another run (another identity, or ``outputs`` from a run that recorded none) is a
     :class:`ConfigError` naming what changed, unless ``overwrite``: then those ``outputs`` (files or
     folders, relative to ``out_dir``) are removed first. Top-level keys in :data:`NOT_THE_RUN`
-    (where the run is logged) are left out of the record."""
+    (where the run is logged) are left out of the record. ``defaults`` (the identity's values at
+    their defaults, :func:`condtune.config.defaults_dict`) lets a run recorded before a setting
+    existed resume while that setting stays at its default (:func:`with_later_defaults`); its record
+    is kept as it was written."""
     out_dir = Path(out_dir)
     path = out_dir / RUN_RECORD
     identity = {k: v for k, v in identity.items() if k not in NOT_THE_RUN}
     identity = json.loads(json.dumps(identity))  # as it reads back from disk
     if path.exists():
         old = read_json(path)
-        if old == identity:
+        if old == identity or with_later_defaults(old, identity, defaults or {}) == identity:
             return
         why = f"holds another {job} run (changed: {changed_keys(old, identity)})"
     elif any((out_dir / o).exists() for o in outputs):

@@ -332,6 +332,21 @@ def with_overrides(cfg: T, overrides: str, where: str = "overrides") -> T:
     return _build(type(cfg), _merge(to_dict(cfg), tree), f"{where} {overrides!r}")
 
 
+def defaults_dict(cfg: Any) -> dict:
+    """The defaults of a config's fields, as :func:`to_dict` writes values: a field's default (or its
+    default factory's value); for a nested config without one, its own fields' defaults; any other
+    field without a default is left out. What a run recorded before a setting existed is read as that default."""
+    out: dict = {}
+    for f in dataclasses.fields(cfg):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = to_dict(f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = to_dict(f.default_factory())
+        elif dataclasses.is_dataclass(value := getattr(cfg, f.name)):
+            out[f.name] = defaults_dict(value)
+    return out
+
+
 def to_dict(cfg: Any) -> dict:
     """A JSON/YAML-friendly dict of a config (paths as strings)."""
 

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from condtune.checkpointing import CHECKPOINTS, claim_run, latest_checkpoint
-from condtune.config import check_ranges
+from condtune.config import check_ranges, defaults_dict
 from condtune.data import table_digest
 from condtune.io import umask_modes, write_json
 from condtune.modeling import LORA_ATTENTION_MLP, lora_config, processes
@@ -276,6 +276,7 @@ def train_conditional(
             "training",
             overwrite=overwrite,
             outputs=(CHECKPOINTS, POLICY_CARD),
+            defaults={"sft": defaults_dict(s)},
         )
     ref = (
         (ref_model if ref_model is not None else copy.deepcopy(model)) if s.kl_coef > 0 or s.entropy_coef > 0 else None

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         raise C.ConfigError(f"scorer={cfg.scorer}: {exc}") from None
     check_model_ref(cfg.model)  # before the run is claimed: a missing or damaged model folder names itself
-    claim_run(out, C.to_dict(cfg), "best-of-n")
+    claim_run(out, C.to_dict(cfg), "best-of-n", defaults=C.defaults_dict(cfg))
     model, tok = load_causal_lm(cfg.model)
     log.info("best-of-n: %d prompts x %d samples of %s, scorer=%s", len(prompts), cfg.n, cfg.model, cfg.scorer)
 

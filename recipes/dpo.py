@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             raise DataError(cfg.ratings, str(exc)) from None
     check_model_ref(cfg.model)  # before the run is claimed: a missing or damaged model folder names itself
-    claim_run(out, C.to_dict(cfg), "dpo")
+    claim_run(out, C.to_dict(cfg), "dpo", defaults=C.defaults_dict(cfg))
     base = model_dir(cfg.model, out / "base")
     steps = max(cfg.dpo.checkpoints)
     log.info(

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         raise C.ConfigError(f"scorer={cfg.scorer}: {exc}") from None
     check_model_ref(cfg.model)  # before the run is claimed: a missing or damaged model folder names itself
-    claim_run(out, C.to_dict(cfg), "rloo")
+    claim_run(out, C.to_dict(cfg), "rloo", defaults=C.defaults_dict(cfg))
     base = model_dir(cfg.model, out / "base")
     s = cfg.rloo
     log.info(

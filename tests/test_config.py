@@ -113,3 +113,34 @@ def test_every_config_parses(yaml_path):
         except ConfigError as exc:
             errors.append(str(exc))
     pytest.fail(f"{yaml_path.name} ({sorted(data)}) fits none of {[c.__name__ for c in classes]}: {errors}")
+
+
+@dataclass
+class Required:
+    data: str
+    sampling: SamplingConfig
+    out: Path = Path("runs/x")
+
+
+def test_defaults_dict_reads_each_fields_default_as_to_dict_writes_it():
+    from condtune.config import defaults_dict, to_dict
+
+    d = defaults_dict(Demo(name="y", steps=9, items=["a"]))
+    assert d["name"] == "x" and d["steps"] == 3 and d["items"] == [] and d["maybe"] is None
+    assert d["sampling"] == to_dict(SamplingConfig())  # the factory's value, not the instance's
+    r = defaults_dict(Required(data="f.jsonl", sampling=SamplingConfig(temperature=0.5)))
+    assert "data" not in r and r["out"] == "runs/x"  # a required field has no default; paths as strings
+    assert r["sampling"] == to_dict(SamplingConfig())  # a nested config without a default: its own fields'
+
+
+def test_a_setting_added_later_counts_as_unchanged_only_at_its_default():
+    from condtune.checkpointing import with_later_defaults
+
+    defaults = {"lr": 1e-4, "sft": {"steps": 3, "new": 0}, "top_new": "any"}
+    new = {"lr": 1e-3, "sft": {"steps": 5, "new": 0}, "top_new": "any"}
+    old = {"lr": 1e-3, "sft": {"steps": 5}}  # recorded before 'new' and 'top_new' existed
+    assert with_later_defaults(old, new, defaults) == new
+    assert with_later_defaults(old, {**new, "top_new": "mirror"}, defaults) != {**new, "top_new": "mirror"}
+    assert with_later_defaults(old, {**new, "sft": {"steps": 5, "new": 2}}, defaults)["sft"] == {"steps": 5}
+    assert with_later_defaults({"lr": 1e-2, "sft": {"steps": 5}}, new, defaults)["lr"] == 1e-2  # a change stays one
+    assert with_later_defaults(old, new, {}) == old  # no defaults given: any missing key is a change

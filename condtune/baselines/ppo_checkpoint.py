@@ -19,7 +19,7 @@ from condtune.baselines import rl_math as M
 from condtune.baselines.ppo_config import PPOConfig, uses_lora
 from condtune.baselines.ppo_models import ActorCritic
 from condtune.checkpointing import CHECKPOINTS
-from condtune.config import to_dict
+from condtune.config import defaults_dict, to_dict
 from condtune.io import atomic_dir, write_json
 
 COMPLETE = "state.json"
@@ -60,6 +60,7 @@ def claim_output_dir(cfg: PPOConfig) -> None:
         overwrite=not cfg.resume,
         outputs=OUTPUTS,
         hint="use another output_dir=, or resume=false to start afresh there",
+        defaults=defaults_dict(cfg),
     )
 
 

@@ -375,6 +375,7 @@ def run_method(ctx: BenchContext, run: Run) -> list[Checkpoint]:
         outputs=("checkpoints.json", "snapshots.json", "run", "checkpoints"),
         hint=f"to compare a new setting, add it as a sweep entry (sweeps.{run.method}=[...]) or use another out=; "
         f"to redo it, delete {work}",
+        defaults=C.defaults_dict(run.settings),
     )
     done = load_checkpoints(work / "checkpoints.json")
     if done is not None:

@@ -65,3 +65,19 @@ def test_a_checkpoint_cut_while_saving_is_skipped(tmp_path, tiny_lm, caplog):
     (out / "checkpoints" / "checkpoint-2" / "trainer_state.json").unlink()  # as a kill mid-save leaves it
     assert latest_checkpoint(out).name == "checkpoint-1" and "incomplete" in caplog.text
     assert _train(tiny_lm, out, ["Good.", "Bad."])["steps"] == 2  # resumes from step 1
+
+
+def test_a_run_recorded_before_a_setting_existed_resumes_while_it_stays_at_its_default(tmp_path, tiny_lm):
+    import json
+
+    out = tmp_path / "policy"
+    _train(tiny_lm, out, ["Good.", "Bad."])
+    record = json.loads((out / RUN_RECORD).read_text())
+    for added_later in ("freeze_layers", "contrast_pairs"):  # as condtune wrote it before these settings existed
+        del record["sft"][added_later]
+    (out / RUN_RECORD).write_text(json.dumps(record))
+    before = (out / RUN_RECORD).read_bytes()
+    assert _train(tiny_lm, out, ["Good.", "Bad."])["steps"] == 2  # the same run: resumes
+    assert (out / RUN_RECORD).read_bytes() == before  # its record is kept as written
+    with pytest.raises(ConfigError, match=r"changed: \['sft'\]"):  # set otherwise, the new setting is a change
+        _train(tiny_lm, out, ["Good.", "Bad."], contrast_pairs="mirror")
