@@ -21,15 +21,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from trl import SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from condtune.kl import token_kl
+from condtune.policy import ALT_COLUMNS
 
 REF_COLUMNS = ["ref_input_ids", "ref_labels"]
-ALT_COLUMNS = ["alt_input_ids", "alt_labels", "alt_weight"]
 
 
 class KLLoss(NamedTuple):
@@ -78,14 +79,31 @@ def sequence_logprob(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     return (tok * mask).sum(-1)
 
 
-def tag_contrast_loss(own: torch.Tensor, other: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def tag_contrast_loss(
+    own: torch.Tensor, other: torch.Tensor, weight: torch.Tensor, target: torch.Tensor | None = None
+) -> torch.Tensor:
     """GeDi's discriminative term for a pair of tags: the answer's [B] log-likelihoods under its own
     tag and under another bin's tag are the logits of a two-way Bayes classifier of the tag (uniform
     prior), and the loss is its cross-entropy, -log sigmoid(own - other), averaged over the rows with
     ``weight`` (0 for rows trained without their tag). The answer's own likelihood, the same under
-    both tags, cancels: only what the tag says is trained."""
-    per_row = -F.logsigmoid(own - other)
+    both tags, cancels: only what the tag says is trained. ``target`` (default 1: the own tag) is the
+    probability the label gives the own tag (:func:`soft_contrast_labels`)."""
+    d = own - other
+    target = torch.ones_like(d) if target is None else target.to(d)
+    per_row = F.binary_cross_entropy_with_logits(d, target, reduction="none")
     return (per_row * weight).sum() / weight.sum().clamp(min=1.0)
+
+
+def soft_contrast_labels(score, own_center, other_center, temperature: float) -> np.ndarray:
+    """The tag contrast's soft label of each row: the probability that its answer belongs to its own
+    bin rather than the other, sigmoid((c_own - c_other) * (z - (c_own + c_other) / 2) / T) for the
+    row's score z and the two bins' centres c; a logistic model whose log-odds grow with how far z
+    sits on the own bin's side of the midpoint. T -> 0 gives GeDi's hard label (1 for a score on the
+    own side); a larger T softer labels, so answers of one bin get ranked by their scores too."""
+    if temperature <= 0:
+        raise ValueError(f"temperature={temperature}: soft labels need T > 0 (T = 0 is the hard label)")
+    z, c_own, c_other = (np.asarray(v, dtype=float) for v in (score, own_center, other_center))
+    return 1.0 / (1.0 + np.exp(-(c_own - c_other) * (z - (c_own + c_other) / 2) / temperature))
 
 
 @dataclass
@@ -102,8 +120,9 @@ class PairedCollator:
                 rows = pad([{"input_ids": e[f"{side}_input_ids"], "labels": e[f"{side}_labels"]} for e in examples])
                 out[f"{side}_input_ids"], out[f"{side}_labels"] = rows["input_ids"], rows["labels"]
                 out[f"{side}_attention_mask"] = rows["attention_mask"]
-        if "alt_weight" in examples[0]:
-            out["alt_weight"] = torch.tensor([float(e["alt_weight"]) for e in examples])
+        for col in ("alt_weight", "alt_target"):
+            if col in examples[0]:
+                out[col] = torch.tensor([float(e[col]) for e in examples])
         return out
 
 
@@ -153,7 +172,7 @@ class ConditionalSFTTrainer(SFTTrainer):
             alt = model(input_ids=inputs["alt_input_ids"], attention_mask=inputs["alt_attention_mask"], use_cache=False)
             own_lp = sequence_logprob(out.logits, inputs["labels"])
             other_lp = sequence_logprob(alt.logits, inputs["alt_labels"])
-            contrast = tag_contrast_loss(own_lp, other_lp, inputs["alt_weight"].to(own_lp.device))
+            contrast = tag_contrast_loss(own_lp, other_lp, inputs["alt_weight"].to(own_lp.device), inputs["alt_target"])
             loss = loss + self.tag_contrast * contrast
             metrics["tag_contrast"] = contrast.detach()
         mode = "train" if model.training else "eval"

@@ -27,7 +27,7 @@ from condtune.io import umask_modes, write_json
 from condtune.modeling import LORA_ATTENTION_MLP, lora_config, processes
 from condtune.relabel import TagCard
 
-ALT_COLUMNS = ("alt_input_ids", "alt_labels", "alt_weight")
+ALT_COLUMNS = ("alt_input_ids", "alt_labels", "alt_weight", "alt_target")
 
 log = logging.getLogger(__name__)
 POLICY_CARD = "condtune_policy.json"
@@ -73,6 +73,11 @@ class SFTSettings:
     contrast_pairs: Literal["any", "mirror"] = "any"
     """the other bin of the tag contrast: any other bin, uniformly, or the mirrored one (k - 1 - bin, the pair
     that guidance against the mirrored tag uses; the middle bin, its own mirror, draws any other)"""
+    contrast_temperature: float = 0.0
+    """0: the tag contrast's label is hard, the answer belongs to its own bin (GeDi). T > 0: a soft label,
+    sigmoid((c_own - c_other) * (z - (c_own + c_other) / 2) / T) with z the row's score and c the two bins'
+    centres (kl_sft.soft_contrast_labels): how far the answer sits on its own bin's side of the pair, so the
+    contrast also ranks the answers of one bin"""
 
     def __post_init__(self):
         checks = {
@@ -84,6 +89,7 @@ class SFTSettings:
             "kl_coef": self.kl_coef >= 0,
             "entropy_coef": self.entropy_coef >= 0,
             "tag_contrast": self.tag_contrast >= 0,
+            "contrast_temperature": self.contrast_temperature >= 0,
             "condition_dropout": 0 <= self.condition_dropout < 1,
             "lora_r": self.lora_r >= 0,
             "freeze_layers": self.freeze_layers >= 0,
@@ -93,7 +99,8 @@ class SFTSettings:
             self,
             checks,
             "max_steps, batch_size, save_steps >= 1; lr > 0; "
-            "kl_coef, entropy_coef, tag_contrast, lora_r, freeze_layers >= 0; 0 <= condition_dropout, warmup_ratio < 1",
+            "kl_coef, entropy_coef, tag_contrast, contrast_temperature, lora_r, freeze_layers >= 0; "
+            "0 <= condition_dropout, warmup_ratio < 1",
         )
 
 
@@ -124,6 +131,7 @@ def sft_dataset(
     with_reference: bool = False,
     contrast: TagCard | None = None,
     contrast_pairs: str = "any",
+    contrast_temperature: float = 0.0,
 ):
     """Tokenized rows (``input_ids``, ``labels`` with -100 on the tagged prompt), so trl trains
     exactly these tokens.
@@ -136,9 +144,10 @@ def sft_dataset(
     prompt with its attribute tags but no score tag; default: the plain ``prompt``) instead of the
     tagged one. ``with_reference`` adds ``ref_input_ids``/``ref_labels``: the plain
     prompt and the same answer tokens, for the reference of the KL term. ``contrast`` (the card)
-    adds ``alt_input_ids``/``alt_labels``/``alt_weight``: the same answer under another bin's tag
-    (drawn with ``seed``, or the mirrored bin with ``contrast_pairs="mirror"``; weight 0 on rows that
-    lost their tag), for the tag-contrast term.
+    adds ``alt_input_ids``/``alt_labels``/``alt_weight``/``alt_target``: the same answer under another
+    bin's tag (drawn with ``seed``, or the mirrored bin with ``contrast_pairs="mirror"``; weight 0 on
+    rows that lost their tag) and the label of the pair (1, or with ``contrast_temperature`` > 0 the
+    soft label of the row's ``score``), for the tag-contrast term.
     """
     import datasets
 
@@ -165,6 +174,14 @@ def sft_dataset(
         other = (bins + np.random.default_rng(seed + 1).integers(1, k, len(df))) % k  # uniform over the other bins
         if contrast_pairs == "mirror":
             other = np.where(k - 1 - bins != bins, k - 1 - bins, other)
+        target = np.ones(len(df))
+        if contrast_temperature > 0:
+            from condtune.kl_sft import soft_contrast_labels
+
+            if "score" not in df.columns:
+                raise ValueError("soft contrast labels (contrast_temperature > 0) need the rows' 'score' column")
+            centers = np.asarray(contrast.binning.centers, dtype=float)
+            target = soft_contrast_labels(df["score"].to_numpy(), centers[bins], centers[other], contrast_temperature)
         attrs = df["tags"] if "tags" in df.columns else [{}] * len(df)
 
     def enc(text: str) -> list[int]:
@@ -184,6 +201,7 @@ def sft_dataset(
             rows["alt_input_ids"].append(alt + c)
             rows["alt_labels"].append([-100] * len(alt) + c)
             rows["alt_weight"].append(0.0 if drop else 1.0)
+            rows["alt_target"].append(float(target[i]))
         rows["input_ids"].append(p + c)
         rows["labels"].append([-100] * len(p) + c)
         if with_reference:
@@ -323,6 +341,7 @@ def train_conditional(
         with_reference=ref is not None,
         contrast=card if s.tag_contrast > 0 else None,
         contrast_pairs=s.contrast_pairs,
+        contrast_temperature=s.contrast_temperature,
     )
     common = dict(
         model=model,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -250,6 +251,44 @@ def test_mirror_pairs_contrast_each_bin_with_its_mirror_and_the_middle_with_any_
             assert m == k - 1 - b
     assert len({a for b, a in zip(df["score_bin"], any_) if b == 0}) > 1  # "any" draws among the other bins
     assert len({m for b, m in zip(df["score_bin"], mirror) if b == k // 2}) > 1
+
+
+def test_soft_contrast_labels_rank_the_answers_of_one_bin():
+    from condtune.kl_sft import soft_contrast_labels
+
+    z = np.array([0.6, 1.0, 2.5])  # three answers of the top bin (centre 2), contrasted with the bottom (-2)
+    q = soft_contrast_labels(z, [2.0] * 3, [-2.0] * 3, 1.0)
+    assert np.all(np.diff(q) > 0) and q[-1] > 0.99  # the better answer, the surer label
+    assert soft_contrast_labels(0.0, 2.0, -2.0, 1.0) == pytest.approx(0.5)  # the midpoint: either bin
+    assert soft_contrast_labels(-0.5, -1.0, 0.0, 2.0) == pytest.approx(1 / (1 + np.exp(-0.0)))  # midpoint again
+    assert soft_contrast_labels(1.0, 2.0, -2.0, 0.01) == pytest.approx(1.0)  # T -> 0: the hard label
+    assert soft_contrast_labels(-1.0, -2.0, 2.0, 1.0) == pytest.approx(soft_contrast_labels(1.0, 2.0, -2.0, 1.0))
+    with pytest.raises(ValueError, match="T > 0"):
+        soft_contrast_labels(z, 2.0, -2.0, 0.0)
+
+
+def test_the_contrast_loss_with_a_soft_label_is_its_cross_entropy():
+    own, other = torch.tensor([-3.0, -5.0]), torch.tensor([-4.0, -4.0])
+    q, w = torch.tensor([0.8, 0.3]), torch.ones(2)
+    p = torch.sigmoid(own - other)
+    want = -(q * p.log() + (1 - q) * (1 - p).log()).mean()
+    assert torch.allclose(tag_contrast_loss(own, other, w, q), want)
+    assert torch.allclose(tag_contrast_loss(own, other, w, torch.ones(2)), tag_contrast_loss(own, other, w))
+
+
+def test_soft_contrast_rows_carry_the_label_of_their_score(tok):
+    df, card = _rows(40)
+    df["score"] = np.linspace(-2.0, 2.0, len(df))
+    hard = sft_dataset(df, tok, max_length=64, seed=1, contrast=card)
+    assert {r["alt_target"] for r in hard} == {1.0}
+    soft = sft_dataset(df, tok, max_length=64, seed=1, contrast=card, contrast_temperature=1.0)
+    c = np.asarray(card.binning.centers)
+    for r, z, b in zip(soft, df["score"], df["score_bin"]):
+        assert r["alt_target"] == pytest.approx(1 / (1 + np.exp(-(c[b] - c[1 - b]) * (z - (c[b] + c[1 - b]) / 2))))
+    batch = PairedCollator(tok.pad_token_id)([soft[0], soft[1]])
+    assert batch["alt_target"].tolist() == pytest.approx([soft[0]["alt_target"], soft[1]["alt_target"]])
+    with pytest.raises(ValueError, match="'score'"):
+        sft_dataset(df.drop(columns=["score"]), tok, max_length=64, contrast=card, contrast_temperature=1.0)
 
 
 def _tag_margin(model, tok, card) -> float:

@@ -14,7 +14,10 @@ evaluation prompts.
 Prints per policy: Spearman(s, proxy) over all answers; the within-prompt Spearman (s and the proxy
 each centred on the prompt's mean, what choosing among one prompt's continuations needs); the
 within-prompt pairwise accuracy (pairs whose proxy differs by more than 0.5); the seconds taken.
-Writes nothing.
+With ``--gold DIR`` (the benchmark's gold rater, ``runs/bench_sentiment/scorers/gold``, reading the
+answer as every rater does), also the within-prompt Spearman of s with gold, and first that of the
+proxy itself with gold: how well the ranking that best-of-n follows agrees with the judge, the
+bound that matters for a contrast trained to follow the proxy. Writes nothing.
 """
 
 from __future__ import annotations
@@ -56,11 +59,17 @@ def contrast_scores(policy: ConditionalPolicy, df: pd.DataFrame, batch: int) -> 
     return top - bottom
 
 
+def within_spearman(df: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman of ``a`` and ``b``, each centred on its prompt's mean."""
+    d = pd.DataFrame({"prompt": df["prompt"].to_numpy(), "a": a, "b": b})
+    centred = d.groupby("prompt")[["a", "b"]].transform(lambda v: v - v.mean())
+    return float(spearmanr(centred["a"], centred["b"]).statistic)
+
+
 def quality(df: pd.DataFrame, s: np.ndarray, *, min_gap: float = 0.5) -> dict[str, float]:
     """Spearman of the contrast ``s`` with the proxy, overall and within prompts, and the
     within-prompt pairwise accuracy over pairs whose proxy differs by more than ``min_gap``."""
     d = df.assign(s=s)
-    centred = d.groupby("prompt")[["s", "proxy"]].transform(lambda v: v - v.mean())
     right = total = 0
     for _, g in d.groupby("prompt"):
         sv, pv = g["s"].to_numpy(), g["proxy"].to_numpy()
@@ -69,7 +78,7 @@ def quality(df: pd.DataFrame, s: np.ndarray, *, min_gap: float = 0.5) -> dict[st
         right, total = right + int((ds[keep] > 0).sum()), total + int(keep.sum())
     return {
         "spearman": float(spearmanr(d["s"], d["proxy"]).statistic),
-        "spearman_within": float(spearmanr(centred["s"], centred["proxy"]).statistic),
+        "spearman_within": within_spearman(d, d["s"].to_numpy(), d["proxy"].to_numpy()),
         "pair_accuracy": right / max(total, 1),
         "pairs": total,
     }
@@ -82,20 +91,32 @@ def main() -> None:
     ap.add_argument("--n-prompts", type=int, default=256, help="the first N prompts of the corpus (all their answers)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--gold", help="a scorer folder (the benchmark's gold rater) to rank the answers by as well")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     df = pd.read_json(a.corpus, lines=True)
     keep = df["prompt"].drop_duplicates().iloc[: a.n_prompts]
     df = df[df["prompt"].isin(keep)].reset_index(drop=True)
     print(f"{len(df)} base answers on {len(keep)} training prompts")
-    print("| policy | Spearman(s, proxy) | within prompts | pair accuracy | seconds |")
-    print("|---|---:|---:|---:|---:|")
+    gold = None
+    if a.gold:
+        from condtune.bench.task import load_task
+        from condtune.scorer import Scorer
+
+        task = load_task("vader_movie")
+        gold = Scorer.load(a.gold).score([task.review_text(p, c) for p, c in zip(df["prompt"], df["completion"])])
+        bound = within_spearman(df, df["proxy"].to_numpy(), gold)
+        print(f"within-prompt Spearman of the proxy with gold: {bound:+.3f}")
+    print("| policy | Spearman(s, proxy) | within prompts | pair accuracy | within prompts, vs gold | seconds |")
+    print("|---|---:|---:|---:|---:|---:|")
     for path in a.policies:
         t0 = time.time()
-        q = quality(df, contrast_scores(ConditionalPolicy.load(path), df, a.batch))
+        s = contrast_scores(ConditionalPolicy.load(path), df, a.batch)
+        q = quality(df, s)
+        vs_gold = f"{within_spearman(df, s, gold):+.3f}" if gold is not None else ""
         print(
             f"| {path} | {q['spearman']:+.3f} | {q['spearman_within']:+.3f} | "
-            f"{q['pair_accuracy']:.3f} ({q['pairs']}) | {time.time() - t0:.0f} |",
+            f"{q['pair_accuracy']:.3f} ({q['pairs']}) | {vs_gold} | {time.time() - t0:.0f} |",
             flush=True,
         )
 
