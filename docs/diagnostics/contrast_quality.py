@@ -18,6 +18,9 @@ With ``--gold DIR`` (the benchmark's gold rater, ``runs/bench_sentiment/scorers/
 answer as every rater does), also the within-prompt Spearman of s with gold, and first that of the
 proxy itself with gold: how well the ranking that best-of-n follows agrees with the judge, the
 bound that matters for a contrast trained to follow the proxy. Writes nothing.
+
+Noise: three trainings of one setting that differ only in their seed gave +0.523, +0.553 and +0.591
+within prompts (docs/benchmarks.md §3), so compare settings over several training seeds.
 """
 
 from __future__ import annotations
