@@ -99,7 +99,7 @@ def soft_contrast_labels(score, own_center, other_center, temperature: float) ->
     bin rather than the other, sigmoid((c_own - c_other) * (z - (c_own + c_other) / 2) / T) for the
     row's score z and the two bins' centres c; a logistic model whose log-odds grow with how far z
     sits on the own bin's side of the midpoint. T -> 0 gives GeDi's hard label (1 for a score on the
-    own side); a larger T softer labels, so answers of one bin get ranked by their scores too."""
+    own side); a larger T gives softer labels, so answers of one bin get ranked by their scores too."""
     if temperature <= 0:
         raise ValueError(f"temperature={temperature}: soft labels need T > 0 (T = 0 is the hard label)")
     z, c_own, c_other = (np.asarray(v, dtype=float) for v in (score, own_center, other_center))

@@ -260,7 +260,7 @@ def test_soft_contrast_labels_rank_the_answers_of_one_bin():
     q = soft_contrast_labels(z, [2.0] * 3, [-2.0] * 3, 1.0)
     assert np.all(np.diff(q) > 0) and q[-1] > 0.99  # the better answer, the surer label
     assert soft_contrast_labels(0.0, 2.0, -2.0, 1.0) == pytest.approx(0.5)  # the midpoint: either bin
-    assert soft_contrast_labels(-0.5, -1.0, 0.0, 2.0) == pytest.approx(1 / (1 + np.exp(-0.0)))  # midpoint again
+    assert soft_contrast_labels(-0.5, -1.0, 0.0, 2.0) == pytest.approx(0.5)  # midpoint again
     assert soft_contrast_labels(1.0, 2.0, -2.0, 0.01) == pytest.approx(1.0)  # T -> 0: the hard label
     assert soft_contrast_labels(-1.0, -2.0, 2.0, 1.0) == pytest.approx(soft_contrast_labels(1.0, 2.0, -2.0, 1.0))
     with pytest.raises(ValueError, match="T > 0"):
