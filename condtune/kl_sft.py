@@ -28,9 +28,7 @@ from trl import SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from condtune.kl import token_kl
-from condtune.policy import ALT_COLUMNS
-
-REF_COLUMNS = ["ref_input_ids", "ref_labels"]
+from condtune.policy import ALT_COLUMNS, REF_COLUMNS
 
 
 class KLLoss(NamedTuple):

@@ -27,7 +27,9 @@ from condtune.io import umask_modes, write_json
 from condtune.modeling import LORA_ATTENTION_MLP, lora_config, processes
 from condtune.relabel import TagCard
 
+REF_COLUMNS = ("ref_input_ids", "ref_labels")
 ALT_COLUMNS = ("alt_input_ids", "alt_labels", "alt_weight", "alt_target")
+"""the columns sft_dataset adds for the KL term's reference and for the tag contrast"""
 
 log = logging.getLogger(__name__)
 POLICY_CARD = "condtune_policy.json"
@@ -164,7 +166,7 @@ def sft_dataset(
     rows: dict[str, list] = {
         "input_ids": [],
         "labels": [],
-        **({c: [] for c in ("ref_input_ids", "ref_labels")} if with_reference else {}),
+        **({c: [] for c in REF_COLUMNS} if with_reference else {}),
         **({c: [] for c in ALT_COLUMNS} if contrast is not None else {}),
     }
     if contrast is not None:

@@ -95,6 +95,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--gold", help="a scorer folder (the benchmark's gold rater) to rank the answers by as well")
+    ap.add_argument("--task", default="vader_movie", help="the benchmark task: what its raters read of an answer")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     df = pd.read_json(a.corpus, lines=True)
@@ -106,7 +107,7 @@ def main() -> None:
         from condtune.bench.task import load_task
         from condtune.scorer import Scorer
 
-        task = load_task("vader_movie")
+        task = load_task(a.task)
         gold = Scorer.load(a.gold).score([task.review_text(p, c) for p, c in zip(df["prompt"], df["completion"])])
         bound = within_spearman(df, df["proxy"].to_numpy(), gold)
         print(f"within-prompt Spearman of the proxy with gold: {bound:+.3f}")
