@@ -3,7 +3,9 @@
     loss = NLL(y | tags, x) + kl_coef * KL(pi(. | tags, x, y<t) || pi_ref(. | x, y<t)) - entropy_coef * H(pi)
 
 each term a mean over the answer tokens of the batch; optionally plus ``tag_contrast`` times the
-tag-contrast term (:func:`tag_contrast_loss`, GeDi's discriminative loss, Krause et al. 2020).
+tag-contrast term (:func:`tag_contrast_loss`, GeDi's discriminative loss, Krause et al. 2020), and
+``pairwise`` times a ranking term on the top-against-bottom contrast (:func:`pairwise_contrast_loss`)
+over pairs of answers to one prompt (a :class:`PairBank`, drawn per step beside the batch).
 The KL is exact over the vocabulary (:func:`condtune.kl.token_kl`, the same per-token KL the
 benchmark reports) and the reference reads the prompt *without* tags, so the term pulls the tagged
 policy towards what the base model would write for the plain prompt: the tags may move the
@@ -13,7 +15,8 @@ batch.
 :class:`ConditionalSFTTrainer` is trl's SFTTrainer with this loss; its rows carry the reference's
 own ``ref_input_ids``/``ref_labels`` (the plain prompt and the same answer tokens) and, for the
 contrast, ``alt_input_ids``/``alt_labels`` (the same answer under another bin's tag), padded by
-:class:`PairedCollator`.
+:class:`PairedCollator`. The pairs of the ranking term are not rows of the dataset: the bank draws
+them by the step number, so a resumed run sees the pairs it would have seen.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from trl import SFTTrainer
@@ -104,6 +108,62 @@ def soft_contrast_labels(score, own_center, other_center, temperature: float) ->
     return 1.0 / (1.0 + np.exp(-(c_own - c_other) * (z - (c_own + c_other) / 2) / temperature))
 
 
+def within_prompt_pairs(scores, groups, margin: float) -> np.ndarray:
+    """[P, 2] row indices (better, worse) of every two answers to one prompt (same ``groups`` value)
+    whose ``scores`` differ by more than ``margin``: the pairs of the ranking term. Across prompts
+    nothing is paired, so what the prompt does to the score does not enter."""
+    scores, groups = np.asarray(scores, dtype=float), np.asarray(groups)
+    if margin < 0:
+        raise ValueError(f"margin={margin}: use a score gap >= 0")
+    out = []
+    for g in pd.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        gap = scores[idx][:, None] - scores[idx][None, :]
+        a, b = np.nonzero(gap > margin)
+        out.append(np.stack([idx[a], idx[b]], axis=1))
+    return np.concatenate(out).astype(int) if out else np.zeros((0, 2), dtype=int)
+
+
+def pairwise_contrast_loss(better: torch.Tensor, worse: torch.Tensor) -> torch.Tensor:
+    """Bradley-Terry loss of the contrast as a reward: -log sigmoid(s(y+) - s(y-)) averaged over the
+    pairs, with s(y) = log pi(y | top tag, x) - log pi(y | bottom tag, x) for the better and the worse
+    answer to one prompt (DPO's loss with the bottom tag as the reference). It trains the contrast
+    that anchored guidance against the mirrored tag multiplies to rank a prompt's answers as the
+    scorer does; the answers' own likelihood cancels in s."""
+    return -F.logsigmoid(better - worse).mean()
+
+
+@dataclass
+class PairBank:
+    """Tokenised answers, each under the top and the bottom bin's tag, and their within-prompt pairs
+    (:func:`within_prompt_pairs`); :meth:`batch` draws ``n`` pairs for one step."""
+
+    top: list[list[int]]
+    """each answer's context under the top bin's tag (tags + prompt)"""
+    bottom: list[list[int]]
+    """the same under the bottom bin's tag"""
+    answers: list[list[int]]
+    """the answers' tokens"""
+    pairs: np.ndarray
+    """[P, 2] (better, worse) answer indices"""
+    pad_token_id: int
+
+    def batch(self, step: int, n: int, *, seed) -> dict[str, torch.Tensor]:
+        """``n`` pairs (without replacement while there are as many), drawn from ``seed`` (an int or a
+        list of ints) and ``step``, as 4n padded rows: the better answers under the top tag, then
+        under the bottom tag, then the worse answers under the top and the bottom tag."""
+        if len(self.pairs) == 0:
+            raise ValueError("the pair bank holds no pairs")
+        rng = np.random.default_rng([*np.atleast_1d(seed).tolist(), step])
+        picked = self.pairs[rng.choice(len(self.pairs), n, replace=n > len(self.pairs))]
+        rows = [
+            {"input_ids": ctx[i] + self.answers[i], "labels": [-100] * len(ctx[i]) + self.answers[i]}
+            for ctx, col in ((self.top, 0), (self.bottom, 0), (self.top, 1), (self.bottom, 1))
+            for i in picked[:, col]
+        ]
+        return DataCollatorForLanguageModeling(pad_token_id=self.pad_token_id)(rows)
+
+
 @dataclass
 class PairedCollator:
     """Pads the policy's rows as trl does, and the reference's rows beside them."""
@@ -126,12 +186,28 @@ class PairedCollator:
 
 class ConditionalSFTTrainer(SFTTrainer):
     """SFTTrainer whose loss is :func:`kl_regularised_loss` against a frozen ``ref_model`` (or the plain
-    NLL without one), plus ``tag_contrast`` times :func:`tag_contrast_loss`."""
+    NLL without one), plus ``tag_contrast`` times :func:`tag_contrast_loss`, plus ``pairwise`` times
+    :func:`pairwise_contrast_loss` on ``pairs_per_step`` pairs a step from ``pair_bank`` (drawn with
+    ``pair_seed`` and the step)."""
 
     def __init__(
-        self, *args, ref_model=None, kl_coef: float = 0.0, entropy_coef: float = 0.0, tag_contrast: float = 0.0, **kw
+        self,
+        *args,
+        ref_model=None,
+        kl_coef: float = 0.0,
+        entropy_coef: float = 0.0,
+        tag_contrast: float = 0.0,
+        pairwise: float = 0.0,
+        pair_bank: PairBank | None = None,
+        pairs_per_step: int = 8,
+        pair_seed: int = 0,
+        **kw,
     ):
         super().__init__(*args, **kw)
+        if pairwise > 0 and pair_bank is None:
+            raise ValueError("the pairwise term (pairwise > 0) needs a pair_bank")
+        self.pairwise, self.pair_bank, self.pairs_per_step = pairwise, pair_bank, pairs_per_step
+        self.pair_seed = [pair_seed, self.accelerator.process_index]  # each process draws its own pairs
         if ref_model is not None:
             ref_model = ref_model.eval().requires_grad_(False).to(self.accelerator.device)
         self.ref_model, self.kl_coef, self.entropy_coef, self.tag_contrast = (
@@ -173,6 +249,16 @@ class ConditionalSFTTrainer(SFTTrainer):
             contrast = tag_contrast_loss(own_lp, other_lp, inputs["alt_weight"].to(own_lp.device), inputs["alt_target"])
             loss = loss + self.tag_contrast * contrast
             metrics["tag_contrast"] = contrast.detach()
+        if self.pairwise > 0:
+            rows = self.pair_bank.batch(self.state.global_step, self.pairs_per_step, seed=self.pair_seed)
+            rows = {k: v.to(out.logits.device) for k, v in rows.items()}
+            pair_out = model(input_ids=rows["input_ids"], attention_mask=rows["attention_mask"], use_cache=False)
+            top_b, bottom_b, top_w, bottom_w = sequence_logprob(pair_out.logits, rows["labels"]).chunk(4)
+            better, worse = top_b - bottom_b, top_w - bottom_w
+            ranking = pairwise_contrast_loss(better, worse)
+            loss = loss + self.pairwise * ranking
+            metrics["pairwise"] = ranking.detach()
+            metrics["pair_accuracy"] = (better > worse).float().mean()
         mode = "train" if model.training else "eval"
         for name, value in metrics.items():
             self._metrics[mode][name].append(float(value))

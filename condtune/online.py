@@ -149,11 +149,13 @@ def run_online(
     out_dir: str | Path,
     base: str,
     on_round: Callable[[dict, Path], None] | None = None,
+    pairs: pd.DataFrame | None = None,
 ) -> list[dict]:
     """``o.rounds`` rounds from the policy in ``start`` (a condtune policy dir); ``pool`` holds the
     starting rows (``prompt``, ``completion``, ``score``); ``reward.score_pairs`` is the proxy.
     Returns the round table (also in ``out_dir/rounds.json``); ``on_round(row, policy_dir)`` may add
-    columns (the benchmark's gold score) before a row is saved."""
+    columns (the benchmark's gold score) before a row is saved. ``pairs`` feeds each round's pairwise
+    term (``s.pairwise > 0``), as in :func:`condtune.policy.train_conditional`."""
     from condtune.modeling import load_causal_lm
 
     out_dir, policy_dir = Path(out_dir), Path(start)
@@ -215,7 +217,9 @@ def run_online(
         tagged, new_card = refit(pool, card, f"online round {r}")
         t0 = time.perf_counter()
         rs = replace(s, max_steps=o.steps_per_round, warmup_ratio=0.0, lr_schedule="constant", seed=s.seed + r)
-        train_conditional(model, tok, tagged, card=new_card, s=rs, out_dir=rd / "policy", base=base, ref_model=ref)
+        train_conditional(
+            model, tok, tagged, card=new_card, s=rs, out_dir=rd / "policy", base=base, ref_model=ref, pairs=pairs
+        )
         row.update(
             train_seconds=time.perf_counter() - t0, pool_rows=len(pool), edges=list(map(float, new_card.binning.edges))
         )

@@ -9,6 +9,7 @@ the right tag without the user knowing the bins.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import time
@@ -21,7 +22,7 @@ import pandas as pd
 import torch
 
 from condtune.checkpointing import CHECKPOINTS, claim_run, latest_checkpoint
-from condtune.config import check_ranges, defaults_dict
+from condtune.config import ConfigError, check_ranges, defaults_dict
 from condtune.data import table_digest
 from condtune.io import umask_modes, write_json
 from condtune.modeling import LORA_ATTENTION_MLP, lora_config, processes
@@ -80,6 +81,15 @@ class SFTSettings:
     sigmoid((c_own - c_other) * (z - (c_own + c_other) / 2) / T) with z the row's score and c the two bins'
     centres (kl_sft.soft_contrast_labels): how far the answer sits on its own bin's side of the pair, so the
     contrast also ranks the answers of one bin"""
+    pairwise: float = 0.0
+    """weight of a ranking term on the top-against-bottom contrast s(y) = log pi(y|top tag,x) - log pi(y|bottom
+    tag,x): -log sigmoid(s(y+) - s(y-)) for two answers to one prompt whose scores differ by more than
+    pairwise_margin (kl_sft.pairwise_contrast_loss), from a table of several answers a prompt (the train
+    command's pairs_data; the bench's base-model samples); 0 = off"""
+    pairwise_margin: float = 0.5
+    """the least score gap of a pair of the ranking term"""
+    pairwise_pairs: int = 8
+    """pairs of the ranking term a step (each read under two tags: 4 rows a pair)"""
 
     def __post_init__(self):
         checks = {
@@ -92,6 +102,9 @@ class SFTSettings:
             "entropy_coef": self.entropy_coef >= 0,
             "tag_contrast": self.tag_contrast >= 0,
             "contrast_temperature": self.contrast_temperature >= 0,
+            "pairwise": self.pairwise >= 0,
+            "pairwise_margin": self.pairwise_margin >= 0,
+            "pairwise_pairs": self.pairwise_pairs >= 1,
             "condition_dropout": 0 <= self.condition_dropout < 1,
             "lora_r": self.lora_r >= 0,
             "freeze_layers": self.freeze_layers >= 0,
@@ -100,8 +113,9 @@ class SFTSettings:
         check_ranges(
             self,
             checks,
-            "max_steps, batch_size, save_steps >= 1; lr > 0; "
-            "kl_coef, entropy_coef, tag_contrast, contrast_temperature, lora_r, freeze_layers >= 0; "
+            "max_steps, batch_size, save_steps, pairwise_pairs >= 1; lr > 0; "
+            "kl_coef, entropy_coef, tag_contrast, contrast_temperature, pairwise, pairwise_margin, lora_r, "
+            "freeze_layers >= 0; "
             "0 <= condition_dropout, warmup_ratio < 1",
         )
 
@@ -153,7 +167,6 @@ def sft_dataset(
     """
     import datasets
 
-    eos = tokenizer.eos_token_id
     own = df["completion_ids"] if "completion_ids" in df.columns else [None] * len(df)
     dropped = np.random.default_rng(seed).random(len(df)) < condition_dropout
     plain = df["prompt"] if "prompt" in df.columns else df["tagged_prompt"]
@@ -194,11 +207,7 @@ def sft_dataset(
     ):
         p = enc(untagged if drop else tagged)
         alt = enc(contrast.prefix(bin_index=int(other[i]), attrs=attrs[i]) + prompt) if contrast is not None else p
-        if isinstance(sampled, (list, tuple, np.ndarray)):  # NaN/None where a row has no sampled ids
-            c = [int(t) for t in sampled]
-        else:
-            c = enc(text if text.startswith((" ", "\n")) else " " + text) + [eos]
-        c = c[: max(max_length - max(len(p), len(alt)), 0)]
+        c = answer_ids(tokenizer, text, sampled)[: max(max_length - max(len(p), len(alt)), 0)]
         if contrast is not None:
             rows["alt_input_ids"].append(alt + c)
             rows["alt_labels"].append([-100] * len(alt) + c)
@@ -211,6 +220,65 @@ def sft_dataset(
             rows["ref_input_ids"].append(r + c)
             rows["ref_labels"].append([-100] * len(r) + c)
     return datasets.Dataset.from_dict(rows)
+
+
+def answer_ids(tokenizer, text: str, sampled=None) -> list[int]:
+    """The tokens an answer is trained as: a model's own sample as sampled (``sampled``, its ids, EOS
+    only where the model emitted it), or a text (a human text, complete) encoded after a space and
+    ended with EOS."""
+    if isinstance(sampled, (list, tuple, np.ndarray)):  # NaN/None where a row has no sampled ids
+        return [int(t) for t in sampled]
+    text = text if text.startswith((" ", "\n")) else " " + text
+    return tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+
+
+def scored_pairs(pairs: pd.DataFrame, margin: float, *, source: str = "pairs") -> np.ndarray:
+    """The within-prompt pairs (:func:`condtune.kl_sft.within_prompt_pairs`) of a table of several
+    answers a prompt (``prompt``, ``completion`` or ``completion_ids``, ``score``), after checking it;
+    ``source`` names the table in errors."""
+    from condtune.kl_sft import within_prompt_pairs
+
+    missing = [c for c in ("prompt", "score") if c not in pairs.columns]
+    if "completion" not in pairs.columns and "completion_ids" not in pairs.columns:
+        missing.append("completion")
+    if missing:
+        raise ValueError(f"{source}: the pairwise term needs the columns {missing}; it has {list(pairs.columns)}")
+    scores = pd.to_numeric(pairs["score"], errors="coerce").to_numpy(dtype=float)
+    if not np.isfinite(scores).all():
+        row = int(np.flatnonzero(~np.isfinite(scores))[0])
+        raise ValueError(f"{source}: row {row}: 'score' is {pairs['score'].iloc[row]!r}, not a finite number")
+    found = within_prompt_pairs(scores, pairs["prompt"].to_numpy(), margin)
+    if len(found) == 0:
+        raise ValueError(
+            f"{source}: no two answers to one prompt differ in score by more than {margin} "
+            f"({len(pairs)} answers, {pairs['prompt'].nunique()} prompts): the pairwise term needs several "
+            "answers a prompt (or a lower sft.pairwise_margin)"
+        )
+    return found
+
+
+def pair_bank(pairs: pd.DataFrame, found: np.ndarray, tokenizer, card: TagCard, max_length: int):
+    """The :class:`condtune.kl_sft.PairBank` of the answers of ``pairs`` and their pairs ``found``
+    (:func:`scored_pairs`): each answer under the card's top and bottom bin's tag (and its attribute
+    ``tags``, if any), cut to ``max_length`` tokens."""
+    from condtune.kl_sft import PairBank
+
+    k = card.binning.k
+    attrs = pairs["tags"] if "tags" in pairs.columns else [{}] * len(pairs)
+    texts = pairs["completion"] if "completion" in pairs.columns else [""] * len(pairs)
+    own = pairs["completion_ids"] if "completion_ids" in pairs.columns else [None] * len(pairs)
+
+    def enc(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    top, bottom, answers = [], [], []
+    for prompt, a, text, sampled in zip(pairs["prompt"], attrs, texts, own):
+        t, b = enc(card.prefix(bin_index=k - 1, attrs=a) + prompt), enc(card.prefix(bin_index=0, attrs=a) + prompt)
+        top.append(t)
+        bottom.append(b)
+        answers.append(answer_ids(tokenizer, text, sampled)[: max(max_length - max(len(t), len(b)), 1)])
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return PairBank(top=top, bottom=bottom, answers=answers, pairs=found, pad_token_id=pad)
 
 
 def freeze_old_embeddings(model, n_old: int) -> None:
@@ -239,8 +307,11 @@ def freeze_lower_layers(model, n: int) -> None:
         layer.requires_grad_(False)
 
 
-def run_identity(df: pd.DataFrame, card: TagCard, s: SFTSettings, *, base: str) -> dict:
-    """What a training run is: a digest of its rows, its card, its settings and its base model."""
+def run_identity(
+    df: pd.DataFrame, card: TagCard, s: SFTSettings, *, base: str, pairs: pd.DataFrame | None = None
+) -> dict:
+    """What a training run is: a digest of its rows, its card, its settings and its base model (and
+    of the pairwise term's answers, when it has them)."""
     digest = table_digest(df)
     identity = {
         "rows": len(df),
@@ -249,6 +320,13 @@ def run_identity(df: pd.DataFrame, card: TagCard, s: SFTSettings, *, base: str) 
         "sft": asdict(s),
         "base_model": str(base),
     }
+    if pairs is not None:
+        scores = pd.to_numeric(pairs["score"], errors="coerce").to_numpy(dtype=float).round(9)
+        identity["pairs"] = {
+            "rows": len(pairs),
+            "data_digest": table_digest(pairs),
+            "score_digest": hashlib.sha256(scores.tobytes()).hexdigest()[:16],  # the scores make the pairs
+        }
     return json.loads(json.dumps(identity))  # as it reads back from disk
 
 
@@ -263,6 +341,7 @@ def train_conditional(
     base: str,
     callbacks: list | None = None,
     ref_model=None,
+    pairs: pd.DataFrame | None = None,
     overwrite: bool = False,
     report_to: str = "none",
 ) -> dict:
@@ -270,7 +349,8 @@ def train_conditional(
 
     One run, one learning-rate schedule over ``s.max_steps``; ``callbacks`` (transformers
     ``TrainerCallback``) may snapshot it on the way (the benchmark's intermediate checkpoints).
-    With ``s.kl_coef > 0`` the KL term's reference is ``ref_model`` (default: a frozen copy of
+    ``pairs`` (several scored answers a prompt, :func:`pair_bank`) feeds the ranking term of
+    ``s.pairwise > 0``. With ``s.kl_coef > 0`` the KL term's reference is ``ref_model`` (default: a frozen copy of
     ``model`` as it is passed in, before the tags are added). Rerunning into ``out_dir`` resumes the
     same run from its latest complete checkpoint; another run's folder is an error unless
     ``overwrite`` (see :func:`condtune.checkpointing.claim_run`). ``report_to`` (see
@@ -281,6 +361,10 @@ def train_conditional(
     from condtune.trl_compat import trainer_args
 
     out_dir = Path(out_dir)
+    if s.pairwise > 0 and pairs is None:
+        raise ConfigError("sft.pairwise > 0 needs a table of several scored answers a prompt (pairs_data=...)")
+    pairs = pairs if s.pairwise > 0 else None  # without the term the table is not part of the run
+    found = scored_pairs(pairs, s.pairwise_margin) if pairs is not None else None  # checked before the claim
     procs = processes()  # one process, or each of `accelerate launch` / torchrun's
     if procs.num_processes > 1:
         log.info(
@@ -292,7 +376,7 @@ def train_conditional(
     with procs.main_process_first():  # the main process claims (or clears) the folder; the others then agree
         claim_run(
             out_dir,
-            run_identity(df, card, s, base=base),
+            run_identity(df, card, s, base=base, pairs=pairs),
             "training",
             overwrite=overwrite,
             outputs=(CHECKPOINTS, POLICY_CARD),
@@ -353,7 +437,7 @@ def train_conditional(
         peft_config=peft_cfg,
         callbacks=callbacks,
     )
-    if ref is None and s.tag_contrast == 0:
+    if ref is None and s.tag_contrast == 0 and s.pairwise == 0:
         trainer = SFTTrainer(**common)
     else:
         from condtune.kl_sft import ConditionalSFTTrainer, PairedCollator
@@ -365,6 +449,10 @@ def train_conditional(
             kl_coef=s.kl_coef,
             entropy_coef=s.entropy_coef,
             tag_contrast=s.tag_contrast,
+            pairwise=s.pairwise,
+            pair_bank=pair_bank(pairs, found, tokenizer, card, s.max_length) if pairs is not None else None,
+            pairs_per_step=s.pairwise_pairs,
+            pair_seed=s.seed,
         )
     t0 = time.time()
     resume = latest_checkpoint(out_dir)

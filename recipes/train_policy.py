@@ -6,6 +6,8 @@
 
 ``sft.kl_coef`` adds the exact per-token KL to the base model (reading the prompt without tags);
 ``sft.condition_dropout`` trains a share of rows untagged (the unconditional branch of guidance).
+``sft.pairwise`` adds a ranking term on the top-against-bottom tag contrast, over pairs of answers to
+one prompt from ``pairs_data`` (e.g. the base model's samples from `condtune sample`, relabelled).
 ``online.rounds`` continues with rounds of sampling at the targets, scoring by ``scorer``,
 refitting the bins over the pool and training on; the round table goes to ``out/online/rounds.json``
 and the final policy to ``out/online/round_<R>/policy``.
@@ -25,7 +27,7 @@ from condtune.data import check_text, read_table, require_columns
 from condtune.io import write_json
 from condtune.modeling import load_causal_lm, processes
 from condtune.online import OnlineSettings, run_online
-from condtune.policy import SFTSettings, train_conditional
+from condtune.policy import SFTSettings, scored_pairs, train_conditional
 from condtune.relabel import TagCard
 from condtune.sampling import SamplingConfig
 from condtune.tracking import check_report_to
@@ -41,6 +43,9 @@ class TrainConfig:
     """base policy: embedded default name, HF id or local dir"""
     max_examples: int = 0
     """use at most this many rows (0 = all)"""
+    pairs_data: str = ""
+    """with sft.pairwise > 0: a table of several answers a prompt (prompt, completion or completion_ids,
+    score), e.g. `condtune sample` of the base model relabelled by the scorer; its pairs train the ranking term"""
     sft: SFTSettings = field(default_factory=SFTSettings)
     """optimisation settings"""
     out: str = "runs/policy"
@@ -77,6 +82,17 @@ def main(argv: list[str] | None = None) -> int:
         check_text(df, cfg.data, col)
     if cfg.max_examples:
         df = df.sample(min(cfg.max_examples, len(df)), random_state=cfg.sft.seed)
+    pairs = None
+    if cfg.sft.pairwise > 0:
+        if not cfg.pairs_data:
+            raise C.ConfigError("sft.pairwise > 0 needs pairs_data=<a table of several scored answers a prompt>")
+        pairs = read_table(cfg.pairs_data)
+        try:
+            scored_pairs(pairs, cfg.sft.pairwise_margin, source=cfg.pairs_data)
+        except ValueError as e:
+            raise C.ConfigError(str(e)) from None
+    elif cfg.pairs_data:
+        log.warning("pairs_data=%s is not used: sft.pairwise is 0", cfg.pairs_data)
     if cfg.online.rounds and not cfg.scorer:
         raise C.ConfigError("online.rounds > 0 needs scorer=<a scorer dir> to rate each round's samples")
     procs = processes()  # `accelerate launch -m condtune train` / torchrun: data-parallel SFT
@@ -102,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         s=cfg.sft,
         out_dir=cfg.out,
         base=cfg.model,
+        pairs=pairs,
         overwrite=cfg.overwrite,
         report_to=cfg.report_to,
     )
@@ -132,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             sampling=cfg.sampling,
             out_dir=f"{cfg.out}/online",
             base=cfg.model,
+            pairs=pairs,
         )
         final = f"{cfg.out}/online/round_{cfg.online.rounds}/policy"
         print("round | top-target proxy | all proxy | top-target KL (nats) | pool rows | seconds")

@@ -112,7 +112,18 @@ def test_condition_dropout_trains_a_share_of_rows_without_tags(tok):
         sft_dataset(df.drop(columns=["prompt"]), tok, max_length=64, condition_dropout=0.1)
 
 
-@pytest.mark.parametrize("bad", ["sft.kl_coef=-1", "sft.condition_dropout=1.0", "sft.lr=0", "sft.max_steps=0"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "sft.kl_coef=-1",
+        "sft.condition_dropout=1.0",
+        "sft.lr=0",
+        "sft.max_steps=0",
+        "sft.pairwise=-1",
+        "sft.pairwise_pairs=0",
+        "sft.pairwise_margin=-0.5",
+    ],
+)
 def test_out_of_range_settings_name_the_key(bad):
     from recipes.train_policy import TrainConfig
 
@@ -330,3 +341,126 @@ def test_tag_contrast_teaches_the_tag_faster(tmp_path, tiny_lm):
         )
         margins[coef] = _tag_margin(model.cpu(), tok, card)  # the trainer may have moved it to a GPU
     assert margins[5.0] > margins[0.0] + 1.0, margins
+
+
+def test_within_prompt_pairs_pair_only_answers_to_one_prompt_beyond_the_margin():
+    from condtune.kl_sft import within_prompt_pairs
+
+    scores = [2.0, 0.0, 1.0, 5.0, -5.0]
+    groups = ["a", "a", "a", "b", "c"]  # b and c: one answer each, far apart, never paired
+    got = {tuple(p) for p in within_prompt_pairs(scores, groups, margin=0.5)}
+    assert got == {(0, 1), (0, 2), (2, 1)}
+    assert {tuple(p) for p in within_prompt_pairs(scores, groups, margin=1.5)} == {(0, 1)}
+    assert within_prompt_pairs(scores, groups, margin=3.0).shape == (0, 2)
+    with pytest.raises(ValueError, match="margin"):
+        within_prompt_pairs(scores, groups, margin=-1.0)
+
+
+def test_pairwise_loss_is_bradley_terry_on_the_contrast():
+    from condtune.kl_sft import pairwise_contrast_loss
+
+    better = torch.tensor([1.0, -0.5], requires_grad=True)
+    worse = torch.tensor([0.0, 0.5])
+    loss = pairwise_contrast_loss(better, worse)
+    assert torch.allclose(loss, -(F.logsigmoid(torch.tensor(1.0)) + F.logsigmoid(torch.tensor(-1.0))) / 2)
+    loss.backward()
+    assert (better.grad < 0).all()  # descending the loss raises the better answer's contrast
+    assert pairwise_contrast_loss(torch.tensor([9.0]), torch.tensor([-9.0])) < 1e-6
+
+
+def _answers():
+    """Two prompts with two answers each: the pairwise term's table."""
+    return pd.DataFrame(
+        {
+            "prompt": ["Movie review:", "Movie review:", "Film:", "Film:"],
+            "completion": ["Good fun.", "Dull.", "Good fun.", "Dull."],
+            "score": [1.0, -1.0, 0.8, -0.9],
+        }
+    )
+
+
+def test_pair_bank_reads_each_pair_under_the_top_and_the_bottom_tag(tok):
+    from condtune.policy import pair_bank, scored_pairs
+
+    _, card = _rows(4)
+    answers = _answers()
+    found = scored_pairs(answers, 0.5)
+    assert {tuple(p) for p in found} == {(0, 1), (2, 3)}
+    bank = pair_bank(answers, found, tok, card, max_length=64)
+    batch = bank.batch(step=3, n=2, seed=[0, 0])
+    assert batch["input_ids"].shape[0] == 8
+
+    def row(i):
+        ids, lab = batch["input_ids"][i].tolist(), batch["labels"][i].tolist()
+        n = int(batch["attention_mask"][i].sum())
+        return ids[:n], [t for t in lab if t != -100]
+
+    enc = lambda t: tok(t, add_special_tokens=False)["input_ids"]  # noqa: E731
+    for j in range(2):  # better under top, better under bottom, worse under top, worse under bottom
+        (bt, ab), (bb, ab2), (wt, aw), (wb, aw2) = (row(q * 2 + j) for q in range(4))
+        assert ab == ab2 and aw == aw2 and ab != aw
+        assert ab == enc(" Good fun.") + [tok.eos_token_id] and aw == enc(" Dull.") + [tok.eos_token_id]
+        prompt = "Movie review:" if bt[: -len(ab)] == enc(card.prefix(bin_index=1) + "Movie review:") else "Film:"
+        assert bt[: -len(ab)] == enc(card.prefix(bin_index=1) + prompt)
+        assert bb[: -len(ab)] == enc(card.prefix(bin_index=0) + prompt)
+        assert wt[: -len(aw)] == enc(card.prefix(bin_index=1) + prompt)
+    again = bank.batch(step=3, n=2, seed=[0, 0])  # the step and the seed fix the draw: a resume sees the same pairs
+    assert torch.equal(again["input_ids"], batch["input_ids"])
+
+
+def test_bad_pair_tables_name_the_problem():
+    from condtune.policy import scored_pairs
+
+    with pytest.raises(ValueError, match=r"pairs.jsonl: the pairwise term needs the columns \['score'\]"):
+        scored_pairs(_answers().drop(columns=["score"]), 0.5, source="pairs.jsonl")
+    bad = _answers().astype({"score": object})
+    bad.loc[2, "score"] = "high"
+    with pytest.raises(ValueError, match="row 2: 'score' is 'high'"):
+        scored_pairs(bad, 0.5)
+    with pytest.raises(ValueError, match="no two answers to one prompt differ"):
+        scored_pairs(_answers().drop_duplicates("prompt"), 0.5)
+
+
+def test_pairwise_term_teaches_the_contrast_to_rank_a_prompts_answers(tmp_path, tiny_lm):
+    """The SFT rows say nothing about which answer is better (one neutral answer under both tags);
+    only the pairwise term's pairs do. With it the top-against-bottom contrast ranks "Good fun." over
+    "Dull."; without it, it does not learn to."""
+    from condtune.modeling import load_causal_lm
+
+    df, card = _rows(32)
+    df["completion"] = "It was a film."
+    df["tagged_prompt"] = [card.prefix(bin_index=b) + p for b, p in zip(df["score_bin"], df["prompt"])]
+    margins = {}
+    for coef in (0.0, 5.0):
+        model, tok = load_causal_lm(tiny_lm)
+        s = SFTSettings(
+            max_steps=8,
+            batch_size=4,
+            lr=3e-2,
+            max_length=32,
+            save_steps=100,
+            warmup_ratio=0.0,
+            condition_dropout=0.0,
+            pairwise=coef,
+            pairwise_pairs=2,
+        )
+        out = tmp_path / f"p{coef}"
+        stats = train_conditional(model, tok, df, card=card, s=s, out_dir=out, base=str(tiny_lm), pairs=_answers())
+        assert stats["steps"] == 8
+        margins[coef] = _tag_margin(model.cpu(), tok, card)
+    assert margins[5.0] > margins[0.0] + 1.0, margins
+    with pytest.raises(ConfigError, match="sft.pairwise > 0 needs"):
+        train_conditional(model, tok, df, card=card, s=s, out_dir=tmp_path / "none", base=str(tiny_lm))
+    other = _answers().assign(score=[1.0, -1.0, -0.9, 0.8])  # another table is another run
+    with pytest.raises(ConfigError, match="changed: \\['pairs'\\]"):
+        train_conditional(model, tok, df, card=card, s=s, out_dir=tmp_path / "p5.0", base=str(tiny_lm), pairs=other)
+    from condtune.relabel import write_tagged
+    from recipes.train_policy import main
+
+    data = tmp_path / "tagged.jsonl"
+    write_tagged(df, card, data)
+    with pytest.raises(ConfigError, match="needs pairs_data="):
+        main([f"data={data}", "sft.pairwise=1", f"out={tmp_path / 'cli'}"])
+    _answers().drop(columns=["score"]).to_json(tmp_path / "answers.jsonl", orient="records", lines=True)
+    with pytest.raises(ConfigError, match="answers.jsonl: the pairwise term needs the columns"):
+        main([f"data={data}", "sft.pairwise=1", f"pairs_data={tmp_path / 'answers.jsonl'}", f"out={tmp_path / 'cli'}"])

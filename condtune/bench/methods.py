@@ -189,6 +189,11 @@ def train_conditional(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoin
 
     c = run.settings
     df, card, cost = tagged_corpus(ctx, "conditional_self" if run.method == "conditional_self" else "conditional", c)
+    pairs = None
+    if c.sft.pairwise > 0:  # the ranking term's answers: the base model's own samples (charged to this run)
+        pairs, _, pair_cost = tagged_corpus(ctx, "conditional_self", c)
+        if run.method != "conditional_self":
+            cost = {key: cost[key] + pair_cost[key] for key in ("seconds", "generated_tokens", "scorer_calls")}
     steps = sorted(c.checkpoints)
     snap = snapshot_callback(
         run.method,
@@ -210,6 +215,7 @@ def train_conditional(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoin
         out_dir=work / "run",
         base=ctx.base_dir,
         callbacks=[snap],
+        pairs=pairs,
     )
     return snap.records
 
@@ -234,6 +240,7 @@ def train_conditional_online(ctx: BenchContext, run: Run, work: Path) -> list[Ch
         sampling=ctx.cfg.sampling,
         out_dir=work / "online",
         base=ctx.base_dir,
+        pairs=tagged_corpus(ctx, "conditional_self", c)[0] if c.sft.pairwise > 0 else None,
     )
     records, last = list(offline), offline[-1]
     wall, tokens, calls = last.wall_clock_s, last.generated_tokens, last.scorer_calls
