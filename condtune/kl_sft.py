@@ -108,20 +108,29 @@ def soft_contrast_labels(score, own_center, other_center, temperature: float) ->
     return 1.0 / (1.0 + np.exp(-(c_own - c_other) * (z - (c_own + c_other) / 2) / temperature))
 
 
-def within_prompt_pairs(scores, groups, margin: float) -> np.ndarray:
+def within_prompt_pairs(scores, groups, margin: float, *, max_per_answer: int = 64, seed: int = 0) -> np.ndarray:
     """[P, 2] row indices (better, worse) of every two answers to one prompt (same ``groups`` value)
     whose ``scores`` differ by more than ``margin``: the pairs of the ranking term. Across prompts
-    nothing is paired, so what the prompt does to the score does not enter."""
+    nothing is paired, so what the prompt does to the score does not enter. A prompt with more than
+    ``max_per_answer`` answers (thousands of texts under one prompt) gets ``max_per_answer`` random
+    partners an answer (drawn with ``seed``) instead of all n^2 pairs."""
     scores, groups = np.asarray(scores, dtype=float), np.asarray(groups)
     if margin < 0:
         raise ValueError(f"margin={margin}: use a score gap >= 0")
+    rng = np.random.default_rng(seed)
     out = []
     for g in pd.unique(groups):
         idx = np.flatnonzero(groups == g)
-        gap = scores[idx][:, None] - scores[idx][None, :]
-        a, b = np.nonzero(gap > margin)
+        if len(idx) <= max_per_answer:
+            a, b = np.nonzero(scores[idx][:, None] - scores[idx][None, :] > margin)
+        else:
+            a = np.repeat(np.arange(len(idx)), max_per_answer)
+            b = rng.integers(0, len(idx), len(a))
+            gap = scores[idx][a] - scores[idx][b]
+            a, b = np.where(gap > 0, a, b)[np.abs(gap) > margin], np.where(gap > 0, b, a)[np.abs(gap) > margin]
         out.append(np.stack([idx[a], idx[b]], axis=1))
-    return np.concatenate(out).astype(int) if out else np.zeros((0, 2), dtype=int)
+    pairs = np.concatenate(out).astype(int) if out else np.zeros((0, 2), dtype=int)
+    return np.unique(pairs, axis=0) if len(pairs) else pairs
 
 
 def pairwise_contrast_loss(better: torch.Tensor, worse: torch.Tensor) -> torch.Tensor:

@@ -260,11 +260,11 @@ def scored_pairs(pairs: pd.DataFrame, margin: float, *, source: str = "pairs") -
 def pair_bank(pairs: pd.DataFrame, found: np.ndarray, tokenizer, card: TagCard, max_length: int):
     """The :class:`condtune.kl_sft.PairBank` of the answers of ``pairs`` and their pairs ``found``
     (:func:`scored_pairs`): each answer under the card's top and bottom bin's tag (and its attribute
-    ``tags``, if any), cut to ``max_length`` tokens."""
+    ``tags``, where the card has attributes), cut to ``max_length`` tokens."""
     from condtune.kl_sft import PairBank
 
     k = card.binning.k
-    attrs = pairs["tags"] if "tags" in pairs.columns else [{}] * len(pairs)
+    attrs = pairs["tags"] if card.attributes and "tags" in pairs.columns else [{}] * len(pairs)
     texts = pairs["completion"] if "completion" in pairs.columns else [""] * len(pairs)
     own = pairs["completion_ids"] if "completion_ids" in pairs.columns else [None] * len(pairs)
 

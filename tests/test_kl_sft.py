@@ -354,6 +354,10 @@ def test_within_prompt_pairs_pair_only_answers_to_one_prompt_beyond_the_margin()
     assert within_prompt_pairs(scores, groups, margin=3.0).shape == (0, 2)
     with pytest.raises(ValueError, match="margin"):
         within_prompt_pairs(scores, groups, margin=-1.0)
+    many = np.random.default_rng(0).normal(size=3000)  # thousands of texts under one prompt: sampled partners
+    big = within_prompt_pairs(many, np.zeros(3000), margin=0.5, max_per_answer=16)
+    assert 0 < len(big) <= 3000 * 16 and (many[big[:, 0]] - many[big[:, 1]] > 0.5).all()
+    assert len(np.unique(big, axis=0)) == len(big)
 
 
 def test_pairwise_loss_is_bradley_terry_on_the_contrast():

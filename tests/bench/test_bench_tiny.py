@@ -231,6 +231,30 @@ def test_a_scale_added_to_a_sweep_entry_evaluates_the_run_already_trained(bench_
     ]
 
 
+def test_the_pairwise_term_trains_on_the_base_models_samples_and_pays_for_them(bench_args, bench_run, tmp_path):
+    """A conditional run with sft.pairwise > 0 ranks pairs of the base model's own samples (the
+    conditional_self corpus): their sampling and scoring are part of its cost."""
+    out, args = bench_args
+    new = tmp_path / "pairwise"
+    base = [
+        *args,
+        f"out={new}",
+        f"proxy_scorer={out / 'scorers/proxy'}",
+        f"gold_scorer={out / 'scorers/gold'}",
+        'methods=["conditional"]',
+        "conditional.checkpoints=[2]",
+        "conditional.guidance=[1.0]",
+    ]
+    assert cli([*base, 'sweeps.conditional=["default", "sft.pairwise=1 sft.pairwise_margin=0"]']) == 0
+    by = {r["setting"]: r for r in _rows(new)}
+    plain, ranked = by["default"], by["sft.pairwise=1 sft.pairwise_margin=0"]
+    assert plain["cost/generated_tokens"] == 0 and plain["cost/scorer_calls"] == 64  # the relabel only
+    assert ranked["cost/generated_tokens"] > 0 and ranked["cost/scorer_calls"] > 64  # + the base's samples, scored
+    assert (new / "corpus").glob("tagged_conditional_self_*.jsonl")
+    record = json.loads((new / "seed_0/conditional/sft.pairwise=1 sft.pairwise_margin=0/run/run.json").read_text())
+    assert record["pairs"]["rows"] > 0 and record["sft"]["pairwise"] == 1.0
+
+
 def test_a_new_decode_of_an_archived_run_retrains_it_to_the_same_weights(bench_args, bench_run, tmp_path):
     """On a machine without the run's weights (only the archive), a decode not yet evaluated
     retrains the run (seeded) and checks its weights against the first training's digest; each
