@@ -17,7 +17,10 @@ within-prompt pairwise accuracy (pairs whose proxy differs by more than 0.5); th
 With ``--gold DIR`` (the benchmark's gold rater, ``runs/bench_sentiment/scorers/gold``, reading the
 answer as every rater does), also the within-prompt Spearman of s with gold, and first that of the
 proxy itself with gold: how well the ranking that best-of-n follows agrees with the judge, the
-bound that matters for a contrast trained to follow the proxy. Writes nothing.
+bound that matters for a contrast trained to follow the proxy. ``--gold2 DIR`` (the n-gram rater,
+``runs/bench_sentiment/scorers/gold2``) does the same with a rater of another family, which shares no
+weights or features with the proxy: how much of the proxy's ranking an independent judge confirms.
+Writes nothing.
 
 Noise: three trainings of one setting that differ only in their seed gave +0.523, +0.553 and +0.591
 within prompts (docs/benchmarks.md §3), so compare settings over several training seeds.
@@ -95,6 +98,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--gold", help="a scorer folder (the benchmark's gold rater) to rank the answers by as well")
+    ap.add_argument("--gold2", help="the benchmark's n-gram rater folder (another family) to rank the answers by")
     ap.add_argument("--task", default="vader_movie", help="the benchmark task: what its raters read of an answer")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -102,25 +106,37 @@ def main() -> None:
     keep = df["prompt"].drop_duplicates().iloc[: a.n_prompts]
     df = df[df["prompt"].isin(keep)].reset_index(drop=True)
     print(f"{len(df)} base answers on {len(keep)} training prompts")
-    gold = None
-    if a.gold:
+    judges: dict[str, np.ndarray] = {}
+    if a.gold or a.gold2:
         from condtune.bench.task import load_task
-        from condtune.scorer import Scorer
 
         task = load_task(a.task)
-        gold = Scorer.load(a.gold).score([task.review_text(p, c) for p, c in zip(df["prompt"], df["completion"])])
-        bound = within_spearman(df, df["proxy"].to_numpy(), gold)
-        print(f"within-prompt Spearman of the proxy with gold: {bound:+.3f}")
-    print("| policy | Spearman(s, proxy) | within prompts | pair accuracy | within prompts, vs gold | seconds |")
-    print("|---|---:|---:|---:|---:|---:|")
+        texts = [task.review_text(p, c) for p, c in zip(df["prompt"], df["completion"])]
+    if a.gold:
+        from condtune.scorer import Scorer
+
+        judges["gold"] = Scorer.load(a.gold).score(texts)
+    if a.gold2:
+        from condtune.ngram_scorer import NgramScorer
+
+        judges["gold2"] = NgramScorer.load(a.gold2).score(texts)
+    for name, scores in judges.items():
+        bound = within_spearman(df, df["proxy"].to_numpy(), scores)
+        print(f"within-prompt Spearman of the proxy with {name}: {bound:+.3f}")
+    print(
+        "| policy | Spearman(s, proxy) | within prompts | pair accuracy | "
+        + "".join(f"within prompts, vs {n} | " for n in judges)
+        + "seconds |"
+    )
+    print("|---|---:|---:|---:|" + "---:|" * len(judges) + "---:|")
     for path in a.policies:
         t0 = time.time()
         s = contrast_scores(ConditionalPolicy.load(path), df, a.batch)
         q = quality(df, s)
-        vs_gold = f"{within_spearman(df, s, gold):+.3f}" if gold is not None else ""
+        vs = "".join(f"{within_spearman(df, s, scores):+.3f} | " for scores in judges.values())
         print(
             f"| {path} | {q['spearman']:+.3f} | {q['spearman_within']:+.3f} | "
-            f"{q['pair_accuracy']:.3f} ({q['pairs']}) | {vs_gold} | {time.time() - t0:.0f} |",
+            f"{q['pair_accuracy']:.3f} ({q['pairs']}) | {vs}{time.time() - t0:.0f} |",
             flush=True,
         )
 

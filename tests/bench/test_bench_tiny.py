@@ -250,9 +250,7 @@ def test_the_pairwise_term_trains_on_the_base_models_samples_and_pays_for_them(b
     plain, ranked = by["default"], by["sft.pairwise=1 sft.pairwise_margin=0"]
     assert plain["cost/generated_tokens"] == 0 and plain["cost/scorer_calls"] == 64  # the relabel only
     assert ranked["cost/generated_tokens"] > 0 and ranked["cost/scorer_calls"] > 64  # + the base's samples, scored
-    assert (new / "corpus").glob("tagged_conditional_self_*.jsonl")
-    record = json.loads((new / "seed_0/conditional/sft.pairwise=1 sft.pairwise_margin=0/run/run.json").read_text())
-    assert record["pairs"]["rows"] > 0 and record["sft"]["pairwise"] == 1.0
+    assert list((new / "corpus").glob("tagged_conditional_self_*.jsonl"))
 
 
 def test_a_new_decode_of_an_archived_run_retrains_it_to_the_same_weights(bench_args, bench_run, tmp_path):
