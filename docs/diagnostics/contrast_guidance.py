@@ -10,6 +10,7 @@ use those anyway).
     ck=seed_0/conditional/$(ls runs/bench_sentiment/seed_0/conditional | grep tag_contrast)/step_60
     python docs/diagnostics/contrast_guidance.py runs/bench_sentiment "$ck" --contrast none --g 1
     python docs/diagnostics/contrast_guidance.py runs/bench_sentiment "$ck" --contrast bottom --g 0.5 0.75
+    python docs/diagnostics/contrast_guidance.py runs/bench_sentiment "$ck" --contrast bottom --g 1.5 --temperature 1 0.8
 
 Prints, per decode, the top target's mean gold, gold2 and proxy and the exact KL, each with a 95%
 bootstrap interval over prompts. Writes nothing.
@@ -37,6 +38,7 @@ def main() -> None:
     ap.add_argument("checkpoint", help="a conditional checkpoint, relative to out")
     ap.add_argument("--contrast", choices=["none", "bottom"], default="none")
     ap.add_argument("--g", type=float, nargs="+", default=[1.0], help="guidance scales")
+    ap.add_argument("--temperature", type=float, nargs="+", default=[1.0], help="sampling temperatures")
     ap.add_argument("--prompts", choices=["train", "eval"], default="train")
     ap.add_argument("--n-prompts", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
@@ -53,17 +55,17 @@ def main() -> None:
     top = float(centers[-1])
     tagged = [policy.tagged(p, score=top) for p in plain]
     print(f"top target {top:+.2f}, contrast {a.contrast}, {len(plain)} {a.prompts} prompts x {cfg.eval_n}")
-    for g in a.g:
+    for g, t in [(g, t) for t in a.temperature for g in a.g]:
         df = measure(
             ctx,
             policy.model,
             policy.tokenizer,
             inputs=tagged,
             uncond=other,
-            temperature=1.0,
+            temperature=t,
             guidance=g,
             seed=4,  # the benchmark's seed of the top target at seed 0 (seed * 1000 + target index)
-            desc=f"contrast {a.contrast} g={g:g}",
+            desc=f"contrast {a.contrast} g={g:g} T={t:g}",
             anchored=True,
         )
         cells = []
@@ -71,7 +73,7 @@ def main() -> None:
             if col in df:
                 iv = mean_ci(df[col].to_numpy(), df["prompt_id"].to_numpy(), n_boot=cfg.n_boot)
                 cells.append(f"{col} {iv.value:+.2f} [{iv.lo:+.2f}, {iv.hi:+.2f}]")
-        print(f"g={g:g}: " + ", ".join(cells), flush=True)
+        print(f"g={g:g} T={t:g}: " + ", ".join(cells), flush=True)
         print("   e.g. " + " | ".join(df["text"].head(3).tolist()), flush=True)
 
 
