@@ -83,6 +83,14 @@ def _rows(n=40):
     return df, card
 
 
+def _tiny_sft(**kw) -> SFTSettings:
+    """The short, fast-learning run of the tiny-model tests: 8 steps at lr 3e-2, no warm-up, no dropout."""
+    base = dict(
+        max_steps=8, batch_size=4, lr=3e-2, max_length=32, save_steps=100, warmup_ratio=0.0, condition_dropout=0.0
+    )
+    return SFTSettings(**{**base, **kw})
+
+
 def test_reference_rows_read_the_plain_prompt_and_the_same_answer(tok):
     df, _ = _rows(4)
     ds = sft_dataset(df, tok, max_length=64, with_reference=True)
@@ -150,16 +158,7 @@ def test_kl_term_keeps_the_policy_nearer_the_base(tmp_path, tiny_lm):
     kls = {}
     for kl_coef in (0.0, 5.0):
         model, tok = load_causal_lm(tiny_lm)
-        s = SFTSettings(
-            max_steps=8,
-            batch_size=4,
-            lr=3e-2,
-            max_length=32,
-            save_steps=100,
-            warmup_ratio=0.0,
-            kl_coef=kl_coef,
-            condition_dropout=0.0,
-        )
+        s = _tiny_sft(kl_coef=kl_coef)
         stats = train_conditional(model, tok, df, card=card, s=s, out_dir=tmp_path / f"kl{kl_coef}", base=str(tiny_lm))
         assert stats["steps"] == 8 and stats["final_loss"] == stats["final_loss"]  # finite
         kls[kl_coef] = _mean_kl_to_base(model.cpu(), base, tok, df)  # the trainer may have moved it to a GPU
@@ -325,16 +324,7 @@ def test_tag_contrast_teaches_the_tag_faster(tmp_path, tiny_lm):
     margins = {}
     for coef in (0.0, 5.0):
         model, tok = load_causal_lm(tiny_lm)
-        s = SFTSettings(
-            max_steps=8,
-            batch_size=8,
-            lr=3e-2,
-            max_length=32,
-            save_steps=100,
-            warmup_ratio=0.0,
-            tag_contrast=coef,
-            condition_dropout=0.0,
-        )
+        s = _tiny_sft(batch_size=8, tag_contrast=coef)
         assert (
             train_conditional(model, tok, df, card=card, s=s, out_dir=tmp_path / f"c{coef}", base=str(tiny_lm))["steps"]
             == 8
@@ -437,17 +427,7 @@ def test_pairwise_term_teaches_the_contrast_to_rank_a_prompts_answers(tmp_path, 
     margins = {}
     for coef in (0.0, 5.0):
         model, tok = load_causal_lm(tiny_lm)
-        s = SFTSettings(
-            max_steps=8,
-            batch_size=4,
-            lr=3e-2,
-            max_length=32,
-            save_steps=100,
-            warmup_ratio=0.0,
-            condition_dropout=0.0,
-            pairwise=coef,
-            pairwise_pairs=2,
-        )
+        s = _tiny_sft(pairwise=coef, pairwise_pairs=2)
         out = tmp_path / f"p{coef}"
         stats = train_conditional(model, tok, df, card=card, s=s, out_dir=out, base=str(tiny_lm), pairs=_answers())
         assert stats["steps"] == 8

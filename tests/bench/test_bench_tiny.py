@@ -200,12 +200,11 @@ def test_an_archive_carries_the_results_to_a_machine_without_out(bench_args, ben
     assert cli([*args, f"out={tmp_path / 'other'}", f"archive={archive}", "conditional.sft.lr=0.5"]) == 2
 
 
-def test_a_scale_added_to_a_sweep_entry_evaluates_the_run_already_trained(bench_args, bench_run, tmp_path, monkeypatch):
-    from condtune.bench import methods
-
+def _conditional_only(bench_args, new) -> list[str]:
+    """The tiny bench's command for a new out folder: the conditional method alone, to one checkpoint,
+    with the first run's raters (not trained again)."""
     out, args = bench_args
-    new = tmp_path / "scales"
-    base = [
+    return [
         *args,
         f"out={new}",
         f"proxy_scorer={out / 'scorers/proxy'}",
@@ -213,6 +212,13 @@ def test_a_scale_added_to_a_sweep_entry_evaluates_the_run_already_trained(bench_
         'methods=["conditional"]',
         "conditional.checkpoints=[2]",
     ]
+
+
+def test_a_scale_added_to_a_sweep_entry_evaluates_the_run_already_trained(bench_args, bench_run, tmp_path, monkeypatch):
+    from condtune.bench import methods
+
+    new = tmp_path / "scales"
+    base = _conditional_only(bench_args, new)
     assert cli([*base, 'sweeps.conditional=["sft.lr=1e-3 contrast_guidance=[1.0]"]']) == 0
 
     def no_training(ctx, run, work):
@@ -234,17 +240,8 @@ def test_a_scale_added_to_a_sweep_entry_evaluates_the_run_already_trained(bench_
 def test_the_pairwise_term_trains_on_the_base_models_samples_and_pays_for_them(bench_args, bench_run, tmp_path):
     """A conditional run with sft.pairwise > 0 ranks pairs of the base model's own samples (the
     conditional_self corpus): their sampling and scoring are part of its cost."""
-    out, args = bench_args
     new = tmp_path / "pairwise"
-    base = [
-        *args,
-        f"out={new}",
-        f"proxy_scorer={out / 'scorers/proxy'}",
-        f"gold_scorer={out / 'scorers/gold'}",
-        'methods=["conditional"]',
-        "conditional.checkpoints=[2]",
-        "conditional.guidance=[1.0]",
-    ]
+    base = [*_conditional_only(bench_args, new), "conditional.guidance=[1.0]"]
     assert cli([*base, 'sweeps.conditional=["default", "sft.pairwise=1 sft.pairwise_margin=0"]']) == 0
     by = {r["setting"]: r for r in _rows(new)}
     plain, ranked = by["default"], by["sft.pairwise=1 sft.pairwise_margin=0"]
