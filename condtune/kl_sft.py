@@ -119,15 +119,15 @@ def within_prompt_pairs(scores, groups, margin: float, *, max_per_answer: int = 
         raise ValueError(f"margin={margin}: use a score gap >= 0")
     rng = np.random.default_rng(seed)
     out = []
-    for g in pd.unique(groups):
-        idx = np.flatnonzero(groups == g)
+    for idx in pd.Series(groups).groupby(groups, sort=False).indices.values():  # one pass, in order of appearance
         if len(idx) <= max_per_answer:
             a, b = np.nonzero(scores[idx][:, None] - scores[idx][None, :] > margin)
         else:
-            a = np.repeat(np.arange(len(idx)), max_per_answer)
-            b = rng.integers(0, len(idx), len(a))
-            gap = scores[idx][a] - scores[idx][b]
-            a, b = np.where(gap > 0, a, b)[np.abs(gap) > margin], np.where(gap > 0, b, a)[np.abs(gap) > margin]
+            i = np.repeat(np.arange(len(idx)), max_per_answer)
+            j = rng.integers(0, len(idx), len(i))
+            gap = scores[idx][i] - scores[idx][j]
+            keep = np.abs(gap) > margin
+            a, b = np.where(gap > 0, i, j)[keep], np.where(gap > 0, j, i)[keep]
         out.append(np.stack([idx[a], idx[b]], axis=1))
     pairs = np.concatenate(out).astype(int) if out else np.zeros((0, 2), dtype=int)
     return np.unique(pairs, axis=0) if len(pairs) else pairs
