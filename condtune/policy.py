@@ -199,14 +199,13 @@ def sft_dataset(
             target = soft_contrast_labels(df["score"].to_numpy(), centers[bins], centers[other], contrast_temperature)
         attrs = df["tags"] if "tags" in df.columns else [{}] * len(df)
 
-    def enc(text: str) -> list[int]:
-        return tokenizer(text, add_special_tokens=False)["input_ids"]
-
     for i, (tagged, prompt, untagged, text, sampled, drop) in enumerate(
         zip(df["tagged_prompt"], plain, uncond, df["completion"], own, dropped)
     ):
-        p = enc(untagged if drop else tagged)
-        alt = enc(contrast.prefix(bin_index=int(other[i]), attrs=attrs[i]) + prompt) if contrast is not None else p
+        p = encode(tokenizer, untagged if drop else tagged)
+        alt = p  # without the contrast, only its length enters the cut below
+        if contrast is not None:
+            alt = encode(tokenizer, contrast.prefix(bin_index=int(other[i]), attrs=attrs[i]) + prompt)
         c = answer_ids(tokenizer, text, sampled)[: max(max_length - max(len(p), len(alt)), 0)]
         if contrast is not None:
             rows["alt_input_ids"].append(alt + c)
@@ -216,7 +215,7 @@ def sft_dataset(
         rows["input_ids"].append(p + c)
         rows["labels"].append([-100] * len(p) + c)
         if with_reference:
-            r = enc(prompt)
+            r = encode(tokenizer, prompt)
             rows["ref_input_ids"].append(r + c)
             rows["ref_labels"].append([-100] * len(r) + c)
     return datasets.Dataset.from_dict(rows)
@@ -228,8 +227,12 @@ def answer_ids(tokenizer, text: str, sampled=None) -> list[int]:
     ended with EOS."""
     if isinstance(sampled, (list, tuple, np.ndarray)):  # NaN/None where a row has no sampled ids
         return [int(t) for t in sampled]
-    text = text if text.startswith((" ", "\n")) else " " + text
-    return tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    return encode(tokenizer, text if text.startswith((" ", "\n")) else " " + text) + [tokenizer.eos_token_id]
+
+
+def encode(tokenizer, text: str) -> list[int]:
+    """``text``'s token ids, without the special tokens a tokenizer may add (the rows add their own)."""
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
 def scored_pairs(pairs: pd.DataFrame, margin: float, *, source: str = "pairs") -> np.ndarray:
@@ -268,12 +271,10 @@ def pair_bank(pairs: pd.DataFrame, found: np.ndarray, tokenizer, card: TagCard, 
     texts = pairs["completion"] if "completion" in pairs.columns else [""] * len(pairs)
     own = pairs["completion_ids"] if "completion_ids" in pairs.columns else [None] * len(pairs)
 
-    def enc(text: str) -> list[int]:
-        return tokenizer(text, add_special_tokens=False)["input_ids"]
-
     top, bottom, answers = [], [], []
     for prompt, a, text, sampled in zip(pairs["prompt"], attrs, texts, own):
-        t, b = enc(card.prefix(bin_index=k - 1, attrs=a) + prompt), enc(card.prefix(bin_index=0, attrs=a) + prompt)
+        t = encode(tokenizer, card.prefix(bin_index=k - 1, attrs=a) + prompt)
+        b = encode(tokenizer, card.prefix(bin_index=0, attrs=a) + prompt)
         top.append(t)
         bottom.append(b)
         answers.append(answer_ids(tokenizer, text, sampled)[: max(max_length - max(len(t), len(b)), 1)])
