@@ -3,8 +3,6 @@ log-likelihoods read in padded batches as they read one at a time."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,15 +10,12 @@ import pandas as pd
 import pytest
 import torch
 
-_PATH = Path(__file__).resolve().parents[1] / "docs" / "diagnostics" / "contrast_quality.py"
+from tests.conftest import load_diagnostic
 
 
 @pytest.fixture(scope="module")
 def cq():
-    spec = importlib.util.spec_from_file_location("contrast_quality", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_diagnostic("contrast_quality")
 
 
 def _answers():

@@ -4,24 +4,19 @@ of the distribution it samples from."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-_PATH = Path(__file__).resolve().parents[1] / "docs" / "diagnostics" / "value_guidance.py"
+from tests.conftest import load_diagnostic
+
 PROMPTS = ["Movie review: tale will", "Movie review: The"]  # two lengths: the batch is left padded
 
 
 @pytest.fixture(scope="module")
 def vg():
-    spec = importlib.util.spec_from_file_location("value_guidance", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_diagnostic("value_guidance")
 
 
 @pytest.fixture(scope="module")
