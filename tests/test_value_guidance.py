@@ -46,18 +46,9 @@ def test_candidates_on_the_cache_are_a_full_pass(vg, lm):
         out = model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=pos, use_cache=True)
         cache = out.cache if hasattr(out, "cache") else out.past_key_values
         cand = out.logits[:, -1].topk(k, -1).indices
-        b = len(PROMPTS)
-        m4 = torch.cat(
-            [mask.bool()[:, None, None, :].expand(b, 1, k, -1), torch.eye(k, dtype=torch.bool).expand(b, 1, k, k)], -1
-        )
-        h = vg.run_layers(
-            model,
-            model.model.embed_tokens(cand),
-            mask4d=m4,
-            pos=(pos[:, -1] + 1)[:, None].expand(b, k),
-            n_layers=n_layers,
-            cache=cache,
-        )
+        past = cache.layers[0].keys.shape[-2]
+        h = vg.candidate_states(model, cand, mask=mask, last=pos[:, -1], cache=cache, n_layers=n_layers)
+        assert all(layer.keys.shape[-2] == past for layer in cache.layers)  # the candidates are gone again
         for i, p in enumerate(PROMPTS):
             ids = tok(p, add_special_tokens=False)["input_ids"]
             for j in range(k):

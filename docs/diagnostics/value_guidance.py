@@ -37,7 +37,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from scipy.stats import spearmanr
 from sklearn.linear_model import Ridge
 
 from condtune import config as C
@@ -45,6 +44,7 @@ from condtune.bench.evaluation import rate
 from condtune.bench.runner import build_context
 from condtune.bench.settings import BenchConfig
 from condtune.bench.stats import mean_ci
+from condtune.policy import encode
 
 
 def run_layers(model, h: torch.Tensor, *, mask4d: torch.Tensor, pos: torch.Tensor, n_layers: int, cache=None):
@@ -60,12 +60,28 @@ def run_layers(model, h: torch.Tensor, *, mask4d: torch.Tensor, pos: torch.Tenso
     return h
 
 
+def candidate_states(model, cand: torch.Tensor, *, mask: torch.Tensor, last: torch.Tensor, cache, n_layers: int):
+    """[B, k, H]: the residual stream after ``n_layers`` of each candidate next token ``cand`` [B, k],
+    read on the prefix's KV ``cache`` (``mask`` its 2-D attention mask, ``last`` each row's last
+    position): every candidate sees the prefix and itself, at the next position. The candidates are
+    dropped from the cache again, so the generation goes on as if they had never been read."""
+    B, k = cand.shape
+    mask4d = torch.cat(
+        [mask.bool()[:, None, None, :].expand(B, 1, k, -1), torch.eye(k, dtype=torch.bool).expand(B, 1, k, k)], -1
+    )
+    pos = (last + 1)[:, None].expand(B, k)
+    h = run_layers(model, model.model.embed_tokens(cand), mask4d=mask4d, pos=pos, n_layers=n_layers, cache=cache)
+    for layer in cache.layers[:n_layers]:
+        layer.crop(-k)
+    return h
+
+
 @torch.no_grad()
 def answer_features(model, tok, prompts: list[str], answers: list[list[int]], n_layers: int, batch: int = 32):
     """[N, H]: each answer's residual stream after ``n_layers``, averaged over its tokens."""
     out = []
     for i in range(0, len(prompts), batch):
-        ctx = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts[i : i + batch]]
+        ctx = [encode(tok, p) for p in prompts[i : i + batch]]
         seqs = [c + a for c, a in zip(ctx, answers[i : i + batch])]
         T = max(map(len, seqs))
         ids = torch.zeros((len(seqs), T), dtype=torch.long)
@@ -125,25 +141,7 @@ def value_sample(
             lp = lq = F.log_softmax(logits, -1)
             if g != 0:
                 top, cand = lp.topk(k, dim=-1)
-                # the k candidates read the prefix (its cache) and themselves, all at the next position
-                mask4d = torch.cat(
-                    [
-                        mask.bool()[:, None, None, :].expand(B, 1, k, -1),
-                        torch.eye(k, dtype=torch.bool).expand(B, 1, k, k),
-                    ],
-                    -1,
-                )
-                h = run_layers(
-                    model,
-                    model.model.embed_tokens(cand),
-                    mask4d=mask4d,
-                    pos=(last + 1)[:, None].expand(B, k),
-                    n_layers=n_layers,
-                    cache=cache,
-                )
-                for layer in cache.layers[:n_layers]:  # drop the candidates again
-                    layer.crop(-k)
-                r = probe(h)
+                r = probe(candidate_states(model, cand, mask=mask, last=last, cache=cache, n_layers=n_layers))
                 r = r - (F.softmax(top, -1) * r).sum(-1, keepdim=True)
                 lq = F.log_softmax(lp.scatter_add(-1, cand, g * r), -1)
             kl += torch.where(done, 0.0, (lq.exp() * (lq - lp)).sum(-1))
@@ -167,13 +165,6 @@ def value_sample(
     return texts, np.array(kls)
 
 
-def within_spearman(groups: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman of ``a`` and ``b``, each centred on its group's mean."""
-    d = pd.DataFrame({"g": groups, "a": a, "b": b})
-    c = d.groupby("g")[["a", "b"]].transform(lambda v: v - v.mean())
-    return float(spearmanr(c["a"], c["b"]).statistic)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", help="the benchmark run's folder (its config.json, raters, prompts and corpus/)")
@@ -191,7 +182,7 @@ def main() -> None:
     model, tok = ctx.ref.eval(), ctx.ref_tok
     human = pd.read_json(next((Path(a.out) / "corpus").glob("tagged_conditional_k*.jsonl")), lines=True)
     t0 = time.time()
-    ids = [tok(" " + c, add_special_tokens=False)["input_ids"][:40] for c in human["completion"]]
+    ids = [encode(tok, " " + c)[:40] for c in human["completion"]]
     X = answer_features(model, tok, human["prompt"].tolist(), ids, a.layer)
     mu, sd = X.mean(0), X.std(0) + 1e-6
     probe = Probe(Ridge(alpha=a.alpha).fit((X - mu) / sd, human["score"].to_numpy()), mu, sd)
@@ -202,8 +193,9 @@ def main() -> None:
         f = answer_features(
             model, tok, own["prompt"].tolist(), [list(map(int, x)) for x in own["completion_ids"]], a.layer
         )
-        v = (torch.tensor(f) @ probe.w).numpy()
-        rho = within_spearman(own["prompt"].to_numpy(), v, own["proxy"].to_numpy())
+        from contrast_quality import within_spearman  # its sibling script (run as a script, its folder is on the path)
+
+        rho = within_spearman(own, probe(torch.tensor(f)).numpy(), own["proxy"].to_numpy())
         print(f"within-prompt Spearman with the proxy, {len(own)} base answers: {rho:+.3f}")
     plain, n = ctx.prompts.train[: a.n_prompts], cfg.eval_n
     for g in a.g:
