@@ -6,6 +6,7 @@ dispatches. ``condtune <job> --help`` prints the job's config fields and default
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import os
@@ -78,6 +79,47 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError) as exc:  # DataError includes ArtifactError (a damaged saved folder)
         print(f"condtune {job}: error: {one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"condtune {job}: interrupted; {KEPT.get(job, KEPT_DEFAULT)}", file=sys.stderr)
+        return 130
+    except (OSError, MemoryError) as exc:  # the machine's faults: a full or read-only disk, no memory
+        if os.environ.get("CONDTUNE_DEBUG"):
+            raise
+        print(f"condtune {job}: error: {machine_fault(exc)}", file=sys.stderr)
+        return 1
+    finally:
+        from condtune.outputs import release
+
+        release()
+
+
+KEPT_DEFAULT = "every output is written whole or not at all, so nothing half-written was kept; rerun the same command"
+KEPT = {
+    "train": "complete checkpoints stay in out/checkpoints; rerun the same command to resume from the last one",
+    "relabel": "with stream=true the complete shards stay in out/ and the same command resumes after them; "
+    "without it nothing was written",
+    "ppo": "complete checkpoints stay in output_dir/checkpoints; rerun the same command to resume",
+    "dpo": "complete checkpoints stay in out/checkpoints; rerun the same command to resume",
+    "rloo": "complete checkpoints stay in out/checkpoints; rerun the same command to resume",
+    "bench": "every finished result stays in out/results.jsonl; rerun the same command to resume",
+    "quickstart": "finished stages stay in out/; rerun the same command to go on from them",
+}
+"""what an interrupted job keeps, and how to go on"""
+
+
+def machine_fault(exc: BaseException) -> str:
+    """A fault of the machine (disk full, read-only, permission, no memory) as one line naming the file."""
+    if isinstance(exc, MemoryError):
+        return "out of memory; ask for less (fewer samples, a smaller batch_size) or use a machine with more memory"
+    where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+    advice = {
+        errno.ENOSPC: "the disk is full; free some space and rerun (complete outputs and checkpoints were kept)",
+        errno.EDQUOT: "the disk quota is used up; free some space and rerun",
+        errno.EROFS: "the file system is read-only; choose an output on a writable disk",
+        errno.EACCES: "permission denied; choose an output you may write to",
+        errno.EPERM: "operation not permitted; choose an output you may write to",
+    }.get(getattr(exc, "errno", None), "")
+    return where + (advice or getattr(exc, "strerror", None) or one_line(exc) or type(exc).__name__)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ the private 0600 / 0700 of the temporary it was written as.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -94,14 +95,42 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
             tmp_path.unlink()
 
 
+OWN_HIDDEN = (".relabel", ".condtune")
+"""hidden names condtune keeps in an output folder for its own state (a user's dotfiles are not among them)"""
+
+
+def is_own(name: str) -> bool:
+    """An entry of an output folder that condtune writes for itself: its state, or an atomic temporary."""
+    return name.startswith(OWN_HIDDEN) or (name.startswith(".") and name.endswith(".tmp"))
+
+
+def user_entries(folder: str | Path) -> list[str]:
+    """The names in ``folder`` that are not condtune's own state or temporaries, sorted."""
+    return sorted(p.name for p in Path(folder).iterdir() if not is_own(p.name))
+
+
 @contextlib.contextmanager
-def atomic_dir(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary directory next to ``target``; swap it into place on success."""
-    target = Path(target)
+def atomic_dir(target: str | Path, replaces: Iterable[str] | None = None) -> Iterator[Path]:
+    """Yield a temporary directory next to ``target``; swap it into place on success.
+
+    With ``replaces`` (the names a previous output of the same kind may hold beside those written now),
+    an existing ``target`` holding anything else (a user's file, another tool's output) is never
+    deleted: the swap is refused with a :class:`FileExistsError` naming what it holds, and the new
+    output is discarded."""
+    target = Path(target).absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         yield tmp
+        if replaces is not None and target.is_dir():
+            allowed = {p.name for p in tmp.iterdir()} | set(replaces)
+            foreign = [n for n in user_entries(target) if n not in allowed]
+            if foreign:
+                raise FileExistsError(
+                    errno.EEXIST,
+                    f"holds files this output does not write ({', '.join(foreign[:5])}); nothing was replaced",
+                    str(target),
+                )
         fix_modes(tmp)
         os.chmod(tmp, _mode_of(target, directory=True))
         if target.exists():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -137,7 +138,32 @@ def processes():
     (``accelerate launch`` / ``torchrun``), over gloo on CPU and NCCL on GPUs."""
     from accelerate import PartialState
 
+    check_launcher_env()
     return PartialState(cpu=not torch.cuda.is_available())
+
+
+LAUNCHER_INTS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_PORT")
+"""the variables a launcher (torchrun, accelerate launch) sets, each a whole number"""
+
+
+def check_launcher_env(env: dict[str, str] | None = None) -> None:
+    """A launcher's environment, checked before a process group is made from it: each of
+    :data:`LAUNCHER_INTS` that is set must be a whole number >= 0, and a rank below the world size.
+    A malformed one is a :class:`~condtune.config.ConfigError` naming the variable."""
+    from condtune.config import ConfigError
+
+    env = dict(os.environ if env is None else env)
+    values = {}
+    for name in LAUNCHER_INTS:
+        raw = env.get(name)
+        if raw is None or raw == "":
+            continue
+        if not raw.strip().isdigit():
+            raise ConfigError(f"environment: {name}={raw!r} is not a whole number >= 0 (set by torchrun/accelerate)")
+        values[name] = int(raw)
+    for rank, size in (("RANK", "WORLD_SIZE"), ("LOCAL_RANK", "LOCAL_WORLD_SIZE")):
+        if rank in values and size in values and values[rank] >= values[size]:
+            raise ConfigError(f"environment: {rank}={values[rank]} must be below {size}={values[size]}")
 
 
 def device() -> torch.device:

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 SCORER_META = "scorer.json"
 HEAD_FILE = "head.safetensors"
+SCORER_FILES = ("encoder", HEAD_FILE, SCORER_META, "metrics.json")
+"""what a scorer folder holds (`condtune scorer train` adds metrics.json)"""
 
 
 # ----------------------------------------------------------------------------- losses (pure)
@@ -186,8 +188,10 @@ class Scorer:
         model.eval()
         return cls(model.to(device()), tokenizer, meta)
 
-    def save(self, path: str | Path) -> Path:
-        with atomic_dir(path) as tmp:
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the scorer to the folder ``path``. A folder there that holds anything a scorer does not
+        (:data:`SCORER_FILES`) is left as it was, with a :class:`FileExistsError`, unless ``overwrite``."""
+        with atomic_dir(path, replaces=None if overwrite else SCORER_FILES) as tmp:
             self.model.encoder.save_pretrained(tmp / "encoder")
             self.tokenizer.save_pretrained(tmp / "encoder")
             save_file(

@@ -35,6 +35,7 @@ from condtune.bench.methods import TRAINERS
 from condtune.bench.report import write_report
 from condtune.bench.settings import CEILING_METHODS, BenchConfig
 from condtune.io import read_json, write_json
+from condtune.outputs import claim_output
 
 log = logging.getLogger("condtune.bench")
 
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     cfg = C.parse(BenchConfig, argv)
     check(cfg)
+    marks = ("config.json", "protocol.json", "results.jsonl")
+    claim_output(cfg, "out", job="bench", argv=argv, what="a bench run", marks=marks)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     t0, out = time.time(), Path(cfg.out)

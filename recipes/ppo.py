@@ -21,14 +21,18 @@ from condtune.baselines.ppo_checkpoint import save_final
 from condtune.baselines.ppo_config import PPOConfig
 from condtune.baselines.ppo_report import read_metrics, summarise
 from condtune.baselines.ppo_rewards import BUILTIN_REWARDS, make_reward_fn
+from condtune.checkpointing import CHECKPOINTS, RUN_RECORD
+from condtune.outputs import claim_output
 from condtune.prompts import prompts_or_default
 
 log = logging.getLogger("condtune.ppo")
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = config.parse(PPOConfig, sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    cfg = config.parse(PPOConfig, argv)
     check(cfg)
+    claim_output(cfg, "output_dir", job="ppo", argv=argv, what="a ppo run", marks=(RUN_RECORD, CHECKPOINTS))
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.output_dir)
@@ -108,7 +112,6 @@ def check(cfg: PPOConfig) -> None:
         raise config.ConfigError(
             f"reward={cfg.reward!r}: not a built-in reward (choose from {sorted(BUILTIN_REWARDS)}), or set scorer=DIR"
         )
-    config.out_folder(cfg.output_dir, "output_dir")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from condtune.data import load_corpus
 from condtune.generate import ConditionalPolicy
 from condtune.io import write_json, write_text
 from condtune.modeling import load_causal_lm
+from condtune.outputs import claim_output
 from condtune.policy import POLICY_CARD, SFTSettings, train_conditional
 from condtune.relabel import TagCard, card_path, relabel, write_tagged
 from condtune.sampling import SamplingConfig
@@ -149,15 +150,17 @@ def check(cfg: QuickstartConfig) -> None:
         raise C.ConfigError(f"prompts: give at least one prompt, none of them empty (got {cfg.prompts!r})")
     if cfg.scorer and not (Path(cfg.scorer) / SCORER_META).is_file():  # never train a stand-in into a typo
         raise ArtifactMissing(cfg.scorer, f"not a condtune scorer (no {SCORER_META}); leave scorer unset to train one")
-    C.out_folder(cfg.out)
     check_model_ref(cfg.model)
     if not cfg.scorer:
         check_model_ref(cfg.scorer_backbone)
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = C.parse(QuickstartConfig, sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    cfg = C.parse(QuickstartConfig, argv)
     check(cfg)
+    marks = ("scorer", "tagged.jsonl", "policy", "report.md")
+    claim_output(cfg, "out", job="quickstart", argv=argv, what="a quickstart run", marks=marks)
     out = Path(cfg.out)
     t0 = stage("1/5 fetch embedded defaults", "~1 min the first time, then cached")
     fetch_all()

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Literal
 
 from condtune import config as C
-from condtune.rate.export import export
+from condtune.outputs import claim_output
+from condtune.rate.export import EXPORTED, export
 from condtune.rate.pages import PageText
 from condtune.rate.server import make_server
 from condtune.rate.store import Store, StoreError
@@ -76,7 +77,7 @@ def main(argv: list[str]) -> int:
         C.out_file(cfg.db, "db", "a ratings database file")
     db = cfg.db or cfg.task.with_name(cfg.task.stem + ".ratings.sqlite")
     if cfg.export and cfg.export_dir is not None:
-        C.out_folder(cfg.export_dir, "export_dir")
+        claim_output(cfg, "export_dir", job="rate --export", argv=argv, what="exported ratings", marks=EXPORTED)
     try:
         # the task and its card are read (and checked) before the database is opened: a task file that
         # does not exist or does not parse leaves no empty database behind

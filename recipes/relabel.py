@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Literal
 
 from condtune import config as C
+from condtune.checkpointing import RUN_RECORD
 from condtune.data import check_table_output, load_corpus
 from condtune.io import read_json
 from condtune.modeling import processes
+from condtune.outputs import claim_output
 from condtune.relabel import TagCard, card_path, relabel, write_tagged
 from condtune.relabel_stream import MANIFEST, relabel_stream
 from condtune.scorer import Scorer
@@ -64,7 +66,19 @@ class RelabelConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = C.parse(RelabelConfig, sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    cfg = C.parse(RelabelConfig, argv)
+    claim_output(
+        cfg,
+        "out",
+        job="relabel",
+        argv=argv,
+        folder=cfg.stream,
+        what="a streaming relabel run",
+        marks=(MANIFEST, RUN_RECORD),
+        overwrite=cfg.overwrite,
+        beside=[card_path(cfg.out)],
+    )
     procs = processes()  # `accelerate launch -m condtune relabel stream=true`: shards split over processes
     if procs.num_processes > 1 and not cfg.stream:
         raise C.ConfigError(f"several processes ({procs.num_processes}) relabel with stream=true only")

@@ -21,6 +21,7 @@ from condtune import config as C
 from condtune.artifacts import check_model_ref
 from condtune.data import DataError
 from condtune.modeling import load_causal_lm, processes
+from condtune.outputs import claim_output
 from condtune.prompts import load_prompts
 from condtune.rate.task import (
     TaskError,
@@ -69,7 +70,7 @@ def main(argv: list[str]) -> int:
         raise C.ConfigError(f"scale_min={cfg.scale_min} scale_max={cfg.scale_max}: need scale_min < scale_max")
     if cfg.max_prompts < 0:
         raise C.ConfigError(f"max_prompts={cfg.max_prompts}: use 0 (all prompts) or a positive count")
-    C.out_file(cfg.out, what="a task file (.jsonl)")
+    claim_output(cfg, "out", job="sample", argv=argv, folder=False, what="a task file (.jsonl)")
     check_model_ref(cfg.model)  # before sampling: a missing or damaged model folder names itself
     try:
         prompts = load_prompts(cfg.prompts)[: cfg.max_prompts or None]

@@ -16,6 +16,7 @@ from typing import Literal
 
 from condtune import config as C
 from condtune.data import DataError, PointwiseSpec, load_pairwise, load_pointwise, to_items
+from condtune.outputs import claim_output
 from condtune.scorer import Scorer, evaluate_items, evaluate_pairs
 from condtune.vader import load_vader
 
@@ -37,9 +38,10 @@ class ScorerEvalConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = C.parse(ScorerEvalConfig, sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    cfg = C.parse(ScorerEvalConfig, argv)
     if cfg.out:
-        C.out_file(cfg.out, what="a JSON file")
+        claim_output(cfg, "out", job="scorer eval", argv=argv, folder=False, what="a JSON file")
     scorer = Scorer.load(cfg.scorer)
     if cfg.objective == "bradley_terry":
         metrics = evaluate_pairs(scorer, load_pairwise(cfg.ratings))

@@ -17,6 +17,8 @@ import sys
 
 from condtune import config as C
 from condtune.io import write_json
+from condtune.outputs import claim_output
+from condtune.scorer import SCORER_FILES
 from condtune.scorer_training import ScorerTrainConfig, train_scorer
 
 log = logging.getLogger("condtune.scorer_train")
@@ -24,10 +26,12 @@ log = logging.getLogger("condtune.scorer_train")
 
 def main(argv: list[str] | None = None) -> int:
     cfg = C.parse(ScorerTrainConfig, sys.argv[1:] if argv is None else argv)
-    C.out_folder(cfg.out)  # before training: the scorer folder would replace a file there
+    argv = sys.argv[1:] if argv is None else argv
+    overwrite = getattr(cfg, "overwrite", False)
+    claim_output(cfg, "out", job="scorer train", argv=argv, what="a scorer", writes=SCORER_FILES, overwrite=overwrite)
     scorer, metrics = train_scorer(cfg)
     scorer.meta.trained_on = cfg.ratings
-    scorer.save(cfg.out)
+    scorer.save(cfg.out, overwrite=overwrite)
     write_json(f"{cfg.out}/metrics.json", {"metrics": metrics, "config": C.to_dict(cfg)})
     print(f"\nheld-out metrics ({cfg.objective}, normalize={cfg.normalize}):")
     print(json.dumps(metrics, indent=2))

@@ -23,11 +23,13 @@ import sys
 from dataclasses import dataclass, field
 
 from condtune import config as C
+from condtune.checkpointing import CHECKPOINTS, RUN_RECORD
 from condtune.data import check_text, read_table, require_columns
 from condtune.io import write_json
 from condtune.modeling import load_causal_lm, processes
 from condtune.online import OnlineSettings, run_online
-from condtune.policy import SFTSettings, scored_pairs, train_conditional
+from condtune.outputs import claim_output, size_of
+from condtune.policy import POLICY_CARD, SFTSettings, scored_pairs, train_conditional
 from condtune.relabel import TagCard
 from condtune.sampling import SamplingConfig
 from condtune.tracking import check_report_to
@@ -72,8 +74,18 @@ class TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = C.parse(TrainConfig, sys.argv[1:] if argv is None else argv)
-    C.out_folder(cfg.out)
+    argv = sys.argv[1:] if argv is None else argv
+    cfg = C.parse(TrainConfig, argv)
+    claim_output(
+        cfg,
+        "out",
+        job="train",
+        argv=argv,
+        what="a condtune policy run",
+        marks=(POLICY_CARD, RUN_RECORD, CHECKPOINTS),
+        overwrite=cfg.overwrite,
+        need_bytes=4 * size_of(cfg.model),  # the policy, and a checkpoint with the optimizer's two moments
+    )
     card = TagCard.load(cfg.data)
     df = read_table(cfg.data)
     require_columns(df, cfg.data, ["tagged_prompt", "completion"])

@@ -24,6 +24,9 @@ from condtune.rate.store import Store
 
 RESULT = {"left": 1.0, "right": 0.0, "tie": 0.5}
 
+EXPORTED = ("pointwise.jsonl", "pairwise.jsonl", "ranking.json", "card.json")
+"""the files an export writes (a folder holding one of them is a previous export)"""
+
 
 class ExportResult(NamedTuple):
     pointwise: Path

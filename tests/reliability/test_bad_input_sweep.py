@@ -208,7 +208,7 @@ CASES_RAW: list[tuple] = [
     ("se_objective_bad", "scorer eval", "bad setting value", SE + " ratings={ratings} objective=pairs", "objective: 'pairs' is not one of"),
     ("se_bt_on_pointwise", "scorer eval", "wrong columns", SE + " ratings={ratings} objective=bradley_terry", "column 'prompt': missing column"),
     ("se_score_out_of_range", "scorer eval", "out-of-range number", SE + " ratings={tmp}/r.jsonl columns.score_max=1", "row 5, column 'score': score 2 is outside", (("r.jsonl", jl(*GOOD_RATINGS)),)),
-    ("se_out_is_folder", "scorer eval", "folder instead of file", SE + " ratings={ratings} out={out}", "out: is a folder; out= takes a JSON file"),
+    ("se_out_is_folder", "scorer eval", "folder instead of file", SE + " ratings={ratings} out={outdir}", "out: is a folder; out= takes a JSON file"),
     ("se_domains_type", "scorer eval", "bad setting value", SE + " ratings=vader domains=[moon]", "unknown VADER domain 'moon'"),
     # ------------------------------------------------------------------ relabel
     ("rl_data_missing", "relabel", "missing file", RL + " data={tmp}/nope.jsonl", "nope.jsonl: file not found"),
@@ -238,7 +238,7 @@ CASES_RAW: list[tuple] = [
     ("rl_scorer_weights_cut", "relabel", "damaged file", RL.replace("{scorer}", "{tmp}/bad_scorer") + " data={corpus}", "truncated or damaged safetensors", (), "scorer_weights_cut"),
     ("rl_scorer_no_tokenizer", "relabel", "damaged file", RL.replace("{scorer}", "{tmp}/bad_scorer") + " data={corpus}", "has no tokenizer files", (), "scorer_no_tokenizer"),
     ("rl_out_suffix", "relabel", "bad setting value", RL + " data={corpus} out={tmp}/tagged.txt", "tagged.txt: unsupported output type '.txt'"),
-    ("rl_out_is_folder", "relabel", "folder instead of file", RL + " data={corpus} out={out}", "out: is a folder; out= takes a file"),
+    ("rl_out_is_folder", "relabel", "folder instead of file", RL + " data={corpus} out={outdir}", "out: is a folder; out= takes a file"),
     ("rl_domains_unknown", "relabel", "bad setting value", RL + " data=vader domains=[poems]", "unknown VADER domain 'poems'"),
     ("rl_config_non_utf8", "relabel", "damaged file", "relabel --config {tmp}/c.yaml", "c.yaml: not UTF-8 text", (("c.yaml", b"k: 3\nscorer: caf\xe9\n"),)),
     ("rl_config_k_null", "relabel", "wrong type", "relabel --config {tmp}/c.yaml", "c.yaml: k: null is not allowed", (("c.yaml", "k: null\n"),)),
@@ -330,7 +330,7 @@ CASES_RAW: list[tuple] = [
     ("sa_temperature_neg", "sample", "out-of-range number", SA + " sampling.temperature=-0.5", "temperature=-0.5 is out of range"),
     ("sa_append_other_scale", "sample", "conflicting options", SA.replace("{outfile}", "{task}") + " --append scale_min=1 scale_max=5", "appending needs the same scale"),
     ("sa_append_damaged", "sample", "damaged file", SA.replace("{outfile}", "{tmp}/t.jsonl") + " --append", "t.jsonl, row 1, column 'completion': missing field", (("t.jsonl", jl({"item_id": "a", "prompt": "p"})),)),
-    ("sa_out_is_folder", "sample", "folder instead of file", SA.replace("{outfile}", "{out}"), "out: is a folder; out= takes a task file"),
+    ("sa_out_is_folder", "sample", "folder instead of file", SA.replace("{outfile}", "{outdir}"), "out: is a folder; out= takes a task file"),
     ("sa_model_missing", "sample", "missing file", SA.replace("{lm}", "{tmp}/no_model"), "no_model: model folder not found"),
     ("sa_model_not_a_model", "sample", "damaged file", SA.replace("{lm}", "{tmp}/d"), "d/config.json: model folder's config missing", (("d/", ""),)),
     # ------------------------------------------------------------------ rate
@@ -665,7 +665,8 @@ def prepare(case: Case, world: World, tmp: Path) -> dict[str, str]:
         "enc": str(world.enc),
         "scorer": str(world.scorer),
         "policy": str(world.policy),
-        "out": str(tmp / "out"),
+        "out": str(tmp / "out" / "run"),  # a new folder; the good output beside it must stay as it was
+        "outdir": str(tmp / "out"),  # the folder of a good output (a file in it that no command wrote)
         "outfile": str(tmp / "out.jsonl"),
         **{name.split(".")[0]: str(tmp / name) for name in world.small if not name.endswith(".card.json")},
         "task": str(tmp / "tasks.jsonl"),
