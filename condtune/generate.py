@@ -3,15 +3,29 @@ classifier-free guidance and best-of-n reranking by a scorer."""
 
 from __future__ import annotations
 
+import logging
+import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
+from condtune.config import ConfigError
+from condtune.data import DataError
 from condtune.modeling import load_causal_lm
 from condtune.policy import load_policy_card
 from condtune.relabel import TagCard
 from condtune.sampling import Samples, SamplingConfig, sample
+from condtune.tags import line_breaker
+
+log = logging.getLogger(__name__)
+
+MAX_PER_PROMPT = 100_000
+"""the most completions one prompt may ask for (n, times best_of)"""
+MAX_SEQUENCES = 1_000_000
+"""the most completions one request may ask for (over all its prompts)"""
+MAX_GUIDANCE = 100.0
+"""the largest guidance: beyond, the guided log-probabilities lose all precision (and overflow)"""
 
 
 class ConditionalPolicy:
@@ -28,14 +42,46 @@ class ConditionalPolicy:
         return cls(model, tok, card, path=str(path), base=base)
 
     def base_model(self):
-        """The base policy it was fine-tuned from (loaded once), the anchor of anchored guidance."""
+        """The base policy it was fine-tuned from (loaded once), the anchor of anchored guidance: a
+        causal LM with the policy's vocabulary (less the tag tokens it added), else a ConfigError."""
         if self._base_model is None:
             if not self.base:
-                raise ValueError(
-                    f"{self.path}: the policy card names no base model, so guidance cannot be anchored on it"
+                raise ConfigError(
+                    f"--anchored: {self.path}'s policy card names no base model to anchor the guidance on"
                 )
-            self._base_model, _ = load_causal_lm(self.base)
+            try:
+                model, tok = load_causal_lm(self.base)
+            except DataError as exc:
+                raise ConfigError(
+                    f"--anchored: the policy's base model {self.base} cannot be loaded as a causal LM ({exc})"
+                ) from None
+            self.check_anchor(model, tok)
+            self._base_model = model
         return self._base_model
+
+    def check_anchor(self, model, tokenizer) -> None:
+        """A ConfigError unless ``model`` (with ``tokenizer``) can anchor this policy's guidance: a
+        decoder whose tokens are the policy's own (the same ids), the policy's tag tokens aside, and
+        whose logits cover them."""
+        pv, bv = self.tokenizer.get_vocab(), tokenizer.get_vocab()
+        card = self.card
+        tag_tokens = [t for t in card.tag_format.special_tokens(card.binning.k, card.attributes) if t in pv]
+        own = len(pv) - len(tag_tokens)
+        width = model.get_output_embeddings().weight.shape[0] if model.get_output_embeddings() is not None else 0
+        fix = "anchored guidance needs the base model the policy was trained from"
+        if getattr(model.config, "is_encoder_decoder", False) or not width:
+            raise ConfigError(f"--anchored: the base model {self.base} is not a decoder-only causal LM; {fix}")
+        if len(bv) != own or width < len(bv):
+            raise ConfigError(
+                f"--anchored: the base model {self.base} has a vocabulary of {len(bv)} tokens ({width} logits), "
+                f"the policy {own} (besides its {len(tag_tokens)} tag tokens); {fix}"
+            )
+        other = next((t for t, i in bv.items() if pv.get(t) != i), None)
+        if other is not None:
+            raise ConfigError(
+                f"--anchored: the base model {self.base} numbers its tokens otherwise than the policy "
+                f"({other!r}: {bv[other]} there, {pv.get(other)} in the policy); {fix}"
+            )
 
     def bin_for(self, score: float) -> int:
         """The bin a requested score (raters' scale) falls into."""
@@ -65,6 +111,7 @@ class ConditionalPolicy:
         progress: bool = True,
         anchored: bool = False,
         contrast_score: float | None = None,
+        check: bool = True,
     ) -> Samples:
         """``n`` completions per prompt, conditioned on ``score`` (or ``bin_index``) and ``tags``.
 
@@ -76,10 +123,26 @@ class ConditionalPolicy:
         ``contrast_score``: guidance contrasts the requested tag with this score's tag instead of the
         untagged prompt (a negative prompt: e.g. the top score against the bottom one), for either
         kind of guidance; needs no condition dropout.
+        ``check``: refuse a request that cannot mean what it says first (:func:`check_request`; false:
+        the caller did).
         """
+        if check:
+            check_request(
+                self,
+                prompts,
+                score=score,
+                bin_index=bin_index,
+                tags=tags,
+                n=n,
+                sampling=sampling,
+                guidance=guidance,
+                anchored=anchored,
+                contrast_score=contrast_score,
+            )
         full = [self.tagged(p, score=score, bin_index=bin_index, tags=tags) for p in prompts]
-        if (guidance == 1.0 and not anchored) or (score is None and bin_index is None):
+        if guidance == 1.0 and not anchored:
             return sample(self.model, self.tokenizer, full, n=n, cfg=sampling, seed=seed, progress=progress)
+        anchor = self.base_model() if anchored else None  # checked before any sampling
         uncond = [self.tagged(p, score=contrast_score, tags=tags) for p in prompts]
         return sample(
             self.model,
@@ -91,8 +154,133 @@ class ConditionalPolicy:
             progress=progress,
             uncond_prompts=uncond,
             guidance=guidance,
-            anchor_model=self.base_model() if anchored else None,
+            anchor_model=anchor,
             anchor_prompts=list(prompts) if anchored else None,
+        )
+
+
+def context_length(model, tokenizer) -> int | None:
+    """The most tokens the model reads (prompt and completion): its config's
+    ``max_position_embeddings``, else its tokenizer's ``model_max_length``, whichever is set and sane
+    (transformers' "no limit" is 1e30); None when neither is."""
+    for v in (getattr(model.config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)):
+        if isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 10**8:
+            return v
+    return None
+
+
+def check_request(
+    policy: ConditionalPolicy,
+    prompts: Sequence[str],
+    *,
+    score: float | None = None,
+    bin_index: int | None = None,
+    tags: Mapping[str, str] | None = None,
+    n: int = 1,
+    best_of: int = 0,
+    sampling: SamplingConfig = SamplingConfig(),
+    guidance: float = 1.0,
+    anchored: bool = False,
+    contrast_score: float | None = None,
+) -> None:
+    """A request means what it says: each setting is applied, or refused here with a
+    :class:`~condtune.config.ConfigError` naming it, before any work (the command line's names; ``bin``
+    is ``bin_index + 1``). A warning where a score beyond the policy's targets is clamped to an end bin."""
+    name = policy.path or "the policy"
+    b = policy.card.binning
+    k, centers = b.k, b.centers
+    tags = dict(tags or {})
+    if n < 1:
+        raise ConfigError(f"n={n}: ask for at least 1 completion per prompt")
+    if best_of < 0:
+        raise ConfigError(f"best_of={best_of}: use 0 (off) or the number of samples per output")
+    per = n * max(best_of, 1)
+    if per > MAX_PER_PROMPT:
+        raise ConfigError(
+            f"n={n}" + (f", best_of={best_of}" if best_of else "") + f": asks for {per} completions per prompt; "
+            f"at most {MAX_PER_PROMPT}"
+        )
+    if per * len(prompts) > MAX_SEQUENCES:
+        raise ConfigError(
+            f"n={n}: {per} completions for each of {len(prompts)} prompts is {per * len(prompts)}; "
+            f"at most {MAX_SEQUENCES} a request"
+        )
+    if bin_index is not None and not 0 <= bin_index < k:
+        raise ConfigError(f"bin={bin_index + 1}: {name} has bins 1..{k}")
+    if score is not None and bin_index is not None:
+        raise ConfigError("give --score or --bin, not both")
+    if score is not None and not math.isfinite(score):
+        raise ConfigError(f"score={score}: expected a finite number on the raters' scale")
+    if not math.isfinite(guidance):
+        raise ConfigError(f"guidance={guidance}: expected a finite number (1 = off)")
+    if guidance < 0:
+        raise ConfigError(
+            f"guidance={guidance}: must be >= 0 (1 = off, 0 = the prompt without the score tag, > 1 = pushed "
+            "toward the score)"
+        )
+    if guidance > MAX_GUIDANCE:
+        raise ConfigError(
+            f"guidance={guidance}: at most {MAX_GUIDANCE:g} (beyond, the guided log-probabilities overflow)"
+        )
+    has_score = score is not None or bin_index is not None
+    if contrast_score is not None:
+        if not math.isfinite(contrast_score):
+            raise ConfigError(f"contrast_score={contrast_score}: expected a finite number on the raters' scale")
+        if not has_score:
+            raise ConfigError("--contrast_score: give the --score (or --bin) to contrast it with")
+        if guidance == 1.0 and not anchored:
+            raise ConfigError("--contrast_score acts through guidance: set --guidance != 1 or --anchored")
+        if int(b.assign(contrast_score)) == (bin_index if bin_index is not None else int(b.assign(score))):
+            raise ConfigError(
+                f"--contrast_score {contrast_score}: it falls in the same bin as the requested score, so the "
+                "contrast is zero and the guidance does nothing"
+            )
+    if guidance != 1.0 and not has_score:
+        raise ConfigError(
+            f"guidance={guidance}: guidance acts on the score tag; give a --score (or --bin) to guide toward"
+        )
+    if anchored and not has_score:
+        raise ConfigError("--anchored: the base model is moved by the score tag's contrast; give a --score (or --bin)")
+    if anchored and not policy.base:
+        raise ConfigError(f"--anchored: {name}'s policy card names no base model to anchor the guidance on")
+    attrs = policy.card.attributes
+    for tag, value in tags.items():
+        for what, text in (("tag", tag), ("value", value)):
+            bad = line_breaker(str(text))
+            if bad:
+                raise ConfigError(
+                    f"tags: the {what} {str(text)!r} holds {bad}; a tag cannot write a line of its own into the prompt"
+                )
+        if tag not in attrs:
+            raise ConfigError(f"tags: unknown tag {tag!r}; {name} knows {sorted(attrs) or 'no tags but the score'}")
+        if str(value) not in attrs[tag]:
+            raise ConfigError(f"tags: unknown value {value!r} for tag {tag!r}; known values: {attrs[tag]}")
+    if not has_score and not tags and any(not p.strip() for p in prompts):
+        raise ConfigError("prompt: an empty prompt with no score, bin or tags gives the model nothing to read")
+    limit = context_length(policy.model, policy.tokenizer)
+    if limit and prompts:
+        texts = [policy.tagged(p, score=score, bin_index=bin_index, tags=tags) for p in prompts]
+        if contrast_score is not None:
+            texts += [policy.tagged(p, score=contrast_score, tags=tags) for p in prompts]
+        ids = policy.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        longest = max(len(x) for x in ids)
+        if longest >= limit:
+            raise ConfigError(
+                f"prompt: the longest prompt is {longest} tokens with its tags; the model reads at most {limit}"
+            )
+        if longest + sampling.max_new_tokens > limit:
+            raise ConfigError(
+                f"sampling.max_new_tokens={sampling.max_new_tokens}: with the longest prompt's {longest} tokens "
+                f"(tags included) that is {longest + sampling.max_new_tokens}, beyond the model's context of "
+                f"{limit} tokens; use sampling.max_new_tokens <= {limit - longest}"
+            )
+    if score is not None and not centers[0] <= score <= centers[-1]:
+        log.warning(
+            "score %.2f is beyond the policy's targets (%.2f .. %.2f): it asks for the %s bin",
+            score,
+            centers[0],
+            centers[-1],
+            "top" if score > centers[-1] else "bottom",
         )
 
 

@@ -308,6 +308,25 @@ def freeze_lower_layers(model, n: int) -> None:
         layer.requires_grad_(False)
 
 
+def check_lora_targets(model, targets: list[str]) -> None:
+    """Before any training: ``sft.lora_target_modules`` must name modules of ``model`` (peft's rule: a
+    module whose name is a target or ends with ``.target``); none matched is a ConfigError naming the
+    setting and some module names it could take; targets that match nothing beside others that do
+    are a warning."""
+    names = [n for n, _ in model.named_modules() if n]
+    hit = {t: any(n == t or n.endswith("." + t) for n in names) for t in targets}
+    if any(hit.values()):
+        missing = [t for t, ok in hit.items() if not ok]
+        if missing:
+            log.warning("sft.lora_target_modules: %s match no module of the model (the others get LoRA)", missing)
+        return
+    linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
+    raise ConfigError(
+        f"sft.lora_target_modules={list(targets)}: match no module of {type(model).__name__}; "
+        f"its linear layers are named {linear[:12]}"
+    )
+
+
 def run_identity(
     df: pd.DataFrame, card: TagCard, s: SFTSettings, *, base: str, pairs: pd.DataFrame | None = None
 ) -> dict:
@@ -366,6 +385,8 @@ def train_conditional(
         raise ConfigError("sft.pairwise > 0 needs a table of several scored answers a prompt (pairs_data=...)")
     pairs = pairs if s.pairwise > 0 else None  # without the term the table is not part of the run
     found = scored_pairs(pairs, s.pairwise_margin) if pairs is not None else None  # checked before the claim
+    if s.lora_r:
+        check_lora_targets(model, s.lora_target_modules)
     procs = processes()  # one process, or each of `accelerate launch` / torchrun's
     if procs.num_processes > 1:
         log.info(

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from condtune.config import ConfigError
 from condtune.data import DataError, table_digest, write_table
 from condtune.io import write_json
-from condtune.tags import Binning, TagFormat
+from condtune.tags import DERIVED_COLUMNS, MAX_TAG_VALUES, TEXT_COLUMNS, Binning, TagFormat
 
 CARD_SUFFIX = ".card.json"
 
@@ -37,6 +37,9 @@ class TagCard:
     data_digest: str | None = None
     """:func:`condtune.data.table_digest` of the table it describes (on a policy: the table it was trained on)"""
 
+    def __post_init__(self):
+        check_attributes(self.attributes, self.tag_format)
+
     def to_dict(self) -> dict:
         return {
             "binning": self.binning.to_dict(),
@@ -52,10 +55,13 @@ class TagCard:
     def from_dict(cls, d: dict) -> TagCard:
         if not isinstance(d, dict) or not isinstance(d.get("binning"), dict):
             raise ValueError("missing key 'binning' (the score bins)")
+        attributes = d.get("attributes") or {}
+        if not isinstance(attributes, dict) or not all(isinstance(v, list) for v in attributes.values()):
+            raise ValueError(f"attributes must map each tag to a list of its values, got {attributes!r}")
         return cls(
             binning=Binning.from_dict(d["binning"]),
             tag_format=TagFormat(**d.get("tag_format", {})),
-            attributes={k: list(v) for k, v in d.get("attributes", {}).items()},
+            attributes={k: list(v) for k, v in attributes.items()},
             scorer=d.get("scorer"),
             scorer_meta=d.get("scorer_meta"),
             n_rows=int(d.get("n_rows", 0)),
@@ -107,6 +113,108 @@ class TagCard:
         return self.tag_format.prefix(label, self.binning.k, attrs)
 
 
+def check_attributes(attributes: dict, tag_format: TagFormat) -> None:
+    """A card's tag vocabulary (built by relabel, or read back from a file) holds no name or value
+    that would forge a line or a token of the prompt, and no tag that is the prompt, the answer or
+    the score: ValueError naming it."""
+    if not isinstance(attributes, dict):
+        raise ValueError(f"attributes must map each tag to a list of its values, got {attributes!r}")
+    for name, values in attributes.items():
+        problem = tag_format.name_problem(name)
+        if name in TEXT_COLUMNS + DERIVED_COLUMNS:
+            problem = f"tag {name!r} is a column relabel reads or writes (the prompt, the answer or the score)"
+        if problem:
+            raise ValueError(f"attributes: {problem}")
+        for v in values:
+            if not isinstance(v, str):
+                raise ValueError(f"attributes: tag {name!r} has a value {v!r} that is not text")
+            problem = tag_format.value_problem(v)
+            if problem:
+                raise ValueError(f"attributes: tag {name!r}: {problem}")
+
+
+def check_tag_columns(
+    df: pd.DataFrame,
+    tag_columns: Sequence[str],
+    source: str | Path = "dataset",
+    *,
+    tag_format: TagFormat = TagFormat(),
+    prompt_col: str | None = None,
+    completion_col: str | None = None,
+    max_values: int = MAX_TAG_VALUES,
+) -> None:
+    """Tags cannot forge the prompt: each tag column is a ConfigError (a setting) or a DataError (naming
+    the row and column) unless it is listed once, is not the prompt, the answer, the score or a column
+    relabel writes (``prompt_col``/``completion_col``: the input's own names of the first two), has a
+    value in every row, each value a text or number with no newline, control character or special-token
+    mark, and at most ``max_values`` distinct values (a numeric column of many values is binned first)."""
+    cols = list(tag_columns)
+    text_cols = {"prompt": "prompt", "completion": "completion"}
+    text_cols.update({c: w for c, w in ((prompt_col, "prompt"), (completion_col, "completion")) if c})
+    for i, col in enumerate(cols):
+        if col in cols[:i]:
+            raise ConfigError(f"tag_columns={cols}: {col!r} is listed twice; list each tag column once")
+        if col in text_cols:
+            raise ConfigError(
+                f"tag_columns: {col!r} is the {text_cols[col]} column of {source}; a tag must not carry the "
+                "prompt or the answer"
+            )
+        if col in DERIVED_COLUMNS:
+            raise ConfigError(
+                f"tag_columns: {col!r} is a column relabel writes ({', '.join(DERIVED_COLUMNS)}); "
+                "a tag must not carry the score"
+            )
+        problem = tag_format.name_problem(col)
+        if problem:
+            raise ConfigError(f"tag_columns: {problem}")
+    for col in cols:
+        if col not in df.columns:
+            raise DataError(source, f"tag column missing (found columns: {list(df.columns)})", column=col)
+        values = df[col]
+        bad = np.flatnonzero(values.isna().to_numpy())
+        if len(bad):
+            raise DataError(source, "tag value is missing", row=int(bad[0]) + 1, column=col)
+        for row, v in enumerate(values):
+            if not isinstance(v, (str, int, float, np.number, np.bool_)):  # a list or a dict: no category
+                raise DataError(
+                    source,
+                    f"expected a text or number tag value, got {type(v).__name__} {v!r}",
+                    row=row + 1,
+                    column=col,
+                )
+        strings = values.map(str)
+        for name, what in text_cols.items():
+            text = df[name].map(str) if name in df.columns else None
+            if text is not None and strings.equals(text) and (text.str.strip() != "").any():
+                raise DataError(
+                    source, f"the tag column holds the {what} of every row; a tag must not carry the {what}", column=col
+                )
+        distinct = pd.unique(strings)
+        for v in distinct:
+            problem = tag_format.value_problem(v)
+            if problem:
+                raise DataError(source, problem, row=_first_row(strings, v), column=col)
+        if len(distinct) > max_values:
+            over = _first_row(strings, distinct[max_values])
+            numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+            fix = (
+                "a numeric column must be binned explicitly before it is a tag (e.g. a new column of a few ranges)"
+                if numeric
+                else "a tag is a category; merge its values, or bin the column into a few before tagging"
+            )
+            raise DataError(
+                source,
+                f"{'numeric ' if numeric else ''}tag column with {len(distinct)} distinct values, more than the "
+                f"{max_values} a tag may have: {fix}",
+                row=over,
+                column=col,
+            )
+
+
+def _first_row(values: pd.Series, v: str) -> int:
+    return int(np.flatnonzero((values == v).to_numpy())[0]) + 1
+
+
 def score_in_batches(scorer, prompts: Sequence[str], completions: Sequence[str], batch_size: int = 256) -> np.ndarray:
     out = []
     for start in tqdm(range(0, len(completions), batch_size), desc="relabel: scoring", unit="batch"):
@@ -126,17 +234,25 @@ def relabel(
     scorer_name: str | None = None,
     source: str | Path = "dataset",
     scores: Sequence[float] | None = None,
+    prompt_col: str | None = None,
+    completion_col: str | None = None,
+    max_tag_values: int = MAX_TAG_VALUES,
 ) -> tuple[pd.DataFrame, TagCard]:
     """Add ``score``, ``score_bin``, ``tags`` and ``tagged_prompt`` columns; return (df, card).
 
     ``scores`` given (e.g. scores made relative to their prompt's mean) are binned instead of
-    scoring again; ``scorer`` is then only described in the card."""
-    for col in tag_columns:
-        if col not in df.columns:
-            raise DataError(source, f"tag column missing (found columns: {list(df.columns)})", column=col)
-        bad = np.flatnonzero(df[col].isna().to_numpy())
-        if len(bad):
-            raise DataError(source, "tag value is missing", row=int(bad[0]) + 1, column=col)
+    scoring again; ``scorer`` is then only described in the card. The tag columns are checked first
+    (:func:`check_tag_columns`; ``prompt_col``/``completion_col``: the input's own names of its prompt
+    and answer, which are never tags)."""
+    check_tag_columns(
+        df,
+        tag_columns,
+        source,
+        tag_format=tag_format,
+        prompt_col=prompt_col,
+        completion_col=completion_col,
+        max_values=max_tag_values,
+    )
     if binning is None and scores is None:
         check_bins_fit(df, k, source, uses_prompt=getattr(getattr(scorer, "meta", None), "uses_prompt", True))
     out = df.copy()

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from condtune.config import check_ranges
+from condtune.config import ConfigError, check_ranges
 from condtune.modeling import autocast
 
 
@@ -95,6 +95,9 @@ def shape_logprobs(
 ) -> torch.Tensor:
     """Log-probabilities of the distribution a token is sampled from, over the last dimension.
 
+    A distribution that is not finite (a guidance or temperature that overflows it) is a
+    :class:`~condtune.config.ConfigError` naming them, not a sample.
+
     1. guidance, in log-prob space:
        - classifier-free (Sanchez et al. 2023), when ``guidance != 1`` and ``uncond_logits`` is
          given: ``log p_uncond + g * (log p_cond - log p_uncond)``;
@@ -127,7 +130,23 @@ def shape_logprobs(
         remove_sorted[..., -1] = False
         remove = remove_sorted.scatter(-1, order, remove_sorted)
         scores = F.log_softmax(scores.masked_fill(remove, float("-inf")), dim=-1)
+    check_finite(scores, logits, guidance=guidance, temperature=temperature)
     return scores
+
+
+def check_finite(scores: torch.Tensor, logits: torch.Tensor, *, guidance: float, temperature: float) -> None:
+    """A clear error, not a sample from NaN, when shaped log-probabilities are no distribution: a NaN,
+    or a row with no finite entry (a guidance so large that ``g * (cond - uncond)`` overflows, or a
+    temperature so small that ``scores / temperature`` does); a model whose own logits are not finite
+    is named as such."""
+    if not bool((torch.isnan(scores).any() | (scores.amax(dim=-1) == float("-inf")).any()).item()):
+        return
+    if not bool(torch.isfinite(logits).all().item()):
+        raise ValueError("the model's logits are not finite (NaN or inf): its weights or its precision overflowed")
+    raise ConfigError(
+        f"guidance={guidance:g}, temperature={temperature:g}: the guided log-probabilities are not finite "
+        "(they overflow); use a smaller guidance (or a larger temperature)"
+    )
 
 
 class Branch:
@@ -205,13 +224,15 @@ def sample(
 
     ``uncond_prompts`` (one per prompt) with ``guidance != 1`` gives classifier-free guidance,
     batched like the prompts; with ``anchor_model`` reading ``anchor_prompts`` too, the guidance is
-    anchored on that model (:func:`shape_logprobs`). A repetition penalty, if set, acts before the shaping
-    and is not part of the distribution :mod:`condtune.kl` measures (the benchmark keeps it off).
+    anchored on that model (:func:`shape_logprobs`); at temperature 0 each step takes the argmax of
+    that guided distribution (greedy decoding of it). A repetition penalty, if set, acts before the
+    shaping and is not part of the distribution :mod:`condtune.kl` measures (the benchmark keeps it off).
     """
     from transformers import LogitsProcessorList
 
     if anchor_model is not None and (anchor_prompts is None or uncond_prompts is None):
         raise ValueError("anchored guidance needs anchor_prompts and uncond_prompts")
+    guided = uncond_prompts is not None and (guidance != 1.0 or anchor_model is not None)
     if seed is not None:
         torch.manual_seed(seed)
     tokenizer.padding_side = "left"
@@ -234,7 +255,7 @@ def sample(
             eos_token_id=eos,
             repetition_penalty=cfg.repetition_penalty,
         )
-        if cfg.temperature > 0:
+        if guided or cfg.temperature > 0:
 
             def branch(m, texts, chunk=chunk):
                 e = tokenizer(
@@ -242,13 +263,15 @@ def sample(
                 ).to(dev)
                 return Branch(m, e["input_ids"], e["attention_mask"])
 
-            anchored = anchor_model is not None
-            uncond = (
-                branch(model, uncond_prompts) if uncond_prompts is not None and (guidance != 1.0 or anchored) else None
-            )
-            anchor = branch(anchor_model, anchor_prompts) if anchored else None
-            proc = ShapedSampling(cfg.temperature, cfg.top_p, guidance=guidance, uncond=uncond, anchor=anchor)
-            kw.update(do_sample=True, temperature=1.0, top_p=1.0, top_k=0, logits_processor=LogitsProcessorList([proc]))
+            uncond = branch(model, uncond_prompts) if guided else None
+            anchor = branch(anchor_model, anchor_prompts) if anchor_model is not None else None
+            # greedy (temperature 0): the argmax of the same guided distribution (temperature and top-p
+            # keep its argmax, so they are left at 1)
+            t, p = (cfg.temperature, cfg.top_p) if cfg.temperature > 0 else (1.0, 1.0)
+            proc = ShapedSampling(t, p, guidance=guidance, uncond=uncond, anchor=anchor)
+            kw["logits_processor"] = LogitsProcessorList([proc])
+        if cfg.temperature > 0:
+            kw.update(do_sample=True, temperature=1.0, top_p=1.0, top_k=0)
         else:
             kw.update(do_sample=False)
         with autocast(cfg.bf16):

@@ -13,10 +13,33 @@ length...) as a prefix placed *before* the prompt, in one of two styles:
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Literal, Mapping, Sequence
 
 import numpy as np
+
+MAX_TAG_VALUES = 64
+"""the most distinct values a tag column may have: a tag is a category (a column of many values, a
+number above all, is binned into a few before it is a tag)"""
+DERIVED_COLUMNS = ("score", "score_bin", "tags", "tagged_prompt")
+"""the columns relabel writes, never a tag"""
+TEXT_COLUMNS = ("prompt", "completion")
+"""the prompt and the answer, never a tag"""
+SCORE_LABEL = "Rating"
+"""the head of the score tag in the 'text' style (an attribute must not be written with it)"""
+SPECIAL_MARKS = ("<|", "|>")
+"""the marks of special tokens (``<|score_3|>``, ``<|endoftext|>``): no tag name or value holds them"""
+
+
+def line_breaker(text: str) -> str | None:
+    """The first newline, other control character or line/paragraph separator in ``text``, described
+    (None when it has none): each would let a tag write a line of its own into the prompt."""
+    for ch in text:
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+            kind = "a newline" if ch in "\n\r\x0b\x0c\x85\u2028\u2029" else "a control character"
+            return f"{kind} ({ch!r})"
+    return None
 
 
 @dataclass
@@ -103,7 +126,39 @@ class TagFormat:
     def attr_tag(self, name: str, value: str) -> str:
         if self.style == "token":
             return f"<|{name}={value}|>"
-        return f"{name.replace('_', ' ').capitalize()}: {value}.\n"
+        return f"{self.attr_label(name)}: {value}.\n"
+
+    @staticmethod
+    def attr_label(name: str) -> str:
+        """How the 'text' style writes an attribute's name (``"review_site"`` -> ``"Review site"``)."""
+        return name.replace("_", " ").capitalize()
+
+    def name_problem(self, name: object) -> str | None:
+        """Why ``name`` cannot be a tag's name (None when it can): it would forge a line or a token
+        of the prompt, or be written as the score tag."""
+        if not isinstance(name, str) or not name.strip():
+            return f"{name!r} is not a tag name (expected a non-empty column name)"
+        bad = line_breaker(name)
+        if bad:
+            return f"tag name {name!r} holds {bad}, which would write a line of its own into every tagged prompt"
+        if any(m in name for m in SPECIAL_MARKS):
+            return f"tag name {name!r} holds '<|' or '|>', the marks of special tokens"
+        if self.style == "token" and "=" in name:
+            return f"tag name {name!r} holds '=', which separates a token tag's name from its value"
+        label = self.attr_label(name).strip().lower()
+        if (self.style == "text" and label == SCORE_LABEL.lower()) or name.strip().lower() == self.score_name.lower():
+            return f"tag name {name!r} would be written as the score tag ({SCORE_LABEL!r} / {self.score_name!r})"
+        return None
+
+    def value_problem(self, value: str) -> str | None:
+        """Why ``value`` cannot be a tag's value (None when it can): a newline or control character
+        (a forged line, e.g. a second score line) or the marks of a special token."""
+        bad = line_breaker(value)
+        if bad:
+            return f"tag value {value!r} holds {bad}, which would write a line of its own into the prompt"
+        if any(m in value for m in SPECIAL_MARKS):
+            return f"tag value {value!r} holds '<|' or '|>', the marks of special tokens"
+        return None
 
     def prefix(self, score_label: int | None, k: int, attrs: Mapping[str, str] | None = None) -> str:
         """All tags for one example: attributes first (sorted by name), the score last."""

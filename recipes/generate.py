@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from condtune import config as C
 from condtune.generate import ConditionalPolicy, pick_best
+from condtune.generate import check_request as check_policy_request
 from condtune.sampling import SamplingConfig
 
 log = logging.getLogger("condtune.generate")
@@ -61,55 +62,21 @@ class GenerateConfig:
 
 
 def check_request(cfg: GenerateConfig, policy: ConditionalPolicy) -> None:
-    """Clear errors for requests that cannot mean anything; a warning where a score is clamped."""
-    import math
-
-    k, centers = policy.card.binning.k, policy.card.binning.centers
-    if cfg.n < 1:
-        raise C.ConfigError(f"n={cfg.n}: ask for at least 1 completion per prompt")
-    if cfg.best_of < 0:
-        raise C.ConfigError(f"best_of={cfg.best_of}: use 0 (off) or the number of samples per output")
-    if cfg.bin is not None and not 1 <= cfg.bin <= k:
-        raise C.ConfigError(f"bin={cfg.bin}: {cfg.model} has bins 1..{k}")
-    if cfg.score is not None and cfg.bin is not None:
-        raise C.ConfigError("give --score or --bin, not both")
-    if cfg.score is not None and not math.isfinite(cfg.score):
-        raise C.ConfigError(f"score={cfg.score}: expected a finite number on the raters' scale")
-    if not math.isfinite(cfg.guidance):
-        raise C.ConfigError(f"guidance={cfg.guidance}: expected a finite number (1 = off)")
-    if cfg.contrast_score is not None:
-        if not math.isfinite(cfg.contrast_score):
-            raise C.ConfigError(f"contrast_score={cfg.contrast_score}: expected a finite number on the raters' scale")
-        if cfg.score is None and cfg.bin is None:
-            raise C.ConfigError("--contrast_score: give the --score (or --bin) to contrast it with")
-        if cfg.guidance == 1.0 and not cfg.anchored:
-            raise C.ConfigError("--contrast_score acts through guidance: set --guidance != 1 or --anchored")
-        b = policy.card.binning
-        if int(b.assign(cfg.contrast_score)) == (cfg.bin - 1 if cfg.bin is not None else int(b.assign(cfg.score))):
-            raise C.ConfigError(
-                f"--contrast_score {cfg.contrast_score}: it falls in the same bin as the requested score, so the "
-                "contrast is zero and the guidance does nothing"
-            )
-    if cfg.anchored and not policy.base:
-        raise C.ConfigError(f"--anchored: {cfg.model}'s policy card names no base model to anchor the guidance on")
-    attrs = policy.card.attributes
-    for name, value in cfg.tags.items():
-        if name not in attrs:
-            raise C.ConfigError(
-                f"tags: unknown tag {name!r}; {cfg.model} knows {sorted(attrs) or 'no tags but the score'}"
-            )
-        if str(value) not in attrs[name]:
-            raise C.ConfigError(f"tags: unknown value {value!r} for tag {name!r}; known values: {attrs[name]}")
-    if cfg.score is None and cfg.bin is None and not cfg.tags and any(not p.strip() for p in cfg.prompt):
-        raise C.ConfigError("prompt: an empty prompt with no score, bin or tags gives the model nothing to read")
-    if cfg.score is not None and not centers[0] <= cfg.score <= centers[-1]:
-        log.warning(
-            "score %.2f is beyond the policy's targets (%.2f .. %.2f): it asks for the %s bin",
-            cfg.score,
-            centers[0],
-            centers[-1],
-            "top" if cfg.score > centers[-1] else "bottom",
-        )
+    """Clear errors for requests that cannot mean what they say (:func:`condtune.generate.check_request`,
+    which the Python API applies too); a warning where a score is clamped."""
+    check_policy_request(
+        policy,
+        cfg.prompt,
+        score=cfg.score,
+        bin_index=None if cfg.bin is None else cfg.bin - 1,
+        tags=cfg.tags,
+        n=cfg.n,
+        best_of=cfg.best_of,
+        sampling=cfg.sampling,
+        guidance=cfg.guidance,
+        anchored=cfg.anchored,
+        contrast_score=cfg.contrast_score,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=cfg.seed,
         anchored=cfg.anchored,
         contrast_score=cfg.contrast_score,
+        check=False,  # check_request did, before the scorer loaded
     )
     rows = []
     for prompt, cands in zip(cfg.prompt, s.texts):
