@@ -10,6 +10,12 @@ configuration. :func:`parse` builds it from, in increasing precedence:
 
 Values from YAML or the CLI are coerced to the field's annotated type, and an unknown key
 or a value of the wrong type is a :class:`ConfigError` that names the file and the key.
+
+A config means what it says: a key given twice (in a YAML mapping at any depth, or a setting on
+the command line) and ``--config`` given twice are errors, not "the last one wins"; only list and
+dict settings given as repeated ``--key value`` accumulate (``--prompt a --prompt b``). The YAML
+loader (:class:`ConfigLoader`) is PyYAML's safe loader, bounded in file size and in the number of
+values a file expands to through anchors and aliases.
 """
 
 from __future__ import annotations
@@ -43,10 +49,13 @@ def _strip_optional(tp: Any) -> tuple[Any, bool]:
 
 
 def _parse_scalar_string(text: str) -> Any:
-    """Interpret a CLI string the way YAML would (numbers, bools, null, lists)."""
+    """Interpret a CLI string the way YAML would (numbers, bools, null, lists); a string that is not
+    YAML stays a string, but one with a duplicate key or too many values is a ConfigError."""
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return yaml.load(text, Loader=ConfigLoader)  # a SafeLoader subclass
+    except ConfigYAMLError as exc:
+        raise ConfigError(f"command line: {text!r}: {exc}") from None
+    except (yaml.YAMLError, RecursionError):
         return text
 
 
@@ -77,9 +86,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return tuple(items) if origin is tuple or tp is tuple else items
     if origin in (dict, Mapping) or tp is dict:
         if isinstance(value, str):
-            value = dict(kv.split("=", 1) for kv in value.split(",") if kv)
+            value = [kv for kv in value.split(",") if kv]
         if isinstance(value, (list, tuple)):  # ["domain=movie", "style=short"]
-            value = dict(str(kv).split("=", 1) for kv in value)
+            value = _entries([str(kv) for kv in value], where)
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         vt = args[1] if len(args) == 2 else Any
@@ -116,6 +125,19 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is Path:
         return Path(value)
     return value
+
+
+def _entries(items: list[str], where: str) -> dict[str, str]:
+    """``["k=v", ...]`` as a dict; a key given twice (``--tags x=1 --tags x=2``) is a ConfigError, not the last."""
+    out: dict[str, str] = {}
+    for item in items:
+        k, eq, v = item.partition("=")
+        if not eq:
+            raise ConfigError(f"{where}: {item!r} is not key=value")
+        if k in out and out[k] != v:
+            raise ConfigError(f"{where}: {k} is given twice ({k}={out[k]}, then {item}); give each key once")
+        out[k] = v
+    return out
 
 
 def _build(cls: type[T], values: Mapping[str, Any], where: str) -> T:
@@ -160,23 +182,130 @@ def _merge(base: dict, extra: Mapping) -> dict:
     return out
 
 
+MAX_CONFIG_BYTES = 1_000_000
+"""the largest config file :func:`load_yaml` reads (a config is settings, not data)"""
+MAX_CONFIG_VALUES = 100_000
+"""the most values (mapping keys and values, list items, scalars) a YAML document may expand to,
+counting every use of an alias: a few lines of nested aliases can otherwise expand to billions"""
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class ConfigYAMLError(yaml.YAMLError):
+    """A YAML document that :class:`ConfigLoader` refuses: a duplicate key, or too many values."""
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a mapping with a key given twice (at any depth; a ``<<``
+    merge may still be overridden by the mapping's own keys, as YAML intends), a document that
+    expands to more than :data:`MAX_CONFIG_VALUES` values through aliases, and recursive aliases.
+    The checks run on the composed node graph, before anything is constructed."""
+
+    max_values = MAX_CONFIG_VALUES
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        self._check_node(node)
+        return super().construct_document(node)
+
+    def _check_node(self, root: yaml.Node) -> None:
+        sizes: dict[int, int] = {}  # node id -> values it expands to (aliases share nodes)
+        active: set[int] = set()
+        stack: list[tuple[yaml.Node, str, bool]] = [(root, "", False)]
+        while stack:  # iterative: a deeply nested document must not overflow the Python stack
+            node, path, done = stack.pop()
+            key = id(node)
+            if done:
+                active.discard(key)
+                children = _children(node)
+                sizes[key] = 1 + sum(sizes[id(c)] for _, c in children)
+                if sizes[key] > self.max_values:
+                    raise ConfigYAMLError(
+                        f"expands to more than {self.max_values:,} values (through anchors and aliases, "
+                        f"from line {node.start_mark.line + 1}); a config is a few settings, not data"
+                    )
+                continue
+            if key in sizes:
+                continue
+            if key in active:
+                raise ConfigYAMLError(
+                    f"a recursive alias at line {node.start_mark.line + 1} (an anchor used inside itself)"
+                )
+            active.add(key)
+            if isinstance(node, yaml.MappingNode):
+                self._check_keys(node, path)
+            stack.append((node, path, True))
+            for name, child in reversed(_children(node)):
+                if id(child) not in sizes:
+                    stack.append((child, _join(path, name), False))
+
+    def _check_keys(self, node: yaml.MappingNode, path: str) -> None:
+        first: dict[Any, int] = {}  # key -> its line; dict semantics, as the mapping built from it would have
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            k = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if k in first:
+                    name = f"{path}.{k}" if path else str(k)
+                    raise ConfigYAMLError(
+                        f"duplicate key {name!r} at line {line} (first at line {first[k]}); "
+                        "YAML would keep only the last one: give each key once"
+                    )
+                first[k] = line
+            except TypeError:  # an unhashable key: the constructor says so
+                continue
+
+
+def _children(node: yaml.Node) -> list[tuple[str, yaml.Node]]:
+    """A node's children with the name each adds to a key path ('' for a key, '[i]' for a list item)."""
+    if isinstance(node, yaml.MappingNode):
+        out: list[tuple[str, yaml.Node]] = []
+        for k, v in node.value:
+            name = str(k.value) if isinstance(k, yaml.ScalarNode) and k.tag != _MERGE_TAG else ""
+            out += [("", k), (name, v)]
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [(f"[{i}]", c) for i, c in enumerate(node.value)]
+    return []
+
+
+def _join(path: str, name: str) -> str:
+    if not name:
+        return path
+    return f"{path}{name}" if name.startswith("[") or not path else f"{path}.{name}"
+
+
 def load_yaml(path: str | Path) -> dict:
+    """A config file's top-level mapping, read with :class:`ConfigLoader`; every problem (missing,
+    not UTF-8, larger than :data:`MAX_CONFIG_BYTES`, not YAML, a duplicate key, an alias bomb, not a
+    mapping) is a :class:`ConfigError` naming the file (and the line and key where there is one)."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder; --config takes a YAML file (e.g. configs/train.yaml)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with path.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{path}: larger than {MAX_CONFIG_BYTES:,} bytes; --config takes a YAML file of settings, not data"
+            )
+        data = yaml.load(raw.decode("utf-8"), Loader=ConfigLoader)  # a SafeLoader subclass
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); --config takes a YAML file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
+    except ConfigYAMLError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or type(exc).__name__
         raise ConfigError(f"{path}: not valid YAML ({problem}{at})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config file") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -209,10 +338,38 @@ def _bool_fields(cls: type) -> set[str]:
 _BOOL_WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0"}
 
 
+def _short(text: str, limit: int = 60) -> str:
+    """A value or path for an error line: its start and its end (a path's file name), the middle elided."""
+    keep = (limit - 3) // 2
+    return text if len(text) <= limit else text[:keep] + "..." + text[-keep:]
+
+
+def _claim(given: dict[str, tuple[Any, str]], key: str, value: Any, as_given: str, where: str, hint: str = "") -> None:
+    """Record that setting ``key`` (dotted) was given ``value``, as ``as_given``; a ConfigError naming the key
+    when it was already given another value, or a section above it or a setting under it was given (the
+    first would be silently dropped). The same value twice says nothing new and is let be."""
+    for other, (before, before_as) in given.items():
+        if other == key and before == value:
+            return
+        if other == key or other.startswith(key + ".") or key.startswith(other + "."):
+            name = min(other, key, key=len)
+            raise ConfigError(
+                f"{where}: {name} is given twice ({_short(before_as)}, then {_short(as_given)}); give each setting "
+                f"once{hint}"
+            )
+    given[key] = (value, as_given)
+
+
 def split_argv(
     cls: type, argv: Sequence[str], aliases: Mapping[str, str] | None = None
 ) -> tuple[str | None, dict, list[str]]:
-    """Split argv into (config path, overrides tree, positional args)."""
+    """Split argv into (config path, overrides tree, positional args).
+
+    A setting given two values (``lr=1 lr=2``, ``--lr 1 --lr=2``, ``a.b=1 --a.b 2``, ``a.b=1 a=...``)
+    and ``--config`` given twice are errors (:class:`ConfigError`) naming the key (the same value
+    twice says nothing new and is let be); only list and dict settings given as repeated
+    ``--key value ...`` accumulate (``--prompt a --prompt b``, ``--tags x=1 --tags y=2``).
+    """
     aliases = dict(aliases or {})
     bools = _bool_fields(cls)
     hints = typing.get_type_hints(cls)
@@ -221,10 +378,23 @@ def split_argv(
     config_path: str | None = None
     overrides: dict = {}
     positional: list[str] = []
+    given: dict[str, tuple[Any, str]] = {}  # dotted key -> (value, as given), for the error on a second time
+    accumulated: set[str] = set()  # list/dict settings given only as --key value ... (these may repeat)
+    where = "command line"
+
+    def put(key: str, value: Any, as_given: str) -> None:
+        hint = ""
+        if key in list_fields or key in dict_fields:
+            hint = f" (a list: {key}=[a,b], or repeat --{key} VALUE to add items)"
+            if key in dict_fields:
+                hint = f" (a mapping: repeat --{key} k=v to add entries)"
+        _claim(given, key, value, as_given, where, hint)
+        _set_path(overrides, key, value)
+
     args = list(argv)
     i = 0
     while i < len(args):
-        arg = args[i]
+        arg = orig = args[i]
         if arg in aliases:
             arg = "--" + aliases[arg]
         if arg.startswith("--"):
@@ -236,13 +406,18 @@ def split_argv(
                     if i >= len(args):
                         raise ConfigError("command line: --config needs a path")
                     val = args[i]
+                if config_path is not None:
+                    raise ConfigError(
+                        f"command line: --config is given twice ({_short(config_path)}, then {_short(val)}); "
+                        "give one config file, and settings after it to override it"
+                    )
                 config_path = val
             elif eq:
-                _set_path(overrides, key, val)
+                put(key, val, orig)
             elif key in bools and (i + 1 >= len(args) or args[i + 1].lower() not in _BOOL_WORDS):
-                _set_path(overrides, key, "true")
+                put(key, "true", orig)
             elif key.startswith("no_") and key[3:] in bools:
-                _set_path(overrides, key[3:], "false")
+                put(key[3:], "false", orig)
             else:
                 # collect one or more values: --prompt a --tags x=1 y=2
                 vals = []
@@ -260,13 +435,17 @@ def split_argv(
                     vals.append(args[i])
                 if not vals:
                     raise ConfigError(f"command line: --{key} needs a value")
+                as_given = " ".join([orig, *vals])
                 if key in list_fields or key in dict_fields:  # --prompt a --prompt b / --tags x=1 --tags y=2 accumulate
+                    if key not in accumulated:
+                        _claim(given, key, None, as_given, where)
+                        accumulated.add(key)
                     overrides[key] = [*overrides.get(key, []), *vals]
                 else:
-                    _set_path(overrides, key, vals[0] if len(vals) == 1 else vals)
+                    put(key, vals[0] if len(vals) == 1 else vals, as_given)
         elif "=" in arg and not arg.startswith("-"):
             key, _, val = arg.partition("=")
-            _set_path(overrides, key.replace("-", "_"), val)
+            put(key.replace("-", "_"), val, orig)
         else:
             positional.append(arg)
         i += 1
@@ -324,10 +503,12 @@ def with_overrides(cfg: T, overrides: str, where: str = "overrides") -> T:
     """A copy of the dataclass ``cfg`` with space-separated ``key=value`` overrides applied
     (``"lr=1e-5 sft.max_steps=60"``), typed and checked like command-line overrides."""
     tree: dict = {}
+    given: dict[str, tuple[Any, str]] = {}
     for item in overrides.split():
         key, eq, val = item.partition("=")
         if not eq or not key:
             raise ConfigError(f"{where}: {item!r} is not key=value")
+        _claim(given, key, val, item, f"{where} {overrides!r}")
         _set_path(tree, key, val)
     return _build(type(cfg), _merge(to_dict(cfg), tree), f"{where} {overrides!r}")
 

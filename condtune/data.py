@@ -3,12 +3,16 @@
 Two rating schemas:
 
 * **pointwise**: one row per individual rating: ``text`` (or ``prompt`` + ``completion``),
-  ``score``, optional ``rater`` and ``item_id``. Several ratings of the same item are allowed.
-* **pairwise**: ``prompt``, ``chosen``, ``rejected`` (optional ``rater``).
+  ``score``, optional ``rater`` and ``item_id``. Several ratings of the same item are allowed;
+  the same rater rating the same item twice is an error unless ``duplicate_ratings`` says what to
+  do with it (average, or keep both).
+* **pairwise**: ``prompt``, ``chosen``, ``rejected`` (optional ``rater``); a pair whose two texts
+  are the same (ignoring whitespace) is an error.
 
 Files may be JSONL, JSON, CSV, TSV, Parquet, or a Hugging Face dataset saved with
 ``save_to_disk``. Every problem is a :class:`DataError` that names the file, the row
-(1-based, counting data records) and the column, and says what was expected.
+(1-based, counting data records) and the column, and says what was expected. A table whose
+header names a column twice (pandas would silently read the second as ``name.1``) is an error too.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -74,7 +78,49 @@ def load_hub(data: str | Path, *, streaming: bool):
 
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a JSONL/JSON/CSV/TSV/Parquet file, an HF dataset directory (``save_to_disk``) or an
-    ``hf:NAME[:SPLIT]`` dataset (:data:`HUB_PREFIX`) into a DataFrame."""
+    ``hf:NAME[:SPLIT]`` dataset (:data:`HUB_PREFIX`) into a DataFrame. A column name given twice
+    (in a CSV/TSV header, a JSON record, or a Parquet/dataset schema) is a DataError naming it."""
+    df = _read_table(path)
+    dup = df.columns[df.columns.duplicated()]
+    if len(dup):
+        raise DataError(path, "this column name appears twice; give each column its own name", column=str(dup[0]))
+    return df
+
+
+def _check_header(path: Path, sep: str) -> None:
+    """A CSV/TSV header that names a column twice: pandas would read the second as ``name.1`` and
+    the file's columns would silently mean something else."""
+    import csv
+
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        header = next(csv.reader(f, delimiter=sep), None) or []
+    first: dict[str, int] = {}
+    for i, name in enumerate(header, start=1):
+        if name.strip() and name in first:
+            raise DataError(
+                path,
+                f"the header names this column twice (columns {first[name]} and {i}; pandas would silently read "
+                f"the second as {name + '.1'!r}); give each column its own name",
+                column=name,
+            )
+        first.setdefault(name, i)
+
+
+def _unique_keys(path: Path):
+    """A json.loads object hook that refuses a record with a key given twice (json keeps the last)."""
+
+    def hook(pairs: list[tuple[str, object]]) -> dict:
+        out: dict = {}
+        for k, v in pairs:
+            if k in out:
+                raise DataError(path, "a record gives this key twice (JSON would keep only the last one)", column=k)
+            out[k] = v
+        return out
+
+    return hook
+
+
+def _read_table(path: str | Path) -> pd.DataFrame:
     if hub_spec(path):
         return load_hub(path, streaming=False).to_pandas()
     path = Path(path)
@@ -93,13 +139,15 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if suffix == ".jsonl":
             return pd.DataFrame(read_jsonl(path))
         if suffix == ".json":
-            records = json.loads(path.read_text(encoding="utf-8-sig"))
+            records = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=_unique_keys(path))
             if not isinstance(records, (list, dict)):
                 raise DataError(path, f"expected a JSON list of records, got {type(records).__name__}")
             return pd.DataFrame(records)
         if suffix == ".csv":
+            _check_header(path, ",")
             return pd.read_csv(path, encoding="utf-8-sig", keep_default_na=False, na_values=[""])
         if suffix == ".tsv":
+            _check_header(path, "\t")
             return pd.read_csv(path, sep="\t", encoding="utf-8-sig", keep_default_na=False, na_values=[""])
         if suffix == ".parquet":
             return pd.read_parquet(path)
@@ -191,6 +239,20 @@ def check_scores(
     return numeric.astype(float)
 
 
+def check_scores_vary(scores: pd.Series, path: str | Path, col: str) -> None:
+    """Scores to learn from or evaluate against must not all be equal: a constant target teaches a
+    scorer nothing and makes every correlation undefined (NaN). One score alone is left to the
+    checks on the number of items."""
+    values = pd.to_numeric(scores, errors="coerce").to_numpy(float)
+    if len(values) >= 2 and np.nanmin(values) == np.nanmax(values):
+        raise DataError(
+            path,
+            f"all {len(values)} scores are {values[0]:g}: a constant score teaches a scorer nothing and its "
+            "correlations would be NaN; the ratings must vary",
+            column=col,
+        )
+
+
 # ----------------------------------------------------------------------------- pointwise
 
 
@@ -214,6 +276,8 @@ class PointwiseSpec:
     """lowest allowed score (None: no check)"""
     score_max: float | None = None
     """highest allowed score (None: no check)"""
+    duplicate_ratings: Literal["error", "mean", "keep"] = "error"
+    """the same rater rating the same item twice (needs rater_col): an error, their mean as one rating, or keep both"""
 
     def __post_init__(self):
         lo, hi = self.score_min, self.score_max
@@ -252,7 +316,43 @@ def load_pointwise(path: str | Path, spec: PointwiseSpec = PointwiseSpec()) -> p
         check_one_text_per_item(out, path, spec.item_col)
     else:
         out["item_id"] = pd.factorize(out["prompt"] + "\x00" + out["completion"])[0].astype(str)
+    if spec.rater_col:
+        out = repeated_ratings(out, path, spec)
     return out[POINTWISE_COLUMNS]
+
+
+def repeated_ratings(ratings: pd.DataFrame, path: str | Path, spec: PointwiseSpec) -> pd.DataFrame:
+    """The same rater rating the same item twice: by ``spec.duplicate_ratings``, an error naming both
+    rows (the default: a repeat would count one rater twice in the item's mean and in its split-half
+    reliability), one rating at their mean (``mean``), or both kept (``keep``). Ratings without a rater id
+    are never repeats."""
+    if spec.duplicate_ratings == "keep":
+        return ratings
+    has = ratings["rater"].notna().to_numpy()
+    key = ratings["item_id"].astype(str) + "\x00" + ratings["rater"].astype(str)
+    repeat = np.zeros(len(ratings), dtype=bool)
+    repeat[has] = key[has].duplicated(keep="first").to_numpy()
+    if not repeat.any():
+        return ratings
+    if spec.duplicate_ratings == "mean":
+        out = ratings.copy()
+        out.loc[has, "score"] = out[has].groupby(key[has].to_numpy(), sort=False)["score"].transform("mean")
+        return out[~repeat].reset_index(drop=True)
+    row = int(np.flatnonzero(repeat)[0])
+    first_row = int(np.flatnonzero(has & (key == key.iloc[row]).to_numpy())[0])
+    text = ratings["completion"].iloc[row]
+    item = (
+        f"item {ratings['item_id'].iloc[row]!r}"
+        if spec.item_col
+        else f"the text {text[:37] + '...' if len(text) > 40 else text!r}"
+    )
+    raise DataError(
+        path,
+        f"rater {ratings['rater'].iloc[row]!r} rated {item} twice: rows {first_row + 1} and {row + 1}; set "
+        "columns.duplicate_ratings=mean to average a rater's repeats, or =keep to count each",
+        row=row + 1,
+        column=spec.rater_col,
+    )
 
 
 def _ids(values: pd.Series) -> pd.Series:
@@ -327,11 +427,25 @@ def load_pairwise(
             "rejected": check_text(df, path, rejected_col),
         }
     )
-    same = np.flatnonzero((out["chosen"] == out["rejected"]).to_numpy())
+    same = np.flatnonzero((_squeeze(out["chosen"]) == _squeeze(out["rejected"])).to_numpy())
     if len(same):
-        raise DataError(path, "chosen and rejected are identical", row=int(same[0]) + 1, column=rejected_col)
+        row = int(same[0])
+        exact = out["chosen"].iloc[row] == out["rejected"].iloc[row]
+        raise DataError(
+            path,
+            "chosen and rejected are identical"
+            + ("" if exact else " (they differ only in whitespace)")
+            + "; a pair must prefer one text over another",
+            row=row + 1,
+            column=rejected_col,
+        )
     out["rater"] = df[rater_col].astype(str) if rater_col else None
     return out[PAIRWISE_COLUMNS]
+
+
+def _squeeze(texts: pd.Series) -> pd.Series:
+    """Texts with runs of whitespace made one space and the ends stripped: what a reader sees."""
+    return texts.str.split().str.join(" ")
 
 
 def load_corpus(

@@ -18,6 +18,7 @@ from condtune.config import ConfigError
 from condtune.data import (
     DataError,
     PointwiseSpec,
+    check_scores_vary,
     load_pairwise,
     load_pointwise,
     split_items,
@@ -155,8 +156,30 @@ def check_split(n: int, held: np.ndarray, cfg: ScorerTrainConfig, *, unit: str =
         )
 
 
+def check_targets_vary(items: pd.DataFrame, held: np.ndarray, targets: pd.DataFrame, cfg: ScorerTrainConfig) -> None:
+    """Before any training: the training targets, and (val_fraction > 0) the held-out items' mean
+    scores, must not all be equal; a constant target teaches nothing, and a constant truth makes the
+    held-out correlations in the scorer card NaN."""
+    limits = f"val_fraction={cfg.val_fraction}, seed={cfg.seed}" + (
+        f", max_items={cfg.max_items}" if cfg.max_items else ""
+    )
+    if len(targets) >= 2 and targets["target"].nunique() == 1:
+        raise ConfigError(
+            f"{cfg.ratings}: the {len(targets)} training items all have the target {targets['target'].iloc[0]:g} "
+            f"({limits}); a constant target teaches a scorer nothing: more items, or another split"
+        )
+    truth = items.loc[held, "mean"]
+    if len(truth) >= 2 and truth.nunique() == 1:
+        raise ConfigError(
+            f"{cfg.ratings}: the {len(truth)} held-out items all have the mean score {truth.iloc[0]:g} ({limits}), so "
+            "their correlations would be NaN: a larger val_fraction or another seed (or val_fraction=0: no held-out "
+            "metrics)"
+        )
+
+
 def train_pointwise(cfg: ScorerTrainConfig) -> tuple[Scorer, dict]:
     ratings = load_ratings(cfg)
+    check_scores_vary(ratings["score"], cfg.ratings, "score" if cfg.ratings == "vader" else cfg.columns.score_col)
     check_raters(ratings, cfg)
     ratings = split_ratings(ratings, cfg.rating_split, cfg.seed)
     items = to_items(ratings)
@@ -166,6 +189,7 @@ def train_pointwise(cfg: ScorerTrainConfig) -> tuple[Scorer, dict]:
     if cfg.max_items:
         train_ids = train_ids.sample(min(cfg.max_items, len(train_ids)), random_state=cfg.seed)
     targets = normalise_ratings(ratings[ratings["item_id"].isin(set(train_ids))], cfg.normalize)
+    check_targets_vary(items, held, targets, cfg)
     log.info(
         "training on %d items (%d ratings), holding out %d items",
         len(train_ids),
