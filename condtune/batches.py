@@ -15,6 +15,37 @@ from condtune.io import decode_line, jsonl_record
 from condtune.vader import vader_corpus
 
 
+def file_digest(path: str | Path | None) -> str | None:
+    """What a local input holds, for a run's record: the sha256 (its first 16 hex digits) of a file's
+    bytes, read 16 MiB at a time (never whole); of a folder, of its files' relative paths and bytes,
+    in sorted order (hidden files, such as a download's ``.cache``, left out). None for no path (''),
+    'vader', an ``hf:`` name or an HF id: what is not a local file or folder is known by its name only."""
+    import hashlib
+
+    if not path or str(path) == "vader":
+        return None
+    spec = hub_spec(path)
+    p = Path(spec[0] if spec else path).expanduser()
+    if p.is_file() and not spec:
+        files = [(None, p)]
+    elif p.is_dir():
+        files = [
+            (f.relative_to(p).as_posix(), f)
+            for f in sorted(p.rglob("*"))
+            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
+        ]
+    else:
+        return None
+    h = hashlib.sha256()
+    for name, f in files:
+        if name is not None:
+            h.update(f"{name}\0{f.stat().st_size}\0".encode())
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 24), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
 def input_total(path: str | Path) -> int | None:
     """Row count when the format says it cheaply (Parquet metadata, an HF dataset), else None."""
     if str(path) == "vader" or hub_spec(path):

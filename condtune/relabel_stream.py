@@ -9,6 +9,7 @@ resuming after an interruption from the last complete shard.
     out/.relabel/scores-00000.npy     a shard's scores (8 bytes a row): written once it is scored
     out/.relabel/rowhash-00000.npy    a tagged shard's row hashes, for the card's digest (8 bytes a row)
     out/.relabel/tagged-00000.json    a shard's entry (rows, bin counts, tag values): written once it is tagged
+    out/.relabel/input-00000.json     a digest of the input rows a shard was built from: written before its scores
     out.card.json                     written last; describes all the shards (row count and digest)
 
 Bins: with ``binning`` (e.g. from ``edges_from``) one pass scores and tags each shard. Without,
@@ -17,6 +18,17 @@ pass 2 reads the input again and tags each shard with its saved scores (no secon
 Every file is written atomically, and a shard's score and tagged files mark it done, so a rerun of
 the same command skips the shards already done. Memory holds one shard of rows plus all scores
 (8 bytes a row).
+
+A resume knows its input by content: each shard's input digest (:func:`input_digest`, of its raw
+rows as read) is saved with its first state file, and every later read of the input (a rerun, or
+pass 2 reading it again) compares each shard already scored or tagged with the rows it reads now,
+before it writes anything for that shard: other rows (an input edited, replaced or reordered, even
+with the same size and modification time) are a :class:`~condtune.data.DataError`, so no shard mixes
+two inputs and no row gets another row's score; with ``overwrite`` the folder is cleared and the run
+starts afresh (found by reading the input up to the last shard done before anything else). Rows of
+shards not yet done may change: they are read for the first time. The run's record (``run.json``)
+names the input by path and file sizes, not modification times: a copied or touched file with the
+same rows resumes.
 
 Under ``accelerate launch`` (or torchrun) each of N processes scores and tags the shards i with
 i mod N = its rank, every process reading the input; the main process fits the bins on all the
@@ -34,6 +46,7 @@ import copy
 import hashlib
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Iterator, Literal, Sequence
 
@@ -42,12 +55,12 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from condtune.batches import input_total, iter_batches, iter_shards
-from condtune.checkpointing import claim_run
+from condtune.checkpointing import RUN_RECORD, claim_run
 from condtune.config import ConfigError
 from condtune.data import DIGEST_COLUMNS, DataError, check_text, hub_spec, require_columns, write_table
 from condtune.io import atomic_path, read_json, write_json
 from condtune.modeling import processes
-from condtune.relabel import TagCard, card_path, check_tag_columns, relabel
+from condtune.relabel import TagCard, card_path, relabel
 from condtune.tags import Binning, TagFormat
 
 log = logging.getLogger(__name__)
@@ -56,6 +69,8 @@ MANIFEST = "relabel_manifest.json"
 """a shard folder's record of its complete shards (its presence makes a folder a shard folder)"""
 STATE_DIR = ".relabel"
 SHARD_FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", "": "parquet"}
+INPUT_DIGESTS = "per shard"
+"""in a run's record: its shards' input digests are kept (``.relabel/input-*.json``) and checked"""
 
 
 def shard_name(i: int, fmt: str) -> str:
@@ -103,7 +118,6 @@ def prepare(
             bad = np.flatnonzero(df[col].isna().to_numpy())
             if len(bad):
                 raise DataError(source, "tag value is missing", row=int(bad[0]) + 1, column=col)
-        check_tag_columns(df, tag_columns, source, prompt_col=prompt_col, completion_col=completion_col)
     except DataError as exc:
         raise _shifted(exc, offset) from None
     return df
@@ -117,6 +131,17 @@ def row_hashes(df: pd.DataFrame) -> np.ndarray:
     so the digest of shards is the digest of their row hashes in order."""
     cols = [c for c in DIGEST_COLUMNS if c in df.columns]
     return pd.util.hash_pandas_object(df[cols].fillna("").astype(str), index=False).to_numpy()
+
+
+def input_digest(raw: pd.DataFrame) -> str:
+    """A digest of a shard's raw input rows (every column, as read: before :func:`prepare`), in order:
+    equal when the input holds the same rows there, different when a row, its place or a column changes.
+    The rows' hashes as :func:`row_hashes` takes them, plus the column names and where values are null."""
+    raw = raw[sorted(raw.columns, key=str)]
+    h = hashlib.sha256(json.dumps([str(c) for c in raw.columns]).encode())
+    h.update(pd.util.hash_pandas_object(raw.fillna("").astype(str), index=False).to_numpy().tobytes())
+    h.update(np.packbits(raw.isna().to_numpy()).tobytes())
+    return h.hexdigest()[:16]
 
 
 def read_shards(folder: str | Path) -> pd.DataFrame:
@@ -147,18 +172,20 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
         np.save(tmp, arr)
 
 
-def _input_identity(data: str | Path, domains: Sequence[str] | None) -> dict:
-    """What the input is: its path and, for a file or folder, sizes and modification times."""
+def _input_identity(data: str | Path, domains: Sequence[str] | None, *, mtimes: bool = False) -> dict:
+    """What the input is: its path and, for a file or folder, its files' sizes (what its rows are is
+    checked shard by shard with :func:`input_digest`). ``mtimes``: also their modification times, as
+    an older condtune recorded it."""
     if str(data) == "vader":
         return {"path": "vader", "domains": list(domains or [])}
     spec = hub_spec(data)
     p = Path(spec[0] if spec else data)
-    if spec and not p.is_dir():  # a hub name: a resume trusts that the hub's split has not changed
+    if spec and not p.is_dir():  # a hub name: its rows are checked by their digests as they stream in
         return {"path": str(data)}
     files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
     return {
         "path": str(data) if spec else str(p.resolve()),
-        "files": [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files],
+        "files": [[f.name, f.stat().st_size, *([f.stat().st_mtime_ns] if mtimes else [])] for f in files],
     }
 
 
@@ -185,7 +212,8 @@ def relabel_stream(
     """Relabel ``data`` into the shard folder ``out`` (see the module doc) and return the card, written
     last to ``out.card.json``. The same rows, scores, bins and tags as :func:`condtune.relabel.relabel`
     on the whole table; rerunning the same call after an interruption resumes from the last complete
-    shard; another run's folder is an error unless ``overwrite``."""
+    shard; another run's folder, or input rows other than those a done shard was built from, are an
+    error unless ``overwrite``."""
     procs = processes()  # one process, or each of a data-parallel launch
     out = Path(out)
     if batch_rows < 1 or shard_rows < 1:
@@ -209,16 +237,93 @@ def relabel_stream(
         "bins": [k, method, None if binning is None else binning.edges],
         "tag_format": [tag_format.style, tag_format.score_name],
         "shards": [shard_rows, fmt],
+        "input_digests": INPUT_DIGESTS,
     }
     mpath, state = out / MANIFEST, out / STATE_DIR
+    record = read_json(out / RUN_RECORD) if (out / RUN_RECORD).is_file() else {}
+    older = bool(record) and "input_digests" not in record  # a run recorded by an older condtune, which
+    if older and record.get("input") == _input_identity(data, domains, mtimes=True):  # kept sizes and mtimes
+        identity["input"] = record["input"]  # and no digests: it resumes as it did (see changed())
+
+    def mine(i: int) -> bool:
+        return i % procs.num_processes == procs.process_index
+
+    def scores_file(i: int) -> Path:
+        return state / f"scores-{i:05d}.npy"
+
+    def tagged_file(i: int) -> Path:
+        return state / f"tagged-{i:05d}.json"
+
+    def input_file(i: int) -> Path:
+        return state / f"input-{i:05d}.json"
+
+    def done(i: int) -> bool:
+        return scores_file(i).exists() or tagged_file(i).exists()
+
+    def raw_shards() -> Iterator[tuple[int, pd.DataFrame]]:
+        """The input's shards, read in the batches of the run's first read whatever batch_rows is now:
+        pandas infers a column's type batch by batch, so a shard's values (5 or 5.0) and digest stay alike."""
+        rows = read_json(mpath).get("read_rows", batch_rows) if mpath.is_file() else batch_rows
+        return enumerate(iter_shards(iter_batches(data, rows, domains), shard_rows))
+
+    def changed(i: int, raw: pd.DataFrame, digest: str) -> DataError | None:
+        """Why shard ``i``, done, was not built from the rows ``raw`` read now (None: it was, or is not done)."""
+        if not done(i):
+            return None
+        if input_file(i).exists():
+            if read_json(input_file(i)).get("digest") == digest:
+                return None
+            first = i * shard_rows + 1
+            return DataError(
+                data,
+                f"changed since shard {i} (rows {first}-{first + len(raw) - 1}) was written (its rows differ); "
+                "rerun with overwrite=true to start afresh, or restore the input",
+            )
+        if older:  # done by an older condtune, which kept no digest: the rows as they are now (see shards())
+            return None
+        return DataError(
+            input_file(i),
+            f"missing: shard {i} is done but the input rows it was built from are not known; "
+            "rerun with overwrite=true to start afresh",
+        )
+
+    def first_changed() -> DataError | None:
+        """The first done shard whose rows the input no longer holds: reads the input up to the last done shard."""
+        marks = [*state.glob("scores-[0-9]*.npy"), *state.glob("tagged-[0-9]*.json")]
+        last = max((int(f.stem.split("-")[1]) for f in marks), default=-1)
+        for i, raw in raw_shards() if last >= 0 else ():
+            if (why := changed(i, raw, input_digest(raw))) is not None or i >= last:
+                return why
+        return None
+
+    def shards() -> Iterator[tuple[int, pd.DataFrame]]:
+        """The input's shards, each done one checked against the rows it was built from before it is handed
+        on: nothing is written for a shard, or after it, when the input no longer holds its rows."""
+        for i, raw in raw_shards():
+            digest = input_digest(raw)
+            if (why := changed(i, raw, digest)) is not None:
+                raise why
+            if mine(i) and not (done(i) and input_file(i).exists()):  # before the state file that marks it done
+                write_json(input_file(i), {"rows": len(raw), "digest": digest})
+            yield i, raw
+
     with procs.main_process_first():  # the main process claims (or clears) the folder; the others then agree
         old_shards = sorted(p.name for p in out.glob("shard-*.*")) if out.is_dir() else []
-        claim_run(out, identity, "relabel", overwrite=overwrite, outputs=(MANIFEST, STATE_DIR, *old_shards))
+        outputs = (MANIFEST, STATE_DIR, *old_shards)
+        claim_run(
+            out, identity, "relabel", overwrite=overwrite, outputs=outputs, defaults={"input_digests": INPUT_DIGESTS}
+        )
         if procs.is_main_process:
-            card_path(out).unlink(missing_ok=True)  # rewritten last: never an old card beside new shards
+            if overwrite and (why := first_changed()) is not None:  # the same run's settings, other rows
+                log.warning("%s; overwriting %s", why, out)
+                for o in outputs:
+                    shutil.rmtree(out / o) if (out / o).is_dir() else (out / o).unlink(missing_ok=True)
             state.mkdir(exist_ok=True)
-            if not mpath.exists():
-                write_json(mpath, {"shard_rows": shard_rows, "binning": None, "tagged": []})
+            if not mpath.exists():  # a new (or cleared) folder: never an old card beside new shards
+                card_path(out).unlink(missing_ok=True)
+                write_json(mpath, {"shard_rows": shard_rows, "read_rows": batch_rows, "binning": None, "tagged": []})
+            elif "read_rows" not in (manifest := read_json(mpath)):  # an older condtune's: read as now from here on
+                write_json(mpath, {**manifest, "read_rows": batch_rows})
     scored, tagged = len(list(state.glob("scores-*.npy"))), len(list(state.glob("tagged-*.json")))
     if scored or tagged:
         log.info("%s: resuming (%d shards scored, %d tagged)", out, scored, tagged)
@@ -233,18 +338,6 @@ def relabel_stream(
             procs.process_index,
             procs.num_processes,
         )
-
-    def mine(i: int) -> bool:
-        return i % procs.num_processes == procs.process_index
-
-    def scores_file(i: int) -> Path:
-        return state / f"scores-{i:05d}.npy"
-
-    def tagged_file(i: int) -> Path:
-        return state / f"tagged-{i:05d}.json"
-
-    def shards() -> Iterator[tuple[int, pd.DataFrame]]:
-        return enumerate(iter_shards(iter_batches(data, batch_rows, domains), shard_rows))
 
     def score(df: pd.DataFrame, bar) -> np.ndarray:
         prompts, completions = df["prompt"].tolist(), df["completion"].tolist()

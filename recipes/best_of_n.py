@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from condtune import config as C
 from condtune.artifacts import check_model_ref
 from condtune.baselines.best_of_n import BestOfNSettings, train_best_of_n
-from condtune.checkpointing import claim_run
+from condtune.batches import file_digest
+from condtune.checkpointing import claim_run, weights_digest
 from condtune.data import read_table
 from condtune.io import write_json
 from condtune.modeling import load_causal_lm
@@ -61,7 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         raise C.ConfigError(f"scorer={cfg.scorer}: {exc}") from None
     check_model_ref(cfg.model)  # before the run is claimed: a missing or damaged model folder names itself
-    claim_run(out, C.to_dict(cfg), "best-of-n", defaults=C.defaults_dict(cfg))
+    contents = {  # what the inputs hold, not only their names (known by name only: a run recorded before)
+        "prompts_digest": file_digest(cfg.prompts),
+        "scorer_digest": file_digest(cfg.scorer),
+        "model_digest": weights_digest(check_model_ref(cfg.model)),
+    }
+    claim_run(out, {**C.to_dict(cfg), **contents}, "best-of-n", defaults={**C.defaults_dict(cfg), **contents})
     model, tok = load_causal_lm(cfg.model)
     log.info("best-of-n: %d prompts x %d samples of %s, scorer=%s", len(prompts), cfg.n, cfg.model, cfg.scorer)
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from condtune import config as C
 from condtune.artifacts import check_model_ref
 from condtune.baselines.dpo import DPOSettings, build_pairs, train_dpo
-from condtune.checkpointing import claim_run, latest_checkpoint
+from condtune.batches import file_digest
+from condtune.checkpointing import claim_run, latest_checkpoint, weights_digest
 from condtune.data import DataError, PointwiseSpec, load_pairwise, load_pointwise, to_items
 from condtune.io import read_json, write_json
 from condtune.modeling import model_dir
@@ -69,7 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             raise DataError(cfg.ratings, str(exc)) from None
     check_model_ref(cfg.model)  # before the run is claimed: a missing or damaged model folder names itself
-    claim_run(out, C.to_dict(cfg), "dpo", defaults=C.defaults_dict(cfg))
+    contents = {  # what the inputs hold, not only their names (known by name only: a run recorded before)
+        "pairs_digest": file_digest(cfg.pairs),
+        "ratings_digest": file_digest(cfg.ratings),
+        "model_digest": weights_digest(check_model_ref(cfg.model)),
+    }
+    claim_run(out, {**C.to_dict(cfg), **contents}, "dpo", defaults={**C.defaults_dict(cfg), **contents})
     base = model_dir(cfg.model, out / "base")
     steps = max(cfg.dpo.checkpoints)
     log.info(

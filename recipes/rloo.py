@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from condtune import config as C
 from condtune.artifacts import check_model_ref
 from condtune.baselines.rloo import RLOOSettings, train_rloo
-from condtune.checkpointing import claim_run, latest_checkpoint
+from condtune.batches import file_digest
+from condtune.checkpointing import claim_run, latest_checkpoint, weights_digest
 from condtune.io import read_json, write_json
 from condtune.modeling import model_dir
 from condtune.prompts import prompts_or_default
@@ -65,7 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         raise C.ConfigError(f"scorer={cfg.scorer}: {exc}") from None
     check_model_ref(cfg.model)  # before the run is claimed: a missing or damaged model folder names itself
-    claim_run(out, C.to_dict(cfg), "rloo", defaults=C.defaults_dict(cfg))
+    contents = {  # what the inputs hold, not only their names (known by name only: a run recorded before)
+        "prompts_digest": file_digest(cfg.prompts),
+        "scorer_digest": file_digest(cfg.scorer),
+        "model_digest": weights_digest(check_model_ref(cfg.model)),
+    }
+    claim_run(out, {**C.to_dict(cfg), **contents}, "rloo", defaults={**C.defaults_dict(cfg), **contents})
     base = model_dir(cfg.model, out / "base")
     s = cfg.rloo
     log.info(

@@ -6,13 +6,17 @@ A task file is JSONL, one row per completion::
 
 and a sibling card (``tasks.card.json`` beside ``tasks.jsonl``) says how it was made: the
 model(s), sampling settings, n, seed, and the score scale raters use.
-Errors name the file, the line (row) and the field (column).
+Errors name the file, the line (row) and the field (column). A row is refused when a rater could
+not rate it or the page could not carry it: a blank completion (empty or whitespace only), a blank
+model name, an item id that is not 1-128 characters of ``A-Z a-z 0-9 . _ : -`` starting with a letter
+or digit (ids go into URLs, HTML forms and file names), or an id already on an earlier row.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
@@ -21,6 +25,8 @@ from condtune.io import read_json, write_json, write_jsonl
 
 FIELDS = ("item_id", "prompt", "completion", "model", "sample_index")
 DEFAULT_SCALE = (-4, 4)
+ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+"""a safe item id: in a URL, an HTML attribute and a file name as it is (what :func:`make_item_id` makes)"""
 
 
 class TaskError(ValueError):
@@ -74,8 +80,25 @@ def _check_row(path: Path, row: int, obj: dict) -> TaskItem:
             raise TaskError(
                 path, f"expected a string, got {type(obj[name]).__name__} {obj[name]!r}", row=row, column=name
             )
-    if not obj["item_id"].strip() or len(obj["item_id"]) > 200:
-        raise TaskError(path, "item_id must be a non-empty string of at most 200 characters", row=row, column="item_id")
+    item_id = obj["item_id"]
+    if not ITEM_ID.fullmatch(item_id):
+        shown = repr(item_id) if len(item_id) <= 40 else f"{item_id[:40]!r}... ({len(item_id)} characters)"
+        raise TaskError(
+            path,
+            f"unsafe item_id {shown}: use 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or "
+            "digit (ids go into URLs, HTML and file names)",
+            row=row,
+            column="item_id",
+        )
+    if not obj["completion"].strip():
+        raise TaskError(
+            path,
+            "empty completion (blank or whitespace only): nothing to rate; drop the row",
+            row=row,
+            column="completion",
+        )
+    if not obj["model"].strip():
+        raise TaskError(path, "empty model name: say which model wrote the completion", row=row, column="model")
     idx = obj["sample_index"]
     if isinstance(idx, bool) or not isinstance(idx, int) or idx < 0:
         raise TaskError(path, f"expected a non-negative integer, got {idx!r}", row=row, column="sample_index")
