@@ -60,7 +60,7 @@ from condtune.config import ConfigError
 from condtune.data import DIGEST_COLUMNS, DataError, check_text, hub_spec, require_columns, write_table
 from condtune.io import atomic_path, read_json, write_json
 from condtune.modeling import processes
-from condtune.relabel import TagCard, card_path, relabel
+from condtune.relabel import TagCard, card_path, check_tag_columns, relabel
 from condtune.tags import Binning, TagFormat
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,7 @@ def prepare(
             bad = np.flatnonzero(df[col].isna().to_numpy())
             if len(bad):
                 raise DataError(source, "tag value is missing", row=int(bad[0]) + 1, column=col)
+        check_tag_columns(df, tag_columns, source, prompt_col=prompt_col, completion_col=completion_col)
     except DataError as exc:
         raise _shifted(exc, offset) from None
     return df
