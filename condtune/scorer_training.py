@@ -72,6 +72,8 @@ class ScorerTrainConfig:
     """split / subsample seed"""
     out: str = "runs/scorer"
     """output directory (written atomically)"""
+    overwrite: bool = False
+    """replace an out folder that holds files a scorer does not write (they are deleted)"""
 
     def __post_init__(self):
         if not 0 <= self.val_fraction < 1:

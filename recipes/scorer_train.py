@@ -25,13 +25,14 @@ log = logging.getLogger("condtune.scorer_train")
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = C.parse(ScorerTrainConfig, sys.argv[1:] if argv is None else argv)
     argv = sys.argv[1:] if argv is None else argv
-    overwrite = getattr(cfg, "overwrite", False)
-    claim_output(cfg, "out", job="scorer train", argv=argv, what="a scorer", writes=SCORER_FILES, overwrite=overwrite)
+    cfg = C.parse(ScorerTrainConfig, argv)
+    claim_output(
+        cfg, "out", job="scorer train", argv=argv, what="a scorer", writes=SCORER_FILES, overwrite=cfg.overwrite
+    )
     scorer, metrics = train_scorer(cfg)
     scorer.meta.trained_on = cfg.ratings
-    scorer.save(cfg.out, overwrite=overwrite)
+    scorer.save(cfg.out, overwrite=cfg.overwrite)
     write_json(f"{cfg.out}/metrics.json", {"metrics": metrics, "config": C.to_dict(cfg)})
     print(f"\nheld-out metrics ({cfg.objective}, normalize={cfg.normalize}):")
     print(json.dumps(metrics, indent=2))

@@ -26,6 +26,18 @@ def load_diagnostic(name: str):
     return mod
 
 
+def later_wins(argv: list[str]) -> list[str]:
+    """A command line whose later ``key=value`` replaces an earlier one, and the settings under it
+    (``optim=fast`` drops an earlier ``optim.epochs=...``): tests that add a setting to a base command line
+    go through this, since the CLI refuses a setting given twice."""
+    keys = [a.split("=", 1)[0] if "=" in a and not a.startswith("-") else None for a in argv]
+
+    def replaced(i: int) -> bool:
+        return keys[i] is not None and any(k == keys[i] or keys[i].startswith(f"{k}.") for k in keys[i + 1 :] if k)
+
+    return [a for i, a in enumerate(argv) if not replaced(i)]
+
+
 @pytest.fixture(scope="session")
 def tiny_lm(tmp_path_factory) -> Path:
     """A 2-layer random Llama with the real SmolLM2 tokenizer, saved to a directory."""

@@ -35,6 +35,7 @@ def chain(tmp_path_factory, tiny_lm, tiny_encoder):
                 f"ratings={ratings}",
                 f"backbone={tiny_encoder}",
                 "columns.rater_col=rater",
+                "columns.item_col=item_id",  # two items may share a text: the rater rated each once
                 "normalize=rater",
                 "optim.epochs=2",
                 "optim.batch_size=8",

@@ -7,7 +7,14 @@ import json
 
 import pytest
 
-from condtune.cli import main as cli
+from condtune.cli import main as _cli
+from tests.conftest import later_wins
+
+
+def cli(argv: list[str]) -> int:
+    """The CLI, a setting added to the base command line replacing the base's (the CLI refuses one given twice)."""
+    return _cli(later_wins(argv))
+
 
 METHODS = ["conditional", "conditional_self", "conditional_online", "ppo", "rloo", "dpo", "best_of_n"]
 

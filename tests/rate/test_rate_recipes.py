@@ -44,8 +44,8 @@ def sampled(tmp_path_factory):
     prompts = d / "prompts.txt"
     prompts.write_text("Movie review: it was\nTweet: <script>alert(1)</script>\nNews: today\n")
     out = d / "tasks.jsonl"
-    common = [f"--prompts={prompts}", "-n", "2", f"--out={out}", "sampling.max_new_tokens=6", "sampling.batch_size=8"]
-    assert sample_recipe.main([f"--model={model}", *common]) == 0
+    common = [f"--prompts={prompts}", f"--out={out}", "sampling.max_new_tokens=6", "sampling.batch_size=8"]
+    assert sample_recipe.main([f"--model={model}", *common, "-n", "2"]) == 0
     assert sample_recipe.main([f"--model={model}", *common, "--append", "seed=1", "-n", "1"]) == 0
     return out
 

@@ -39,6 +39,8 @@ from unittest import mock
 
 import pytest
 
+from tests.conftest import later_wins
+
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a script
     sys.path.insert(0, str(ROOT))
@@ -702,7 +704,7 @@ def run_case(case: Case, world: World, tmp: Path) -> Outcome:
 
     values = prepare(case, world, tmp)
     before = _digests(tmp)
-    argv = shlex.split(case.argv.format(**values))
+    argv = later_wins(shlex.split(case.argv.format(**values)))
     handler, err, trace, rc = _Warnings(), io.StringIO(), None, None
     root = logging.getLogger()
     root.addHandler(handler)
