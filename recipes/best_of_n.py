@@ -20,10 +20,11 @@ from condtune import config as C
 from condtune.artifacts import check_model_ref
 from condtune.baselines.best_of_n import BestOfNSettings, train_best_of_n
 from condtune.batches import file_digest
-from condtune.checkpointing import claim_run, weights_digest
+from condtune.checkpointing import CHECKPOINTS, RUN_RECORD, claim_run, weights_digest
 from condtune.data import read_table
 from condtune.io import write_json
 from condtune.modeling import load_causal_lm
+from condtune.outputs import claim_output
 from condtune.prompts import prompts_or_default
 from condtune.sampling import SamplingConfig, sample
 from condtune.scorer import Scorer
@@ -50,10 +51,11 @@ class BestOfNJobConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = C.parse(BestOfNJobConfig, sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    cfg = C.parse(BestOfNJobConfig, argv)
     if cfg.n < 1:
         raise C.ConfigError(f"n={cfg.n}: ask for at least 1 sample per prompt")
-    out = C.out_folder(cfg.out)
+    out = claim_output(cfg, "out", job="best-of-n", argv=argv, what="a best-of-n run", marks=(RUN_RECORD, CHECKPOINTS))
 
     # build: prompts, the scorer, the policy and its sampler (flat, prompt-major, as the pool wants)
     prompts = prompts_or_default(cfg.prompts)

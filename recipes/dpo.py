@@ -22,10 +22,11 @@ from condtune import config as C
 from condtune.artifacts import check_model_ref
 from condtune.baselines.dpo import DPOSettings, build_pairs, train_dpo
 from condtune.batches import file_digest
-from condtune.checkpointing import claim_run, latest_checkpoint, weights_digest
+from condtune.checkpointing import CHECKPOINTS, RUN_RECORD, claim_run, latest_checkpoint, weights_digest
 from condtune.data import DataError, PointwiseSpec, load_pairwise, load_pointwise, to_items
 from condtune.io import read_json, write_json
 from condtune.modeling import model_dir
+from condtune.outputs import claim_output
 from condtune.tracking import check_report_to
 
 log = logging.getLogger("condtune.dpo")
@@ -55,10 +56,11 @@ class DPOJobConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = C.parse(DPOJobConfig, sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    cfg = C.parse(DPOJobConfig, argv)
     if bool(cfg.pairs) == bool(cfg.ratings):
         raise C.ConfigError("give pairs=<prompt, chosen, rejected file> or ratings=<pointwise file> (one of them)")
-    out = C.out_folder(cfg.out)
+    out = claim_output(cfg, "out", job="dpo", argv=argv, what="a dpo run", marks=(RUN_RECORD, CHECKPOINTS))
 
     # build: the pairs, and the base policy as a directory (trl rebuilds the reference from it)
     if cfg.pairs:

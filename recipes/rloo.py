@@ -21,9 +21,10 @@ from condtune import config as C
 from condtune.artifacts import check_model_ref
 from condtune.baselines.rloo import RLOOSettings, train_rloo
 from condtune.batches import file_digest
-from condtune.checkpointing import claim_run, latest_checkpoint, weights_digest
+from condtune.checkpointing import CHECKPOINTS, RUN_RECORD, claim_run, latest_checkpoint, weights_digest
 from condtune.io import read_json, write_json
 from condtune.modeling import model_dir
+from condtune.outputs import claim_output
 from condtune.prompts import prompts_or_default
 from condtune.sampling import SamplingConfig
 from condtune.scorer import Scorer
@@ -56,8 +57,9 @@ class RLOOJobConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = C.parse(RLOOJobConfig, sys.argv[1:] if argv is None else argv)
-    out = C.out_folder(cfg.out)
+    argv = sys.argv[1:] if argv is None else argv
+    cfg = C.parse(RLOOJobConfig, argv)
+    out = claim_output(cfg, "out", job="rloo", argv=argv, what="a rloo run", marks=(RUN_RECORD, CHECKPOINTS))
 
     # build: prompts, the reward (the scorer), the base policy as a directory (trl rebuilds the reference)
     prompts = prompts_or_default(cfg.prompts)

@@ -545,7 +545,8 @@ def _tagged_consistent(tmp: Path, change: Callable[[list[dict]], list[dict]]) ->
 
 
 def _other_train_run(world: World, tmp: Path) -> None:
-    out = tmp / "out"
+    out = tmp / "out" / "run"  # the {out} of the cases
+    out.mkdir(parents=True)
     (out / "run.json").write_text(json.dumps({"rows": 3, "data_digest": "0" * 16, "card": {}, "sft": {}}))
     (out / "condtune_policy.json").write_bytes(SENTINEL)
 
