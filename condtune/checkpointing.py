@@ -120,8 +120,9 @@ def with_later_defaults(old: dict, new: dict, defaults: dict) -> dict:
     return filled
 
 
-NOT_THE_RUN = ("report_to",)
-"""settings that say where a run is logged, not what it trains: never part of its identity"""
+NOT_THE_RUN = ("report_to", "overwrite")
+"""settings that say where a run is logged, or whether it may replace another, not what it trains: never
+part of its identity"""
 
 
 def claim_run(

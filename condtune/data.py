@@ -26,7 +26,7 @@ from typing import Literal, Sequence
 import numpy as np
 import pandas as pd
 
-from condtune.io import atomic_path, read_jsonl
+from condtune.io import atomic_path, read_jsonl, unique_keys
 
 
 class DataError(ValueError):
@@ -106,20 +106,6 @@ def _check_header(path: Path, sep: str) -> None:
         first.setdefault(name, i)
 
 
-def _unique_keys(path: Path):
-    """A json.loads object hook that refuses a record with a key given twice (json keeps the last)."""
-
-    def hook(pairs: list[tuple[str, object]]) -> dict:
-        out: dict = {}
-        for k, v in pairs:
-            if k in out:
-                raise DataError(path, "a record gives this key twice (JSON would keep only the last one)", column=k)
-            out[k] = v
-        return out
-
-    return hook
-
-
 def _read_table(path: str | Path) -> pd.DataFrame:
     if hub_spec(path):
         return load_hub(path, streaming=False).to_pandas()
@@ -139,7 +125,7 @@ def _read_table(path: str | Path) -> pd.DataFrame:
         if suffix == ".jsonl":
             return pd.DataFrame(read_jsonl(path))
         if suffix == ".json":
-            records = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=_unique_keys(path))
+            records = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=unique_keys(path))
             if not isinstance(records, (list, dict)):
                 raise DataError(path, f"expected a JSON list of records, got {type(records).__name__}")
             return pd.DataFrame(records)

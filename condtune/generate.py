@@ -15,15 +15,11 @@ from condtune.data import DataError
 from condtune.modeling import load_causal_lm
 from condtune.policy import load_policy_card
 from condtune.relabel import TagCard
-from condtune.sampling import Samples, SamplingConfig, sample
+from condtune.sampling import MAX_PER_PROMPT, MAX_SEQUENCES, Samples, SamplingConfig, check_budget, sample
 from condtune.tags import line_breaker
 
 log = logging.getLogger(__name__)
 
-MAX_PER_PROMPT = 100_000
-"""the most completions one prompt may ask for (n, times best_of)"""
-MAX_SEQUENCES = 1_000_000
-"""the most completions one request may ask for (over all its prompts)"""
 MAX_GUIDANCE = 100.0
 """the largest guidance: beyond, the guided log-probabilities lose all precision (and overflow)"""
 
@@ -159,16 +155,6 @@ class ConditionalPolicy:
         )
 
 
-def context_length(model, tokenizer) -> int | None:
-    """The most tokens the model reads (prompt and completion): its config's
-    ``max_position_embeddings``, else its tokenizer's ``model_max_length``, whichever is set and sane
-    (transformers' "no limit" is 1e30); None when neither is."""
-    for v in (getattr(model.config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)):
-        if isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 10**8:
-            return v
-    return None
-
-
 def check_request(
     policy: ConditionalPolicy,
     prompts: Sequence[str],
@@ -257,23 +243,11 @@ def check_request(
             raise ConfigError(f"tags: unknown value {value!r} for tag {tag!r}; known values: {attrs[tag]}")
     if not has_score and not tags and any(not p.strip() for p in prompts):
         raise ConfigError("prompt: an empty prompt with no score, bin or tags gives the model nothing to read")
-    limit = context_length(policy.model, policy.tokenizer)
-    if limit and prompts:
+    if prompts:  # the tagged prompts (and the contrast's), as the sampler will read them
         texts = [policy.tagged(p, score=score, bin_index=bin_index, tags=tags) for p in prompts]
         if contrast_score is not None:
             texts += [policy.tagged(p, score=contrast_score, tags=tags) for p in prompts]
-        ids = policy.tokenizer(texts, add_special_tokens=False)["input_ids"]
-        longest = max(len(x) for x in ids)
-        if longest >= limit:
-            raise ConfigError(
-                f"prompt: the longest prompt is {longest} tokens with its tags; the model reads at most {limit}"
-            )
-        if longest + sampling.max_new_tokens > limit:
-            raise ConfigError(
-                f"sampling.max_new_tokens={sampling.max_new_tokens}: with the longest prompt's {longest} tokens "
-                f"(tags included) that is {longest + sampling.max_new_tokens}, beyond the model's context of "
-                f"{limit} tokens; use sampling.max_new_tokens <= {limit - longest}"
-            )
+        check_budget(policy.model, policy.tokenizer, texts, n=1, cfg=sampling)
     if score is not None and not centers[0] <= score <= centers[-1]:
         log.warning(
             "score %.2f is beyond the policy's targets (%.2f .. %.2f): it asks for the %s bin",

@@ -197,6 +197,25 @@ def read_jsonl(path: str | Path, missing_ok: bool = False) -> list[dict]:
     return [r for r in records if r is not None]
 
 
+def unique_keys(path: str | Path, row: int | None = None):
+    """A ``json.loads`` object hook that refuses a record giving a key twice (json would keep the last
+    one): a :class:`condtune.data.DataError` naming the file, the row and the key."""
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict:
+        from condtune.data import DataError  # lazy: condtune.data imports this module
+
+        out: dict = {}
+        for k, v in pairs:
+            if k in out:
+                raise DataError(
+                    path, "a record gives this key twice (JSON would keep only the last one)", row=row, column=k
+                )
+            out[k] = v
+        return out
+
+    return hook
+
+
 def jsonl_record(path: Path, row: int, line: str) -> dict | None:
     """One JSONL line as an object (None for a blank line); not JSON or not an object is a
     :class:`condtune.data.DataError` naming the file and row."""
@@ -205,7 +224,7 @@ def jsonl_record(path: Path, row: int, line: str) -> dict | None:
     if not line.strip():
         return None
     try:
-        obj = json.loads(line)
+        obj = json.loads(line, object_pairs_hook=unique_keys(path, row))
     except json.JSONDecodeError as exc:
         raise DataError(path, f"not valid JSON ({exc.msg})", row=row) from None
     if not isinstance(obj, dict):

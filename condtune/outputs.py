@@ -112,10 +112,12 @@ def check_folder_kind(
     marks: Sequence[str] = (),
     writes: Sequence[str] | None = None,
     overwrite: bool = False,
+    overwrite_setting: str | None = "overwrite=true",
 ) -> None:
     """An output folder must be absent, empty, or a previous output of this kind: one holding any of
     ``marks`` (a run folder the command writes into) or, when the command replaces the folder whole,
-    nothing but the names in ``writes``. Anything else is refused unless ``overwrite``."""
+    nothing but the names in ``writes``. Anything else is refused unless ``overwrite`` (the error names
+    ``overwrite_setting``, the command's way to ask for it, where it has one)."""
     p = Path(folder)
     if p.exists() and not p.is_dir():
         raise ConfigError(f"{key}={folder}: is a file; {key}= takes a folder")
@@ -134,7 +136,8 @@ def check_folder_kind(
         foreign = names
     raise ConfigError(
         f"{key}={folder}: holds files that are not {what} ({', '.join(foreign[:5])}"
-        f"{', ...' if len(foreign) > 5 else ''}); choose an empty or new {key}=, or overwrite=true to replace it"
+        f"{', ...' if len(foreign) > 5 else ''}); choose an empty or new {key}="
+        + (f", or {overwrite_setting} to replace it" if overwrite_setting else "")
     )
 
 
@@ -253,6 +256,7 @@ def claim_output(
     marks: Sequence[str] = (),
     writes: Sequence[str] | None = None,
     overwrite: bool = False,
+    overwrite_setting: str | None = "overwrite=true",
     need_bytes: int = 0,
     outputs: Sequence[str] = (),
     beside: Sequence[str | Path] = (),
@@ -272,7 +276,8 @@ def claim_output(
     for path in (out, *beside):
         check_not_alias(key, path, inputs)
     if folder:
-        check_folder_kind(key, out, what=what or f"a {job} output", marks=marks, writes=writes, overwrite=overwrite)
+        kind = dict(marks=marks, writes=writes, overwrite=overwrite, overwrite_setting=overwrite_setting)
+        check_folder_kind(key, out, what=what or f"a {job} output", **kind)
     elif out.is_dir():
         raise ConfigError(f"{key}={out}: is a folder; {key}= takes {what or 'a file'}")
     check_writable(key, out, need_bytes)

@@ -27,6 +27,7 @@ from condtune.data import table_digest
 from condtune.io import umask_modes, write_json
 from condtune.modeling import LORA_ATTENTION_MLP, lora_config, processes
 from condtune.relabel import TagCard
+from condtune.sampling import context_length
 
 REF_COLUMNS = ("ref_input_ids", "ref_labels")
 ALT_COLUMNS = ("alt_input_ids", "alt_labels", "alt_weight", "alt_target")
@@ -387,6 +388,9 @@ def train_conditional(
     found = scored_pairs(pairs, s.pairwise_margin) if pairs is not None else None  # checked before the claim
     if s.lora_r:
         check_lora_targets(model, s.lora_target_modules)
+    limit = context_length(model, tokenizer)
+    if limit and s.max_length > limit:
+        raise ConfigError(f"sft.max_length={s.max_length}: beyond the model's context of {limit} tokens")
     procs = processes()  # one process, or each of `accelerate launch` / torchrun's
     if procs.num_processes > 1:
         log.info(

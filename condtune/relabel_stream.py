@@ -61,7 +61,7 @@ from condtune.data import DIGEST_COLUMNS, DataError, check_text, hub_spec, requi
 from condtune.io import atomic_path, read_json, write_json
 from condtune.modeling import processes
 from condtune.relabel import TagCard, card_path, check_tag_columns, relabel
-from condtune.tags import Binning, TagFormat
+from condtune.tags import MAX_TAG_VALUES, Binning, TagFormat
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,8 @@ def prepare(
     completion_col: str,
     tag_columns: Sequence[str],
     offset: int,
+    tag_format: TagFormat = TagFormat(),
+    max_tag_values: int = MAX_TAG_VALUES,
 ) -> pd.DataFrame:
     """What :func:`condtune.data.load_corpus` and :func:`condtune.relabel.relabel` check and add, on one
     batch whose first row is row ``offset + 1`` of the dataset (errors name the dataset's row)."""
@@ -118,7 +120,15 @@ def prepare(
             bad = np.flatnonzero(df[col].isna().to_numpy())
             if len(bad):
                 raise DataError(source, "tag value is missing", row=int(bad[0]) + 1, column=col)
-        check_tag_columns(df, tag_columns, source, prompt_col=prompt_col, completion_col=completion_col)
+        check_tag_columns(
+            df,
+            tag_columns,
+            source,
+            tag_format=tag_format,
+            prompt_col=prompt_col,
+            completion_col=completion_col,
+            max_values=max_tag_values,
+        )
     except DataError as exc:
         raise _shifted(exc, offset) from None
     return df
@@ -209,6 +219,7 @@ def relabel_stream(
     batch_rows: int = 1024,
     shard_rows: int = 50_000,
     overwrite: bool = False,
+    max_tag_values: int = MAX_TAG_VALUES,
 ) -> TagCard:
     """Relabel ``data`` into the shard folder ``out`` (see the module doc) and return the card, written
     last to ``out.card.json``. The same rows, scores, bins and tags as :func:`condtune.relabel.relabel`
@@ -357,6 +368,8 @@ def relabel_stream(
             completion_col=completion_col,
             tag_columns=tag_columns,
             offset=i * shard_rows,
+            tag_format=tag_format,
+            max_tag_values=max_tag_values,
         )
 
     # pass 1 (no bins given): every shard's scores, then the bins from all of them
@@ -419,6 +432,7 @@ def relabel_stream(
                 scorer_name=scorer_name,
                 source=data,
                 scores=scores,
+                max_tag_values=max_tag_values,
             )
             name = shard_name(i, fmt)
             _save_npy(state / f"rowhash-{i:05d}.npy", row_hashes(tagged))
@@ -441,6 +455,14 @@ def relabel_stream(
         digest.update(np.load(state / f"rowhash-{i:05d}.npy").tobytes())
     binning.counts = [int(c) for c in np.sum([s["counts"] for s in entries], axis=0)]
     attrs = {c: sorted({v for s in entries for v in s["attrs"][c]}) for c in tag_columns}
+    for c, values in attrs.items():  # each shard had at most max_tag_values; all of them together too
+        if len(values) > max_tag_values:
+            raise DataError(
+                data,
+                f"{len(values)} distinct tag values over the shards (at most {max_tag_values}: max_tag_values); "
+                "group or bin them into fewer values first",
+                column=c,
+            )
     card = TagCard(
         binning=binning,
         tag_format=tag_format,

@@ -20,6 +20,11 @@ from tqdm.auto import tqdm
 from condtune.config import ConfigError, check_ranges
 from condtune.modeling import autocast
 
+MAX_PER_PROMPT = 100_000
+"""the most completions one prompt may ask for (n, times best_of)"""
+MAX_SEQUENCES = 1_000_000
+"""the most completions one call may ask for (over all its prompts)"""
+
 
 @dataclass(frozen=True)
 class SamplingConfig:
@@ -205,6 +210,42 @@ class ShapedSampling:
 
 
 @torch.no_grad()
+def context_length(model, tokenizer) -> int | None:
+    """The most tokens the model reads (prompt and completion): its config's
+    ``max_position_embeddings``, else its tokenizer's ``model_max_length``, whichever is set and sane
+    (transformers' "no limit" is 1e30); None when neither is."""
+    for v in (getattr(model.config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)):
+        if isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 10**8:
+            return v
+    return None
+
+
+def check_budget(model, tokenizer, prompts: Sequence[str], *, n: int, cfg: SamplingConfig) -> None:
+    """A sampling request within bounds, before any work: at most :data:`MAX_PER_PROMPT` completions a
+    prompt and :data:`MAX_SEQUENCES` in all, and the longest prompt plus ``max_new_tokens`` within the
+    model's context (:func:`context_length`). Each bound broken is a :class:`ConfigError` naming the setting."""
+    if n > MAX_PER_PROMPT:
+        raise ConfigError(f"n={n}: asks for {n} completions per prompt; at most {MAX_PER_PROMPT}")
+    if n * len(prompts) > MAX_SEQUENCES:
+        raise ConfigError(
+            f"n={n}: {n} completions for each of {len(prompts)} prompts is {n * len(prompts)}; at most {MAX_SEQUENCES}"
+        )
+    limit = context_length(model, tokenizer)
+    if not limit or not prompts:
+        return
+    longest = max(len(x) for x in tokenizer(list(prompts), add_special_tokens=False)["input_ids"])
+    if longest >= limit:
+        raise ConfigError(
+            f"prompt: the longest prompt is {longest} tokens (tags included); the model reads at most {limit}"
+        )
+    if longest + cfg.max_new_tokens > limit:
+        raise ConfigError(
+            f"sampling.max_new_tokens={cfg.max_new_tokens}: with the longest prompt's {longest} tokens "
+            f"(tags included) that is {longest + cfg.max_new_tokens}, beyond the model's context of "
+            f"{limit} tokens; use sampling.max_new_tokens <= {limit - longest}"
+        )
+
+
 def sample(
     model,
     tokenizer,
@@ -232,6 +273,7 @@ def sample(
 
     if anchor_model is not None and (anchor_prompts is None or uncond_prompts is None):
         raise ValueError("anchored guidance needs anchor_prompts and uncond_prompts")
+    check_budget(model, tokenizer, [*prompts, *(uncond_prompts or ())], n=n, cfg=cfg)
     guided = uncond_prompts is not None and (guidance != 1.0 or anchor_model is not None)
     if seed is not None:
         torch.manual_seed(seed)

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = C.parse(BenchConfig, argv)
     check(cfg)
     marks = ("config.json", "protocol.json", "results.jsonl")
-    claim_output(cfg, "out", job="bench", argv=argv, what="a bench run", marks=marks)
+    claim_output(cfg, "out", job="bench", argv=argv, what="a bench run", marks=marks, overwrite_setting=None)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     t0, out = time.time(), Path(cfg.out)

@@ -48,6 +48,8 @@ class BestOfNJobConfig:
     """sampling seed"""
     out: str = "runs/best_of_n"
     """output folder: picks_n<N>.jsonl, pool.jsonl (every sample, scored), summary.json"""
+    overwrite: bool = False
+    """start afresh in an out folder that holds another run (other inputs or settings), or files of another kind"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +57,15 @@ def main(argv: list[str] | None = None) -> int:
     cfg = C.parse(BestOfNJobConfig, argv)
     if cfg.n < 1:
         raise C.ConfigError(f"n={cfg.n}: ask for at least 1 sample per prompt")
-    out = claim_output(cfg, "out", job="best-of-n", argv=argv, what="a best-of-n run", marks=(RUN_RECORD, CHECKPOINTS))
+    out = claim_output(
+        cfg,
+        "out",
+        job="best-of-n",
+        argv=argv,
+        what="a best-of-n run",
+        marks=(RUN_RECORD, CHECKPOINTS),
+        overwrite=cfg.overwrite,
+    )
 
     # build: prompts, the scorer, the policy and its sampler (flat, prompt-major, as the pool wants)
     prompts = prompts_or_default(cfg.prompts)
@@ -69,7 +79,14 @@ def main(argv: list[str] | None = None) -> int:
         "scorer_digest": file_digest(cfg.scorer),
         "model_digest": weights_digest(check_model_ref(cfg.model)),
     }
-    claim_run(out, {**C.to_dict(cfg), **contents}, "best-of-n", defaults={**C.defaults_dict(cfg), **contents})
+    claim_run(
+        out,
+        {**C.to_dict(cfg), **contents},
+        "best-of-n",
+        overwrite=cfg.overwrite,
+        outputs=(CHECKPOINTS, "pool.json", "pool.jsonl", "summary.json"),
+        defaults={**C.defaults_dict(cfg), **contents},
+    )
     model, tok = load_causal_lm(cfg.model)
     log.info("best-of-n: %d prompts x %d samples of %s, scorer=%s", len(prompts), cfg.n, cfg.model, cfg.scorer)
 

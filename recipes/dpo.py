@@ -48,6 +48,8 @@ class DPOJobConfig:
     """seed of the pairing and of training"""
     out: str = "runs/dpo"
     """output folder: step_N policies, summary.json, the trainer's checkpoints (rerunning resumes there)"""
+    overwrite: bool = False
+    """start afresh in an out folder that holds another run (other inputs or settings), or files of another kind"""
     report_to: str = "none"
     """log training metrics: none | tensorboard (under out/checkpoints/runs) | wandb"""
 
@@ -60,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = C.parse(DPOJobConfig, argv)
     if bool(cfg.pairs) == bool(cfg.ratings):
         raise C.ConfigError("give pairs=<prompt, chosen, rejected file> or ratings=<pointwise file> (one of them)")
-    out = claim_output(cfg, "out", job="dpo", argv=argv, what="a dpo run", marks=(RUN_RECORD, CHECKPOINTS))
+    out = claim_output(
+        cfg, "out", job="dpo", argv=argv, what="a dpo run", marks=(RUN_RECORD, CHECKPOINTS), overwrite=cfg.overwrite
+    )
 
     # build: the pairs, and the base policy as a directory (trl rebuilds the reference from it)
     if cfg.pairs:
@@ -77,7 +81,14 @@ def main(argv: list[str] | None = None) -> int:
         "ratings_digest": file_digest(cfg.ratings),
         "model_digest": weights_digest(check_model_ref(cfg.model)),
     }
-    claim_run(out, {**C.to_dict(cfg), **contents}, "dpo", defaults={**C.defaults_dict(cfg), **contents})
+    claim_run(
+        out,
+        {**C.to_dict(cfg), **contents},
+        "dpo",
+        overwrite=cfg.overwrite,
+        outputs=(CHECKPOINTS, "snapshots.json", "summary.json"),
+        defaults={**C.defaults_dict(cfg), **contents},
+    )
     base = model_dir(cfg.model, out / "base")
     steps = max(cfg.dpo.checkpoints)
     log.info(

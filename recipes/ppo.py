@@ -32,7 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     cfg = config.parse(PPOConfig, argv)
     check(cfg)
-    claim_output(cfg, "output_dir", job="ppo", argv=argv, what="a ppo run", marks=(RUN_RECORD, CHECKPOINTS))
+    claim_output(
+        cfg,
+        "output_dir",
+        job="ppo",
+        argv=argv,
+        what="a ppo run",
+        marks=(RUN_RECORD, CHECKPOINTS),
+        overwrite=not cfg.resume,
+        overwrite_setting="resume=false",
+    )
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.output_dir)

@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = C.parse(QuickstartConfig, argv)
     check(cfg)
     marks = ("scorer", "tagged.jsonl", "policy", "report.md")
-    claim_output(cfg, "out", job="quickstart", argv=argv, what="a quickstart run", marks=marks)
+    claim_output(cfg, "out", job="quickstart", argv=argv, what="a quickstart run", marks=marks, overwrite_setting=None)
     out = Path(cfg.out)
     t0 = stage("1/5 fetch embedded defaults", "~1 min the first time, then cached")
     fetch_all()

@@ -77,7 +77,15 @@ def main(argv: list[str]) -> int:
         C.out_file(cfg.db, "db", "a ratings database file")
     db = cfg.db or cfg.task.with_name(cfg.task.stem + ".ratings.sqlite")
     if cfg.export and cfg.export_dir is not None:
-        claim_output(cfg, "export_dir", job="rate --export", argv=argv, what="exported ratings", marks=EXPORTED)
+        claim_output(
+            cfg,
+            "export_dir",
+            job="rate --export",
+            argv=argv,
+            what="exported ratings",
+            marks=EXPORTED,
+            overwrite_setting=None,
+        )
     try:
         # the task and its card are read (and checked) before the database is opened: a task file that
         # does not exist or does not parse leaves no empty database behind

@@ -19,11 +19,11 @@ from condtune.checkpointing import RUN_RECORD
 from condtune.data import check_table_output, load_corpus
 from condtune.io import read_json
 from condtune.modeling import processes
-from condtune.outputs import claim_output
+from condtune.outputs import claim_output, size_of
 from condtune.relabel import TagCard, card_path, relabel, write_tagged
 from condtune.relabel_stream import MANIFEST, relabel_stream
 from condtune.scorer import Scorer
-from condtune.tags import TagFormat
+from condtune.tags import MAX_TAG_VALUES, TagFormat
 
 
 @dataclass
@@ -47,6 +47,8 @@ class RelabelConfig:
     """reuse the bins of an existing card (a tagged dataset or its .card.json) instead of fitting"""
     tag_columns: list[str] = field(default_factory=list)
     """extra tags taken from columns, e.g. [domain]"""
+    max_tag_values: int = MAX_TAG_VALUES
+    """at most this many distinct values a tag column (a numeric column must be binned into fewer first)"""
     tag_style: Literal["text", "token"] = "text"
     """tags as plain words or as new special tokens"""
     out: str = "runs/tagged.jsonl"
@@ -63,6 +65,8 @@ class RelabelConfig:
     def __post_init__(self):
         if self.k < 2:
             raise ValueError(f"k={self.k}: score bins need k >= 2 (one bin would tag every row alike)")
+        if self.max_tag_values < 1:
+            raise ValueError(f"max_tag_values={self.max_tag_values}: allow at least 1 value a tag column")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         marks=(MANIFEST, RUN_RECORD),
         overwrite=cfg.overwrite,
         beside=[card_path(cfg.out)],
+        need_bytes=2 * size_of(cfg.data),  # the rows again, with their tags and tagged prompts
     )
     procs = processes()  # `accelerate launch -m condtune relabel stream=true`: shards split over processes
     if procs.num_processes > 1 and not cfg.stream:
@@ -94,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         method=cfg.binning,
         tag_format=TagFormat(style=cfg.tag_style),
         tag_columns=cfg.tag_columns,
+        max_tag_values=cfg.max_tag_values,
         binning=binning,
         scorer_name=cfg.scorer,
     )

@@ -49,6 +49,8 @@ class RLOOJobConfig:
     """training seed"""
     out: str = "runs/rloo"
     """output folder: step_N policies, summary.json, the trainer's checkpoints (rerunning resumes there)"""
+    overwrite: bool = False
+    """start afresh in an out folder that holds another run (other inputs or settings), or files of another kind"""
     report_to: str = "none"
     """log training metrics: none | tensorboard (under out/checkpoints/runs) | wandb"""
 
@@ -59,7 +61,9 @@ class RLOOJobConfig:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     cfg = C.parse(RLOOJobConfig, argv)
-    out = claim_output(cfg, "out", job="rloo", argv=argv, what="a rloo run", marks=(RUN_RECORD, CHECKPOINTS))
+    out = claim_output(
+        cfg, "out", job="rloo", argv=argv, what="a rloo run", marks=(RUN_RECORD, CHECKPOINTS), overwrite=cfg.overwrite
+    )
 
     # build: prompts, the reward (the scorer), the base policy as a directory (trl rebuilds the reference)
     prompts = prompts_or_default(cfg.prompts)
@@ -73,7 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         "scorer_digest": file_digest(cfg.scorer),
         "model_digest": weights_digest(check_model_ref(cfg.model)),
     }
-    claim_run(out, {**C.to_dict(cfg), **contents}, "rloo", defaults={**C.defaults_dict(cfg), **contents})
+    claim_run(
+        out,
+        {**C.to_dict(cfg), **contents},
+        "rloo",
+        overwrite=cfg.overwrite,
+        outputs=(CHECKPOINTS, "snapshots.json", "summary.json"),
+        defaults={**C.defaults_dict(cfg), **contents},
+    )
     base = model_dir(cfg.model, out / "base")
     s = cfg.rloo
     log.info(

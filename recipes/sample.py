@@ -104,7 +104,7 @@ def main(argv: list[str]) -> int:
     if not procs.is_main_process:
         return 0
 
-    new = [
+    sampled = [
         TaskItem(
             item_id=make_item_id(cfg.model, p, sample_index=j, completion=text),
             prompt=p,
@@ -115,6 +115,8 @@ def main(argv: list[str]) -> int:
         for p, texts in zip(prompts, samples.texts)
         for j, text in enumerate(texts)
     ]
+    new = [it for it in sampled if it.completion.strip()]  # an empty completion has nothing to rate
+    empty = len(sampled) - len(new)
     seen = {it.item_id for it in old}
     items = old + [it for it in new if it.item_id not in seen]
     run = {
@@ -125,6 +127,7 @@ def main(argv: list[str]) -> int:
         "seed": cfg.seed,
         "sampling": C.to_dict(cfg.sampling),
         "n_items": len(new),
+        "empty_left_out": empty,
         "generated_tokens": samples.total_tokens,
         "seconds": round(elapsed, 1),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -137,8 +140,7 @@ def main(argv: list[str]) -> int:
     }
     task_path, card_file = write_task(cfg.out, items, card)
 
-    empty = sum(not it.completion.strip() for it in new)
     print(f"wrote {len(new)} completions ({len(items)} in the task) to {task_path} and its card {card_file}")
-    print(f"  {samples.total_tokens} tokens in {elapsed:.1f}s; {empty} empty completions")
+    print(f"  {samples.total_tokens} tokens in {elapsed:.1f}s; {empty} empty completions left out (nothing to rate)")
     print(f"next: condtune rate {task_path}")
     return 0

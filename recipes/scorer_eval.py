@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from condtune import config as C
-from condtune.data import DataError, PointwiseSpec, load_pairwise, load_pointwise, to_items
+from condtune.data import DataError, PointwiseSpec, check_scores_vary, load_pairwise, load_pointwise, to_items
 from condtune.outputs import claim_output
 from condtune.scorer import Scorer, evaluate_items, evaluate_pairs
 from condtune.vader import load_vader
@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             else load_pointwise(cfg.ratings, cfg.columns)
         )
         items = to_items(ratings)
+        check_scores_vary(items["mean"], cfg.ratings, cfg.columns.score_col)  # else every metric is NaN
         if len(items) < 2:  # one item has no correlation, MAE of one number: metrics that mean nothing
             raise DataError(cfg.ratings, f"{len(items)} rated items; evaluating a scorer needs at least 2")
         metrics = evaluate_items(scorer, items)

@@ -17,7 +17,7 @@ import sys
 
 from condtune import config as C
 from condtune.io import write_json
-from condtune.outputs import claim_output
+from condtune.outputs import claim_output, size_of
 from condtune.scorer import SCORER_FILES
 from condtune.scorer_training import ScorerTrainConfig, train_scorer
 
@@ -28,7 +28,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     cfg = C.parse(ScorerTrainConfig, argv)
     claim_output(
-        cfg, "out", job="scorer train", argv=argv, what="a scorer", writes=SCORER_FILES, overwrite=cfg.overwrite
+        cfg,
+        "out",
+        job="scorer train",
+        argv=argv,
+        what="a scorer",
+        writes=SCORER_FILES,
+        overwrite=cfg.overwrite,
+        need_bytes=size_of(cfg.backbone),  # the scorer is its backbone plus a small head
     )
     scorer, metrics = train_scorer(cfg)
     scorer.meta.trained_on = cfg.ratings

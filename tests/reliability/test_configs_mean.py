@@ -422,3 +422,15 @@ def test_a_good_csv_still_reads(tmp_path):
     path = tmp_path / "r.csv"
     path.write_text(",text,score\n0,Good,1\n1,Bad,-1\n")  # one blank header name (an index column) is fine
     assert list(read_table(path).columns) == ["Unnamed: 0", "text", "score"]
+
+
+def test_a_jsonl_record_giving_a_key_twice_is_refused_naming_the_row(tmp_path, capsys):
+    from condtune.io import read_jsonl
+
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"text": "Fine.", "score": 1}\n{"text": "Bad.", "score": -2, "score": 3}\n')
+    with pytest.raises(DataError, match=r"r.jsonl, row 2, column 'score': a record gives this key twice"):
+        read_jsonl(path)
+    rc = cli(["scorer", "train", f"ratings={path}", "backbone=none", f"out={tmp_path / 's'}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "row 2, column 'score': a record gives this key twice" in err and "Traceback" not in err

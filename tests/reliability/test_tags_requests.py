@@ -400,3 +400,65 @@ def test_lora_targets_that_match_nothing_are_refused_naming_the_setting(world, t
     )
     assert "'q_proj'" in err
     assert not out.exists()  # refused before the run claimed its folder
+
+
+def test_the_vocabulary_bound_holds_over_all_shards_of_a_streaming_relabel(tmp_path):
+    # 3 values a shard, 6 over the two shards: each shard is within max_tag_values=4, the whole is not
+    rows = [
+        {"prompt": "R:", "completion": f"Text {i} {'x' * i}.", "venue": f"v{i % 3 + 3 * (i // 6)}"} for i in range(12)
+    ]
+    data = _write(tmp_path / "c.jsonl", rows)
+    kw = dict(k=2, tag_columns=["venue"], batch_rows=3, shard_rows=6, max_tag_values=4)
+    with pytest.raises(DataError, match=r"column 'venue': 6 distinct tag values over the shards \(at most 4"):
+        relabel_stream(data, LengthScorer(), tmp_path / "out", **kw)
+    assert not Path(f"{tmp_path / 'out'}.card.json").exists()
+    card = relabel_stream(data, LengthScorer(), tmp_path / "out2", **{**kw, "max_tag_values": 6})
+    assert card.attributes["venue"] == [f"v{i}" for i in range(6)]
+
+
+def test_max_tag_values_is_a_setting_of_the_relabel_command(world, tmp_path, capsys):
+    data = _write(tmp_path / "c.jsonl", [{"prompt": "R:", "completion": f"T {i}.", "venue": f"v{i}"} for i in range(8)])
+    args = ["relabel", f"data={data}", f"scorer={world['scorer']}", "k=2", "tag_columns=[venue]"]
+    _refused(capsys, [*args, "max_tag_values=5", f"out={tmp_path / 't.jsonl'}"], "more than the 5")
+    _refused(capsys, [*args, "max_tag_values=0", f"out={tmp_path / 't.jsonl'}"], "max_tag_values=0")
+    assert cli([*args, "max_tag_values=8", f"out={tmp_path / 't.jsonl'}"]) == 0
+
+
+def test_every_sampler_call_is_bounded_before_any_work(world, tmp_path, capsys):
+    from condtune.modeling import load_causal_lm
+    from condtune.sampling import check_budget
+
+    model, tok = load_causal_lm(world["lm"])
+    with pytest.raises(ConfigError, match=r"n=1000000000000: asks for 1000000000000 completions per prompt"):
+        sample(model, tok, ["Review:"], n=10**12)
+    with pytest.raises(ConfigError, match=r"sampling.max_new_tokens=100000: .* beyond the model's context"):
+        check_budget(model, tok, ["Review:"], n=1, cfg=SamplingConfig(max_new_tokens=100_000))
+    prompts = _write(tmp_path / "p.jsonl", [{"prompt": "Review:"}])
+    out = tmp_path / "t.jsonl"
+    _refused(capsys, ["sample", f"model={world['lm']}", f"prompts={prompts}", "n=1000000000000", f"out={out}"], "n=")
+    _refused(
+        capsys,
+        [
+            "best-of-n",
+            f"model={world['lm']}",
+            f"scorer={world['scorer']}",
+            f"prompts={prompts}",
+            "n=1000000000000",
+            f"out={tmp_path / 'b'}",
+        ],
+        "n=1000000000000",
+    )
+    assert not out.exists() and not (tmp_path / "b" / "pool.jsonl").exists()
+
+
+def test_an_sft_length_beyond_the_context_is_refused(world, tmp_path):
+    from condtune.modeling import load_causal_lm
+    from condtune.policy import SFTSettings, train_conditional
+
+    model, tok = load_causal_lm(world["lm"])
+    df = _corpus(4).assign(tagged_prompt="Review:")
+    with pytest.raises(ConfigError, match=r"sft.max_length=100000: beyond the model's context"):
+        train_conditional(
+            model, tok, df, card=_card(), s=SFTSettings(max_length=100_000), out_dir=tmp_path / "p", base="x"
+        )
+    assert not (tmp_path / "p").exists()
