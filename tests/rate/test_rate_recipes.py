@@ -115,3 +115,18 @@ def test_rate_serves_until_stopped(sampled, tmp_path, sig):
         proc.send_signal(sig)
         out, _ = proc.communicate(timeout=60)  # generous: a loaded 2-core machine can be slow to unwind
     assert proc.returncode == 0 and "stopped: 0 scores" in out
+
+
+def test_sample_leaves_empty_completions_out_of_the_task(tmp_path, tiny_lm, monkeypatch):
+    """A sampled empty completion has nothing to rate (the rating page would refuse the task): it is left
+    out and counted in the card."""
+    from condtune.sampling import Samples
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("Movie review:\nTweet:\n")
+    texts = [[" Lovely.", " "], ["", " Fine."]]
+    monkeypatch.setattr(sample_recipe, "sample", lambda *a, **k: Samples(texts, [[2, 1], [0, 2]]))
+    out = tmp_path / "tasks.jsonl"
+    assert sample_recipe.main([f"--model={tiny_lm}", f"--prompts={prompts}", "-n", "2", f"--out={out}"]) == 0
+    assert sorted(it.completion for it in load_task(out)) == [" Fine.", " Lovely."]
+    assert load_card(out)["runs"][-1]["empty_left_out"] == 2
