@@ -54,6 +54,23 @@ def load_samples(out: Path, rows: list[dict]) -> pd.DataFrame:
     df = pd.concat(frames, ignore_index=True)
     if "requested" not in df:
         df["requested"] = np.nan
+    return pool_targets(df)
+
+
+def pool_targets(samples: pd.DataFrame) -> pd.DataFrame:
+    """``samples`` with each requested target replaced by its bin's mean over seeds. A run whose bins
+    are refit per seed (the online rounds refit them over each seed's pool) requests slightly other
+    targets in each seed; its seeds pool bin by bin (the k-th lowest target of each seed), at the
+    bins' mean target. Where every seed requests the same targets, nothing changes."""
+    asked = samples["requested"].notna()
+    if not asked.any():
+        return samples
+    df = samples.copy()
+    rows = df[asked]
+    bins = rows.groupby(RUN_KEYS + ["seed"], sort=False, dropna=False)["requested"].rank(method="dense")
+    by_bin = rows.assign(bin=bins).groupby(RUN_KEYS + ["bin"], sort=False, dropna=False)["requested"]
+    nominal = by_bin.transform("mean").where(by_bin.transform("nunique") > 1, rows["requested"])  # equal: as is
+    df.loc[asked, "requested"] = nominal
     return df
 
 

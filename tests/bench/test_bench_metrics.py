@@ -249,3 +249,17 @@ def test_frontier_curves_follow_the_top_target_across_guidance_scales():
     assert {s["color"] for s in mirror} == {SHADES["conditional"][2]}
     assert mirror[0]["linestyle"] != mirror[1]["linestyle"]
     assert styles["conditional: plain / CFG"]["color"] == SHADES["conditional"][0]
+
+
+def test_pool_targets_pools_seeds_bin_by_bin_where_their_targets_differ():
+    """Online rounds refit the bins per seed: each seed requests slightly other targets. The report pools
+    them bin by bin at the bins' mean target; where the seeds request the same targets nothing changes."""
+    from condtune.bench.report import RUN_KEYS, pool_targets
+
+    run = {k: "x" for k in RUN_KEYS}
+    online = pd.DataFrame([{**run, "seed": s, "requested": t + 0.02 * s} for s in (0, 1) for t in (-1.0, 2.0)])
+    assert pool_targets(online)["requested"].tolist() == pytest.approx([-0.99, 2.01, -0.99, 2.01])
+    offline = pd.DataFrame([{**run, "seed": s, "requested": t} for s in (0, 1, 2) for t in (0.1, 0.7)])
+    assert pool_targets(offline)["requested"].tolist() == offline["requested"].tolist()  # bit for bit
+    untargeted = pd.DataFrame([{**run, "method": "ppo", "seed": 0, "requested": np.nan}])
+    assert pool_targets(untargeted)["requested"].isna().all()
