@@ -168,6 +168,18 @@ def claim_run(
     write_json(path, identity)
 
 
+def claim_command_run(
+    out_dir: str | Path, cfg, job: str, contents: dict, *, overwrite: bool, outputs: tuple[str, ...]
+) -> None:
+    """:func:`claim_run` for a command: its identity is its settings (``cfg``) and ``contents``, digests of
+    what its inputs hold, so a changed input is another run even under the same name. A run recorded
+    before the digests existed resumes (it is known by its inputs' names only)."""
+    from condtune.config import defaults_dict, to_dict
+
+    identity, defaults = {**to_dict(cfg), **contents}, {**defaults_dict(cfg), **contents}
+    claim_run(out_dir, identity, job, overwrite=overwrite, outputs=outputs, defaults=defaults)
+
+
 def checkpoint_dirs(out_dir: str | Path, complete: str = "trainer_state.json") -> list[Path]:
     """The complete resume checkpoints ``out_dir/checkpoints/checkpoint-N`` (their file ``complete``,
     written last, exists), oldest first."""

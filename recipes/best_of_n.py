@@ -20,7 +20,7 @@ from condtune import config as C
 from condtune.artifacts import check_model_ref
 from condtune.baselines.best_of_n import BestOfNSettings, train_best_of_n
 from condtune.batches import file_digest
-from condtune.checkpointing import CHECKPOINTS, RUN_RECORD, claim_run, weights_digest
+from condtune.checkpointing import CHECKPOINTS, RUN_RECORD, claim_command_run, weights_digest
 from condtune.data import read_table
 from condtune.io import write_json
 from condtune.modeling import load_causal_lm
@@ -79,13 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         "scorer_digest": file_digest(cfg.scorer),
         "model_digest": weights_digest(check_model_ref(cfg.model)),
     }
-    claim_run(
+    claim_command_run(
         out,
-        {**C.to_dict(cfg), **contents},
+        cfg,
         "best-of-n",
+        contents,
         overwrite=cfg.overwrite,
         outputs=(CHECKPOINTS, "pool.json", "pool.jsonl", "summary.json"),
-        defaults={**C.defaults_dict(cfg), **contents},
     )
     model, tok = load_causal_lm(cfg.model)
     log.info("best-of-n: %d prompts x %d samples of %s, scorer=%s", len(prompts), cfg.n, cfg.model, cfg.scorer)

@@ -22,7 +22,7 @@ from condtune import config as C
 from condtune.artifacts import check_model_ref
 from condtune.baselines.dpo import DPOSettings, build_pairs, train_dpo
 from condtune.batches import file_digest
-from condtune.checkpointing import CHECKPOINTS, RUN_RECORD, claim_run, latest_checkpoint, weights_digest
+from condtune.checkpointing import CHECKPOINTS, RUN_RECORD, claim_command_run, latest_checkpoint, weights_digest
 from condtune.data import DataError, PointwiseSpec, load_pairwise, load_pointwise, to_items
 from condtune.io import read_json, write_json
 from condtune.modeling import model_dir
@@ -81,13 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         "ratings_digest": file_digest(cfg.ratings),
         "model_digest": weights_digest(check_model_ref(cfg.model)),
     }
-    claim_run(
-        out,
-        {**C.to_dict(cfg), **contents},
-        "dpo",
-        overwrite=cfg.overwrite,
-        outputs=(CHECKPOINTS, "snapshots.json", "summary.json"),
-        defaults={**C.defaults_dict(cfg), **contents},
+    claim_command_run(
+        out, cfg, "dpo", contents, overwrite=cfg.overwrite, outputs=(CHECKPOINTS, "snapshots.json", "summary.json")
     )
     base = model_dir(cfg.model, out / "base")
     steps = max(cfg.dpo.checkpoints)

@@ -21,7 +21,7 @@ from condtune import config as C
 from condtune.artifacts import check_model_ref
 from condtune.baselines.rloo import RLOOSettings, train_rloo
 from condtune.batches import file_digest
-from condtune.checkpointing import CHECKPOINTS, RUN_RECORD, claim_run, latest_checkpoint, weights_digest
+from condtune.checkpointing import CHECKPOINTS, RUN_RECORD, claim_command_run, latest_checkpoint, weights_digest
 from condtune.io import read_json, write_json
 from condtune.modeling import model_dir
 from condtune.outputs import claim_output
@@ -77,13 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         "scorer_digest": file_digest(cfg.scorer),
         "model_digest": weights_digest(check_model_ref(cfg.model)),
     }
-    claim_run(
-        out,
-        {**C.to_dict(cfg), **contents},
-        "rloo",
-        overwrite=cfg.overwrite,
-        outputs=(CHECKPOINTS, "snapshots.json", "summary.json"),
-        defaults={**C.defaults_dict(cfg), **contents},
+    claim_command_run(
+        out, cfg, "rloo", contents, overwrite=cfg.overwrite, outputs=(CHECKPOINTS, "snapshots.json", "summary.json")
     )
     base = model_dir(cfg.model, out / "base")
     s = cfg.rloo

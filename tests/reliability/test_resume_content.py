@@ -320,7 +320,7 @@ def test_a_folder_of_an_older_condtune_resumes_as_it_did(after_shard_0, tmp_path
 
 
 class Claimed(Exception):
-    """Raised right after the recipe's claim_run: the run is what it recorded (no training here)."""
+    """Raised right after the recipe's claim of its run: the run is what it recorded (no training here)."""
 
 
 @pytest.fixture
@@ -359,11 +359,13 @@ def test_baselines_record_what_their_inputs_hold(tmp_path, inputs, monkeypatch, 
 
     recipe = importlib.import_module(f"recipes.{job}")
 
+    claim_run = checkpointing.claim_run
+
     def claim_then_stop(*a, **k):
-        checkpointing.claim_run(*a, **k)
+        claim_run(*a, **k)
         raise Claimed
 
-    monkeypatch.setattr(recipe, "claim_run", claim_then_stop)
+    monkeypatch.setattr(checkpointing, "claim_run", claim_then_stop)  # what claim_command_run calls
     out = tmp_path / "out"
     args = [f"model={inputs.model}", f"out={out}"]
     if job == "dpo":
