@@ -39,11 +39,11 @@ from unittest import mock
 
 import pytest
 
-from tests.conftest import later_wins
-
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a script
     sys.path.insert(0, str(ROOT))
+
+from tests.conftest import later_wins  # noqa: E402 (after the path, for the script)
 
 SENTINEL = b"a good output of an earlier run: a refused command must leave it alone\n"
 
