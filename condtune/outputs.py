@@ -90,7 +90,7 @@ def check_not_alias(key: str, out: str | Path, inputs: Mapping[str, Path]) -> No
     """``out`` (setting ``key``) must not be, hold or lie inside any of ``inputs``."""
     o = resolved(out)
     for name, i in inputs.items():
-        if o == i:
+        if o == i or (o.exists() and os.path.samefile(o, i)):  # samefile: a hard link is the same file too
             how = "is the input"
         elif o in i.parents:
             how = "holds the input"

@@ -81,6 +81,7 @@ ALIASES = [
     ("dpo_out_holds_pairs", "dpo pairs={D}/x.jsonl out={D}", "holds the input pairs="),
     ("rloo_out_is_scorer", "rloo scorer={D}/m out={D}/m", "is the input scorer="),
     ("best_of_n_out_is_model_symlink", "best-of-n model={D}/m out={D}/link", "is the input model="),
+    ("relabel_out_is_a_hard_link_to_data", "relabel data={D}/x.jsonl out={D}/hard.jsonl", "is the input data="),
     ("ppo_out_holds_prompts", "ppo prompts={D}/x.jsonl output_dir={D}", "holds the input prompts="),
     ("sample_out_is_prompts", "sample prompts={D}/x.jsonl out={D}/x.jsonl", "is the input prompts="),
     ("out_is_current_folder", "train data={D}/x.jsonl out=.", "is the current folder"),
@@ -96,6 +97,7 @@ def test_an_output_that_aliases_an_input_is_refused_and_nothing_changes(case, fo
     (folder / "c.yaml").write_text(f"data: {folder}/x.jsonl\n")
     (folder / "y.jsonl.card.json").write_text("{}\n")
     (folder / "link").symlink_to(folder / "m")
+    os.link(folder / "x.jsonl", folder / "hard.jsonl")
     before = _digests(tmp_path)
     rc, line = _run(capsys, argv.format(D=folder).split())
     assert rc == 2 and says in line, line
