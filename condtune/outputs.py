@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from condtune.config import ConfigError
+from condtune.config import ConfigError, split_argv
 from condtune.io import user_entries
 
 LOCK_SUFFIX = ".condtune-lock"
@@ -45,17 +45,6 @@ def resolved(path: str | Path) -> Path:
     """``path`` made absolute, ``~``, ``.``, ``..`` and symlinks resolved (a path that does not exist yet
     resolves through its existing ancestors)."""
     return Path(os.path.expanduser(str(path))).resolve()
-
-
-def config_files(argv: Sequence[str]) -> list[str]:
-    """The ``--config`` files named on a command line."""
-    found = []
-    for i, arg in enumerate(argv):
-        if arg == "--config" and i + 1 < len(argv):
-            found.append(argv[i + 1])
-        elif arg.startswith("--config="):
-            found.append(arg.split("=", 1)[1])
-    return found
 
 
 def path_settings(cfg: Any, prefix: str = "") -> Iterable[tuple[str, str]]:
@@ -75,7 +64,8 @@ def path_settings(cfg: Any, prefix: str = "") -> Iterable[tuple[str, str]]:
 def inputs_of(cfg: Any, argv: Sequence[str] = (), outputs: Iterable[str] = ()) -> dict[str, Path]:
     """The settings of ``cfg`` (but ``outputs``) whose values name an existing file or folder, and the
     ``--config`` files of ``argv``: {setting: resolved path}."""
-    found = {f"--config {p}": resolved(p) for p in config_files(argv) if Path(p).exists()}
+    config = split_argv(type(cfg), argv)[0] if argv else None  # the command line as parse() read it
+    found = {f"--config {config}": resolved(config)} if config and Path(config).exists() else {}
     skip = set(outputs)
     for key, value in path_settings(cfg):
         if key in skip or not value.strip():
