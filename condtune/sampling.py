@@ -209,7 +209,6 @@ class ShapedSampling:
         )
 
 
-@torch.no_grad()
 def context_length(model, tokenizer) -> int | None:
     """The most tokens the model reads (prompt and completion): its config's
     ``max_position_embeddings``, else its tokenizer's ``model_max_length``, whichever is set and sane
@@ -246,6 +245,7 @@ def check_budget(model, tokenizer, prompts: Sequence[str], *, n: int, cfg: Sampl
         )
 
 
+@torch.no_grad()
 def sample(
     model,
     tokenizer,
