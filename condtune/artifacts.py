@@ -13,16 +13,8 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from condtune.data import DataError
-
-
-class ArtifactError(DataError):
-    """A saved scorer, policy or model folder with a missing or corrupt file; the message names it."""
-
-
-class ArtifactMissing(ArtifactError, FileNotFoundError):
-    """A file a saved folder needs is not there (also a ``FileNotFoundError``, as before)."""
-
+from condtune.assets import resolve_model
+from condtune.errors import ArtifactError, ArtifactMissing
 
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -115,8 +107,6 @@ def check_model_ref(name_or_path: str | Path, what: str = "model folder", tokeni
     """What ``name_or_path`` (an embedded-default name, an HF id or a local folder) resolves to,
     checked before anything loads: a local folder with its files (:func:`check_model_dir`), and a
     path that names no folder (a file, or nothing) an error naming it. An HF id is left to the hub."""
-    from condtune.assets import resolve_model
-
     path = resolve_model(name_or_path)
     p = Path(path).expanduser()
     if p.is_dir():

@@ -36,6 +36,7 @@ import zipfile
 from pathlib import Path
 
 from condtune.io import atomic_dir
+from condtune.testing import save_tiny_causal_lm, save_tiny_encoder
 
 log = logging.getLogger(__name__)
 
@@ -173,12 +174,13 @@ def resolve_model(name_or_path: str | os.PathLike) -> str:
 
 def tiny_path(name: str) -> Path:
     """The cached tiny random model ``tiny-lm`` or ``tiny-encoder`` (made on first use)."""
-    from condtune.modeling import save_tiny_causal_lm, save_tiny_encoder
-
     target = cache_dir() / "models" / name
     if not (target / "config.json").exists():
         with atomic_dir(target) as tmp:
-            save_tiny_causal_lm(tmp, hidden=64) if name == "tiny-lm" else save_tiny_encoder(tmp)
+            if name == "tiny-lm":
+                save_tiny_causal_lm(tmp, smollm2_path(), hidden=64)
+            else:
+                save_tiny_encoder(tmp, minilm_path())
     return target
 
 

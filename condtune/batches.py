@@ -5,12 +5,13 @@ count. Used by the streaming relabel (:mod:`condtune.relabel_stream`)."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import pandas as pd
 
-from condtune.data import DataError, hub_spec, load_hub
+from condtune.data import DataError, hub_spec, load_hub, read_table
 from condtune.io import decode_line, jsonl_record
 from condtune.vader import vader_corpus
 
@@ -20,8 +21,6 @@ def file_digest(path: str | Path | None) -> str | None:
     bytes, read 16 MiB at a time (never whole); of a folder, of its files' relative paths and bytes,
     in sorted order (hidden files, such as a download's ``.cache``, left out). None for no path (''),
     'vader', an ``hf:`` name or an HF id: what is not a local file or folder is known by its name only."""
-    import hashlib
-
     if not path or str(path) == "vader":
         return None
     spec = hub_spec(path)
@@ -104,8 +103,6 @@ def iter_batches(path: str | Path, batch_rows: int, domains: Sequence[str] | Non
                 for b in pf.iter_batches(batch_size=batch_rows)
             )
         elif suffix == ".json":  # one JSON list: no way to stream it
-            from condtune.data import read_table
-
             df = read_table(path)
             batches = (df.iloc[s : s + batch_rows].reset_index(drop=True) for s in range(0, len(df), batch_rows))
         else:

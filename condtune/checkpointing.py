@@ -21,6 +21,7 @@ and each run of the benchmark):
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import re
@@ -30,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from condtune.config import ConfigError
+from condtune.config import ConfigError, defaults_dict, to_dict
 from condtune.io import atomic_dir, read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -86,8 +87,6 @@ def load_checkpoints(path: str | Path) -> list[Checkpoint] | None:
 def weights_digest(path: str | Path) -> str | None:
     """A digest of a policy folder's weights (its ``*.safetensors`` files, by name): equal for
     bit-identical weights; None for a folder without them."""
-    import hashlib
-
     files = sorted(Path(path).glob("*.safetensors"))
     if not files:
         return None
@@ -174,8 +173,6 @@ def claim_command_run(
     """:func:`claim_run` for a command: its identity is its settings (``cfg``) and ``contents``, digests of
     what its inputs hold, so a changed input is another run even under the same name. A run recorded
     before the digests existed resumes (it is known by its inputs' names only)."""
-    from condtune.config import defaults_dict, to_dict
-
     identity, defaults = {**to_dict(cfg), **contents}, {**defaults_dict(cfg), **contents}
     claim_run(out_dir, identity, job, overwrite=overwrite, outputs=outputs, defaults=defaults)
 

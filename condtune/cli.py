@@ -12,6 +12,9 @@ import logging
 import os
 import sys
 
+from condtune.errors import ConfigError, DataError
+from condtune.outputs import release
+
 JOBS: dict[str, tuple[str, str]] = {
     "quickstart": ("recipes.quickstart", "the whole chain on the embedded defaults"),
     "fetch": ("recipes.fetch_assets", "fetch and cache the embedded defaults (model, scorer backbone, ratings)"),
@@ -45,8 +48,6 @@ def one_line(exc: BaseException) -> str:
 
 def resolve(argv: list[str]) -> tuple[str, list[str]]:
     """(job, the rest of argv); an unknown or missing job is a :class:`~condtune.config.ConfigError`."""
-    from condtune.config import ConfigError
-
     if len(argv) >= 2 and f"{argv[0]} {argv[1]}" in JOBS:
         return f"{argv[0]} {argv[1]}", argv[2:]
     if argv and argv[0] in JOBS:
@@ -62,8 +63,6 @@ def resolve(argv: list[str]) -> tuple[str, list[str]]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=os.environ.get("CONDTUNE_LOG", "INFO"), format="%(message)s")
-    from condtune.config import ConfigError
-    from condtune.data import DataError
 
     if argv[:1] in (["-h"], ["--help"]):
         print(usage())
@@ -88,8 +87,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"condtune {job}: error: {machine_fault(exc)}", file=sys.stderr)
         return 1
     finally:
-        from condtune.outputs import release
-
         release()
 
 

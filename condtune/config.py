@@ -21,6 +21,8 @@ values a file expands to through anchors and aliases.
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import math
 import types
 import typing
 from pathlib import Path
@@ -28,11 +30,9 @@ from typing import Any, Mapping, Sequence, TypeVar
 
 import yaml
 
+from condtune.errors import ConfigError
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A config file or command-line override that does not fit the recipe's dataclass."""
 
 
 def _is_dataclass_type(tp: Any) -> bool:
@@ -454,8 +454,6 @@ def split_argv(
 
 def help_text(cls: type, aliases: Mapping[str, str] | None = None) -> str:
     """One line per config field: name, type, default, and the comment above it in the source."""
-    import inspect
-
     comments: dict[str, str] = {}
     try:
         lines = inspect.getsource(cls).splitlines()
@@ -548,8 +546,6 @@ def to_dict(cfg: Any) -> dict:
 def check_ranges(settings: Any, checks: Mapping[str, bool], rule: str) -> None:
     """A settings class's range check: the first key whose check fails, or whose value is not a finite
     number, is a ValueError naming it and its value, then ``rule`` (what the ranges are)."""
-    import math
-
     bad = [k for k, ok in checks.items() if not (ok and math.isfinite(getattr(settings, k)))]
     if bad:
         raise ValueError(f"{bad[0]}={getattr(settings, bad[0])!r} is out of range ({rule})")

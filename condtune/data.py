@@ -17,6 +17,8 @@ header names a column twice (pandas would silently read the second as ``name.1``
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -26,21 +28,9 @@ from typing import Literal, Sequence
 import numpy as np
 import pandas as pd
 
-from condtune.io import atomic_path, read_jsonl, unique_keys
-
-
-class DataError(ValueError):
-    """Bad input data; the message names the file, row and column."""
-
-    def __init__(self, path: str | Path, message: str, *, row: int | None = None, column: str | None = None):
-        self.path, self.row, self.column = str(path), row, column
-        where = str(path)
-        if row is not None:
-            where += f", row {row}"
-        if column is not None:
-            where += f", column {column!r}"
-        super().__init__(f"{where}: {message}")
-
+from condtune.errors import DataError
+from condtune.io import atomic_path, read_json, read_jsonl, unique_keys
+from condtune.vader import vader_corpus
 
 # ----------------------------------------------------------------------------- tables
 
@@ -76,6 +66,30 @@ def load_hub(data: str | Path, *, streaming: bool):
         raise DataError(data, f"cannot load this Hugging Face dataset ({where}): {exc}") from None
 
 
+MANIFEST = "relabel_manifest.json"
+"""a shard folder's record of its complete shards (its presence makes a folder a shard folder): what
+a streamed relabel (:mod:`condtune.relabel_stream`) writes and :func:`read_table` reads back whole"""
+
+
+def is_shard_folder(path: str | Path) -> bool:
+    return (Path(path) / MANIFEST).is_file()
+
+
+def read_shards(folder: str | Path) -> pd.DataFrame:
+    """The complete shards of a shard folder, in order, as one table (what ``condtune train`` reads)."""
+    folder = Path(folder)
+    manifest = read_json(folder / MANIFEST)
+    files = [folder / s["file"] for s in manifest.get("tagged", [])]
+    if not files:
+        raise DataError(folder, "shard folder holds no complete shard (an interrupted relabel? rerun it)")
+    frames = []
+    for f in files:
+        if not f.exists():
+            raise DataError(f, "shard listed in the manifest is missing; rerun condtune relabel")
+        frames.append(read_table(f))
+    return pd.concat(frames, ignore_index=True)
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a JSONL/JSON/CSV/TSV/Parquet file, an HF dataset directory (``save_to_disk``) or an
     ``hf:NAME[:SPLIT]`` dataset (:data:`HUB_PREFIX`) into a DataFrame. A column name given twice
@@ -90,8 +104,6 @@ def read_table(path: str | Path) -> pd.DataFrame:
 def _check_header(path: Path, sep: str) -> None:
     """A CSV/TSV header that names a column twice: pandas would read the second as ``name.1`` and
     the file's columns would silently mean something else."""
-    import csv
-
     with path.open(encoding="utf-8-sig", newline="") as f:
         header = next(csv.reader(f, delimiter=sep), None) or []
     first: dict[str, int] = {}
@@ -114,9 +126,7 @@ def _read_table(path: str | Path) -> pd.DataFrame:
         raise DataError(path, "file not found")
     suffix = "".join(path.suffixes[-1:]).lower()
     try:
-        if path.is_dir() and (path / "relabel_manifest.json").is_file():  # a streamed relabel's shards
-            from condtune.relabel_stream import read_shards
-
+        if path.is_dir() and is_shard_folder(path):  # a streamed relabel's shards
             return read_shards(path)
         if path.is_dir():
             import datasets
@@ -152,8 +162,6 @@ DIGEST_COLUMNS = ("tagged_prompt", "prompt", "completion", "completion_ids")
 def table_digest(df: pd.DataFrame) -> str:
     """A digest of a tagged table's text columns (those of :data:`DIGEST_COLUMNS` it has): equal
     before a write and after reading it back, different when a row changes."""
-    import hashlib
-
     cols = [c for c in DIGEST_COLUMNS if c in df.columns]
     rows = df[cols].fillna("").astype(str)
     return hashlib.sha256(pd.util.hash_pandas_object(rows, index=False).to_numpy().tobytes()).hexdigest()[:16]
@@ -446,8 +454,6 @@ def load_corpus(
     ``path='vader'`` gives :func:`vader_corpus`. ``prompt_col=None`` means no prompt (empty).
     """
     if str(path) == "vader":
-        from condtune.vader import vader_corpus
-
         return vader_corpus(domains)
     df = read_table(path)
     if df.empty:

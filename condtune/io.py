@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from condtune.errors import DataError
+
 
 def current_umask() -> int:
     """The process's umask (read without changing it where /proc says it)."""
@@ -166,9 +168,7 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
 
 def read_json(path: str | Path) -> Any:
     """The JSON in ``path``; a file that is not valid JSON (cut by a kill, damaged) is a
-    :class:`condtune.data.DataError` naming it."""
-    from condtune.data import DataError  # lazy: condtune.data imports this module
-
+    :class:`condtune.errors.DataError` naming it."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except UnicodeDecodeError:
@@ -183,11 +183,9 @@ def read_jsonl(path: str | Path, missing_ok: bool = False) -> list[dict]:
     """The JSON objects of a JSONL file, one per non-blank line.
 
     A missing file is ``[]`` when ``missing_ok``; otherwise, like a line that is not valid
-    JSON or not an object, it is a :class:`condtune.data.DataError` naming the file and row
+    JSON or not an object, it is a :class:`condtune.errors.DataError` naming the file and row
     (the 1-based line number).
     """
-    from condtune.data import DataError  # lazy: condtune.data imports this module
-
     path = Path(path)
     if not path.exists():
         if missing_ok:
@@ -199,11 +197,9 @@ def read_jsonl(path: str | Path, missing_ok: bool = False) -> list[dict]:
 
 def unique_keys(path: str | Path, row: int | None = None):
     """A ``json.loads`` object hook that refuses a record giving a key twice (json would keep the last
-    one): a :class:`condtune.data.DataError` naming the file, the row and the key."""
+    one): a :class:`condtune.errors.DataError` naming the file, the row and the key."""
 
     def hook(pairs: list[tuple[str, Any]]) -> dict:
-        from condtune.data import DataError  # lazy: condtune.data imports this module
-
         out: dict = {}
         for k, v in pairs:
             if k in out:
@@ -218,9 +214,7 @@ def unique_keys(path: str | Path, row: int | None = None):
 
 def jsonl_record(path: Path, row: int, line: str) -> dict | None:
     """One JSONL line as an object (None for a blank line); not JSON or not an object is a
-    :class:`condtune.data.DataError` naming the file and row."""
-    from condtune.data import DataError
-
+    :class:`condtune.errors.DataError` naming the file and row."""
     if not line.strip():
         return None
     try:
@@ -234,9 +228,7 @@ def jsonl_record(path: Path, row: int, line: str) -> dict | None:
 
 def decode_line(path: str | Path, row: int, raw: bytes) -> str:
     """Line ``row`` (1-based) of a UTF-8 text file (the first drops a BOM); bytes that are not UTF-8
-    are a :class:`condtune.data.DataError` naming the file, the row and the byte."""
-    from condtune.data import DataError  # lazy: condtune.data imports this module
-
+    are a :class:`condtune.errors.DataError` naming the file, the row and the byte."""
     try:
         return raw.decode("utf-8-sig" if row == 1 else "utf-8")
     except UnicodeDecodeError as exc:
@@ -249,5 +241,5 @@ def decode_line(path: str | Path, row: int, raw: bytes) -> str:
 
 def read_text_lines(path: str | Path) -> list[str]:
     """The lines of a UTF-8 text file (a BOM is dropped); a line that is not UTF-8 is a
-    :class:`condtune.data.DataError` naming the file and row (the 1-based line number)."""
+    :class:`condtune.errors.DataError` naming the file and row (the 1-based line number)."""
     return [decode_line(path, i, raw) for i, raw in enumerate(Path(path).read_bytes().splitlines(), start=1)]

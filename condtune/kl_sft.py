@@ -32,7 +32,7 @@ from trl import SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from condtune.kl import token_kl
-from condtune.policy import ALT_COLUMNS, REF_COLUMNS
+from condtune.sft_columns import ALT_COLUMNS, REF_COLUMNS
 
 
 class KLLoss(NamedTuple):

@@ -1,5 +1,5 @@
-"""Loading causal LMs and tokenizers (embedded defaults, HF ids, local dirs), tiny test models,
-CPU threading and bf16 autocast."""
+"""Loading causal LMs and tokenizers (embedded defaults, HF ids, local dirs), LoRA setup, the
+processes of a job, CPU threading and bf16 autocast. Tiny test models: :mod:`condtune.testing`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from pathlib import Path
 
 import torch
 
+from condtune.artifacts import check_model_ref, loading
 from condtune.assets import resolve_model
+from condtune.errors import ConfigError
+from condtune.io import umask_modes
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +32,6 @@ def load_causal_lm(name_or_path: str | Path, dtype: torch.dtype = torch.float32)
     """(model, tokenizer) from an embedded-default name, an HF id or a local directory."""
     from transformers import AutoModelForCausalLM
 
-    from condtune.artifacts import check_model_ref, loading
-
     # a local folder (a policy, a saved model) is checked first: damaged files are a clear error naming
     # them; so is a path to nothing; what the loaders still raise (an HF id not in the cache) is one too
     path = check_model_ref(name_or_path)
@@ -46,51 +47,16 @@ def model_dir(name_or_path: str | Path, save_to: str | Path) -> str:
     """The model as a local directory: an embedded default's cached dir or a local dir as it is, an
     HF id saved once to ``save_to``. trl rebuilds a trainer's reference model from
     ``config._name_or_path``, so the DPO and RLOO commands train from a directory."""
-    from condtune.artifacts import check_model_ref
-
     path = check_model_ref(name_or_path)
     if Path(path).is_dir():
         return path
     if not (Path(save_to) / "config.json").exists():
-        from condtune.io import umask_modes
-
         model, tok = load_causal_lm(path)
         Path(save_to).mkdir(parents=True, exist_ok=True)
         with umask_modes(save_to):
             model.save_pretrained(save_to)
             tok.save_pretrained(save_to)
     return str(save_to)
-
-
-def tiny_causal_lm(tokenizer, layers: int = 2, hidden: int = 64, seed: int = 0):
-    """A small random Llama with the given tokenizer's vocabulary (for tests and smoke runs)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden,
-        intermediate_size=hidden * 2,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    return LlamaForCausalLM(cfg)
-
-
-def save_tiny_causal_lm(out_dir: str | Path, tokenizer_from: str = "smollm2-135m", **kw) -> Path:
-    """Write a tiny random model + the real tokenizer to ``out_dir``; return it."""
-    tok = load_tokenizer(tokenizer_from)
-    model = tiny_causal_lm(tok, **kw)
-    out = Path(out_dir)
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
 
 
 LORA_ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]
@@ -150,8 +116,6 @@ def check_launcher_env(env: dict[str, str] | None = None) -> None:
     """A launcher's environment, checked before a process group is made from it: each of
     :data:`LAUNCHER_INTS` that is set must be a whole number >= 0, and a rank below the world size.
     A malformed one is a :class:`~condtune.config.ConfigError` naming the variable."""
-    from condtune.config import ConfigError
-
     env = dict(os.environ if env is None else env)
     values = {}
     for name in LAUNCHER_INTS:
@@ -168,25 +132,3 @@ def check_launcher_env(env: dict[str, str] | None = None) -> None:
 
 def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def save_tiny_encoder(
-    out_dir: str | Path, tokenizer_from: str = "minilm", hidden: int = 32, layers: int = 2, seed: int = 0
-) -> Path:
-    """Write a tiny random BERT encoder + the real MiniLM tokenizer (a fast scorer backbone for tests)."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    torch.manual_seed(seed)
-    tok = AutoTokenizer.from_pretrained(resolve_model(tokenizer_from))
-    cfg = BertConfig(
-        vocab_size=tok.vocab_size,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=2,
-        intermediate_size=hidden * 2,
-        max_position_embeddings=256,
-    )
-    out = Path(out_dir)
-    BertModel(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out

@@ -37,6 +37,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import Ridge
 from sklearn.preprocessing import normalize
+from tqdm.auto import tqdm
 
 from condtune import metrics as M
 from condtune.io import atomic_dir, read_json, write_json
@@ -157,8 +158,6 @@ class NgramScorer:
 
     def score(self, texts: Sequence[str], batch_size: int = 4096, progress: bool = False) -> np.ndarray:
         """Scores on the raters' scale (float64, one per text). ``progress`` shows a bar over batches."""
-        from tqdm.auto import tqdm
-
         texts = _check_texts(texts, "texts")
         out = np.empty(len(texts), dtype=np.float64)
         for start in tqdm(range(0, len(texts), batch_size), desc="scoring", disable=not progress, leave=False):

@@ -28,6 +28,8 @@ import pandas as pd
 
 from condtune.data import read_table, write_table
 from condtune.io import read_json, write_json
+from condtune.kl import sampled_kl
+from condtune.modeling import load_causal_lm
 from condtune.policy import POLICY_CARD, SFTSettings, load_policy_card, train_conditional
 from condtune.relabel import TagCard, relabel
 from condtune.sampling import SamplingConfig, sample
@@ -118,8 +120,6 @@ def top_kl(
     model, ref, *, tok, ref_tok, samples: pd.DataFrame, card: TagCard, n: int, sampling: SamplingConfig
 ) -> float:
     """Mean exact KL to ``ref`` of up to ``n`` top-bin samples (as drawn: tagged prompt, temperature, top-p)."""
-    from condtune.kl import sampled_kl
-
     top = samples[samples["requested_bin"] == card.binning.k - 1].head(n)
     if not len(top) or not n:
         return float("nan")
@@ -156,8 +156,6 @@ def run_online(
     Returns the round table (also in ``out_dir/rounds.json``); ``on_round(row, policy_dir)`` may add
     columns (the benchmark's gold score) before a row is saved. ``pairs`` feeds each round's pairwise
     term (``s.pairwise > 0``), as in :func:`condtune.policy.train_conditional`."""
-    from condtune.modeling import load_causal_lm
-
     out_dir, policy_dir = Path(out_dir), Path(start)
     attributes = load_policy_card(policy_dir)[0].attributes
     if attributes:

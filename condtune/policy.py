@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from condtune.artifacts import ArtifactError, ArtifactMissing, read_json_object
 from condtune.checkpointing import CHECKPOINTS, claim_run, latest_checkpoint
 from condtune.config import ConfigError, check_ranges, defaults_dict
 from condtune.data import table_digest
@@ -28,10 +29,8 @@ from condtune.io import umask_modes, write_json
 from condtune.modeling import LORA_ATTENTION_MLP, lora_config, processes
 from condtune.relabel import TagCard
 from condtune.sampling import context_length
-
-REF_COLUMNS = ("ref_input_ids", "ref_labels")
-ALT_COLUMNS = ("alt_input_ids", "alt_labels", "alt_weight", "alt_target")
-"""the columns sft_dataset adds for the KL term's reference and for the tag contrast"""
+from condtune.sft_columns import ALT_COLUMNS, REF_COLUMNS
+from condtune.trl_compat import trainer_args
 
 log = logging.getLogger(__name__)
 POLICY_CARD = "condtune_policy.json"
@@ -192,7 +191,7 @@ def sft_dataset(
             other = np.where(k - 1 - bins != bins, k - 1 - bins, other)
         target = np.ones(len(df))
         if contrast_temperature > 0:
-            from condtune.kl_sft import soft_contrast_labels
+            from condtune.kl_sft import soft_contrast_labels  # kl_sft imports trl
 
             if "score" not in df.columns:
                 raise ValueError("soft contrast labels (contrast_temperature > 0) need the rows' 'score' column")
@@ -240,7 +239,7 @@ def scored_pairs(pairs: pd.DataFrame, margin: float, *, source: str = "pairs") -
     """The within-prompt pairs (:func:`condtune.kl_sft.within_prompt_pairs`) of a table of several
     answers a prompt (``prompt``, ``completion`` or ``completion_ids``, ``score``), after checking it;
     ``source`` names the table in errors."""
-    from condtune.kl_sft import within_prompt_pairs
+    from condtune.kl_sft import within_prompt_pairs  # kl_sft imports trl
 
     missing = [c for c in ("prompt", "score") if c not in pairs.columns]
     if "completion" not in pairs.columns and "completion_ids" not in pairs.columns:
@@ -265,7 +264,7 @@ def pair_bank(pairs: pd.DataFrame, found: np.ndarray, tokenizer, card: TagCard, 
     """The :class:`condtune.kl_sft.PairBank` of the answers of ``pairs`` and their pairs ``found``
     (:func:`scored_pairs`): each answer under the card's top and bottom bin's tag (and its attribute
     ``tags``, where the card has attributes), cut to ``max_length`` tokens."""
-    from condtune.kl_sft import PairBank
+    from condtune.kl_sft import PairBank  # kl_sft imports trl
 
     k = card.binning.k
     attrs = pairs["tags"] if card.attributes and "tags" in pairs.columns else [{}] * len(pairs)
@@ -379,8 +378,6 @@ def train_conditional(
     """
     from trl import SFTConfig, SFTTrainer
 
-    from condtune.trl_compat import trainer_args
-
     out_dir = Path(out_dir)
     if s.pairwise > 0 and pairs is None:
         raise ConfigError("sft.pairwise > 0 needs a table of several scored answers a prompt (pairs_data=...)")
@@ -466,7 +463,7 @@ def train_conditional(
     if ref is None and s.tag_contrast == 0 and s.pairwise == 0:
         trainer = SFTTrainer(**common)
     else:
-        from condtune.kl_sft import ConditionalSFTTrainer, PairedCollator
+        from condtune.kl_sft import ConditionalSFTTrainer, PairedCollator  # kl_sft imports trl
 
         trainer = ConditionalSFTTrainer(
             **common,
@@ -538,8 +535,6 @@ def drop_tied_copies(model, state_dict: dict) -> dict:
 def load_policy_card(path: str | Path) -> tuple[TagCard, str | None]:
     """The policy's tag card and base model; a missing, truncated or incomplete card is an
     :class:`~condtune.artifacts.ArtifactError` naming it."""
-    from condtune.artifacts import ArtifactError, ArtifactMissing, read_json_object
-
     p = Path(path) / POLICY_CARD
     if not p.exists():
         raise ArtifactMissing(path, f"not a condtune policy (no {POLICY_CARD}); train one with `condtune train`")

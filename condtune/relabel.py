@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from condtune.artifacts import ArtifactError, read_json_object
 from condtune.config import ConfigError
 from condtune.data import DataError, table_digest, write_table
 from condtune.io import write_json
@@ -91,8 +92,6 @@ class TagCard:
     def read(cls, path: Path, what: str = "tag card", skip: Sequence[str] = ()) -> TagCard:
         """The card in the JSON file ``path`` (keys in ``skip`` are not the card's, e.g. a policy's
         base_model); truncated JSON, a missing key or bins that make no sense is a DataError naming it."""
-        from condtune.artifacts import ArtifactError, read_json_object
-
         d = read_json_object(path, what)
         try:
             return cls.from_dict({k: v for k, v in d.items() if k not in skip})

@@ -36,7 +36,7 @@ scores and writes the manifest and the card. One process behaves as without a la
 run may resume with another number of processes.
 
 The card's ``n_rows`` and ``data_digest`` are those :func:`condtune.data.table_digest` gives for the
-shards read back in order as one table (:func:`read_shards`), so ``condtune train data=<out>`` checks a
+shards read back in order as one table (:func:`condtune.data.read_shards`), so ``condtune train data=<out>`` checks a
 shard folder the same way as a single file.
 """
 
@@ -57,7 +57,7 @@ from tqdm.auto import tqdm
 from condtune.batches import input_total, iter_batches, iter_shards
 from condtune.checkpointing import RUN_RECORD, claim_run
 from condtune.config import ConfigError
-from condtune.data import DIGEST_COLUMNS, DataError, check_text, hub_spec, require_columns, write_table
+from condtune.data import DIGEST_COLUMNS, MANIFEST, DataError, check_text, hub_spec, require_columns, write_table
 from condtune.io import atomic_path, read_json, write_json
 from condtune.modeling import processes
 from condtune.relabel import TagCard, card_path, check_tag_columns, relabel
@@ -65,8 +65,6 @@ from condtune.tags import MAX_TAG_VALUES, Binning, TagFormat
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "relabel_manifest.json"
-"""a shard folder's record of its complete shards (its presence makes a folder a shard folder)"""
 STATE_DIR = ".relabel"
 SHARD_FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", "": "parquet"}
 INPUT_DIGESTS = "per shard"
@@ -75,10 +73,6 @@ INPUT_DIGESTS = "per shard"
 
 def shard_name(i: int, fmt: str) -> str:
     return f"shard-{i:05d}.{fmt}"
-
-
-def is_shard_folder(path: str | Path) -> bool:
-    return (Path(path) / MANIFEST).is_file()
 
 
 # ----------------------------------------------------------------------------- reading in batches
@@ -153,23 +147,6 @@ def input_digest(raw: pd.DataFrame) -> str:
     h.update(pd.util.hash_pandas_object(raw.fillna("").astype(str), index=False).to_numpy().tobytes())
     h.update(np.packbits(raw.isna().to_numpy()).tobytes())
     return h.hexdigest()[:16]
-
-
-def read_shards(folder: str | Path) -> pd.DataFrame:
-    """The complete shards of a shard folder, in order, as one table (what ``condtune train`` reads)."""
-    from condtune.data import read_table
-
-    folder = Path(folder)
-    manifest = read_json(folder / MANIFEST)
-    files = [folder / s["file"] for s in manifest.get("tagged", [])]
-    if not files:
-        raise DataError(folder, "shard folder holds no complete shard (an interrupted relabel? rerun it)")
-    frames = []
-    for f in files:
-        if not f.exists():
-            raise DataError(f, "shard listed in the manifest is missing; rerun condtune relabel")
-        frames.append(read_table(f))
-    return pd.concat(frames, ignore_index=True)
 
 
 def _write_shard(df: pd.DataFrame, path: Path, fmt: str) -> None:

@@ -33,8 +33,19 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from condtune.artifacts import (
+    ArtifactError,
+    ArtifactMissing,
+    check_model_dir,
+    check_model_ref,
+    check_safetensors,
+    loading,
+    read_json_object,
+)
 from condtune.config import check_ranges
+from condtune.data import text_of
 from condtune.io import atomic_dir, write_json
+from condtune.metrics import mae, pairwise_accuracy, pearson, spearman, split_half_reliability
 from condtune.modeling import autocast, device
 
 log = logging.getLogger(__name__)
@@ -65,8 +76,6 @@ def load_head(path: Path) -> dict:
     """The head's weights: safetensors (no code runs on load); a scorer saved by an older condtune
     has ``head.pt``, read with ``weights_only=True`` (tensors only, never pickled objects). A missing,
     truncated or damaged head is an :class:`~condtune.artifacts.ArtifactError` naming the file."""
-    from condtune.artifacts import loading
-
     head = check_head(path)
     with loading(head, "scorer head"):
         if head.name == HEAD_FILE:
@@ -76,8 +85,6 @@ def load_head(path: Path) -> dict:
 
 def check_head(path: Path) -> Path:
     """The scorer's head file, present and (safetensors) complete."""
-    from condtune.artifacts import ArtifactMissing, check_safetensors
-
     if (path / HEAD_FILE).exists():
         check_safetensors(path / HEAD_FILE)
         return path / HEAD_FILE
@@ -126,8 +133,6 @@ class ScorerMeta:
     def read(cls, path: Path) -> ScorerMeta:
         """The card ``path`` (a scorer's scorer.json), checked: a missing key, an unknown one or a
         value of the wrong kind is an :class:`~condtune.artifacts.ArtifactError` naming the file."""
-        from condtune.artifacts import ArtifactError, read_json_object
-
         d = read_json_object(path, "scorer card")
         names = [f.name for f in fields(cls)]
         missing = [k for k in ("backbone", "objective", "normalize") if k not in d]
@@ -159,8 +164,6 @@ class Scorer:
     def new(cls, backbone: str, objective: str, normalize: str, *, max_length: int = 128) -> Scorer:
         from transformers import AutoTokenizer
 
-        from condtune.artifacts import check_model_ref, loading
-
         path = check_model_ref(backbone)  # a missing or damaged backbone folder: an error naming it
         with loading(path, "scorer backbone"):
             model, tokenizer = ScorerModel(path), AutoTokenizer.from_pretrained(path)
@@ -169,8 +172,6 @@ class Scorer:
     @classmethod
     def load(cls, path: str | Path) -> Scorer:
         from transformers import AutoTokenizer
-
-        from condtune.artifacts import ArtifactMissing, check_model_dir, loading
 
         path = Path(path)
         if not (path / SCORER_META).exists():
@@ -231,8 +232,6 @@ class Scorer:
         return self.to_scale(out)
 
     def score_pairs(self, prompts: Sequence[str], completions: Sequence[str], **kw) -> np.ndarray:
-        from condtune.data import text_of
-
         if not self.meta.uses_prompt:
             return self.score(list(completions), **kw)
         return self.score([text_of(p, c) for p, c in zip(prompts, completions)], **kw)
@@ -309,8 +308,6 @@ def fit_regression(scorer: Scorer, targets: pd.DataFrame, opt_cfg: OptimConfig, 
 
 def fit_pairwise(scorer: Scorer, pairs: pd.DataFrame, opt_cfg: OptimConfig, desc: str = "scorer") -> list[float]:
     """Fine-tune with the Bradley-Terry loss on ``prompt, chosen, rejected`` rows."""
-    from condtune.data import text_of
-
     chosen = [text_of(p, c) for p, c in zip(pairs["prompt"], pairs["chosen"])]
     rejected = [text_of(p, r) for p, r in zip(pairs["prompt"], pairs["rejected"])]
 
@@ -351,8 +348,6 @@ def _train_loop(
 
 def evaluate_items(scorer: Scorer, items: pd.DataFrame) -> dict:
     """Held-out agreement with the human mean, plus the human split-half ceiling of these items."""
-    from condtune.metrics import mae, pairwise_accuracy, pearson, spearman, split_half_reliability
-
     pred = scorer.score(items["text"].tolist(), progress=True)
     truth = items["mean"].to_numpy(float)
     out = {

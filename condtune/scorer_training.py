@@ -23,6 +23,7 @@ from condtune.data import (
     load_pointwise,
     split_items,
     split_ratings,
+    text_of,
     to_items,
 )
 from condtune.scorer import (
@@ -93,8 +94,6 @@ def normalise_ratings(ratings: pd.DataFrame, mode: Literal["rater", "item", "non
     ``target`` is on the raters' scale (rater-normalised ratings are mapped back with the
     global mean/sd), ``weight`` is the number of ratings behind it (1 for ``none``).
     """
-    from condtune.data import text_of
-
     df = ratings.copy()
     df["text"] = [text_of(p, c) for p, c in zip(df["prompt"], df["completion"])]
     if mode == "none":

@@ -10,7 +10,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from condtune.data import DataError
+from condtune.assets import vader_dir
+from condtune.errors import DataError
 
 VADER_DOMAINS = {
     "tweets": "tweets",
@@ -28,8 +29,6 @@ def load_vader(root: str | Path | None = None, domains: Sequence[str] | None = N
     per-item rating lists are kept. ``root`` defaults to the cached embedded asset.
     """
     if root is None:
-        from condtune.assets import vader_dir
-
         root = vader_dir()
     frames = []
     for domain in domains or list(VADER_DOMAINS):

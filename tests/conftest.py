@@ -41,16 +41,18 @@ def later_wins(argv: list[str]) -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_lm(tmp_path_factory) -> Path:
     """A 2-layer random Llama with the real SmolLM2 tokenizer, saved to a directory."""
-    from condtune.modeling import save_tiny_causal_lm
+    from condtune.assets import smollm2_path
+    from condtune.testing import save_tiny_causal_lm
 
-    return save_tiny_causal_lm(tmp_path_factory.mktemp("tiny_lm"), hidden=64, layers=2)
+    return save_tiny_causal_lm(tmp_path_factory.mktemp("tiny_lm"), smollm2_path(), hidden=64, layers=2)
 
 
 @pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory) -> Path:
-    from condtune.modeling import save_tiny_encoder
+    from condtune.assets import minilm_path
+    from condtune.testing import save_tiny_encoder
 
-    return save_tiny_encoder(tmp_path_factory.mktemp("tiny_encoder"))
+    return save_tiny_encoder(tmp_path_factory.mktemp("tiny_encoder"), minilm_path())
 
 
 def make_ratings(n_items: int = 60, raters: int = 4, seed: int = 0) -> list[dict]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+import pandas as pd
 
 from condtune.checkpointing import Checkpoint
 from condtune.data import read_table, write_table
@@ -48,7 +49,6 @@ def draw_pool(prompts: Sequence[str], pool: int, *, sample_fn: Callable, score_f
     flat_prompts = [p for p in prompts for _ in range(pool)]
     scores = np.asarray(score_fn(flat_prompts, texts), dtype=float)
     seconds = time.perf_counter() - t0
-    import pandas as pd
 
     rows = pd.DataFrame({"prompt": flat_prompts, "text": texts, "n_tokens": n_tokens, "proxy": scores})
     write_table(rows, out / "pool.jsonl")

@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from condtune.checkpointing import Checkpoint, check_checkpoints, snapshot_callback
+from condtune.checkpointing import Checkpoint, check_checkpoints, latest_checkpoint, snapshot_callback
 from condtune.config import check_ranges
+from condtune.modeling import load_causal_lm
+from condtune.trl_compat import trainer_args
 
 
 @dataclass
@@ -87,10 +89,6 @@ def train_dpo(
     """Full fine-tune with trl's DPOTrainer; resumes from its latest checkpoint in ``out_dir``."""
     import datasets
     from trl import DPOConfig, DPOTrainer
-
-    from condtune.checkpointing import latest_checkpoint
-    from condtune.modeling import load_causal_lm
-    from condtune.trl_compat import trainer_args
 
     out = Path(out_dir)
     model, tok = load_causal_lm(model_dir)

@@ -27,6 +27,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from condtune.baselines import rl_math as M
 from condtune.baselines.ppo_checkpoint import (
@@ -247,8 +248,6 @@ def ppo_step(state: PPOState, prompts: Sequence[str], reward_fn: RewardFn, *, cf
 # ----------------------------------------------------------------------------- loop
 def train(state: PPOState, prompts: Sequence[str], reward_fn: RewardFn, *, cfg: PPOConfig) -> list[dict]:
     """Run updates from ``state.step`` to ``cfg.total_updates``; log, checkpoint; return the rows."""
-    from tqdm.auto import tqdm
-
     metrics_path = Path(cfg.output_dir) / "metrics.jsonl"
     tracker = Tracker(cfg.report_to, cfg.output_dir, config=to_dict(cfg))
     rows: list[dict] = []

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from condtune.baselines.ppo_config import PPOConfig
+from condtune.scorer import Scorer
 
 RewardFn = Callable[[list[str], list[str]], "torch.Tensor | np.ndarray | Sequence[float]"]
 
@@ -30,8 +31,6 @@ BUILTIN_REWARDS: dict[str, RewardFn] = {"lowercase": lowercase_reward, "brevity"
 def scorer_reward(path: str | Path) -> RewardFn:
     """Reward = a saved condtune scorer's score (on the raters' scale). Whether the prompt is
     read is the scorer's own setting (``uses_prompt``, fixed by what it was trained on)."""
-    from condtune.scorer import Scorer  # lazy: PPO itself does not depend on the scorer
-
     scorer = Scorer.load(path)
 
     def reward_fn(prompts: list[str], completions: list[str]) -> np.ndarray:

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from condtune.checkpointing import Checkpoint, check_checkpoints, snapshot_callback
+from condtune.checkpointing import Checkpoint, check_checkpoints, latest_checkpoint, snapshot_callback
 from condtune.config import check_ranges
+from condtune.modeling import load_causal_lm
 from condtune.sampling import SamplingConfig
+from condtune.trl_compat import trainer_args
 
 
 @dataclass
@@ -76,10 +78,6 @@ def train_rloo(
     """Full fine-tune with trl's RLOOTrainer on ``prompts``; resumes from its latest checkpoint."""
     import datasets
     from trl import RLOOConfig, RLOOTrainer
-
-    from condtune.checkpointing import latest_checkpoint
-    from condtune.modeling import load_causal_lm
-    from condtune.trl_compat import trainer_args
 
     out = Path(out_dir)
     model, tok = load_causal_lm(model_dir)

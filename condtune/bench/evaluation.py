@@ -12,6 +12,7 @@ The per-sample tables are what the report bootstraps (by prompt, pooled over see
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
@@ -23,7 +24,9 @@ from condtune.bench.settings import MIRROR, UNTAGGED
 from condtune.checkpointing import Checkpoint
 from condtune.controllability import summarise
 from condtune.data import read_table
+from condtune.generate import ConditionalPolicy
 from condtune.kl import best_of_n_kl, sampled_kl
+from condtune.modeling import load_causal_lm
 from condtune.sampling import sample
 
 
@@ -83,8 +86,6 @@ def measure(
     """``eval_n`` samples per evaluation prompt from ``model`` reading ``inputs`` (the prompts, maybe
     tagged), with their exact KL against the reference on the plain prompts; ``anchored``: guidance
     anchored on the reference itself (it reads the plain prompts)."""
-    from dataclasses import replace
-
     plain, n = ctx.prompts.eval, ctx.cfg.eval_n
     s_cfg = replace(ctx.cfg.sampling, temperature=temperature)
     s = sample(
@@ -143,8 +144,6 @@ def evaluate(
     contrast: str = UNTAGGED,
 ) -> tuple[dict, pd.DataFrame]:
     """The shared evaluation of one checkpoint at one decode: (result row, per-sample table)."""
-    from condtune.modeling import load_causal_lm
-
     row = {
         "method": ck.method,
         "setting": ck.setting,
@@ -181,7 +180,6 @@ def evaluate(
             desc=f"eval {ck.method} {ck.name}",
         )
         return {**row, **BM.text_stats(df)}, df
-    from condtune.generate import ConditionalPolicy
 
     policy = ConditionalPolicy.load(ck.path)
     frames = []

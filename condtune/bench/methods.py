@@ -16,6 +16,13 @@ import numpy as np
 import pandas as pd
 
 from condtune import config as C
+from condtune.baselines import ppo
+from condtune.baselines.best_of_n import train_best_of_n as bon
+from condtune.baselines.dpo import build_pairs
+from condtune.baselines.dpo import train_dpo as dpo
+from condtune.baselines.ppo_checkpoint import save_final
+from condtune.baselines.ppo_report import read_metrics
+from condtune.baselines.rloo import train_rloo as rloo
 from condtune.bench.raters import Raters, TaskReward
 from condtune.bench.settings import DECODE_SETTINGS, BenchConfig, run_setting
 from condtune.bench.task import Prompts, Task
@@ -28,7 +35,15 @@ from condtune.checkpointing import (
     snapshot_callback,
     weights_digest,
 )
+from condtune.data import read_table, split_ratings, to_items
 from condtune.io import read_json, write_json
+from condtune.modeling import load_causal_lm
+from condtune.online import run_online
+from condtune.policy import POLICY_CARD
+from condtune.policy import train_conditional as sft
+from condtune.relabel import TagCard, card_path, relabel, write_tagged
+from condtune.sampling import sample
+from condtune.tags import TagFormat
 
 
 @dataclass
@@ -107,8 +122,6 @@ def relative_scores(scores: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray,
 def own_samples(ctx: BenchContext, n: int) -> tuple[pd.DataFrame, dict]:
     """``n`` base-policy samples of every training prompt, kept as sampled token ids (a sample cut
     at max_new_tokens has no EOS), with their proxy scores; empty completions dropped."""
-    from condtune.sampling import sample
-
     t0, calls = time.perf_counter(), ctx.raters.proxy.calls
     s = sample(ctx.ref, ctx.ref_tok, ctx.prompts.train, n=n, cfg=ctx.cfg.sampling, seed=0, desc="own samples")
     rows = [
@@ -131,10 +144,6 @@ def tagged_corpus(ctx: BenchContext, method: str, c) -> tuple[pd.DataFrame, Any,
     """The SFT corpus of a conditional method, relabelled by the proxy, shared by every seed (its
     cost is charged to every seed): ``conditional`` tags the training texts (human-written);
     ``conditional_self`` tags the base policy's own samples of the training prompts."""
-    from condtune.data import read_table
-    from condtune.relabel import TagCard, card_path, relabel, write_tagged
-    from condtune.tags import TagFormat
-
     what = {"method": method, "k": c.k, "tag_style": c.tag_style, "max_train_items": ctx.cfg.max_train_items}
     if method == "conditional_self":
         what.update(
@@ -183,10 +192,6 @@ def tagged_corpus(ctx: BenchContext, method: str, c) -> tuple[pd.DataFrame, Any,
 
 def train_conditional(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
     """Relabel (proxy) -> conditional SFT: one run to the last checkpoint, snapshotted on the way."""
-    from condtune.modeling import load_causal_lm
-    from condtune.policy import POLICY_CARD
-    from condtune.policy import train_conditional as sft
-
     c = run.settings
     df, card, cost = tagged_corpus(ctx, "conditional_self" if run.method == "conditional_self" else "conditional", c)
     pairs = None
@@ -225,8 +230,6 @@ def train_conditional_online(ctx: BenchContext, run: Run, work: Path) -> list[Ch
     targets, proxy scoring, refitting the bins over the pool (human texts + own samples) and
     training on (:func:`condtune.online.run_online`); each round's policy is a checkpoint, its cost
     the offline run's plus every round's sampling, scoring and training so far."""
-    from condtune.online import run_online
-
     c = run.settings
     offline = train_conditional(ctx, run, work)
     df, _, _ = tagged_corpus(ctx, "conditional", c)
@@ -266,10 +269,6 @@ def train_conditional_online(ctx: BenchContext, run: Run, work: Path) -> list[Ch
 
 def train_ppo(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
     """The PPO baseline (condtune.baselines.ppo, constant lr): one run, saved at each checkpoint's update count."""
-    from condtune.baselines import ppo
-    from condtune.baselines.ppo_checkpoint import save_final
-    from condtune.baselines.ppo_report import read_metrics
-
     s = ctx.cfg.sampling
     base = replace(
         run.settings,
@@ -312,8 +311,6 @@ def train_ppo(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
 
 
 def train_rloo(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
-    from condtune.baselines.rloo import train_rloo as rloo
-
     return rloo(
         ctx.base_dir,
         ctx.prompts.train,
@@ -328,10 +325,6 @@ def train_rloo(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
 
 def train_dpo(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
     """DPO on pairs from the proxy's half of the human ratings (the proxy's own training signal)."""
-    from condtune.baselines.dpo import build_pairs
-    from condtune.baselines.dpo import train_dpo as dpo
-    from condtune.data import split_ratings, to_items
-
     d = run.settings
     means = to_items(split_ratings(ctx.task.ratings(), "half_a", 0)).set_index("item_id")["mean"]
     items = ctx.train_items.assign(score=ctx.train_items["item_id"].map(means))
@@ -341,8 +334,6 @@ def train_dpo(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
 
 def train_best_of_n(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
     """Best-of-n from the base policy on the evaluation prompts (it needs no training)."""
-    from condtune.baselines.best_of_n import train_best_of_n as bon
-    from condtune.sampling import sample
 
     def sample_fn(prompts, n):
         s = sample(ctx.ref, ctx.ref_tok, prompts, n=n, cfg=ctx.cfg.sampling, seed=run.seed, desc="best-of-n pool")

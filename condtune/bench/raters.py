@@ -21,6 +21,7 @@ from condtune.bench.settings import BenchConfig
 from condtune.bench.task import Task
 from condtune.ngram_scorer import NgramScorer, fit_on_items
 from condtune.scorer import Scorer
+from condtune.scorer_training import ScorerTrainConfig, train_or_load
 
 log = logging.getLogger("condtune.bench")
 
@@ -37,8 +38,6 @@ class Raters(NamedTuple):
 
 def minilm_rater(cfg: BenchConfig, task: Task, which: str, *, given: str, out: Path) -> Scorer:
     """The given scorer dir, or one trained on half of each item's ratings (cached in out/scorers/)."""
-    from condtune.scorer_training import ScorerTrainConfig, train_or_load
-
     path = Path(given) if given else out / "scorers" / which
     if given:
         scorer = Scorer.load(path)

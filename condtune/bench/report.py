@@ -19,6 +19,7 @@ from condtune.bench import metrics as BM
 from condtune.bench import stats as S
 from condtune.bench.plots import final_checkpoints, frontier_plot, reliability_plot
 from condtune.bench.settings import CONDITIONAL_METHODS, UNTAGGED
+from condtune.data import write_table
 from condtune.io import write_json, write_text
 
 RUN_KEYS = ["method", "setting", "checkpoint", "step", "decode", "temperature", "guidance", "anchored", "contrast"]
@@ -203,8 +204,6 @@ def write_report(
     out: str | Path, rows: list[dict], *, ceilings: dict, protocol: dict, command: str = ""
 ) -> dict[str, Path]:
     """Write every report file into ``out``; return the paths."""
-    from condtune.data import write_table
-
     out = Path(out)
     samples = load_samples(out, rows)
     summ = summary(rows, samples, ceilings=ceilings, protocol=protocol)

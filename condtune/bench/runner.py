@@ -9,6 +9,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from condtune.assets import fetch_all
 from condtune.bench import archive, store
 from condtune.bench.evaluation import data_ceiling, decode_name, decodes, evaluate
 from condtune.bench.methods import BenchContext, Run, finish_run, make_run, run_method, tagged_corpus
@@ -19,21 +20,17 @@ from condtune.checkpointing import Checkpoint
 from condtune.config import ConfigError
 from condtune.data import write_table
 from condtune.io import atomic_path, read_json, write_json
+from condtune.modeling import load_causal_lm, model_dir
 
 log = logging.getLogger("condtune.bench")
 
 
 def base_policy_dir(model: str, out: Path) -> str:
     """The base policy as a directory (trl rebuilds references from ``_name_or_path``)."""
-    from condtune.modeling import model_dir
-
     return model_dir(model, out / "base")
 
 
 def build_context(cfg: BenchConfig) -> BenchContext:
-    from condtune.assets import fetch_all
-    from condtune.modeling import load_causal_lm
-
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     fetch_all()

@@ -20,10 +20,15 @@ import importlib
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+
+from condtune.assets import vader_dir
+from condtune.data import load_pointwise, split_items, to_items
+from condtune.vader import load_vader
 
 
 class Prompts(NamedTuple):
@@ -56,9 +61,6 @@ class RatedTextTask:
     # ------------------------------------------------------------------ data
     def ratings(self) -> pd.DataFrame:
         """One row per individual rating: item_id, completion, score."""
-        from condtune.data import load_pointwise
-        from condtune.vader import load_vader
-
         return (
             load_vader(domains=self.domains) if self.ratings_source == "vader" else load_pointwise(self.ratings_source)
         )
@@ -66,8 +68,6 @@ class RatedTextTask:
     @cached_property
     def items(self) -> pd.DataFrame:
         """One row per text: item_id, prompt (the header), completion, human_mean, held_out."""
-        from condtune.data import split_items, to_items
-
         items = to_items(self.ratings())
         held = split_items(items["item_id"].to_numpy(), self.val_fraction, 0)
         return items.assign(prompt=self.header, human_mean=items["mean"], held_out=held)[
@@ -88,8 +88,6 @@ class RatedTextTask:
     @cached_property
     def lexicon(self) -> set[str]:
         """Words that carry sentiment (VADER's lexicon: 7,500 words rated by people)."""
-        from condtune.assets import vader_dir
-
         lines = (vader_dir() / "vader_sentiment_lexicon.txt").read_text(encoding="utf-8", errors="replace").splitlines()
         return {ln.split("\t", 1)[0].lower() for ln in lines if "\t" in ln}
 
@@ -171,8 +169,6 @@ def load_task(name: str) -> Task:
     try:
         module = importlib.import_module(f"condtune.bench.tasks.{name}")
     except ModuleNotFoundError:
-        from pathlib import Path
-
         known = sorted(p.stem for p in (Path(__file__).parent / "tasks").glob("*.py") if p.stem != "__init__")
         raise ValueError(f"unknown task {name!r}; the tasks are {known} (condtune/bench/tasks/)") from None
     return module.TASK

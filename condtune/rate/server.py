@@ -26,6 +26,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from condtune.config import ConfigError
 from condtune.rate import pages
 from condtune.rate.pages import PageText
 from condtune.rate.store import RatingError, Store, check_rater
@@ -304,8 +305,6 @@ def make_server(
 ) -> RatingServer:
     """Bind (port 0 picks a free port); call ``serve_forever()`` or ``start_in_thread()``. A port in
     use or an address this machine does not have is a :class:`~condtune.config.ConfigError`."""
-    from condtune.config import ConfigError
-
     if not is_loopback(host):
         log.warning("binding to %s: anyone who can reach this address can rate and read the task", host)
     try:

@@ -16,7 +16,8 @@ def ppo_tiny_lm(tmp_path_factory) -> Path:
     class of tokens is learnable in a few updates from 49k near-uniform arms; adding one
     common vector to the embeddings of capitalised tokens gives the class a direction the
     policy can turn toward (a stand-in for what pretraining gives a real model)."""
-    from condtune.modeling import load_tokenizer, tiny_causal_lm
+    from condtune.modeling import load_tokenizer
+    from condtune.testing import tiny_causal_lm
 
     tok = load_tokenizer("smollm2-135m")
     model = tiny_causal_lm(tok, layers=1, hidden=32, seed=0)

@@ -37,10 +37,11 @@ def test_task_first_argument():
 @pytest.fixture(scope="module")
 def sampled(tmp_path_factory):
     """A tiny random model (real SmolLM2 tokenizer) sampled into a task: 2 models x 3 prompts x 2."""
-    from condtune.modeling import save_tiny_causal_lm
+    from condtune.assets import smollm2_path
+    from condtune.testing import save_tiny_causal_lm
 
     d = tmp_path_factory.mktemp("sample")
-    model = save_tiny_causal_lm(d / "tiny", hidden=32)
+    model = save_tiny_causal_lm(d / "tiny", smollm2_path(), hidden=32)
     prompts = d / "prompts.txt"
     prompts.write_text("Movie review: it was\nTweet: <script>alert(1)</script>\nNews: today\n")
     out = d / "tasks.jsonl"

@@ -835,7 +835,8 @@ def main() -> int:
     import tempfile
     import time
 
-    from condtune.modeling import save_tiny_causal_lm, save_tiny_encoder
+    from condtune.assets import minilm_path, smollm2_path
+    from condtune.testing import save_tiny_causal_lm, save_tiny_encoder
 
     logging.basicConfig(level=logging.ERROR)
     for h in logging.getLogger().handlers:
@@ -845,8 +846,8 @@ def main() -> int:
         root = Path(td)
         world = build_world(
             root / "world",
-            save_tiny_causal_lm(root / "tiny_lm", hidden=64, layers=2),
-            save_tiny_encoder(root / "tiny_encoder"),
+            save_tiny_causal_lm(root / "tiny_lm", smollm2_path(), hidden=64, layers=2),
+            save_tiny_encoder(root / "tiny_encoder", minilm_path()),
         )
         shared = {p: _digests(p) for p in (world.scorer, world.policy, world.lm, world.enc)}
         results, bad = [], []
