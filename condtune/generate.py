@@ -14,7 +14,7 @@ from condtune.config import ConfigError
 from condtune.data import DataError
 from condtune.modeling import load_causal_lm
 from condtune.policy import load_policy_card
-from condtune.relabel import TagCard
+from condtune.relabel import TagCard, tagged_prompt
 from condtune.sampling import MAX_PER_PROMPT, MAX_SEQUENCES, Samples, SamplingConfig, check_budget, sample
 from condtune.tags import line_breaker
 
@@ -91,7 +91,8 @@ class ConditionalPolicy:
         bin_index: int | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> str:
-        return self.card.prefix(score=score, bin_index=bin_index, attrs=dict(tags or {})) + prompt
+        """``prompt`` as the policy reads it for this request (:func:`condtune.relabel.tagged_prompt`)."""
+        return tagged_prompt(self.card, prompt, score=score, bin_index=bin_index, tags=dict(tags or {}))
 
     def generate(
         self,

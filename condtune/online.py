@@ -31,7 +31,7 @@ from condtune.io import read_json, write_json
 from condtune.kl import sampled_kl
 from condtune.modeling import load_causal_lm
 from condtune.policy import POLICY_CARD, SFTSettings, load_policy_card, train_conditional
-from condtune.relabel import TagCard, relabel
+from condtune.relabel import TagCard, relabel, tagged_prompt
 from condtune.sampling import SamplingConfig, sample
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def sample_at_targets(
         s = sample(
             model,
             tok,
-            [card.prefix(bin_index=int(b)) + p for p in rows],
+            [tagged_prompt(card, p, bin_index=int(b)) for p in rows],
             n=1,
             cfg=sampling,
             seed=seed + int(b),
@@ -127,7 +127,7 @@ def top_kl(
     kl = sampled_kl(
         model,
         ref,
-        contexts=enc(tok, [card.prefix(bin_index=card.binning.k - 1) + p for p in top["prompt"]]),
+        contexts=enc(tok, [tagged_prompt(card, p, bin_index=card.binning.k - 1) for p in top["prompt"]]),
         ref_contexts=enc(ref_tok, top["prompt"]),
         responses=[list(map(int, ids)) for ids in top["completion_ids"]],
         pad_id=tok.pad_token_id,

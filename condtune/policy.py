@@ -27,7 +27,7 @@ from condtune.config import ConfigError, check_ranges, defaults_dict
 from condtune.data import table_digest
 from condtune.io import umask_modes, write_json
 from condtune.modeling import LORA_ATTENTION_MLP, lora_config, processes
-from condtune.relabel import TagCard
+from condtune.relabel import TagCard, tagged_prompt
 from condtune.sampling import context_length
 from condtune.sft_columns import ALT_COLUMNS, REF_COLUMNS
 from condtune.trl_compat import trainer_args
@@ -205,7 +205,7 @@ def sft_dataset(
         p = encode(tokenizer, untagged if drop else tagged)
         alt = p  # without the contrast, only its length enters the cut below
         if contrast is not None:
-            alt = encode(tokenizer, contrast.prefix(bin_index=int(other[i]), attrs=attrs[i]) + prompt)
+            alt = encode(tokenizer, tagged_prompt(contrast, prompt, bin_index=int(other[i]), tags=attrs[i]))
         c = answer_ids(tokenizer, text, sampled)[: max(max_length - max(len(p), len(alt)), 0)]
         if contrast is not None:
             rows["alt_input_ids"].append(alt + c)
@@ -273,8 +273,8 @@ def pair_bank(pairs: pd.DataFrame, found: np.ndarray, tokenizer, card: TagCard, 
 
     top, bottom, answers = [], [], []
     for prompt, a, text, sampled in zip(pairs["prompt"], attrs, texts, own):
-        t = encode(tokenizer, card.prefix(bin_index=k - 1, attrs=a) + prompt)
-        b = encode(tokenizer, card.prefix(bin_index=0, attrs=a) + prompt)
+        t = encode(tokenizer, tagged_prompt(card, prompt, bin_index=k - 1, tags=a))
+        b = encode(tokenizer, tagged_prompt(card, prompt, bin_index=0, tags=a))
         top.append(t)
         bottom.append(b)
         answers.append(answer_ids(tokenizer, text, sampled)[: max(max_length - max(len(t), len(b)), 1)])
@@ -440,7 +440,7 @@ def train_conditional(
     if s.freeze_layers:
         freeze_lower_layers(model, s.freeze_layers)
     if card.attributes and "tags" in df.columns:  # dropout removes the score tag only
-        df = df.assign(uncond_prompt=[card.prefix(attrs=t) + p for t, p in zip(df["tags"], df["prompt"])])
+        df = df.assign(uncond_prompt=[tagged_prompt(card, p, tags=t) for t, p in zip(df["tags"], df["prompt"])])
     data = sft_dataset(
         df,
         tokenizer,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -110,6 +110,21 @@ class TagCard:
                 raise ValueError(f"unknown value {value!r} for tag {name!r}; known values: {known}")
         label = None if bin_index is None else self.binning.label(bin_index)
         return self.tag_format.prefix(label, self.binning.k, attrs)
+
+
+def tagged_prompt(
+    card: TagCard,
+    prompt: str,
+    *,
+    score: float | None = None,
+    bin_index: int | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> str:
+    """The prompt a policy reads: ``card``'s tags (``tags``, then the score tag of ``bin_index``, or
+    of the bin ``score`` falls in; none without either) before ``prompt``. The one place a tagged
+    prompt is built, so that relabel's rows, training (its tagged, untagged and contrast prompts),
+    the online rounds and generation read the same text."""
+    return card.prefix(score=score, bin_index=bin_index, attrs=tags) + prompt
 
 
 def check_attributes(attributes: dict, tag_format: TagFormat) -> None:
@@ -286,7 +301,7 @@ def relabel(
         else [{}] * len(out)
     )
     out["tagged_prompt"] = [
-        card.prefix(bin_index=b, attrs=t) + p for b, t, p in zip(out["score_bin"], out["tags"], out["prompt"])
+        tagged_prompt(card, p, bin_index=b, tags=t) for b, t, p in zip(out["score_bin"], out["tags"], out["prompt"])
     ]
     return out, card
 

@@ -11,13 +11,13 @@ mkdir -p "$W"
 python - "$W/tagged.jsonl" <<'PY'
 import sys
 import pandas as pd
-from condtune.relabel import TagCard, write_tagged
+from condtune.relabel import TagCard, tagged_prompt, write_tagged
 from condtune.tags import Binning, TagFormat
 
 card = TagCard(Binning(edges=[0.0], centers=[-1.0, 1.0], counts=[8, 8]), TagFormat())
 words = ["Good.", "Bad.", "Great fun.", "Awful.", "Fine film.", "Dull.", "Loved it.", "Hated it."]
 df = pd.DataFrame({"prompt": ["Review:"] * 16, "completion": words * 2, "score_bin": [1, 0] * 8})
-df["tagged_prompt"] = [card.prefix(bin_index=b) + p for b, p in zip(df["score_bin"], df["prompt"])]
+df["tagged_prompt"] = [tagged_prompt(card, p, bin_index=b) for b, p in zip(df["score_bin"], df["prompt"])]
 write_tagged(df, card, sys.argv[1])
 PY
 T="data=$W/tagged.jsonl model=tiny-lm sft.max_steps=6 sft.save_steps=3 sft.batch_size=4 sft.lr=1e-3 sft.max_length=32"

@@ -27,7 +27,7 @@ from transformers import TrainerCallback
 
 from condtune.modeling import load_causal_lm
 from condtune.policy import SFTSettings, train_conditional
-from condtune.relabel import TagCard
+from condtune.relabel import TagCard, tagged_prompt
 from condtune.tags import Binning, TagFormat
 from condtune.trl_compat import precision_kwargs, trainer_args
 from condtune.vader import vader_corpus
@@ -72,7 +72,7 @@ def main() -> None:
     binning = Binning.fit(corpus["human_mean"].to_numpy(), k=5)
     card = TagCard(binning, TagFormat())
     df = corpus.assign(score_bin=binning.assign(corpus["human_mean"].to_numpy()))
-    df["tagged_prompt"] = [card.prefix(bin_index=int(b)) + p for b, p in zip(df["score_bin"], df["prompt"])]
+    df["tagged_prompt"] = [tagged_prompt(card, p, bin_index=int(b)) for b, p in zip(df["score_bin"], df["prompt"])]
     model, tok = load_causal_lm("smollm2-135m")
     clock = StepClock()
     with tempfile.TemporaryDirectory() as out:
