@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -15,15 +14,6 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 WORDS_POS = ["great", "wonderful", "superb", "lovely", "brilliant", "moving", "fun"]
 WORDS_NEG = ["awful", "boring", "terrible", "dull", "weak", "bad", "tedious"]
-
-
-def load_diagnostic(name: str):
-    """A script of docs/diagnostics/ (not a package) as a module, for its functions' tests."""
-    path = Path(__file__).resolve().parents[1] / "docs" / "diagnostics" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def later_wins(argv: list[str]) -> list[str]:

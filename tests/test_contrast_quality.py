@@ -1,4 +1,4 @@
-"""docs/diagnostics/contrast_quality.py: the ranking statistics of the tag contrast, and the answers'
+"""research/contrast_quality.py: the ranking statistics of the tag contrast, and the answers'
 log-likelihoods read in padded batches as they read one at a time."""
 
 from __future__ import annotations
@@ -10,12 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.conftest import load_diagnostic
-
-
-@pytest.fixture(scope="module")
-def cq():
-    return load_diagnostic("contrast_quality")
+from research import contrast_quality as cq
 
 
 def _answers():
@@ -23,7 +18,7 @@ def _answers():
     return pd.DataFrame({"prompt": ["a"] * 3 + ["b"] * 3, "proxy": [0.0, 1.0, 2.0, 5.0, 6.0, 7.0]})
 
 
-def test_a_contrast_that_orders_answers_as_the_proxy_does_scores_one(cq):
+def test_a_contrast_that_orders_answers_as_the_proxy_does_scores_one():
     df = _answers()
     q = cq.quality(df, df["proxy"].to_numpy() * 3.0)
     assert q["spearman"] == pytest.approx(1.0) and q["spearman_within"] == pytest.approx(1.0)
@@ -32,7 +27,7 @@ def test_a_contrast_that_orders_answers_as_the_proxy_does_scores_one(cq):
     assert flipped["spearman_within"] == pytest.approx(-1.0) and flipped["pair_accuracy"] == 0.0
 
 
-def test_within_prompts_ignores_what_only_tells_the_prompts_apart(cq):
+def test_within_prompts_ignores_what_only_tells_the_prompts_apart():
     df = _answers()
     s = np.array([0.0, 0.0, 0.0, 9.0, 9.0, 9.0])  # ranks the prompts, not one prompt's answers
     s = s + np.array([2.0, 1.0, 0.0, 2.0, 1.0, 0.0])  # and within each, backwards
@@ -41,7 +36,7 @@ def test_within_prompts_ignores_what_only_tells_the_prompts_apart(cq):
     assert cq.quality(df, s, min_gap=1.5)["pairs"] == 2  # only the pairs 2 apart count
 
 
-def test_answer_logprobs_batched_equal_one_at_a_time(cq, tiny_lm):
+def test_answer_logprobs_batched_equal_one_at_a_time(tiny_lm):
     from condtune.modeling import load_causal_lm
 
     model, tok = load_causal_lm(tiny_lm)

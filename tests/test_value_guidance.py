@@ -1,4 +1,4 @@
-"""docs/diagnostics/value_guidance.py: the candidates' hidden states read on the prefix's cache are
+"""research/value_guidance.py: the candidates' hidden states read on the prefix's cache are
 a full pass's, reading them leaves the generation untouched, and the KL it reports is the exact KL
 of the distribution it samples from."""
 
@@ -9,14 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.conftest import load_diagnostic
+from research import value_guidance as vg
 
 PROMPTS = ["Movie review: tale will", "Movie review: The"]  # two lengths: the batch is left padded
-
-
-@pytest.fixture(scope="module")
-def vg():
-    return load_diagnostic("value_guidance")
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +30,7 @@ class _Linear:
         return h.float() @ self.w
 
 
-def test_candidates_on_the_cache_are_a_full_pass(vg, lm):
+def test_candidates_on_the_cache_are_a_full_pass(lm):
     model, tok = lm
     tok.padding_side = "left"
     enc = tok(PROMPTS, return_tensors="pt", padding=True, add_special_tokens=False)
@@ -57,7 +52,7 @@ def test_candidates_on_the_cache_are_a_full_pass(vg, lm):
                 assert torch.allclose(h[i, j], full, atol=1e-4)
 
 
-def test_a_probe_that_says_nothing_changes_nothing(vg, lm):
+def test_a_probe_that_says_nothing_changes_nothing(lm):
     """g > 0 with a zero probe: the candidates are read (and dropped from the cache) at every step,
     yet the samples are those of g = 0 with the same seed, at zero KL."""
     model, tok = lm
@@ -68,7 +63,7 @@ def test_a_probe_that_says_nothing_changes_nothing(vg, lm):
     assert read == plain and np.allclose(kl0, 0) and np.allclose(kl1, 0, atol=1e-6)
 
 
-def test_the_reported_kl_is_the_sampled_distributions(vg, lm):
+def test_the_reported_kl_is_the_sampled_distributions(lm):
     """One token: the KL reported is KL(q || base) of q = softmax(lp + g (r - r_bar)) on the top k."""
     model, tok = lm
     k, g, n_layers = 5, 20.0, 1

@@ -1,7 +1,7 @@
 """Each conditional decode against the trained baselines of the same seed, at the decode's own KL
 (docs/benchmarks.md §3, "seed 1's conditional").
 
-    python docs/diagnostics/frontier_margin.py docs/results/bench_sentiment/results.jsonl [gold|gold2]
+    python research/frontier_margin.py docs/results/bench_sentiment/results.jsonl [gold|gold2]
 
 For each seed, two envelopes of the trained baselines (PPO β, DPO β, RLOO (lr, β); their
 checkpoints' (exact KL, top-target gold) points) at a KL:

@@ -8,9 +8,9 @@ so that trying decodes here does not select on the benchmark's test set (``--pro
 use those anyway).
 
     ck=seed_0/conditional/$(ls runs/bench_sentiment/seed_0/conditional | grep tag_contrast)/step_60
-    python docs/diagnostics/contrast_guidance.py runs/bench_sentiment "$ck" --contrast none --g 1
-    python docs/diagnostics/contrast_guidance.py runs/bench_sentiment "$ck" --contrast bottom --g 0.5 0.75
-    python docs/diagnostics/contrast_guidance.py runs/bench_sentiment "$ck" --contrast bottom --g 1.5 \
+    python research/contrast_guidance.py runs/bench_sentiment "$ck" --contrast none --g 1
+    python research/contrast_guidance.py runs/bench_sentiment "$ck" --contrast bottom --g 0.5 0.75
+    python research/contrast_guidance.py runs/bench_sentiment "$ck" --contrast bottom --g 1.5 \
         --temperature 1 0.8
 
 Prints, per decode, the top target's mean gold, gold2 and proxy and the exact KL, each with a 95%

@@ -1,6 +1,6 @@
 """Inputs for the streaming relabel's memory/throughput table (docs/benchmarks.md, "Relabel at scale").
 
-    python docs/diagnostics/relabel_scale.py runs/scale 10000 100000 1000000
+    python research/relabel_scale.py runs/scale 10000 100000 1000000
     /usr/bin/time -v condtune relabel stream=true data=runs/scale/rows_100000.parquet \\
         scorer=<a scorer> tag_columns=[domain] out=runs/scale/tagged_100000
 

@@ -1,10 +1,10 @@
 """Training throughput of conditional SFT against plain trl SFTTrainer, on the same model, rows,
 batch, length and precision (docs/benchmarks.md, "Throughput").
 
-    python docs/diagnostics/sft_throughput.py --trainer trl         # plain SFTTrainer, prompt/completion rows
-    python docs/diagnostics/sft_throughput.py --trainer condtune    # condtune's train_conditional (tags, dropout 0.1)
-    python docs/diagnostics/sft_throughput.py --trainer condtune --tag-contrast 1   # + the tag contrast term
-    python docs/diagnostics/sft_throughput.py --trainer condtune --kl-coef 0.3      # + the KL term
+    python research/sft_throughput.py --trainer trl         # plain SFTTrainer, prompt/completion rows
+    python research/sft_throughput.py --trainer condtune    # condtune's train_conditional (tags, dropout 0.1)
+    python research/sft_throughput.py --trainer condtune --tag-contrast 1   # + the tag contrast term
+    python research/sft_throughput.py --trainer condtune --kl-coef 0.3      # + the KL term
 
 Rows: VADER movie texts after their tag (bins of the human mean rating), so both trainers see the
 same token sequences. Prints one JSON line over the training steps after the first (model loading

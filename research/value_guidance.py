@@ -22,7 +22,7 @@ It samples on 64 of the run's *training* prompts × eval_n (the prompts of ``con
 with its sampling seed), and prints the mean gold, gold2, proxy and KL with 95% intervals over
 prompts. Writes nothing.
 
-    python docs/diagnostics/value_guidance.py runs/bench_sentiment --g 0 0.5 1 2 \
+    python research/value_guidance.py runs/bench_sentiment --g 0 0.5 1 2 \
         --rank runs/bench_sentiment/corpus/tagged_conditional_self_k5_text_f97d40af71.jsonl
 """
 

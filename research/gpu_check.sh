@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU paths on one CUDA machine, on a tiny random model (no weights to fetch beyond the tokenizer):
-#   bash docs/diagnostics/gpu_check.sh [workdir]      (docs/benchmarks.md section 5)
+#   bash research/gpu_check.sh [workdir]      (docs/benchmarks.md section 5)
 # 1. conditional SFT under the shipped FSDP2 config (one process) and the same run without FSDP:
 #    both must write a policy with the same tensors (a tied output embedding saved once);
 # 2. the FSDP run interrupted after its first checkpoint resumes to exactly the unbroken run's weights;

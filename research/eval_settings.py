@@ -2,8 +2,8 @@
 run's own prompts and raters (the same code path as the benchmark's evaluation).
 
     ck=seed_0/conditional/default/step_60
-    python docs/diagnostics/eval_settings.py runs/bench_dev $ck temperature=0.8 top_p=0.95
-    python docs/diagnostics/eval_settings.py runs/bench_dev $ck guidance=2
+    python research/eval_settings.py runs/bench_dev $ck temperature=0.8 top_p=0.95
+    python research/eval_settings.py runs/bench_dev $ck guidance=2
 
 Prints per-sample Spearman(requested, gold), whether the gold means increase, the mean per
 requested target and the exact KL of the (temperature, top-p, guidance) distribution. Writes nothing.

@@ -8,7 +8,7 @@ decode needs. The answers are the benchmark's conditional_self corpus: the base 
 the *training* prompts (4 a prompt), scored by the proxy, so no choice made here looks at the
 evaluation prompts.
 
-    python docs/diagnostics/contrast_quality.py runs/bench_sentiment/corpus/tagged_conditional_self_*.jsonl \
+    python research/contrast_quality.py runs/bench_sentiment/corpus/tagged_conditional_self_*.jsonl \
         "runs/bench_sentiment/seed_2/conditional/sft.tag_contrast=1 checkpoints=[60]/step_60" [more policies]
 
 Prints per policy: Spearman(s, proxy) over all answers; the within-prompt Spearman (s and the proxy

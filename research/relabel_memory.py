@@ -1,7 +1,7 @@
 """Where the streaming relabel's memory goes: the process's RSS sampled against the rows scored so far
 (docs/benchmarks.md, "Relabel at scale").
 
-    python docs/diagnostics/relabel_memory.py runs/scale/rows_100000_mixed.parquet \\
+    python research/relabel_memory.py runs/scale/rows_100000_mixed.parquet \\
         runs/bench_sentiment/scorers/proxy runs/scale/mem_100000 [--trim] [--fp32]
 
 Runs the same ``relabel_stream`` call as ``condtune relabel stream=true tag_columns=[domain]``, in

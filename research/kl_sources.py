@@ -1,7 +1,7 @@
 """Where a conditional policy's KL(pi || pi_ref) comes from (docs/benchmarks.md, "Where the
 conditional policies' KL comes from").
 
-    python docs/diagnostics/kl_sources.py runs/bench_sentiment seed_0/conditional/default/step_120 [more policy dirs]
+    python research/kl_sources.py runs/bench_sentiment seed_0/conditional/default/step_120 [more policy dirs]
 
 Uses the run's own evaluation prompts (``prompts.json``, drawn by condtune.bench.task.prompt_sets)
 and sampling settings. For the base model reading a tag prefix, and for each policy with and

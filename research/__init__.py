@@ -1,0 +1,1 @@
+"""Diagnostics and experiments behind docs/benchmarks.md; not part of the installed package (see README.md)."""
