@@ -224,6 +224,18 @@ def test_no_upward_imports():
     assert not upward, "imports of a higher layer:\n" + "\n".join(upward)
 
 
+def test_the_library_never_imports_research_or_recipes():
+    """research/ (diagnostics, experiments) and recipes/ (the commands a user reads) sit above the package:
+    they import it, never the other way (the CLI finds a command's recipe by name, not by an import)."""
+    above = [
+        f"{MODULES[m].relative_to(PACKAGE.parent)}:{line}: {t}"
+        for m in MODULES
+        for t, line, _ in imports(m)
+        if t.split(".")[0] in ("research", "recipes")
+    ]
+    assert not above, "the library imports research/ or recipes/:\n" + "\n".join(above)
+
+
 def test_imports_inside_functions_only_defer_heavy_dependencies():
     late = [
         f"{MODULES[m].relative_to(PACKAGE.parent)}:{line}: {t}"
