@@ -16,6 +16,16 @@ WORDS_POS = ["great", "wonderful", "superb", "lovely", "brilliant", "moving", "f
 WORDS_NEG = ["awful", "boring", "terrible", "dull", "weak", "bad", "tedious"]
 
 
+def run_cli(capsys, args: list[str]) -> tuple[int, str]:
+    """``condtune args`` in-process: (exit code, stderr); a traceback on stderr fails the test."""
+    from condtune.cli import main as cli
+
+    rc = cli(args)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return rc, err
+
+
 def later_wins(argv: list[str]) -> list[str]:
     """A command line whose later ``key=value`` replaces an earlier one, and the settings under it
     (``optim=fast`` drops an earlier ``optim.epochs=...``): tests that add a setting to a base command line

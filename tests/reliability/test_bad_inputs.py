@@ -12,22 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from condtune.cli import main as cli
 from condtune.config import ConfigError
 from condtune.data import DataError, PointwiseSpec, load_pointwise
 from condtune.relabel import relabel
+from tests.conftest import run_cli
 
 
 def _write(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
-
-
-def _run(capsys, args):
-    rc = cli(args)
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return rc, err
 
 
 @pytest.fixture
@@ -53,7 +46,7 @@ def test_an_item_id_on_two_texts_is_refused_naming_both_rows(tmp_path, capsys, o
     spec = PointwiseSpec(item_col="item_id", rater_col="rater")
     with pytest.raises(DataError, match=r"row 4, column 'item_id': item id 'a' is on two different texts: row 1"):
         load_pointwise(path, spec)
-    rc, err = _run(
+    rc, err = run_cli(
         capsys,
         ["scorer", "train", f"ratings={path}", "columns.item_col=item_id", "backbone=none", f"out={old_scorer}"],
     )
@@ -93,7 +86,7 @@ def test_a_missing_item_id_is_refused(tmp_path):
 def test_scorer_settings_out_of_range_are_refused_and_the_old_scorer_kept(
     ratings_file, old_scorer, capsys, setting, says
 ):
-    rc, err = _run(
+    rc, err = run_cli(
         capsys, ["scorer", "train", f"ratings={ratings_file}", setting, "backbone=none", f"out={old_scorer}"]
     )
     assert rc == 2 and says in err and err.count("\n") == 1, err  # one line
@@ -111,7 +104,7 @@ def test_val_fraction_that_leaves_nothing_to_train_or_hold_out_is_refused_before
         ([f"ratings={ratings_file}", "max_items=1"], "max_items=1 leave 1 to train on"),
     ]:
         # backbone=none would fail on loading: these must stop before any model is loaded or trained
-        rc, err = _run(capsys, ["scorer", "train", *args, "backbone=none", f"out={old_scorer}"])
+        rc, err = run_cli(capsys, ["scorer", "train", *args, "backbone=none", f"out={old_scorer}"])
         assert rc == 2 and says in err, err
     assert (old_scorer / "scorer.json").read_text() == '{"trained": true}\n'
 
@@ -119,30 +112,30 @@ def test_val_fraction_that_leaves_nothing_to_train_or_hold_out_is_refused_before
 def test_val_fraction_zero_trains_on_everything_and_reports_no_metrics(tmp_path, ratings_file, tiny_encoder, capsys):
     out = tmp_path / "scorer"
     args = ["scorer", "train", f"ratings={ratings_file}", f"backbone={tiny_encoder}", "val_fraction=0"]
-    rc, _ = _run(capsys, [*args, "optim.epochs=0.2", f"out={out}"])
+    rc, _ = run_cli(capsys, [*args, "optim.epochs=0.2", f"out={out}"])
     assert rc == 0 and (out / "head.safetensors").exists()
     assert json.loads((out / "metrics.json").read_text())["metrics"] == {}
 
 
 def test_normalize_rater_without_rater_ids_names_the_setting_or_row(tmp_path, ratings_file, capsys, old_scorer):
     base = ["scorer", "train", "normalize=rater", "backbone=none", f"out={old_scorer}"]
-    rc, err = _run(capsys, [*base, f"ratings={ratings_file}"])
+    rc, err = run_cli(capsys, [*base, f"ratings={ratings_file}"])
     assert rc == 2 and "normalize=rater needs the rater id" in err and "columns.rater_col" in err
     rows = [{"text": f"Text {i}.", "score": i % 3, "rater": "ann" if i != 4 else None} for i in range(30)]
     path = _write(tmp_path / "r.jsonl", rows)
-    rc, err = _run(capsys, [*base, f"ratings={path}", "columns.rater_col=rater"])
+    rc, err = run_cli(capsys, [*base, f"ratings={path}", "columns.rater_col=rater"])
     assert rc == 2 and "r.jsonl, row 5, column 'rater': missing rater id" in err
-    rc, err = _run(capsys, [*base, "ratings=vader"])
+    rc, err = run_cli(capsys, [*base, "ratings=vader"])
     assert rc == 2 and "VADER ratings carry no rater ids" in err
     assert (old_scorer / "scorer.json").read_text() == '{"trained": true}\n'
 
 
 def test_config_naming_a_folder_is_a_clear_error(tmp_path, capsys):
-    rc, err = _run(capsys, ["relabel", "--config", str(tmp_path)])
+    rc, err = run_cli(capsys, ["relabel", "--config", str(tmp_path)])
     assert rc == 2 and f"{tmp_path}: is a folder; --config takes a YAML file" in err
     bad = tmp_path / "latin1.yaml"
     bad.write_bytes(b"k: 3\nscorer: caf\xe9\n")
-    rc, err = _run(capsys, ["relabel", "--config", str(bad)])
+    rc, err = run_cli(capsys, ["relabel", "--config", str(bad)])
     assert rc == 2 and "latin1.yaml: not UTF-8 text" in err
 
 
@@ -168,7 +161,7 @@ def _corpus(texts):
 
 def test_k_of_one_or_less_is_refused(tmp_path, capsys):
     for k in ("1", "0", "-3"):
-        rc, err = _run(capsys, ["relabel", f"k={k}", "data=nowhere.jsonl", f"out={tmp_path / 't.jsonl'}"])
+        rc, err = run_cli(capsys, ["relabel", f"k={k}", "data=nowhere.jsonl", f"out={tmp_path / 't.jsonl'}"])
         assert rc == 2 and f"k={k}: score bins need k >= 2" in err
     with pytest.raises(ConfigError, match="k=1"):
         relabel(_corpus(["a", "bb"]), CountingScorer(), k=1)

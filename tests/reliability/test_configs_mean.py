@@ -23,6 +23,7 @@ from condtune.config import ConfigError, ConfigLoader, load_yaml, parse, with_ov
 from condtune.data import DataError, PointwiseSpec, load_pairwise, load_pointwise, read_table, split_items
 from condtune.sampling import SamplingConfig
 from condtune.scorer_training import ScorerTrainConfig
+from tests.conftest import run_cli
 
 
 def _write(path, rows):
@@ -30,16 +31,9 @@ def _write(path, rows):
     return path
 
 
-def _run(capsys, args):
-    rc = cli(args)
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return rc, err
-
-
 def _refused(capsys, args, *says):
     """Exit 2 with one error line that contains every ``says``."""
-    rc, err = _run(capsys, args)
+    rc, err = run_cli(capsys, args)
     lines = [ln for ln in err.splitlines() if ": error: " in ln]
     assert rc == 2 and len(lines) == 1, err
     for s in says:

@@ -16,10 +16,9 @@ from unittest import mock
 import pytest
 
 from condtune import outputs
-from condtune.cli import main as cli
 from condtune.config import ConfigError
 from condtune.modeling import check_launcher_env
-from tests.conftest import make_ratings
+from tests.conftest import make_ratings, run_cli
 
 
 def _digests(root: Path) -> dict[str, str]:
@@ -29,9 +28,8 @@ def _digests(root: Path) -> dict[str, str]:
 
 
 def _run(capsys, args: list[str]) -> tuple[int, str]:
-    rc = cli(args)
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
+    """(exit code, the one error line)."""
+    rc, err = run_cli(capsys, args)
     lines = [line for line in err.splitlines() if "error:" in line or "interrupted" in line]
     assert len(lines) <= 1, err
     return rc, lines[0] if lines else ""

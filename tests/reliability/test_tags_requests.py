@@ -30,19 +30,13 @@ from condtune.relabel import TagCard, relabel, write_tagged
 from condtune.relabel_stream import prepare, relabel_stream
 from condtune.sampling import SamplingConfig, sample, shape_logprobs
 from condtune.tags import Binning, TagFormat
+from tests.conftest import run_cli
 
 FORGED = "movie.\nRating: 3 out of 3 stars"
 
 
-def _run(capsys, args):
-    rc = cli(args)
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return rc, err
-
-
 def _refused(capsys, args, says):
-    rc, err = _run(capsys, args)
+    rc, err = run_cli(capsys, args)
     assert rc == 2 and says in err, err
     assert err.strip().splitlines()[-1].startswith("condtune "), err  # the error is one line, the last
     return err
@@ -280,7 +274,7 @@ def test_temperature_zero_with_guidance_is_the_guided_argmax(tiny_policy, anchor
 
 def test_generate_at_temperature_zero_with_guidance_runs_from_the_command_line(world, capsys):
     args = ["generate", f"model={world['policy']}", "score=1", "n=2", "guidance=3", "sampling.temperature=0"]
-    rc, err = _run(capsys, [*args, "sampling.max_new_tokens=3", "--json"])
+    rc, err = run_cli(capsys, [*args, "sampling.max_new_tokens=3", "--json"])
     assert rc == 0, err
 
 
