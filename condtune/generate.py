@@ -173,10 +173,35 @@ def check_request(
     """A request means what it says: each setting is applied, or refused here with a
     :class:`~condtune.config.ConfigError` naming it, before any work (the command line's names; ``bin``
     is ``bin_index + 1``). A warning where a score beyond the policy's targets is clamped to an end bin."""
-    name = policy.path or "the policy"
-    b = policy.card.binning
-    k, centers = b.k, b.centers
     tags = dict(tags or {})
+    check_counts(n, best_of, len(prompts))
+    check_target(policy, score, bin_index)
+    has_score = score is not None or bin_index is not None
+    check_guidance(policy, guidance, anchored=anchored, has_score=has_score)
+    if contrast_score is not None:
+        check_contrast(policy, contrast_score, score=score, bin_index=bin_index, guided=guidance != 1.0 or anchored)
+    check_tags(policy, tags)
+    if not has_score and not tags and any(not p.strip() for p in prompts):
+        raise ConfigError("prompt: an empty prompt with no score, bin or tags gives the model nothing to read")
+    if prompts:  # the tagged prompts (and the contrast's), as the sampler will read them
+        texts = [policy.tagged(p, score=score, bin_index=bin_index, tags=tags) for p in prompts]
+        if contrast_score is not None:
+            texts += [policy.tagged(p, score=contrast_score, tags=tags) for p in prompts]
+        check_budget(policy.model, policy.tokenizer, texts, n=1, cfg=sampling)
+    centers = policy.card.binning.centers
+    if score is not None and not centers[0] <= score <= centers[-1]:
+        log.warning(
+            "score %.2f is beyond the policy's targets (%.2f .. %.2f): it asks for the %s bin",
+            score,
+            centers[0],
+            centers[-1],
+            "top" if score > centers[-1] else "bottom",
+        )
+
+
+def check_counts(n: int, best_of: int, n_prompts: int) -> None:
+    """``n`` completions a prompt (each the best of ``best_of``), within :data:`MAX_PER_PROMPT` and, over
+    ``n_prompts`` prompts, :data:`MAX_SEQUENCES`."""
     if n < 1:
         raise ConfigError(f"n={n}: ask for at least 1 completion per prompt")
     if best_of < 0:
@@ -187,17 +212,27 @@ def check_request(
             f"n={n}" + (f", best_of={best_of}" if best_of else "") + f": asks for {per} completions per prompt; "
             f"at most {MAX_PER_PROMPT}"
         )
-    if per * len(prompts) > MAX_SEQUENCES:
+    if per * n_prompts > MAX_SEQUENCES:
         raise ConfigError(
-            f"n={n}: {per} completions for each of {len(prompts)} prompts is {per * len(prompts)}; "
+            f"n={n}: {per} completions for each of {n_prompts} prompts is {per * n_prompts}; "
             f"at most {MAX_SEQUENCES} a request"
         )
+
+
+def check_target(policy: ConditionalPolicy, score: float | None, bin_index: int | None) -> None:
+    """A score on the raters' scale, or one of the policy's bins; not both."""
+    k = policy.card.binning.k
     if bin_index is not None and not 0 <= bin_index < k:
-        raise ConfigError(f"bin={bin_index + 1}: {name} has bins 1..{k}")
+        raise ConfigError(f"bin={bin_index + 1}: {policy.path or 'the policy'} has bins 1..{k}")
     if score is not None and bin_index is not None:
         raise ConfigError("give --score or --bin, not both")
     if score is not None and not math.isfinite(score):
         raise ConfigError(f"score={score}: expected a finite number on the raters' scale")
+
+
+def check_guidance(policy: ConditionalPolicy, guidance: float, *, anchored: bool, has_score: bool) -> None:
+    """A finite guidance in [0, :data:`MAX_GUIDANCE`]; guidance and anchoring act on the score tag, so
+    they need a score, and anchoring needs the base model the policy's card names."""
     if not math.isfinite(guidance):
         raise ConfigError(f"guidance={guidance}: expected a finite number (1 = off)")
     if guidance < 0:
@@ -209,19 +244,6 @@ def check_request(
         raise ConfigError(
             f"guidance={guidance}: at most {MAX_GUIDANCE:g} (beyond, the guided log-probabilities overflow)"
         )
-    has_score = score is not None or bin_index is not None
-    if contrast_score is not None:
-        if not math.isfinite(contrast_score):
-            raise ConfigError(f"contrast_score={contrast_score}: expected a finite number on the raters' scale")
-        if not has_score:
-            raise ConfigError("--contrast_score: give the --score (or --bin) to contrast it with")
-        if guidance == 1.0 and not anchored:
-            raise ConfigError("--contrast_score acts through guidance: set --guidance != 1 or --anchored")
-        if int(b.assign(contrast_score)) == (bin_index if bin_index is not None else int(b.assign(score))):
-            raise ConfigError(
-                f"--contrast_score {contrast_score}: it falls in the same bin as the requested score, so the "
-                "contrast is zero and the guidance does nothing"
-            )
     if guidance != 1.0 and not has_score:
         raise ConfigError(
             f"guidance={guidance}: guidance acts on the score tag; give a --score (or --bin) to guide toward"
@@ -229,7 +251,31 @@ def check_request(
     if anchored and not has_score:
         raise ConfigError("--anchored: the base model is moved by the score tag's contrast; give a --score (or --bin)")
     if anchored and not policy.base:
-        raise ConfigError(f"--anchored: {name}'s policy card names no base model to anchor the guidance on")
+        raise ConfigError(
+            f"--anchored: {policy.path or 'the policy'}'s policy card names no base model to anchor the guidance on"
+        )
+
+
+def check_contrast(
+    policy: ConditionalPolicy, contrast_score: float, *, score: float | None, bin_index: int | None, guided: bool
+) -> None:
+    """A contrast score acts through guidance, against a requested score in another bin."""
+    b = policy.card.binning
+    if not math.isfinite(contrast_score):
+        raise ConfigError(f"contrast_score={contrast_score}: expected a finite number on the raters' scale")
+    if score is None and bin_index is None:
+        raise ConfigError("--contrast_score: give the --score (or --bin) to contrast it with")
+    if not guided:
+        raise ConfigError("--contrast_score acts through guidance: set --guidance != 1 or --anchored")
+    if int(b.assign(contrast_score)) == (bin_index if bin_index is not None else int(b.assign(score))):
+        raise ConfigError(
+            f"--contrast_score {contrast_score}: it falls in the same bin as the requested score, so the "
+            "contrast is zero and the guidance does nothing"
+        )
+
+
+def check_tags(policy: ConditionalPolicy, tags: Mapping[str, str]) -> None:
+    """Each tag and value in the policy card's vocabulary, and none that could write a line of its own."""
     attrs = policy.card.attributes
     for tag, value in tags.items():
         for what, text in (("tag", tag), ("value", value)):
@@ -239,24 +285,10 @@ def check_request(
                     f"tags: the {what} {str(text)!r} holds {bad}; a tag cannot write a line of its own into the prompt"
                 )
         if tag not in attrs:
-            raise ConfigError(f"tags: unknown tag {tag!r}; {name} knows {sorted(attrs) or 'no tags but the score'}")
+            known = sorted(attrs) or "no tags but the score"
+            raise ConfigError(f"tags: unknown tag {tag!r}; {policy.path or 'the policy'} knows {known}")
         if str(value) not in attrs[tag]:
             raise ConfigError(f"tags: unknown value {value!r} for tag {tag!r}; known values: {attrs[tag]}")
-    if not has_score and not tags and any(not p.strip() for p in prompts):
-        raise ConfigError("prompt: an empty prompt with no score, bin or tags gives the model nothing to read")
-    if prompts:  # the tagged prompts (and the contrast's), as the sampler will read them
-        texts = [policy.tagged(p, score=score, bin_index=bin_index, tags=tags) for p in prompts]
-        if contrast_score is not None:
-            texts += [policy.tagged(p, score=contrast_score, tags=tags) for p in prompts]
-        check_budget(policy.model, policy.tokenizer, texts, n=1, cfg=sampling)
-    if score is not None and not centers[0] <= score <= centers[-1]:
-        log.warning(
-            "score %.2f is beyond the policy's targets (%.2f .. %.2f): it asks for the %s bin",
-            score,
-            centers[0],
-            centers[-1],
-            "top" if score > centers[-1] else "bottom",
-        )
 
 
 def pick_best(prompt: str, candidates: Sequence[str], scorer, *, target: float | None = None) -> tuple[str, float]:
