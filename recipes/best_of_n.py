@@ -73,11 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         scorer = Scorer.load(cfg.scorer)
     except FileNotFoundError as exc:
         raise C.ConfigError(f"scorer={cfg.scorer}: {exc}") from None
-    check_model_ref(cfg.model)  # before the run is claimed: a missing or damaged model folder names itself
+    model_path = check_model_ref(cfg.model)  # before the run is claimed: a missing or damaged model names itself
     contents = {  # what the inputs hold, not only their names (known by name only: a run recorded before)
         "prompts_digest": file_digest(cfg.prompts),
         "scorer_digest": file_digest(cfg.scorer),
-        "model_digest": weights_digest(check_model_ref(cfg.model)),
+        "model_digest": weights_digest(model_path),
     }
     claim_command_run(
         out,

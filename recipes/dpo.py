@@ -75,11 +75,11 @@ def main(argv: list[str] | None = None) -> int:
             pairs = build_pairs(items.assign(score=items["mean"]), cfg.dpo.n_pairs, cfg.dpo.min_margin, seed=cfg.seed)
         except ValueError as exc:
             raise DataError(cfg.ratings, str(exc)) from None
-    check_model_ref(cfg.model)  # before the run is claimed: a missing or damaged model folder names itself
+    model_path = check_model_ref(cfg.model)  # before the run is claimed: a missing or damaged model names itself
     contents = {  # what the inputs hold, not only their names (known by name only: a run recorded before)
         "pairs_digest": file_digest(cfg.pairs),
         "ratings_digest": file_digest(cfg.ratings),
-        "model_digest": weights_digest(check_model_ref(cfg.model)),
+        "model_digest": weights_digest(model_path),
     }
     claim_command_run(
         out, cfg, "dpo", contents, overwrite=cfg.overwrite, outputs=(CHECKPOINTS, "snapshots.json", "summary.json")

@@ -41,15 +41,6 @@ def _refused(capsys, args, *says):
     return lines[0]
 
 
-@pytest.fixture
-def old_scorer(tmp_path):
-    """An output folder that already holds a (stand-in) trained scorer: a refused run must leave it alone."""
-    out = tmp_path / "scorer"
-    out.mkdir()
-    (out / "scorer.json").write_text('{"trained": true}\n')
-    return out
-
-
 def _untouched(old_scorer):
     assert (old_scorer / "scorer.json").read_text() == '{"trained": true}\n'
 
