@@ -30,6 +30,7 @@ from typing import Any, Mapping, Sequence, TypeVar
 
 import yaml
 
+from condtune import configs
 from condtune.errors import ConfigError
 
 T = TypeVar("T")
@@ -280,9 +281,9 @@ def load_yaml(path: str | Path) -> dict:
     """A config file's top-level mapping, read with :class:`ConfigLoader`; every problem (missing,
     not UTF-8, larger than :data:`MAX_CONFIG_BYTES`, not YAML, a duplicate key, an alias bomb, not a
     mapping) is a :class:`ConfigError` naming the file (and the line and key where there is one)."""
-    path = Path(path)
+    path = configs.resolve(path)
     if path.is_dir():
-        raise ConfigError(f"{path}: is a folder; --config takes a YAML file (e.g. configs/train.yaml)")
+        raise ConfigError(f"{path}: is a folder; --config takes a YAML file or a packaged config's name (e.g. train)")
     try:
         with path.open("rb") as f:
             raw = f.read(MAX_CONFIG_BYTES + 1)

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from condtune import configs
 from condtune.config import ConfigError, split_argv
 from condtune.io import user_entries
 
@@ -65,7 +66,8 @@ def inputs_of(cfg: Any, argv: Sequence[str] = (), outputs: Iterable[str] = ()) -
     """The settings of ``cfg`` (but ``outputs``) whose values name an existing file or folder, and the
     ``--config`` files of ``argv``: {setting: resolved path}."""
     config = split_argv(type(cfg), argv)[0] if argv else None  # the command line as parse() read it
-    found = {f"--config {config}": resolved(config)} if config and Path(config).exists() else {}
+    path = configs.resolve(config) if config and (not configs.is_name(config) or config in configs.names()) else None
+    found = {f"--config {config}": resolved(path)} if path and path.exists() else {}
     skip = set(outputs)
     for key, value in path_settings(cfg):
         if key in skip or not value.strip():

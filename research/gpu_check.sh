@@ -21,7 +21,7 @@ df["tagged_prompt"] = [tagged_prompt(card, p, bin_index=b) for b, p in zip(df["s
 write_tagged(df, card, sys.argv[1])
 PY
 T="data=$W/tagged.jsonl model=tiny-lm sft.max_steps=6 sft.save_steps=3 sft.batch_size=4 sft.lr=1e-3 sft.max_length=32"
-FSDP="accelerate launch --config_file configs/accelerate/fsdp.yaml --num_processes 1 -m condtune train $T"
+FSDP="accelerate launch --config_file condtune/configs/accelerate/fsdp.yaml --num_processes 1 -m condtune train $T"
 rm -rf "$W/fsdp" "$W/plain" "$W/resumed"
 $FSDP out="$W/fsdp"
 condtune train $T out="$W/plain"

@@ -133,7 +133,7 @@ def test_condition_dropout_trains_a_share_of_rows_without_tags(tok):
     ],
 )
 def test_out_of_range_settings_name_the_key(bad):
-    from recipes.train_policy import TrainConfig
+    from condtune.commands.train import TrainConfig
 
     with pytest.raises(ConfigError, match=bad.split("=")[0].split(".")[1]):
         parse(TrainConfig, [bad])
@@ -438,8 +438,8 @@ def test_pairwise_term_teaches_the_contrast_to_rank_a_prompts_answers(tmp_path, 
     other = _answers().assign(score=[1.0, -1.0, -0.9, 0.8])  # another table is another run
     with pytest.raises(ConfigError, match="changed: \\['pairs'\\]"):
         train_conditional(model, tok, df, card=card, s=s, out_dir=tmp_path / "p5.0", base=str(tiny_lm), pairs=other)
+    from condtune.commands.train import main
     from condtune.relabel import write_tagged
-    from recipes.train_policy import main
 
     data = tmp_path / "tagged.jsonl"
     write_tagged(df, card, data)

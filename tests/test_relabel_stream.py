@@ -201,7 +201,7 @@ def test_another_run_in_the_folder_is_refused_unless_overwrite(inputs, scorer, t
 
 
 def test_train_reads_a_shard_folder_and_refuses_a_mismatch(inputs, scorer, tmp_path):
-    from recipes.train_policy import main as train
+    from condtune.commands.train import main as train
 
     out = tmp_path / "tagged"
     relabel_stream(inputs["parquet"], scorer, out, k=3, batch_rows=50, shard_rows=50)

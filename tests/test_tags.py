@@ -52,8 +52,8 @@ def test_card_maps_requested_score_to_bin():
 def test_a_tag_style_typo_is_an_error_not_text_tags():
     import pytest
 
+    from condtune.commands.relabel import RelabelConfig
     from condtune.config import ConfigError, parse
-    from recipes.relabel import RelabelConfig
 
     with pytest.raises(ValueError, match="'tokens': expected 'text' or 'token'"):
         TagFormat(style="tokens")

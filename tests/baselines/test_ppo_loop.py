@@ -174,7 +174,7 @@ def test_adaptive_kl_state_is_checkpointed(ppo_tiny_lm, tmp_path):
 def test_recipe_smoke_with_lora(ppo_tiny_lm, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from recipes import ppo as recipe
+    from condtune.commands import ppo as recipe
 
     out = tmp_path / "recipe"
     root = Path(__file__).resolve().parents[2]

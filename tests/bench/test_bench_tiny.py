@@ -25,7 +25,7 @@ def bench_args(tmp_path_factory, tiny_lm, tiny_encoder):
     return out, [
         "bench",
         "--config",
-        "configs/bench_tiny.yaml",
+        "condtune/configs/bench_tiny.yaml",
         f"out={out}",
         f"model={tiny_lm}",
         f"scorer.backbone={tiny_encoder}",
@@ -345,14 +345,14 @@ def test_changed_settings_never_resume_a_stale_run(bench_args, bench_run, capsys
 
 @pytest.mark.slow
 def test_shipped_tiny_config_end_to_end(tmp_path, tiny_lm, tiny_encoder):
-    """configs/bench_tiny.yaml as shipped (both seeds, every method), only the model paths moved."""
+    """condtune/configs/bench_tiny.yaml as shipped (both seeds, every method), only the model paths moved."""
     out = tmp_path / "bench_tiny"
     assert (
         cli(
             [
                 "bench",
                 "--config",
-                "configs/bench_tiny.yaml",
+                "condtune/configs/bench_tiny.yaml",
                 f"out={out}",
                 f"model={tiny_lm}",
                 f"scorer.backbone={tiny_encoder}",

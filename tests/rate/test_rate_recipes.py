@@ -12,20 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from condtune import config as C
+from condtune.commands import rate as rate_recipe
+from condtune.commands import sample as sample_recipe
 from condtune.rate.store import Store
 from condtune.rate.task import load_card, load_task
-from recipes import rate as rate_recipe
-from recipes import sample as sample_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.mark.parametrize("name, cls", [("sample", sample_recipe.SampleConfig), ("rate", rate_recipe.RateConfig)])
-def test_shipped_yaml_parses_and_names_its_command(name, cls):
-    path = ROOT / "configs" / f"{name}.yaml"
-    assert path.read_text().splitlines()[0] == f"# condtune {name} --config configs/{name}.yaml"
-    C.parse(cls, ["--config", str(path)])
 
 
 def test_task_first_argument():
@@ -93,7 +85,7 @@ def test_rate_refuses_a_changed_task(sampled, tmp_path, capsys):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_rate_serves_until_stopped(sampled, tmp_path, sig):
-    code = "import sys; from recipes.rate import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from condtune.commands.rate import main; sys.exit(main(sys.argv[1:]))"
     proc = subprocess.Popen(
         [sys.executable, "-u", "-c", code, str(sampled), f"db={tmp_path / 's.sqlite'}", "port=0"],
         cwd=ROOT,

@@ -700,7 +700,7 @@ def _no_serving(real):
 def run_case(case: Case, world: World, tmp: Path) -> Outcome:
     import huggingface_hub.constants
 
-    import recipes.rate
+    import condtune.commands.rate
     from condtune.cli import main as cli
 
     values = prepare(case, world, tmp)
@@ -719,7 +719,7 @@ def run_case(case: Case, world: World, tmp: Path) -> Outcome:
         with (
             contextlib.redirect_stderr(err),
             contextlib.redirect_stdout(io.StringIO()),
-            mock.patch.object(recipes.rate, "make_server", _no_serving(recipes.rate.make_server)),
+            mock.patch.object(condtune.commands.rate, "make_server", _no_serving(condtune.commands.rate.make_server)),
             mock.patch.object(huggingface_hub.constants, "HF_HUB_OFFLINE", True),  # read at import, so patched too
         ):
             try:

@@ -160,7 +160,7 @@ def test_an_unwritable_output_is_refused_before_the_slow_work(folder, capsys):
 
     with (
         mock.patch("condtune.outputs.tempfile.mkstemp", refuse),
-        mock.patch("recipes.scorer_train.train_scorer") as train,
+        mock.patch("condtune.commands.scorer_train.train_scorer") as train,
     ):
         rc, line = _run(capsys, ["scorer", "train", f"ratings={folder}/ratings.jsonl", "out=new"])
     assert rc == 2 and "out=new: cannot write in" in line and "Read-only file system" in line
@@ -189,14 +189,14 @@ def test_too_little_room_is_refused_before_the_slow_work(tmp_path):
     ids=["disk_full", "permission", "memory"],
 )
 def test_a_fault_while_working_is_one_line(exc, says, folder, capsys):
-    with mock.patch("recipes.scorer_train.train_scorer", side_effect=exc):
+    with mock.patch("condtune.commands.scorer_train.train_scorer", side_effect=exc):
         rc, line = _run(capsys, ["scorer", "train", f"ratings={folder}/ratings.jsonl", "out=new"])
     assert rc == 1 and says in line, line
     assert not Path("new").exists()
 
 
 def test_ctrl_c_says_what_was_kept_and_how_to_go_on(folder, capsys):
-    with mock.patch("recipes.train_policy.TagCard.load", side_effect=KeyboardInterrupt):
+    with mock.patch("condtune.commands.train.TagCard.load", side_effect=KeyboardInterrupt):
         rc, line = _run(capsys, ["train", f"data={folder}/x.jsonl", "out=p"])
     assert rc == 130 and line.startswith("condtune train: interrupted;") and "rerun the same command" in line
     assert not outputs.lock_path("p").exists()  # the lock goes with the run

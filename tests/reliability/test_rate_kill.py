@@ -36,7 +36,7 @@ def _task(tmp_path: Path) -> Path:
 
 
 def _start(task: Path, db: Path) -> tuple[subprocess.Popen, int]:
-    code = "import sys; from recipes.rate import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from condtune.commands.rate import main; sys.exit(main(sys.argv[1:]))"
     proc = subprocess.Popen(
         [sys.executable, "-u", "-c", code, str(task), f"db={db}", "port=0"],
         cwd=ROOT,

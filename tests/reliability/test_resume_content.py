@@ -357,7 +357,7 @@ def test_baselines_record_what_their_inputs_hold(tmp_path, inputs, monkeypatch, 
 
     from condtune import checkpointing
 
-    recipe = importlib.import_module(f"recipes.{job}")
+    recipe = importlib.import_module(f"condtune.commands.{job}")
 
     claim_run = checkpointing.claim_run
 

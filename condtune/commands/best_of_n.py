@@ -1,0 +1,127 @@
+"""Best-of-n baseline: sample n completions per prompt, keep the one the scorer rates highest.
+
+    condtune best-of-n --config best_of_n
+    condtune best-of-n scorer=runs/scorer prompts=docs/rating_prompts.txt n=16 out=runs/best_of_n
+    condtune best-of-n model=runs/rloo/step_40 scorer=runs/scorer n=1 out=runs/rloo/samples  # samples, scored
+
+No training: one pool of n samples per prompt from ``model``, scored once by ``scorer``
+(``out/pool.jsonl``), and the best of each prompt's n (``out/picks_n<N>.jsonl``: prompt, text,
+n_tokens, proxy = the scorer's score). Rerunning the same command reuses the pool.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+
+from condtune import config as C
+from condtune.artifacts import check_model_ref
+from condtune.baselines.best_of_n import BestOfNSettings, train_best_of_n
+from condtune.batches import file_digest
+from condtune.checkpointing import CHECKPOINTS, RUN_RECORD, claim_command_run, weights_digest
+from condtune.data import read_table
+from condtune.io import write_json
+from condtune.modeling import load_causal_lm
+from condtune.outputs import claim_output
+from condtune.prompts import prompts_or_default
+from condtune.sampling import SamplingConfig, sample
+from condtune.scorer import Scorer
+
+log = logging.getLogger("condtune.best_of_n")
+
+
+@dataclass
+class BestOfNJobConfig:
+    model: str = "smollm2-135m"
+    """policy to sample from (embedded-default name, HF id or local dir)"""
+    scorer: str = "runs/scorer"
+    """scorer directory (`condtune scorer train`) that picks the best sample"""
+    prompts: str = ""
+    """prompts file (one per line, or .jsonl/.json records with a prompt field); empty = built-in review openings"""
+    n: int = 8
+    """samples per prompt; the pick is the highest-scoring (n=1: plain samples, scored)"""
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_new_tokens=24))
+    """how the samples are drawn"""
+    seed: int = 0
+    """sampling seed"""
+    out: str = "runs/best_of_n"
+    """output folder: picks_n<N>.jsonl, pool.jsonl (every sample, scored), summary.json"""
+    overwrite: bool = False
+    """start afresh in an out folder that holds another run (other inputs or settings), or files of another kind"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    cfg = C.parse(BestOfNJobConfig, argv)
+    if cfg.n < 1:
+        raise C.ConfigError(f"n={cfg.n}: ask for at least 1 sample per prompt")
+    out = claim_output(
+        cfg,
+        "out",
+        job="best-of-n",
+        argv=argv,
+        what="a best-of-n run",
+        marks=(RUN_RECORD, CHECKPOINTS),
+        overwrite=cfg.overwrite,
+    )
+
+    # build: prompts, the scorer, the policy and its sampler (flat, prompt-major, as the pool wants)
+    prompts = prompts_or_default(cfg.prompts)
+    try:
+        scorer = Scorer.load(cfg.scorer)
+    except FileNotFoundError as exc:
+        raise C.ConfigError(f"scorer={cfg.scorer}: {exc}") from None
+    model_path = check_model_ref(cfg.model)  # before the run is claimed: a missing or damaged model names itself
+    contents = {  # what the inputs hold, not only their names (known by name only: a run recorded before)
+        "prompts_digest": file_digest(cfg.prompts),
+        "scorer_digest": file_digest(cfg.scorer),
+        "model_digest": weights_digest(model_path),
+    }
+    claim_command_run(
+        out,
+        cfg,
+        "best-of-n",
+        contents,
+        overwrite=cfg.overwrite,
+        outputs=(CHECKPOINTS, "pool.json", "pool.jsonl", "summary.json"),
+    )
+    model, tok = load_causal_lm(cfg.model)
+    log.info("best-of-n: %d prompts x %d samples of %s, scorer=%s", len(prompts), cfg.n, cfg.model, cfg.scorer)
+
+    def sample_fn(ps: list[str], n: int) -> tuple[list[str], list[int]]:
+        s = sample(model, tok, ps, n=n, cfg=cfg.sampling, seed=cfg.seed, desc="best-of-n pool")
+        return [t for row in s.texts for t in row], [c for row in s.n_tokens for c in row]
+
+    # "train": sample the pool, score it once, pick the best of each prompt's n
+    (picked,) = train_best_of_n(
+        prompts, BestOfNSettings(ns=[cfg.n]), sample_fn=sample_fn, score_fn=scorer.score_pairs, out_dir=out
+    )
+
+    # save: the run's summary beside the picks
+    picks, pool = read_table(picked.samples), read_table(out / "pool.jsonl")
+    summary = {
+        "picks": picked.samples,
+        "n": cfg.n,
+        "prompts": len(prompts),
+        "mean_score_of_samples": float(pool["proxy"].mean()),
+        "mean_score_of_picks": float(picks["proxy"].mean()),
+        "generated_tokens": picked.generated_tokens,
+        "scorer_calls": picked.scorer_calls,
+        "seconds": round(picked.wall_clock_s, 1),
+    }
+    write_json(out / "summary.json", summary)
+
+    # report
+    print(json.dumps(summary, indent=2))
+    print(
+        f"{len(picks)} picks (prompt, text, n_tokens, proxy = the score) in {picked.samples}; "
+        f"every sample in {out / 'pool.jsonl'}"
+    )
+    print(f"next: condtune rloo model={cfg.model} scorer={cfg.scorer}  # a policy toward the scorer, 1 sample/answer")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
