@@ -19,7 +19,7 @@ Every file is written atomically, and a shard's score and tagged files mark it d
 the same command skips the shards already done. Memory holds one shard of rows plus all scores
 (8 bytes a row).
 
-A resume knows its input by content: each shard's input digest (:func:`input_digest`, of its raw
+A resume knows its input by content: each shard's input digest (:func:`~condtune.relabel_shards.input_digest`, of its raw
 rows as read) is saved with its first state file, and every later read of the input (a rerun, or
 pass 2 reading it again) compares each shard already scored or tagged with the rows it reads now,
 before it writes anything for that shard: other rows (an input edited, replaced or reordered, even
@@ -47,25 +47,26 @@ import hashlib
 import json
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from condtune.batches import input_total, iter_batches, iter_shards
+from condtune.batches import input_total
 from condtune.checkpointing import RUN_RECORD, claim_run
 from condtune.config import ConfigError
-from condtune.data import DIGEST_COLUMNS, MANIFEST, DataError, check_text, hub_spec, require_columns, write_table
+from condtune.data import MANIFEST, DataError, write_table
 from condtune.io import atomic_path, read_json, write_json
 from condtune.modeling import processes
-from condtune.relabel import TagCard, card_path, check_tag_columns, relabel
+from condtune.relabel import TagCard, card_path, relabel
+from condtune.relabel_shards import STATE_DIR, ShardState, input_identity, prepare, row_hashes
 from condtune.tags import MAX_TAG_VALUES, Binning, TagFormat
 
 log = logging.getLogger(__name__)
 
-STATE_DIR = ".relabel"
 SHARD_FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", "": "parquet"}
 INPUT_DIGESTS = "per shard"
 """in a run's record: its shards' input digests are kept (``.relabel/input-*.json``) and checked"""
@@ -73,80 +74,6 @@ INPUT_DIGESTS = "per shard"
 
 def shard_name(i: int, fmt: str) -> str:
     return f"shard-{i:05d}.{fmt}"
-
-
-# ----------------------------------------------------------------------------- reading in batches
-
-
-def _shifted(exc: DataError, offset: int) -> DataError:
-    """``exc`` with its row moved from a batch's numbering to the dataset's."""
-    where = (
-        exc.path
-        + (f", row {exc.row}" if exc.row is not None else "")
-        + (f", column {exc.column!r}" if exc.column is not None else "")
-    )
-    message = str(exc)[len(where) + 2 :]
-    return DataError(exc.path, message, row=None if exc.row is None else exc.row + offset, column=exc.column)
-
-
-def prepare(
-    df: pd.DataFrame,
-    source: str | Path,
-    *,
-    prompt_col: str | None,
-    completion_col: str,
-    tag_columns: Sequence[str],
-    offset: int,
-    tag_format: TagFormat = TagFormat(),
-    max_tag_values: int = MAX_TAG_VALUES,
-) -> pd.DataFrame:
-    """What :func:`condtune.data.load_corpus` and :func:`condtune.relabel.relabel` check and add, on one
-    batch whose first row is row ``offset + 1`` of the dataset (errors name the dataset's row)."""
-    try:
-        if str(source) != "vader":
-            require_columns(df, source, [c for c in (prompt_col, completion_col) if c])
-            df = df.copy()
-            df["completion"] = check_text(df, source, completion_col)
-            df["prompt"] = check_text(df, source, prompt_col, allow_empty=True) if prompt_col else ""
-        for col in tag_columns:
-            if col not in df.columns:
-                raise DataError(source, f"tag column missing (found columns: {list(df.columns)})", column=col)
-            bad = np.flatnonzero(df[col].isna().to_numpy())
-            if len(bad):
-                raise DataError(source, "tag value is missing", row=int(bad[0]) + 1, column=col)
-        check_tag_columns(
-            df,
-            tag_columns,
-            source,
-            tag_format=tag_format,
-            prompt_col=prompt_col,
-            completion_col=completion_col,
-            max_values=max_tag_values,
-        )
-    except DataError as exc:
-        raise _shifted(exc, offset) from None
-    return df
-
-
-# ----------------------------------------------------------------------------- digests and shards
-
-
-def row_hashes(df: pd.DataFrame) -> np.ndarray:
-    """One uint64 per row; :func:`condtune.data.table_digest` is the sha256 of these bytes (cut to 16 hex),
-    so the digest of shards is the digest of their row hashes in order."""
-    cols = [c for c in DIGEST_COLUMNS if c in df.columns]
-    return pd.util.hash_pandas_object(df[cols].fillna("").astype(str), index=False).to_numpy()
-
-
-def input_digest(raw: pd.DataFrame) -> str:
-    """A digest of a shard's raw input rows (every column, as read: before :func:`prepare`), in order:
-    equal when the input holds the same rows there, different when a row, its place or a column changes.
-    The rows' hashes as :func:`row_hashes` takes them, plus the column names and where values are null."""
-    raw = raw[sorted(raw.columns, key=str)]
-    h = hashlib.sha256(json.dumps([str(c) for c in raw.columns]).encode())
-    h.update(pd.util.hash_pandas_object(raw.fillna("").astype(str), index=False).to_numpy().tobytes())
-    h.update(np.packbits(raw.isna().to_numpy()).tobytes())
-    return h.hexdigest()[:16]
 
 
 def _write_shard(df: pd.DataFrame, path: Path, fmt: str) -> None:
@@ -160,21 +87,40 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
         np.save(tmp, arr)
 
 
-def _input_identity(data: str | Path, domains: Sequence[str] | None, *, mtimes: bool = False) -> dict:
-    """What the input is: its path and, for a file or folder, its files' sizes (what its rows are is
-    checked shard by shard with :func:`input_digest`). ``mtimes``: also their modification times, as
-    an older condtune recorded it."""
-    if str(data) == "vader":
-        return {"path": "vader", "domains": list(domains or [])}
-    spec = hub_spec(data)
-    p = Path(spec[0] if spec else data)
-    if spec and not p.is_dir():  # a hub name: its rows are checked by their digests as they stream in
-        return {"path": str(data)}
-    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-    return {
-        "path": str(data) if spec else str(p.resolve()),
-        "files": [[f.name, f.stat().st_size, *([f.stat().st_mtime_ns] if mtimes else [])] for f in files],
-    }
+@dataclass
+class _Run:
+    """One streamed relabel: its shard folder, its scorer and how its rows are read and tagged."""
+
+    folder: ShardState
+    scorer: Any
+    fmt: str
+    tag_format: TagFormat
+    tag_columns: list[str]
+    scorer_name: str | None
+    prompt_col: str | None
+    completion_col: str
+    max_tag_values: int
+
+    def prepared(self, i: int, raw: pd.DataFrame) -> pd.DataFrame:
+        return prepare(
+            raw,
+            self.folder.data,
+            prompt_col=self.prompt_col,
+            completion_col=self.completion_col,
+            tag_columns=self.tag_columns,
+            offset=i * self.folder.shard_rows,
+            tag_format=self.tag_format,
+            max_tag_values=self.max_tag_values,
+        )
+
+    def score(self, df: pd.DataFrame, bar) -> np.ndarray:
+        prompts, completions = df["prompt"].tolist(), df["completion"].tolist()
+        batch_rows, parts = self.folder.batch_rows, []
+        for start in range(0, len(df), batch_rows):
+            sl = slice(start, start + batch_rows)
+            parts.append(np.asarray(self.scorer.score_pairs(prompts[sl], completions[sl], batch_size=64), dtype=float))
+            bar.update(len(parts[-1]))
+        return np.concatenate(parts) if parts else np.empty(0)
 
 
 # ----------------------------------------------------------------------------- the streaming relabel
@@ -205,6 +151,28 @@ def relabel_stream(
     error unless ``overwrite``."""
     procs = processes()  # one process, or each of a data-parallel launch
     out = Path(out)
+    fmt = _shard_format(out, k, batch_rows, shard_rows)
+    folder = ShardState(data, domains, out, batch_rows, shard_rows, procs)
+    run = _Run(
+        folder, scorer, fmt, tag_format, list(tag_columns), scorer_name, prompt_col, completion_col, max_tag_values
+    )
+    meta = getattr(scorer, "meta", None) and vars(scorer.meta)
+    identity, folder.older = _identity(run, meta, k, method, binning)
+    _claim(folder, identity, overwrite)
+    total, quiet = _start(folder)
+    binning = _bins(run, binning, k, method, total, quiet)
+    n_shards = _tag_shards(run, binning, total, quiet)
+    procs.wait_for_everyone()
+    if not procs.is_main_process:
+        procs.wait_for_everyone()  # the main process writes the manifest and the card
+        return TagCard.load(out)
+    card = _write_card(run, n_shards, binning, meta)
+    procs.wait_for_everyone()
+    return card
+
+
+def _shard_format(out: Path, k: int, batch_rows: int, shard_rows: int) -> str:
+    """The shards' format for the folder ``out``, once the settings are checked."""
     if batch_rows < 1 or shard_rows < 1:
         raise ConfigError(f"batch_rows={batch_rows}, shard_rows={shard_rows}: both must be >= 1")
     if k < 2:
@@ -217,106 +185,60 @@ def relabel_stream(
         )
     if out.exists() and not out.is_dir():
         raise ConfigError(f"out={out} is a file; stream=true writes a folder of shards (use another out=)")
-    tag_columns = list(tag_columns)
-    meta = getattr(scorer, "meta", None) and vars(scorer.meta)
+    return fmt
+
+
+def _identity(run: _Run, meta: dict | None, k: int, method: str, binning: Binning | None) -> tuple[dict, bool]:
+    """What the run is (its record, see claim_run), and whether the folder holds a run an older condtune
+    recorded: that one kept sizes and mtimes and no digests, and resumes as it did (``ShardState.changed``)."""
+    data, domains, out = run.folder.data, run.folder.domains, run.folder.out
     identity = {
-        "input": _input_identity(data, domains),
-        "columns": [prompt_col, completion_col, tag_columns],
-        "scorer": [scorer_name, hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()],
+        "input": input_identity(data, domains),
+        "columns": [run.prompt_col, run.completion_col, run.tag_columns],
+        "scorer": [run.scorer_name, hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()],
         "bins": [k, method, None if binning is None else binning.edges],
-        "tag_format": [tag_format.style, tag_format.score_name],
-        "shards": [shard_rows, fmt],
+        "tag_format": [run.tag_format.style, run.tag_format.score_name],
+        "shards": [run.folder.shard_rows, run.fmt],
         "input_digests": INPUT_DIGESTS,
     }
-    mpath, state = out / MANIFEST, out / STATE_DIR
     record = read_json(out / RUN_RECORD) if (out / RUN_RECORD).is_file() else {}
-    older = bool(record) and "input_digests" not in record  # a run recorded by an older condtune, which
-    if older and record.get("input") == _input_identity(data, domains, mtimes=True):  # kept sizes and mtimes
-        identity["input"] = record["input"]  # and no digests: it resumes as it did (see changed())
+    older = bool(record) and "input_digests" not in record
+    if older and record.get("input") == input_identity(data, domains, mtimes=True):
+        identity["input"] = record["input"]
+    return identity, older
 
-    def mine(i: int) -> bool:
-        return i % procs.num_processes == procs.process_index
 
-    def scores_file(i: int) -> Path:
-        return state / f"scores-{i:05d}.npy"
-
-    def tagged_file(i: int) -> Path:
-        return state / f"tagged-{i:05d}.json"
-
-    def input_file(i: int) -> Path:
-        return state / f"input-{i:05d}.json"
-
-    def done(i: int) -> bool:
-        return scores_file(i).exists() or tagged_file(i).exists()
-
-    def raw_shards() -> Iterator[tuple[int, pd.DataFrame]]:
-        """The input's shards, read in the batches of the run's first read whatever batch_rows is now:
-        pandas infers a column's type batch by batch, so a shard's values (5 or 5.0) and digest stay alike."""
-        rows = read_json(mpath).get("read_rows", batch_rows) if mpath.is_file() else batch_rows
-        return enumerate(iter_shards(iter_batches(data, rows, domains), shard_rows))
-
-    def changed(i: int, raw: pd.DataFrame, digest: str) -> DataError | None:
-        """Why shard ``i``, done, was not built from the rows ``raw`` read now (None: it was, or is not done)."""
-        if not done(i):
-            return None
-        if input_file(i).exists():
-            if read_json(input_file(i)).get("digest") == digest:
-                return None
-            first = i * shard_rows + 1
-            return DataError(
-                data,
-                f"changed since shard {i} (rows {first}-{first + len(raw) - 1}) was written (its rows differ); "
-                "rerun with overwrite=true to start afresh, or restore the input",
-            )
-        if older:  # done by an older condtune, which kept no digest: the rows as they are now (see shards())
-            return None
-        return DataError(
-            input_file(i),
-            f"missing: shard {i} is done but the input rows it was built from are not known; "
-            "rerun with overwrite=true to start afresh",
-        )
-
-    def first_changed() -> DataError | None:
-        """The first done shard whose rows the input no longer holds: reads the input up to the last done shard."""
-        marks = [*state.glob("scores-[0-9]*.npy"), *state.glob("tagged-[0-9]*.json")]
-        last = max((int(f.stem.split("-")[1]) for f in marks), default=-1)
-        for i, raw in raw_shards() if last >= 0 else ():
-            if (why := changed(i, raw, input_digest(raw))) is not None or i >= last:
-                return why
-        return None
-
-    def shards() -> Iterator[tuple[int, pd.DataFrame]]:
-        """The input's shards, each done one checked against the rows it was built from before it is handed
-        on: nothing is written for a shard, or after it, when the input no longer holds its rows."""
-        for i, raw in raw_shards():
-            digest = input_digest(raw)
-            if (why := changed(i, raw, digest)) is not None:
-                raise why
-            if mine(i) and not (done(i) and input_file(i).exists()):  # before the state file that marks it done
-                write_json(input_file(i), {"rows": len(raw), "digest": digest})
-            yield i, raw
-
-    with procs.main_process_first():  # the main process claims (or clears) the folder; the others then agree
+def _claim(folder: ShardState, identity: dict, overwrite: bool) -> None:
+    """The main process claims (or clears) the folder and starts its manifest; the others then agree."""
+    out, mpath = folder.out, folder.mpath
+    with folder.procs.main_process_first():
         old_shards = sorted(p.name for p in out.glob("shard-*.*")) if out.is_dir() else []
         outputs = (MANIFEST, STATE_DIR, *old_shards)
         claim_run(
             out, identity, "relabel", overwrite=overwrite, outputs=outputs, defaults={"input_digests": INPUT_DIGESTS}
         )
-        if procs.is_main_process:
-            if overwrite and (why := first_changed()) is not None:  # the same run's settings, other rows
+        if folder.procs.is_main_process:
+            if overwrite and (why := folder.first_changed()) is not None:  # the same run's settings, other rows
                 log.warning("%s; overwriting %s", why, out)
                 for o in outputs:
                     shutil.rmtree(out / o) if (out / o).is_dir() else (out / o).unlink(missing_ok=True)
-            state.mkdir(exist_ok=True)
+            folder.state.mkdir(exist_ok=True)
             if not mpath.exists():  # a new (or cleared) folder: never an old card beside new shards
                 card_path(out).unlink(missing_ok=True)
-                write_json(mpath, {"shard_rows": shard_rows, "read_rows": batch_rows, "binning": None, "tagged": []})
+                manifest = {"shard_rows": folder.shard_rows, "read_rows": folder.batch_rows, "binning": None}
+                write_json(mpath, {**manifest, "tagged": []})
             elif "read_rows" not in (manifest := read_json(mpath)):  # an older condtune's: read as now from here on
-                write_json(mpath, {**manifest, "read_rows": batch_rows})
-    scored, tagged = len(list(state.glob("scores-*.npy"))), len(list(state.glob("tagged-*.json")))
+                write_json(mpath, {**manifest, "read_rows": folder.batch_rows})
+
+
+def _start(folder: ShardState) -> tuple[int | None, bool]:
+    """Says what is resumed and which shards this process takes; the input's row count (for the progress
+    bars, None when unknown) and whether this process's bars are hidden."""
+    procs = folder.procs
+    scored, tagged = len(list(folder.state.glob("scores-*.npy"))), len(list(folder.state.glob("tagged-*.json")))
     if scored or tagged:
-        log.info("%s: resuming (%d shards scored, %d tagged)", out, scored, tagged)
-    total = input_total(data)
+        log.info("%s: resuming (%d shards scored, %d tagged)", folder.out, scored, tagged)
+    total = input_total(folder.data)
     quiet = not procs.is_local_main_process
     if procs.num_processes > 1:
         log.info(
@@ -327,128 +249,124 @@ def relabel_stream(
             procs.process_index,
             procs.num_processes,
         )
+    return total, quiet
 
-    def score(df: pd.DataFrame, bar) -> np.ndarray:
-        prompts, completions = df["prompt"].tolist(), df["completion"].tolist()
-        parts = []
-        for start in range(0, len(df), batch_rows):
-            sl = slice(start, start + batch_rows)
-            parts.append(np.asarray(scorer.score_pairs(prompts[sl], completions[sl], batch_size=64), dtype=float))
-            bar.update(len(parts[-1]))
-        return np.concatenate(parts) if parts else np.empty(0)
 
-    def prepared(i: int, raw: pd.DataFrame) -> pd.DataFrame:
-        return prepare(
-            raw,
-            data,
-            prompt_col=prompt_col,
-            completion_col=completion_col,
-            tag_columns=tag_columns,
-            offset=i * shard_rows,
-            tag_format=tag_format,
-            max_tag_values=max_tag_values,
-        )
-
-    # pass 1 (no bins given): every shard's scores, then the bins from all of them
-    if binning is None and read_json(mpath).get("binning") is None:
-        n_shards = 0
-        with tqdm(total=total, desc="relabel: scoring", unit="row", disable=quiet) as bar:
-            for i, raw in shards():
-                n_shards += 1
-                if not mine(i) or scores_file(i).exists():
-                    bar.update(len(raw))
-                    continue
-                _save_npy(scores_file(i), score(prepared(i, raw), bar))
-        procs.wait_for_everyone()
-        if not n_shards:
-            raise DataError(data, "no rows")
-        if procs.is_main_process:
-            scores = np.concatenate([np.load(scores_file(i)) for i in range(n_shards)])
-            try:
-                fitted = Binning.fit(scores, k=k, method=method)
-            except ValueError as exc:
-                raise ConfigError(
-                    f"k={k}: the scorer gives the {len(scores)} rows of {data} {len(np.unique(scores))} distinct "
-                    f"scores, which cannot fill {k} {method} bins ({exc}); use a smaller k (or binning=uniform)"
-                ) from None
-            del scores
-            write_json(mpath, {**read_json(mpath), "binning": fitted.to_dict()})
-        procs.wait_for_everyone()
+def _bins(run: _Run, binning: Binning | None, k: int, method: str, total: int | None, quiet: bool) -> Binning:
+    """The bins to tag with (a copy): those given, else those pass 1 fitted (see :func:`_fit_bins`)."""
+    if binning is None and read_json(run.folder.mpath).get("binning") is None:
+        _fit_bins(run, k, method, total, quiet)
     if binning is None:
-        binning = Binning.from_dict(read_json(mpath)["binning"])
-    binning = copy.deepcopy(binning)
+        binning = Binning.from_dict(read_json(run.folder.mpath)["binning"])
+    return copy.deepcopy(binning)
 
-    # pass 2 (or the only pass): tag each shard, with its saved scores or scoring it now
-    desc = "relabel: tagging" if scores_file(0).exists() else "relabel: scoring"
-    n_shards = 0
-    with tqdm(total=total, desc=desc, unit="row", disable=quiet) as bar:
-        for i, raw in shards():
+
+def _fit_bins(run: _Run, k: int, method: str, total: int | None, quiet: bool) -> None:
+    """Pass 1 (no bins given): score every shard (this process's share) into its scores file, then the main
+    process fits the bins on all the scores and writes them to the manifest."""
+    folder, n_shards = run.folder, 0
+    with tqdm(total=total, desc="relabel: scoring", unit="row", disable=quiet) as bar:
+        for i, raw in folder.shards():
             n_shards += 1
-            if not mine(i) or tagged_file(i).exists():
+            if not folder.mine(i) or folder.scores_file(i).exists():
                 bar.update(len(raw))
                 continue
-            df = prepared(i, raw)
-            if scores_file(i).exists():
-                scores = np.load(scores_file(i))
-                if len(scores) != len(df):
-                    raise DataError(
-                        data,
-                        f"shard {i} has {len(df)} rows but {len(scores)} saved scores: the input "
-                        "changed during the run; rerun with overwrite=true",
-                    )
-                bar.update(len(df))
-            else:
-                scores = score(df, bar)
-            tagged, _ = relabel(
-                df,
-                scorer,
-                k=binning.k,
-                tag_format=tag_format,
-                tag_columns=tag_columns,
-                binning=copy.deepcopy(binning),
-                scorer_name=scorer_name,
-                source=data,
-                scores=scores,
-                max_tag_values=max_tag_values,
-            )
-            name = shard_name(i, fmt)
-            _save_npy(state / f"rowhash-{i:05d}.npy", row_hashes(tagged))
-            _write_shard(tagged, out / name, fmt)
-            counts = np.bincount(tagged["score_bin"].to_numpy(), minlength=binning.k)
-            attrs = {c: sorted(map(str, tagged[c].unique())) for c in tag_columns}
-            write_json(tagged_file(i), {"file": name, "rows": len(tagged), "counts": counts.tolist(), "attrs": attrs})
+            _save_npy(folder.scores_file(i), run.score(run.prepared(i, raw), bar))
+    folder.procs.wait_for_everyone()
     if not n_shards:
-        raise DataError(data, "no rows")
-    procs.wait_for_everyone()
-    if not procs.is_main_process:
-        procs.wait_for_everyone()  # the main process writes the manifest and the card
-        return TagCard.load(out)
+        raise DataError(folder.data, "no rows")
+    if folder.procs.is_main_process:
+        scores = np.concatenate([np.load(folder.scores_file(i)) for i in range(n_shards)])
+        try:
+            fitted = Binning.fit(scores, k=k, method=method)
+        except ValueError as exc:
+            raise ConfigError(
+                f"k={k}: the scorer gives the {len(scores)} rows of {folder.data} {len(np.unique(scores))} distinct "
+                f"scores, which cannot fill {k} {method} bins ({exc}); use a smaller k (or binning=uniform)"
+            ) from None
+        del scores
+        write_json(folder.mpath, {**read_json(folder.mpath), "binning": fitted.to_dict()})
+    folder.procs.wait_for_everyone()
 
-    # the manifest and the card, last: all shards' rows, digest, bin counts and tag values
-    entries = [read_json(tagged_file(i)) for i in range(n_shards)]
-    write_json(mpath, {**read_json(mpath), "tagged": entries})
+
+def _tag_shards(run: _Run, binning: Binning, total: int | None, quiet: bool) -> int:
+    """Pass 2 (or the only pass): tag this process's shards not yet tagged; the number of shards."""
+    folder = run.folder
+    desc = "relabel: tagging" if folder.scores_file(0).exists() else "relabel: scoring"
+    n_shards = 0
+    with tqdm(total=total, desc=desc, unit="row", disable=quiet) as bar:
+        for i, raw in folder.shards():
+            n_shards += 1
+            if not folder.mine(i) or folder.tagged_file(i).exists():
+                bar.update(len(raw))
+                continue
+            _tag_shard(run, i, run.prepared(i, raw), binning, bar)
+    if not n_shards:
+        raise DataError(folder.data, "no rows")
+    return n_shards
+
+
+def _tag_shard(run: _Run, i: int, df: pd.DataFrame, binning: Binning, bar) -> None:
+    """Tag shard ``i`` (its rows ``df``, prepared) with its saved scores or scoring it now, and write its row
+    hashes, the shard, then its entry (which marks it tagged)."""
+    folder = run.folder
+    if folder.scores_file(i).exists():
+        scores = np.load(folder.scores_file(i))
+        if len(scores) != len(df):
+            raise DataError(
+                folder.data,
+                f"shard {i} has {len(df)} rows but {len(scores)} saved scores: the input "
+                "changed during the run; rerun with overwrite=true",
+            )
+        bar.update(len(df))
+    else:
+        scores = run.score(df, bar)
+    tagged, _ = relabel(
+        df,
+        run.scorer,
+        k=binning.k,
+        tag_format=run.tag_format,
+        tag_columns=run.tag_columns,
+        binning=copy.deepcopy(binning),
+        scorer_name=run.scorer_name,
+        source=folder.data,
+        scores=scores,
+        max_tag_values=run.max_tag_values,
+    )
+    name = shard_name(i, run.fmt)
+    _save_npy(folder.rowhash_file(i), row_hashes(tagged))
+    _write_shard(tagged, folder.out / name, run.fmt)
+    counts = np.bincount(tagged["score_bin"].to_numpy(), minlength=binning.k)
+    attrs = {c: sorted(map(str, tagged[c].unique())) for c in run.tag_columns}
+    write_json(folder.tagged_file(i), {"file": name, "rows": len(tagged), "counts": counts.tolist(), "attrs": attrs})
+
+
+def _write_card(run: _Run, n_shards: int, binning: Binning, meta: dict | None) -> TagCard:
+    """The manifest and the card, last: all shards' rows, digest, bin counts and tag values."""
+    folder = run.folder
+    entries = [read_json(folder.tagged_file(i)) for i in range(n_shards)]
+    write_json(folder.mpath, {**read_json(folder.mpath), "tagged": entries})
     digest = hashlib.sha256()
     for i in range(n_shards):
-        digest.update(np.load(state / f"rowhash-{i:05d}.npy").tobytes())
+        digest.update(np.load(folder.rowhash_file(i)).tobytes())
     binning.counts = [int(c) for c in np.sum([s["counts"] for s in entries], axis=0)]
-    attrs = {c: sorted({v for s in entries for v in s["attrs"][c]}) for c in tag_columns}
+    attrs = {c: sorted({v for s in entries for v in s["attrs"][c]}) for c in run.tag_columns}
     for c, values in attrs.items():  # each shard had at most max_tag_values; all of them together too
-        if len(values) > max_tag_values:
+        if len(values) > run.max_tag_values:
             raise DataError(
-                data,
-                f"{len(values)} distinct tag values over the shards (at most {max_tag_values}: max_tag_values); "
+                folder.data,
+                f"{len(values)} distinct tag values over the shards (at most {run.max_tag_values}: max_tag_values); "
                 "group or bin them into fewer values first",
                 column=c,
             )
     card = TagCard(
         binning=binning,
-        tag_format=tag_format,
+        tag_format=run.tag_format,
         attributes=attrs,
-        scorer=scorer_name,
+        scorer=run.scorer_name,
         scorer_meta=meta,
         n_rows=sum(s["rows"] for s in entries),
         data_digest=digest.hexdigest()[:16],
     )
-    write_json(card_path(out), card.to_dict())
-    procs.wait_for_everyone()
+    write_json(card_path(folder.out), card.to_dict())
     return card

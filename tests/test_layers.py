@@ -13,7 +13,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "condtune"
 
 LAYERS: list[tuple[str, list[str]]] = [
-    ("leaves: import nothing of condtune", ["errors", "metrics", "tags", "tracking", "sft_columns", "testing"]),
+    ("leaves: import nothing of condtune", ["errors", "renames", "metrics", "tags", "tracking", "sft_columns", "testing"]),
     (
         "core: files, config, assets, data, models, sampling",
         [
@@ -42,6 +42,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "ngram_scorer",
             "scorer_training",
             "relabel",
+            "relabel_shards",
             "relabel_stream",
             "kl_sft",
             "policy",

@@ -27,7 +27,8 @@ from condtune.config import ConfigError
 from condtune.data import DataError, load_corpus
 from condtune.generate import ConditionalPolicy, check_request
 from condtune.relabel import TagCard, relabel, write_tagged
-from condtune.relabel_stream import prepare, relabel_stream
+from condtune.relabel_shards import prepare
+from condtune.relabel_stream import relabel_stream
 from condtune.sampling import SamplingConfig, sample, shape_logprobs
 from condtune.tags import Binning, TagFormat
 from tests.conftest import run_cli
