@@ -19,16 +19,16 @@ Every file is written atomically, and a shard's score and tagged files mark it d
 the same command skips the shards already done. Memory holds one shard of rows plus all scores
 (8 bytes a row).
 
-A resume knows its input by content: each shard's input digest (:func:`~condtune.relabel_shards.input_digest`, of its raw
-rows as read) is saved with its first state file, and every later read of the input (a rerun, or
-pass 2 reading it again) compares each shard already scored or tagged with the rows it reads now,
-before it writes anything for that shard: other rows (an input edited, replaced or reordered, even
-with the same size and modification time) are a :class:`~condtune.data.DataError`, so no shard mixes
-two inputs and no row gets another row's score; with ``overwrite`` the folder is cleared and the run
-starts afresh (found by reading the input up to the last shard done before anything else). Rows of
-shards not yet done may change: they are read for the first time. The run's record (``run.json``)
-names the input by path and file sizes, not modification times: a copied or touched file with the
-same rows resumes.
+A resume knows its input by content: each shard's input digest
+(:func:`~condtune.relabel_shards.input_digest`, of its raw rows as read) is saved with its first
+state file, and every later read of the input (a rerun, or pass 2 reading it again) compares each
+shard already scored or tagged with the rows it reads now, before it writes anything for that shard:
+other rows (an input edited, replaced or reordered, even with the same size and modification time)
+are a :class:`~condtune.data.DataError`, so no shard mixes two inputs and no row gets another row's
+score; with ``overwrite`` the folder is cleared and the run starts afresh (found by reading the
+input up to the last shard done before anything else). Rows of shards not yet done may change: they
+are read for the first time. The run's record (``run.json``) names the input by path and file sizes,
+not modification times: a copied or touched file with the same rows resumes.
 
 Under ``accelerate launch`` (or torchrun) each of N processes scores and tags the shards i with
 i mod N = its rank, every process reading the input; the main process fits the bins on all the
