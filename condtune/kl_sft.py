@@ -15,12 +15,14 @@ batch.
 :class:`ConditionalSFTTrainer` is trl's SFTTrainer with this loss; its rows carry the reference's
 own ``ref_input_ids``/``ref_labels`` (the plain prompt and the same answer tokens) and, for the
 contrast, ``alt_input_ids``/``alt_labels`` (the same answer under another bin's tag), padded by
-:class:`PairedCollator`. The pairs of the ranking term are not rows of the dataset: the bank draws
-them by the step number, so a resumed run sees the pairs it would have seen.
+:class:`PairedCollator` (the trainer's args keep them: ``remove_unused_columns=False``). The pairs of
+the ranking term are not rows of the dataset: the bank draws them by the step number, so a resumed
+run sees the pairs it would have seen.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -28,11 +30,10 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from torch.nn.utils.rnn import pad_sequence
 from trl import SFTTrainer
-from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from condtune.kl import token_kl
-from condtune.sft_columns import ALT_COLUMNS, REF_COLUMNS
 
 
 class KLLoss(NamedTuple):
@@ -142,6 +143,18 @@ def pairwise_contrast_loss(better: torch.Tensor, worse: torch.Tensor) -> torch.T
     return -F.logsigmoid(better - worse).mean()
 
 
+def pad_rows(rows: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """A batch of rows of ``input_ids`` and ``labels``, as trl's SFT collator pads them: each padded on
+    the right (``pad_token_id``, -100 in the labels), with an ``attention_mask`` of 1 on the tokens."""
+    ids = [torch.tensor(r["input_ids"]) for r in rows]
+    labels = [torch.tensor(r["labels"]) for r in rows]
+    return {
+        "input_ids": pad_sequence(ids, batch_first=True, padding_value=pad_token_id),
+        "labels": pad_sequence(labels, batch_first=True, padding_value=-100),
+        "attention_mask": pad_sequence([torch.ones_like(t) for t in ids], batch_first=True, padding_value=0),
+    }
+
+
 @dataclass
 class PairBank:
     """Tokenised answers, each under the top and the bottom bin's tag, and their within-prompt pairs
@@ -170,21 +183,24 @@ class PairBank:
             for ctx, col in ((self.top, 0), (self.bottom, 0), (self.top, 1), (self.bottom, 1))
             for i in picked[:, col]
         ]
-        return DataCollatorForLanguageModeling(pad_token_id=self.pad_token_id)(rows)
+        return pad_rows(rows, self.pad_token_id)
 
 
 @dataclass
 class PairedCollator:
-    """Pads the policy's rows as trl does, and the reference's rows beside them."""
+    """Pads the policy's rows as trl does (:func:`pad_rows`), and the reference's and the contrast's rows
+    beside them; it reads the columns it knows and drops any other."""
 
     pad_token_id: int
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        pad = DataCollatorForLanguageModeling(pad_token_id=self.pad_token_id)
-        out = pad([{"input_ids": e["input_ids"], "labels": e["labels"]} for e in examples])
+        out = pad_rows(examples, self.pad_token_id)
         for side in ("ref", "alt"):
             if f"{side}_input_ids" in examples[0]:
-                rows = pad([{"input_ids": e[f"{side}_input_ids"], "labels": e[f"{side}_labels"]} for e in examples])
+                rows = pad_rows(
+                    [{"input_ids": e[f"{side}_input_ids"], "labels": e[f"{side}_labels"]} for e in examples],
+                    self.pad_token_id,
+                )
                 out[f"{side}_input_ids"], out[f"{side}_labels"] = rows["input_ids"], rows["labels"]
                 out[f"{side}_attention_mask"] = rows["attention_mask"]
         for col in ("alt_weight", "alt_target"):
@@ -197,7 +213,12 @@ class ConditionalSFTTrainer(SFTTrainer):
     """SFTTrainer whose loss is :func:`kl_regularised_loss` against a frozen ``ref_model`` (or the plain
     NLL without one), plus ``tag_contrast`` times :func:`tag_contrast_loss`, plus ``pairwise`` times
     :func:`pairwise_contrast_loss` on ``pairs_per_step`` pairs a step from ``pair_bank`` (drawn with
-    ``pair_seed`` and the step)."""
+    ``pair_seed`` and the step).
+
+    It uses trl's and transformers' public extension points only, and overrides ``__init__``,
+    ``compute_loss`` and ``log`` (which adds the loss terms, averaged since the last log, to the logs).
+    Its rows' extra columns reach :class:`PairedCollator` because its args say
+    ``remove_unused_columns=False``; other args are an error."""
 
     def __init__(
         self,
@@ -213,6 +234,11 @@ class ConditionalSFTTrainer(SFTTrainer):
         **kw,
     ):
         super().__init__(*args, **kw)
+        if self.args.remove_unused_columns:
+            raise ValueError(
+                "ConditionalSFTTrainer reads the rows' reference and contrast columns: its args need "
+                "remove_unused_columns=False"
+            )
         if pairwise > 0 and pair_bank is None:
             raise ValueError("the pairwise term (pairwise > 0) needs a pair_bank")
         self.pairwise, self.pair_bank, self.pairs_per_step = pairwise, pair_bank, pairs_per_step
@@ -225,10 +251,11 @@ class ConditionalSFTTrainer(SFTTrainer):
             entropy_coef,
             tag_contrast,
         )
-
-    def _set_signature_columns_if_needed(self):
-        super()._set_signature_columns_if_needed()
-        self._signature_columns = [*self._signature_columns, *REF_COLUMNS, *ALT_COLUMNS]
+        self.loss_terms: dict[str, defaultdict[str, list[float]]] = {
+            "train": defaultdict(list),
+            "eval": defaultdict(list),
+        }
+        """each term's value at each step since the last log, by mode"""
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False)
@@ -270,5 +297,13 @@ class ConditionalSFTTrainer(SFTTrainer):
             metrics["pair_accuracy"] = (better > worse).float().mean()
         mode = "train" if model.training else "eval"
         for name, value in metrics.items():
-            self._metrics[mode][name].append(float(value))
+            self.loss_terms[mode][name].append(float(value))
         return (loss, out) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """``logs`` with each loss term's mean since the last log (``eval_`` before its name in evaluation)."""
+        mode = "train" if self.model.training else "eval"
+        terms = {name: sum(values) / len(values) for name, values in self.loss_terms[mode].items()}
+        logs.update({f"eval_{name}": v for name, v in terms.items()} if mode == "eval" else terms)
+        super().log(logs, start_time)
+        self.loss_terms[mode].clear()

@@ -426,6 +426,7 @@ def train_conditional(
         seed=s.seed,
         completion_only_loss=True,
         ddp_find_unused_parameters=False,  # every trained weight is used (LoRA, frozen embeddings included)
+        remove_unused_columns=False,  # the rows hold only what trains (sft_dataset); the collator reads them
         shuffle_dataset=True,
         dataset_num_proc=None,
         disable_tqdm=False,
