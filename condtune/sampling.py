@@ -269,8 +269,6 @@ def sample(
     that guided distribution (greedy decoding of it). A repetition penalty, if set, acts before the
     shaping and is not part of the distribution :mod:`condtune.kl` measures (the benchmark keeps it off).
     """
-    from transformers import LogitsProcessorList
-
     if anchor_model is not None and (anchor_prompts is None or uncond_prompts is None):
         raise ValueError("anchored guidance needs anchor_prompts and uncond_prompts")
     check_budget(model, tokenizer, [*prompts, *(uncond_prompts or ())], n=n, cfg=cfg)
@@ -284,42 +282,21 @@ def sample(
     if anchor_model is not None:
         anchor_model.eval()
     dev = next(model.parameters()).device
-    eos = tokenizer.eos_token_id
     bar = tqdm(total=len(flat), desc=desc, unit="seq", disable=not progress, leave=False)
     for start in range(0, len(flat), cfg.batch_size):
         chunk = flat[start : start + cfg.batch_size]
-        enc = tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True, add_special_tokens=False).to(
-            dev
-        )
-        kw = dict(
-            max_new_tokens=cfg.max_new_tokens,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=eos,
-            repetition_penalty=cfg.repetition_penalty,
-        )
+        shaping = None
         if guided or cfg.temperature > 0:
-
-            def branch(m, texts, chunk=chunk):
-                e = tokenizer(
-                    [texts[i] for i in chunk], return_tensors="pt", padding=True, add_special_tokens=False
-                ).to(dev)
-                return Branch(m, e["input_ids"], e["attention_mask"])
-
-            uncond = branch(model, uncond_prompts) if guided else None
-            anchor = branch(anchor_model, anchor_prompts) if anchor_model is not None else None
+            uncond = _branch(model, tokenizer, [uncond_prompts[i] for i in chunk], dev) if guided else None
+            if anchor_model is not None:
+                anchor = _branch(anchor_model, tokenizer, [anchor_prompts[i] for i in chunk], dev)
+            else:
+                anchor = None
             # greedy (temperature 0): the argmax of the same guided distribution (temperature and top-p
             # keep its argmax, so they are left at 1)
             t, p = (cfg.temperature, cfg.top_p) if cfg.temperature > 0 else (1.0, 1.0)
-            proc = ShapedSampling(t, p, guidance=guidance, uncond=uncond, anchor=anchor)
-            kw["logits_processor"] = LogitsProcessorList([proc])
-        if cfg.temperature > 0:
-            kw.update(do_sample=True, temperature=1.0, top_p=1.0, top_k=0)
-        else:
-            kw.update(do_sample=False)
-        with autocast(cfg.bf16):
-            seqs = model.generate(**enc, **kw)
-        new = seqs[:, enc["input_ids"].shape[1] :]
-        out_ids += [trim_at_eos(row.tolist(), eos) for row in new]
+            shaping = ShapedSampling(t, p, guidance=guidance, uncond=uncond, anchor=anchor)
+        out_ids += _generate(model, tokenizer, [prompts[i] for i in chunk], cfg, shaping, dev)
         bar.update(len(chunk))
     bar.close()
     out_texts = [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in out_ids]
@@ -328,3 +305,42 @@ def sample(
         return [flat[i * n : (i + 1) * n] for i in range(len(prompts))]
 
     return Samples(texts=group(out_texts), n_tokens=group([len(ids) for ids in out_ids]), response_ids=group(out_ids))
+
+
+def _encode(tokenizer, texts: Sequence[str], dev) -> dict[str, torch.Tensor]:
+    """``texts`` as one left-padded batch (the tokenizer's padding side) on ``dev``, no special tokens added."""
+    return tokenizer(list(texts), return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
+
+
+def _branch(model, tokenizer, texts: Sequence[str], dev) -> Branch:
+    """The :class:`Branch` of ``model`` reading ``texts``, a batch's rows (on ``dev``, the policy's device)."""
+    e = _encode(tokenizer, texts, dev)
+    return Branch(model, e["input_ids"], e["attention_mask"])
+
+
+def _generate(
+    model, tokenizer, texts: Sequence[str], cfg: SamplingConfig, shaping: ShapedSampling | None, dev
+) -> list[list[int]]:
+    """One batch of completions of ``texts`` (on ``dev``), each up to its first EOS (:func:`trim_at_eos`):
+    drawn from ``shaping``'s distribution at a temperature > 0, else its argmax (greedy; plain greedy
+    decoding without ``shaping``)."""
+    from transformers import LogitsProcessorList
+
+    eos = tokenizer.eos_token_id
+    enc = _encode(tokenizer, texts, dev)
+    kw = dict(
+        max_new_tokens=cfg.max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=eos,
+        repetition_penalty=cfg.repetition_penalty,
+    )
+    if shaping is not None:
+        kw["logits_processor"] = LogitsProcessorList([shaping])
+    if cfg.temperature > 0:
+        kw.update(do_sample=True, temperature=1.0, top_p=1.0, top_k=0)
+    else:
+        kw.update(do_sample=False)
+    with autocast(cfg.bf16):
+        seqs = model.generate(**enc, **kw)
+    new = seqs[:, enc["input_ids"].shape[1] :]
+    return [trim_at_eos(row.tolist(), eos) for row in new]
