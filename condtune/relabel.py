@@ -165,6 +165,14 @@ def check_tag_columns(
     cols = list(tag_columns)
     text_cols = {"prompt": "prompt", "completion": "completion"}
     text_cols.update({c: w for c, w in ((prompt_col, "prompt"), (completion_col, "completion")) if c})
+    _check_tag_names(cols, text_cols, source, tag_format)
+    for col in cols:
+        _check_tag_values(df, col, text_cols, source, tag_format, max_values)
+
+
+def _check_tag_names(cols: list[str], text_cols: dict[str, str], source: str | Path, tag_format: TagFormat) -> None:
+    """The settings' part of :func:`check_tag_columns`: each column listed once, not a text column
+    (``text_cols``: its name -> what it holds) or one relabel writes, and a name a tag may have."""
     for i, col in enumerate(cols):
         if col in cols[:i]:
             raise ConfigError(f"tag_columns={cols}: {col!r} is listed twice; list each tag column once")
@@ -181,48 +189,55 @@ def check_tag_columns(
         problem = tag_format.name_problem(col)
         if problem:
             raise ConfigError(f"tag_columns: {problem}")
-    for col in cols:
-        if col not in df.columns:
-            raise DataError(source, f"tag column missing (found columns: {list(df.columns)})", column=col)
-        values = df[col]
-        bad = np.flatnonzero(values.isna().to_numpy())
-        if len(bad):
-            raise DataError(source, "tag value is missing", row=int(bad[0]) + 1, column=col)
-        for row, v in enumerate(values):
-            if not isinstance(v, (str, int, float, np.number, np.bool_)):  # a list or a dict: no category
-                raise DataError(
-                    source,
-                    f"expected a text or number tag value, got {type(v).__name__} {v!r}",
-                    row=row + 1,
-                    column=col,
-                )
-        strings = values.map(str)
-        for name, what in text_cols.items():
-            text = df[name].map(str) if name in df.columns else None
-            if text is not None and strings.equals(text) and (text.str.strip() != "").any():
-                raise DataError(
-                    source, f"the tag column holds the {what} of every row; a tag must not carry the {what}", column=col
-                )
-        distinct = pd.unique(strings)
-        for v in distinct:
-            problem = tag_format.value_problem(v)
-            if problem:
-                raise DataError(source, problem, row=_first_row(strings, v), column=col)
-        if len(distinct) > max_values:
-            over = _first_row(strings, distinct[max_values])
-            numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-            fix = (
-                "a numeric column must be binned explicitly before it is a tag (e.g. a new column of a few ranges)"
-                if numeric
-                else "a tag is a category; merge its values, or bin the column into a few before tagging"
-            )
+
+
+def _check_tag_values(
+    df: pd.DataFrame, col: str, text_cols: dict[str, str], source: str | Path, tag_format: TagFormat, max_values: int
+) -> None:
+    """The data's part of :func:`check_tag_columns`, for the tag column ``col``: present, a text or number
+    value in every row, not the prompt's or the answer's copy, each value one a tag may have, and at
+    most ``max_values`` of them."""
+    if col not in df.columns:
+        raise DataError(source, f"tag column missing (found columns: {list(df.columns)})", column=col)
+    values = df[col]
+    bad = np.flatnonzero(values.isna().to_numpy())
+    if len(bad):
+        raise DataError(source, "tag value is missing", row=int(bad[0]) + 1, column=col)
+    for row, v in enumerate(values):
+        if not isinstance(v, (str, int, float, np.number, np.bool_)):  # a list or a dict: no category
             raise DataError(
                 source,
-                f"{'numeric ' if numeric else ''}tag column with {len(distinct)} distinct values, more than the "
-                f"{max_values} a tag may have: {fix}",
-                row=over,
+                f"expected a text or number tag value, got {type(v).__name__} {v!r}",
+                row=row + 1,
                 column=col,
             )
+    strings = values.map(str)
+    for name, what in text_cols.items():
+        text = df[name].map(str) if name in df.columns else None
+        if text is not None and strings.equals(text) and (text.str.strip() != "").any():
+            raise DataError(
+                source, f"the tag column holds the {what} of every row; a tag must not carry the {what}", column=col
+            )
+    distinct = pd.unique(strings)
+    for v in distinct:
+        problem = tag_format.value_problem(v)
+        if problem:
+            raise DataError(source, problem, row=_first_row(strings, v), column=col)
+    if len(distinct) > max_values:
+        over = _first_row(strings, distinct[max_values])
+        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        fix = (
+            "a numeric column must be binned explicitly before it is a tag (e.g. a new column of a few ranges)"
+            if numeric
+            else "a tag is a category; merge its values, or bin the column into a few before tagging"
+        )
+        raise DataError(
+            source,
+            f"{'numeric ' if numeric else ''}tag column with {len(distinct)} distinct values, more than the "
+            f"{max_values} a tag may have: {fix}",
+            row=over,
+            column=col,
+        )
 
 
 def _first_row(values: pd.Series, v: str) -> int:
@@ -275,15 +290,7 @@ def relabel(
         if scores is not None
         else score_in_batches(scorer, out["prompt"].tolist(), out["completion"].tolist())
     )
-    if binning is None:
-        try:
-            binning = Binning.fit(out["score"], k=k, method=method)
-        except ValueError as exc:
-            distinct = len(np.unique(out["score"]))
-            raise ConfigError(
-                f"k={k}: the scorer gives the {len(out)} rows of {source} {distinct} distinct scores, which cannot "
-                f"fill {k} {method} bins ({exc}); use a smaller k (or binning=uniform)"
-            ) from None
+    binning = binning if binning is not None else _fit_bins(out["score"], k, method, source)
     out["score_bin"] = binning.assign(out["score"]).astype(int)
     binning.counts = [int(np.sum(out["score_bin"] == b)) for b in range(binning.k)]
     attrs = {c: sorted(map(str, out[c].unique())) for c in tag_columns}
@@ -295,6 +302,23 @@ def relabel(
         scorer_meta=getattr(scorer, "meta", None) and vars(scorer.meta),
         n_rows=len(out),
     )
+    return _add_tags(out, card, tag_columns), card
+
+
+def _fit_bins(scores: pd.Series, k: int, method: str, source: str | Path) -> Binning:
+    """``k`` bins fit on ``scores``; scores too few to fill them are a ConfigError naming ``k``."""
+    try:
+        return Binning.fit(scores, k=k, method=method)
+    except ValueError as exc:
+        distinct = len(np.unique(scores))
+        raise ConfigError(
+            f"k={k}: the scorer gives the {len(scores)} rows of {source} {distinct} distinct scores, which cannot "
+            f"fill {k} {method} bins ({exc}); use a smaller k (or binning=uniform)"
+        ) from None
+
+
+def _add_tags(out: pd.DataFrame, card: TagCard, tag_columns: Sequence[str]) -> pd.DataFrame:
+    """``out`` (binned) with its ``tags`` (each row's tag columns, as text) and its ``tagged_prompt``."""
     out["tags"] = (
         [{c: str(row[c]) for c in tag_columns} for _, row in out[list(tag_columns)].iterrows()]
         if tag_columns
@@ -303,7 +327,7 @@ def relabel(
     out["tagged_prompt"] = [
         tagged_prompt(card, p, bin_index=b, tags=t) for b, t, p in zip(out["score_bin"], out["tags"], out["prompt"])
     ]
-    return out, card
+    return out
 
 
 def check_bins_fit(df: pd.DataFrame, k: int, source: str | Path = "dataset", uses_prompt: bool = True) -> None:
