@@ -27,7 +27,7 @@ from condtune.data import read_table
 from condtune.generate import ConditionalPolicy
 from condtune.kl import best_of_n_kl, sampled_kl
 from condtune.modeling import load_causal_lm
-from condtune.sampling import sample
+from condtune.sampling import SamplingConfig, sample
 
 
 class Decode(NamedTuple):
@@ -103,23 +103,8 @@ def measure(
     )
     idx = [i for i in range(len(plain)) for _ in range(n)]
     ids = [r for row in s.response_ids for r in row]
-
-    def enc(texts: list[str], t) -> list[list[int]]:
-        return [t(texts[i], add_special_tokens=False)["input_ids"] for i in idx]
-
-    kl = sampled_kl(
-        model,
-        ctx.ref,
-        contexts=enc(inputs, tok),
-        ref_contexts=enc(plain, ctx.ref_tok),
-        responses=ids,
-        pad_id=tok.pad_token_id,
-        temperature=temperature,
-        top_p=s_cfg.top_p,
-        guidance=guidance,
-        uncond_contexts=enc(uncond, tok) if uncond else None,
-        batch_size=ctx.cfg.kl_batch_size,
-        anchored=anchored,
+    kl = exact_kl(
+        ctx, model, tok, idx, ids, inputs=inputs, uncond=uncond, s_cfg=s_cfg, guidance=guidance, anchored=anchored
     )
     df = pd.DataFrame(
         {
@@ -133,6 +118,42 @@ def measure(
     return rate(ctx, df)
 
 
+def exact_kl(
+    ctx: BenchContext,
+    model,
+    tok,
+    idx: list[int],
+    ids: list[list[int]],
+    *,
+    inputs: list[str],
+    uncond: list[str] | None,
+    s_cfg: SamplingConfig,
+    guidance: float,
+    anchored: bool,
+) -> list[float]:
+    """Each sample's exact KL (:func:`condtune.kl.sampled_kl`): the response ``ids[j]``, drawn after the
+    evaluation prompt ``idx[j]`` (``inputs``, ``uncond``: what the policy read) with the sampling
+    settings ``s_cfg``, against the reference reading the plain prompt."""
+
+    def enc(texts: list[str], t) -> list[list[int]]:
+        return [t(texts[i], add_special_tokens=False)["input_ids"] for i in idx]
+
+    return sampled_kl(
+        model,
+        ctx.ref,
+        contexts=enc(inputs, tok),
+        ref_contexts=enc(ctx.prompts.eval, ctx.ref_tok),
+        responses=ids,
+        pad_id=tok.pad_token_id,
+        temperature=s_cfg.temperature,
+        top_p=s_cfg.top_p,
+        guidance=guidance,
+        uncond_contexts=enc(uncond, tok) if uncond else None,
+        batch_size=ctx.cfg.kl_batch_size,
+        anchored=anchored,
+    )
+
+
 def evaluate(
     ctx: BenchContext,
     ck: Checkpoint,
@@ -144,23 +165,7 @@ def evaluate(
     contrast: str = UNTAGGED,
 ) -> tuple[dict, pd.DataFrame]:
     """The shared evaluation of one checkpoint at one decode: (result row, per-sample table)."""
-    row = {
-        "method": ck.method,
-        "setting": ck.setting,
-        "seed": seed,
-        "checkpoint": ck.name,
-        "step": ck.step,
-        "decode": decode_name(temperature, guidance, anchored, contrast),
-        "temperature": temperature,
-        "guidance": guidance,
-        "anchored": anchored,
-        "contrast": contrast,
-        BM.WALL: ck.wall_clock_s,
-        BM.TOKENS: ck.generated_tokens,
-        BM.CALLS: ck.scorer_calls,
-        "kl_kind": "exact_token_level",
-        "samples_per_output": 1,
-    }
+    row = result_row(ck, seed=seed, temperature=temperature, guidance=guidance, anchored=anchored, contrast=contrast)
     if ck.samples:  # best-of-n: picks already made; its KL is the analytic bound
         df = read_table(ck.samples).rename(columns={"proxy": "proxy_at_pick"})
         df["prompt_id"] = df["prompt"].map({p: i for i, p in enumerate(ctx.prompts.eval)})
@@ -180,7 +185,53 @@ def evaluate(
             desc=f"eval {ck.method} {ck.name}",
         )
         return {**row, **BM.text_stats(df)}, df
+    df = measure_targets(
+        ctx, ck, seed=seed, temperature=temperature, guidance=guidance, anchored=anchored, contrast=contrast
+    )
+    per = [{"requested": r, **BM.text_stats(g)} for r, g in df.groupby("requested")]
+    summ = summarise(df, "gold")
+    row.update(
+        {
+            **per[-1],
+            "targets": per,
+            BM.COND_SPEARMAN_GOLD: summ["spearman"],
+            BM.COND_MAE_GOLD: summ["mae"],
+            BM.COND_MONOTONE: summ["monotone"],
+        }
+    )
+    row.pop("requested")
+    return row, df
 
+
+def result_row(
+    ck: Checkpoint, *, seed: int, temperature: float, guidance: float, anchored: bool, contrast: str
+) -> dict:
+    """A checkpoint's result row at one decode, before its samples' statistics: what was evaluated and
+    what its training cost."""
+    return {
+        "method": ck.method,
+        "setting": ck.setting,
+        "seed": seed,
+        "checkpoint": ck.name,
+        "step": ck.step,
+        "decode": decode_name(temperature, guidance, anchored, contrast),
+        "temperature": temperature,
+        "guidance": guidance,
+        "anchored": anchored,
+        "contrast": contrast,
+        BM.WALL: ck.wall_clock_s,
+        BM.TOKENS: ck.generated_tokens,
+        BM.CALLS: ck.scorer_calls,
+        "kl_kind": "exact_token_level",
+        "samples_per_output": 1,
+    }
+
+
+def measure_targets(
+    ctx: BenchContext, ck: Checkpoint, *, seed: int, temperature: float, guidance: float, anchored: bool, contrast: str
+) -> pd.DataFrame:
+    """A conditional checkpoint's samples (:func:`measure`) at each target, its bins' centres, with the
+    target as ``requested``; guided against the untagged prompt, or the mirrored target's tag."""
     policy = ConditionalPolicy.load(ck.path)
     frames = []
     centers = policy.card.binning.centers
@@ -203,20 +254,7 @@ def evaluate(
             anchored=anchored,
         )
         frames.append(df.assign(requested=float(target)))
-    df = pd.concat(frames, ignore_index=True)
-    per = [{"requested": r, **BM.text_stats(g)} for r, g in df.groupby("requested")]
-    summ = summarise(df, "gold")
-    row.update(
-        {
-            **per[-1],
-            "targets": per,
-            BM.COND_SPEARMAN_GOLD: summ["spearman"],
-            BM.COND_MAE_GOLD: summ["mae"],
-            BM.COND_MONOTONE: summ["monotone"],
-        }
-    )
-    row.pop("requested")
-    return row, df
+    return pd.concat(frames, ignore_index=True)
 
 
 def data_ceiling(ctx: BenchContext, method: str, corpus: pd.DataFrame, *, card) -> tuple[dict, pd.DataFrame]:
