@@ -13,9 +13,9 @@ import numpy as np
 from condtune.config import ConfigError
 from condtune.data import DataError
 from condtune.modeling import load_causal_lm
-from condtune.policy import load_policy_card
 from condtune.relabel import TagCard, tagged_prompt
 from condtune.sampling import MAX_PER_PROMPT, MAX_SEQUENCES, Samples, SamplingConfig, check_budget, sample
+from condtune.saved_policy import load_policy_card
 from condtune.tags import line_breaker
 
 log = logging.getLogger(__name__)

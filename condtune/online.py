@@ -30,9 +30,10 @@ from condtune.data import read_table, write_table
 from condtune.io import read_json, write_json
 from condtune.kl import sampled_kl
 from condtune.modeling import load_causal_lm
-from condtune.policy import POLICY_CARD, SFTSettings, load_policy_card, train_conditional
+from condtune.policy import SFTSettings, train_conditional
 from condtune.relabel import TagCard, relabel, tagged_prompt
 from condtune.sampling import SamplingConfig, sample
+from condtune.saved_policy import POLICY_CARD, load_policy_card
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ from condtune.bench.evaluation import rate
 from condtune.bench.runner import build_context
 from condtune.bench.settings import BenchConfig
 from condtune.bench.stats import mean_ci
-from condtune.policy import encode
+from condtune.sft_rows import encode
 
 
 def run_layers(model, h: torch.Tensor, *, mask4d: torch.Tensor, pos: torch.Tensor, n_layers: int, cache=None):

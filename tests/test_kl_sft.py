@@ -15,8 +15,9 @@ import torch.nn.functional as F
 from condtune.config import ConfigError, parse
 from condtune.kl import token_kl
 from condtune.kl_sft import PairedCollator, answer_logits, kl_regularised_loss, sequence_logprob, tag_contrast_loss
-from condtune.policy import SFTSettings, sft_dataset, train_conditional
+from condtune.policy import SFTSettings, train_conditional
 from condtune.relabel import TagCard
+from condtune.sft_rows import sft_dataset
 from condtune.tags import Binning, TagFormat
 
 
@@ -374,7 +375,7 @@ def _answers():
 
 
 def test_pair_bank_reads_each_pair_under_the_top_and_the_bottom_tag(tok):
-    from condtune.policy import pair_bank, scored_pairs
+    from condtune.sft_rows import pair_bank, scored_pairs
 
     _, card = _rows(4)
     answers = _answers()
@@ -403,7 +404,7 @@ def test_pair_bank_reads_each_pair_under_the_top_and_the_bottom_tag(tok):
 
 
 def test_bad_pair_tables_name_the_problem():
-    from condtune.policy import scored_pairs
+    from condtune.sft_rows import scored_pairs
 
     with pytest.raises(ValueError, match=r"pairs.jsonl: the pairwise term needs the columns \['score'\]"):
         scored_pairs(_answers().drop(columns=["score"]), 0.5, source="pairs.jsonl")

@@ -13,7 +13,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "condtune"
 
 LAYERS: list[tuple[str, list[str]]] = [
-    ("leaves: import nothing of condtune", ["errors", "renames", "metrics", "tags", "tracking", "sft_columns", "testing"]),
+    ("leaves: import nothing of condtune", ["errors", "renames", "metrics", "tags", "tracking", "testing"]),
     (
         "core: files, config, assets, data, models, sampling",
         [
@@ -44,6 +44,9 @@ LAYERS: list[tuple[str, list[str]]] = [
             "relabel",
             "relabel_shards",
             "relabel_stream",
+            "sft_rows",
+            "sft_model",
+            "saved_policy",
             "kl_sft",
             "policy",
             "online",

@@ -7,8 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from condtune.policy import POLICY_CARD, SFTSettings, sft_dataset, train_conditional
+from condtune.policy import SFTSettings, train_conditional
 from condtune.relabel import TagCard
+from condtune.saved_policy import POLICY_CARD
+from condtune.sft_rows import sft_dataset
 from condtune.tags import Binning, TagFormat
 
 
@@ -114,7 +116,7 @@ def test_a_gathered_state_dict_saves_as_a_plain_run_does(tmp_path, tiny_lm):
     """FSDP gathers a tied output embedding as a second full copy (seen on a GPU with the shipped
     FSDP config): the saved policy must hold the same tensors as a plain save."""
     from condtune.modeling import load_causal_lm
-    from condtune.policy import drop_tied_copies, save_policy
+    from condtune.saved_policy import drop_tied_copies, save_policy
 
     model, tok = load_causal_lm(tiny_lm)
     card = TagCard(Binning(edges=[0.0], centers=[-1.0, 1.0], counts=[4, 4]), TagFormat())

@@ -15,6 +15,7 @@ import pytest
 import condtune.generate as gen
 import condtune.online as online
 import condtune.policy as pol
+import condtune.sft_rows as sft_rows
 from condtune.relabel import relabel, tagged_prompt
 from condtune.sampling import SamplingConfig
 from condtune.tags import TagFormat
@@ -58,14 +59,14 @@ def trained_prompts(tagged, card, tok, model, out_dir, monkeypatch) -> tuple[lis
         pol.train_conditional(model, tok, tagged, card=card, s=s, out_dir=out_dir, base="tiny")
 
     texts: dict[tuple, set] = {}
-    real_encode = pol.encode
+    real_encode = sft_rows.encode
 
     def recording(tokenizer, text):
         ids = real_encode(tokenizer, text)
         texts.setdefault(tuple(ids), set()).add(text)
         return ids
 
-    monkeypatch.setattr(pol, "encode", recording)
+    monkeypatch.setattr(sft_rows, "encode", recording)
     rows = real_rows(seen["df"], seen["tokenizer"], seen["max_length"], **seen["kw"])
 
     def prompt_text(ids, labels):

@@ -28,9 +28,10 @@ from condtune.generate import ConditionalPolicy
 from condtune.io import write_json, write_text
 from condtune.modeling import load_causal_lm
 from condtune.outputs import claim_output
-from condtune.policy import POLICY_CARD, SFTSettings, train_conditional
+from condtune.policy import SFTSettings, train_conditional
 from condtune.relabel import TagCard, card_path, relabel, write_tagged
 from condtune.sampling import SamplingConfig
+from condtune.saved_policy import POLICY_CARD
 from condtune.scorer import OptimConfig, Scorer
 from condtune.tags import TagFormat
 

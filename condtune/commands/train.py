@@ -29,9 +29,11 @@ from condtune.io import write_json
 from condtune.modeling import load_causal_lm, processes
 from condtune.online import OnlineSettings, run_online
 from condtune.outputs import claim_output, size_of
-from condtune.policy import POLICY_CARD, SFTSettings, scored_pairs, train_conditional
+from condtune.policy import SFTSettings, train_conditional
 from condtune.relabel import TagCard
 from condtune.sampling import SamplingConfig
+from condtune.saved_policy import POLICY_CARD
+from condtune.sft_rows import scored_pairs
 from condtune.tracking import check_report_to
 
 log = logging.getLogger("condtune.train")

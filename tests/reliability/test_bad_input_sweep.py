@@ -467,9 +467,9 @@ def build_world(root: Path, lm: Path, enc: Path) -> World:
 
     from condtune.io import write_json
     from condtune.modeling import load_causal_lm
-    from condtune.policy import save_policy
     from condtune.rate.task import TaskItem, make_item_id
     from condtune.relabel import TagCard, write_tagged
+    from condtune.saved_policy import save_policy
     from condtune.scorer import Scorer
     from condtune.tags import Binning, TagFormat
 

@@ -50,8 +50,8 @@ def test_atomic_outputs_follow_the_umask_and_keep_a_replaced_files_mode(tmp_path
 def test_a_saved_scorer_and_policy_follow_the_umask(tmp_path, tiny_encoder, tiny_lm, umask_027):
     """safetensors writes through a private temporary: its 0600 must not reach the user's folder."""
     from condtune.modeling import load_causal_lm
-    from condtune.policy import save_policy
     from condtune.relabel import TagCard
+    from condtune.saved_policy import save_policy
     from condtune.scorer import Scorer
     from condtune.tags import Binning
 

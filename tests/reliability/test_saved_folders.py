@@ -28,7 +28,7 @@ def saved_scorer(tmp_path_factory, tiny_encoder) -> Path:
 @pytest.fixture(scope="module")
 def saved_policy(tmp_path_factory, tiny_lm) -> Path:
     from condtune.modeling import load_causal_lm
-    from condtune.policy import save_policy
+    from condtune.saved_policy import save_policy
 
     model, tok = load_causal_lm(tiny_lm)
     card = TagCard(Binning(edges=[0.0], centers=[-1.0, 1.0], counts=[1, 1]), TagFormat())

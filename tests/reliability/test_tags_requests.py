@@ -70,7 +70,7 @@ def _card(attributes=None, style="text") -> TagCard:
 def world(tmp_path_factory, tiny_lm, tiny_encoder):
     """A scorer, a tiny policy (base: tiny_lm) and a small corpus, saved once."""
     from condtune.modeling import load_causal_lm
-    from condtune.policy import save_policy
+    from condtune.saved_policy import save_policy
     from condtune.scorer import Scorer
 
     root = tmp_path_factory.mktemp("tags_requests")
@@ -354,7 +354,7 @@ def test_an_anchoring_base_with_another_vocabulary_is_refused(world, tmp_path, c
 
 def test_an_anchoring_base_is_checked_token_by_token_and_tag_tokens_aside(world):
     from condtune.modeling import load_causal_lm
-    from condtune.policy import add_tag_tokens
+    from condtune.sft_model import add_tag_tokens
 
     base, base_tok = load_causal_lm(world["lm"])
     model, tok = load_causal_lm(world["lm"])

@@ -1,0 +1,59 @@
+"""A saved policy folder: the weights, the tokenizer and ``condtune_policy.json``, the policy card
+(the tag card: bin edges, tag format, attribute vocabularies; and the base model), so generation
+maps a requested score to the right tag without the user knowing the bins. Written by
+:func:`save_policy` (the card last: it marks the folder complete), read by :func:`load_policy_card`;
+what inference needs of a policy, without the training code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from condtune.artifacts import ArtifactError, ArtifactMissing, read_json_object
+from condtune.io import umask_modes, write_json
+from condtune.relabel import TagCard
+
+POLICY_CARD = "condtune_policy.json"
+
+
+def save_policy(
+    model, tokenizer, card: TagCard, *, out_dir: str | Path, base: str, state_dict: dict | None = None
+) -> Path:
+    """Write the weights (``state_dict`` when given: the gathered weights of a sharded run), the
+    tokenizer and the policy card; the card goes last (it marks completion)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if state_dict is not None:
+        state_dict = drop_tied_copies(model, state_dict)
+    with umask_modes(out_dir):  # safetensors writes 0600 files; the policy's follow the umask
+        model.save_pretrained(out_dir, state_dict=state_dict)
+        tokenizer.save_pretrained(out_dir)
+    write_json(out_dir / POLICY_CARD, {"base_model": base, **card.to_dict()})
+    return out_dir
+
+
+def drop_tied_copies(model, state_dict: dict) -> dict:
+    """A gathered state dict (FSDP) holds a tied output embedding as a second full copy, which
+    save_pretrained then writes; drop it, so the policy is saved as a plain run saves it."""
+    out, inp = model.get_output_embeddings(), model.get_input_embeddings()
+    if out is None or inp is None or not getattr(model.config, "tie_word_embeddings", False):
+        return state_dict
+    names = {id(m): n for n, m in model.named_modules()}
+    key, tied_to = f"{names.get(id(out))}.weight", f"{names.get(id(inp))}.weight"
+    if key in state_dict and tied_to in state_dict and torch.equal(state_dict[key], state_dict[tied_to]):
+        return {k: v for k, v in state_dict.items() if k != key}
+    return state_dict
+
+
+def load_policy_card(path: str | Path) -> tuple[TagCard, str | None]:
+    """The policy's tag card and base model; a missing, truncated or incomplete card is an
+    :class:`~condtune.artifacts.ArtifactError` naming it."""
+    p = Path(path) / POLICY_CARD
+    if not p.exists():
+        raise ArtifactMissing(path, f"not a condtune policy (no {POLICY_CARD}); train one with `condtune train`")
+    card = TagCard.read(p, "policy card", skip=("base_model",))
+    base = read_json_object(p, "policy card").get("base_model")
+    if base is not None and not isinstance(base, str):
+        raise ArtifactError(p, f"base_model must be a model name or folder, got {base!r}")
+    return card, base
