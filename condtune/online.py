@@ -21,7 +21,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -158,12 +158,7 @@ def run_online(
     columns (the benchmark's gold score) before a row is saved. ``pairs`` feeds each round's pairwise
     term (``s.pairwise > 0``), as in :func:`condtune.policy.train_conditional`."""
     out_dir, policy_dir = Path(out_dir), Path(start)
-    attributes = load_policy_card(policy_dir)[0].attributes
-    if attributes:
-        raise ValueError(
-            f"{policy_dir}: online rounds sample at score targets only; this policy also has attribute tags "
-            f"{sorted(attributes)} (train without tag_columns to use them)"
-        )
+    check_score_targets_only(policy_dir)
     table: list[dict] = read_json(out_dir / "rounds.json") if (out_dir / "rounds.json").exists() else []
     pool = (
         pool[["prompt", "completion", "score"]].copy()
@@ -171,6 +166,9 @@ def run_online(
         else pool.iloc[:0][["prompt", "completion", "score"]]
     )
     ref, ref_tok = load_causal_lm(base)
+    loop = _Loop(
+        reward, [p for p in prompts for _ in range(o.samples_per_prompt)], s, o, sampling, base, ref, ref_tok, pairs
+    )
     rng = np.random.default_rng(s.seed)
     for r in range(1, o.rounds + 1):
         rd = out_dir / f"round_{r}"
@@ -182,60 +180,105 @@ def run_online(
             continue
         model, tok = load_causal_lm(policy_dir)
         row = {"round": r, "sampled_by": str(policy_dir)}
-        if (rd / "samples.jsonl").exists():
-            samples = read_table(rd / "samples.jsonl")
-            row.update(read_json(rd / "sampling_cost.json"))
-        else:
-            t0 = time.perf_counter()
-            samples, tokens = sample_at_targets(
-                model,
-                tok,
-                card,
-                prompts=[p for p in prompts for _ in range(o.samples_per_prompt)],
-                bins=bins,
-                sampling=sampling,
-                seed=s.seed * 1000 + r,
-            )
-            samples["score"] = reward.score_pairs(samples["prompt"].tolist(), samples["completion"].tolist())
-            cost = {
-                "sample_seconds": time.perf_counter() - t0,
-                "generated_tokens": tokens,
-                "scorer_calls": len(samples),
-            }
-            row.update(
-                cost,
-                top_kl=top_kl(
-                    model, ref, tok=tok, ref_tok=ref_tok, samples=samples, card=card, n=o.kl_samples, sampling=sampling
-                ),
-            )
-            write_json(rd / "sampling_cost.json", {**cost, "top_kl": row["top_kl"]})
-            write_table(samples, rd / "samples.jsonl")
-        top = samples["requested_bin"] == card.binning.k - 1
-        row.update(top_proxy=float(samples.loc[top, "score"].mean()), all_proxy=float(samples["score"].mean()))
+        samples = round_samples(loop, r, rd, row, model, tok, card, bins)
         pool = pd.concat([pool, samples.drop(columns=["requested_bin"])], ignore_index=True)
-        tagged, new_card = refit(pool, card, f"online round {r}")
-        t0 = time.perf_counter()
-        rs = replace(s, max_steps=o.steps_per_round, warmup_ratio=0.0, lr_schedule="constant", seed=s.seed + r)
-        train_conditional(
-            model, tok, tagged, card=new_card, s=rs, out_dir=rd / "policy", base=base, ref_model=ref, pairs=pairs
-        )
-        row.update(
-            train_seconds=time.perf_counter() - t0, pool_rows=len(pool), edges=list(map(float, new_card.binning.edges))
-        )
+        train_round(loop, r, rd, row, model, tok, pool, card)
         policy_dir = rd / "policy"
         if on_round is not None:
             on_round(row, policy_dir)
         table = [t for t in table if t["round"] != r] + [row]
         write_json(out_dir / "rounds.json", table)
-        log.info(
-            "online round %d: top-target proxy %+.3f (all %+.3f), KL %.2f, pool %d rows; "
-            "%.0f s sampling, %.0f s training",
-            r,
-            row["top_proxy"],
-            row["all_proxy"],
-            row.get("top_kl", float("nan")),
-            len(pool),
-            row.get("sample_seconds", 0.0),
-            row["train_seconds"],
-        )
+        log_round(r, row, len(pool))
     return table
+
+
+def check_score_targets_only(policy_dir: Path) -> None:
+    """Online rounds sample at score targets only: a policy with attribute tags is a ValueError."""
+    attributes = load_policy_card(policy_dir)[0].attributes
+    if attributes:
+        raise ValueError(
+            f"{policy_dir}: online rounds sample at score targets only; this policy also has attribute tags "
+            f"{sorted(attributes)} (train without tag_columns to use them)"
+        )
+
+
+@dataclass(frozen=True)
+class _Loop:
+    """What every round of one :func:`run_online` shares."""
+
+    reward: Any
+    prompts: list[str]
+    """the training prompts, each ``o.samples_per_prompt`` times: one sample each a round"""
+    s: SFTSettings
+    o: OnlineSettings
+    sampling: SamplingConfig
+    base: str
+    ref: Any
+    ref_tok: Any
+    pairs: pd.DataFrame | None
+
+
+def round_samples(
+    loop: _Loop, r: int, rd: Path, row: dict, model, tok, card: TagCard, bins: np.ndarray
+) -> pd.DataFrame:
+    """Round ``r``'s samples at the requested ``bins``, drawn from ``model`` and scored now (their cost and
+    top-target KL into ``row`` and ``rd``), or read back from ``rd`` once done; their proxy scores into ``row``."""
+    if (rd / "samples.jsonl").exists():
+        samples = read_table(rd / "samples.jsonl")
+        row.update(read_json(rd / "sampling_cost.json"))
+    else:
+        t0 = time.perf_counter()
+        samples, tokens = sample_at_targets(
+            model, tok, card, prompts=loop.prompts, bins=bins, sampling=loop.sampling, seed=loop.s.seed * 1000 + r
+        )
+        samples["score"] = loop.reward.score_pairs(samples["prompt"].tolist(), samples["completion"].tolist())
+        cost = {
+            "sample_seconds": time.perf_counter() - t0,
+            "generated_tokens": tokens,
+            "scorer_calls": len(samples),
+        }
+        kl = top_kl(
+            model,
+            loop.ref,
+            tok=tok,
+            ref_tok=loop.ref_tok,
+            samples=samples,
+            card=card,
+            n=loop.o.kl_samples,
+            sampling=loop.sampling,
+        )
+        row.update(cost, top_kl=kl)
+        write_json(rd / "sampling_cost.json", {**cost, "top_kl": row["top_kl"]})
+        write_table(samples, rd / "samples.jsonl")
+    top = samples["requested_bin"] == card.binning.k - 1
+    row.update(top_proxy=float(samples.loc[top, "score"].mean()), all_proxy=float(samples["score"].mean()))
+    return samples
+
+
+def train_round(loop: _Loop, r: int, rd: Path, row: dict, model, tok, pool: pd.DataFrame, card: TagCard) -> None:
+    """Round ``r``'s training: the pool re-tagged with refitted bins, ``o.steps_per_round`` steps at a constant
+    learning rate into ``rd/policy``, against the same reference; its time, pool size and edges into ``row``."""
+    s, o, base, ref, pairs = loop.s, loop.o, loop.base, loop.ref, loop.pairs
+    tagged, new_card = refit(pool, card, f"online round {r}")
+    t0 = time.perf_counter()
+    rs = replace(s, max_steps=o.steps_per_round, warmup_ratio=0.0, lr_schedule="constant", seed=s.seed + r)
+    train_conditional(
+        model, tok, tagged, card=new_card, s=rs, out_dir=rd / "policy", base=base, ref_model=ref, pairs=pairs
+    )
+    row.update(
+        train_seconds=time.perf_counter() - t0, pool_rows=len(pool), edges=list(map(float, new_card.binning.edges))
+    )
+
+
+def log_round(r: int, row: dict, pool_rows: int) -> None:
+    """Round ``r``'s line in the log: its proxy scores, KL, pool size and times."""
+    log.info(
+        "online round %d: top-target proxy %+.3f (all %+.3f), KL %.2f, pool %d rows; %.0f s sampling, %.0f s training",
+        r,
+        row["top_proxy"],
+        row["all_proxy"],
+        row.get("top_kl", float("nan")),
+        pool_rows,
+        row.get("sample_seconds", 0.0),
+        row["train_seconds"],
+    )
