@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from condtune import configs
-from condtune.config import ConfigError, split_argv
+from condtune.config import ConfigError
+from condtune.config_argv import split_argv
 from condtune.io import user_entries
 
 LOCK_SUFFIX = ".condtune-lock"

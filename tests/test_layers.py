@@ -19,6 +19,8 @@ LAYERS: list[tuple[str, list[str]]] = [
         [
             "io",
             "configs",
+            "config_argv",
+            "config_yaml",
             "config",
             "assets",
             "vader",

@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from condtune import config as C
 from condtune.cli import main as cli
-from condtune.config import ConfigError, ConfigLoader, load_yaml, parse, with_overrides
+from condtune.config import ConfigError, parse, with_overrides
+from condtune.config_yaml import MAX_CONFIG_BYTES, ConfigLoader, load_yaml
 from condtune.data import DataError, PointwiseSpec, load_pairwise, load_pointwise, read_table, split_items
 from condtune.sampling import SamplingConfig
 from condtune.scorer_training import ScorerTrainConfig
@@ -121,7 +121,7 @@ def test_a_merge_key_may_still_be_overridden_and_good_configs_load(tmp_path):
 
 def test_a_config_file_larger_than_the_limit_is_refused_unread(tmp_path, capsys):
     cfg = tmp_path / "big.yaml"
-    cfg.write_text("# " + "x" * C.MAX_CONFIG_BYTES + "\nseed: 1\n")
+    cfg.write_text("# " + "x" * MAX_CONFIG_BYTES + "\nseed: 1\n")
     with pytest.raises(ConfigError, match=r"big.yaml: larger than 1,000,000 bytes"):
         load_yaml(cfg)
     _refused(capsys, [*ST, "--config", str(cfg)], "big.yaml: larger than")
