@@ -33,6 +33,7 @@ from typing import Callable
 
 from condtune.config import ConfigError, defaults_dict, to_dict
 from condtune.io import atomic_dir, read_json, write_json
+from condtune.renames import upgrade_record
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def claim_run(
     identity = {k: v for k, v in identity.items() if k not in NOT_THE_RUN}
     identity = json.loads(json.dumps(identity))  # as it reads back from disk
     if path.exists():
-        old = read_json(path)
+        old = upgrade_record(read_json(path), identity)  # a run recorded under old setting names
         if old == identity or with_later_defaults(old, identity, defaults or {}) == identity:
             return
         why = f"holds another {job} run (changed: {changed_keys(old, identity)})"

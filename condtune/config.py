@@ -30,6 +30,7 @@ from typing import Any, Mapping, Sequence, TypeVar
 
 import yaml
 
+from condtune import renames
 from condtune.config_argv import claim_setting, set_path, split_argv, strip_optional
 from condtune.config_yaml import ConfigLoader, ConfigYAMLError, load_yaml
 from condtune.errors import ConfigError
@@ -158,6 +159,9 @@ def _build(cls: type[T], values: Mapping[str, Any], where: str) -> T:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
+    for key in unknown:
+        if said := renames.advice(cls.__name__, key, names):
+            raise ConfigError(f"{where}: {said}")
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown} for {cls.__name__}; valid keys: {sorted(names)}")
     kwargs = {k: _coerce(v, hints[k], f"{where}: {k}") for k, v in values.items()}

@@ -174,7 +174,7 @@ def check_table_output(path: str | Path) -> Path:
     """An output table path, checked before any work: a known suffix, and not a folder."""
     path = Path(path)
     if path.is_dir():
-        raise DataError(path, "is a folder; out= takes a file (.jsonl, .csv or .parquet)")
+        raise DataError(path, "is a folder; output_path= takes a file (.jsonl, .csv or .parquet)")
     if path.suffix.lower() not in TABLE_OUTPUTS:
         raise DataError(path, f"unsupported output type {path.suffix.lower()!r} (use .jsonl, .csv or .parquet)")
     return path

@@ -261,7 +261,7 @@ def train_round(loop: _Loop, r: int, rd: Path, row: dict, model, tok, pool: pd.D
     s, o, base, ref, pairs = loop.s, loop.o, loop.base, loop.ref, loop.pairs
     tagged, new_card = refit(pool, card, f"online round {r}")
     t0 = time.perf_counter()
-    rs = replace(s, max_steps=o.steps_per_round, warmup_ratio=0.0, lr_schedule="constant", seed=s.seed + r)
+    rs = replace(s, max_steps=o.steps_per_round, warmup_ratio=0.0, lr_scheduler_type="constant", seed=s.seed + r)
     train_conditional(
         model, tok, tagged, card=new_card, s=rs, out_dir=rd / "policy", base=base, ref_model=ref, pairs=pairs
     )

@@ -38,15 +38,15 @@ log = logging.getLogger(__name__)
 class SFTSettings:
     max_steps: int = 150
     """optimizer steps"""
-    batch_size: int = 16
+    per_device_train_batch_size: int = 16
     """examples per step"""
-    lr: float = 1e-4
+    learning_rate: float = 1e-4
     """peak learning rate"""
     max_length: int = 96
     """tokens per example (prompt + completion)"""
     warmup_ratio: float = 0.05
     """fraction of steps warming up"""
-    lr_schedule: Literal["linear", "constant"] = "linear"
+    lr_scheduler_type: Literal["linear", "constant"] = "linear"
     """after warm-up: linear decay to 0, or constant (the online loop's rounds)"""
     lora_r: int = 0
     """LoRA rank (0 = full fine-tune)"""
@@ -92,8 +92,8 @@ class SFTSettings:
     def __post_init__(self):
         checks = {
             "max_steps": self.max_steps >= 1,
-            "batch_size": self.batch_size >= 1,
-            "lr": self.lr > 0,
+            "per_device_train_batch_size": self.per_device_train_batch_size >= 1,
+            "learning_rate": self.learning_rate > 0,
             "max_length": self.max_length >= 2,
             "warmup_ratio": 0 <= self.warmup_ratio < 1,
             "kl_coef": self.kl_coef >= 0,
@@ -111,7 +111,7 @@ class SFTSettings:
         check_ranges(
             self,
             checks,
-            "max_steps, batch_size, save_steps, pairwise_pairs >= 1; lr > 0; "
+            "max_steps, per_device_train_batch_size, save_steps, pairwise_pairs >= 1; learning_rate > 0; "
             "kl_coef, entropy_coef, tag_contrast, contrast_temperature, pairwise, pairwise_margin, lora_r, "
             "freeze_layers >= 0; "
             "0 <= condition_dropout, warmup_ratio < 1",
@@ -267,7 +267,7 @@ def claim_training(
             "conditional SFT: process %d of %d, %d rows a step in all",
             procs.process_index + 1,
             procs.num_processes,
-            s.batch_size * procs.num_processes,
+            s.per_device_train_batch_size * procs.num_processes,
         )
     with procs.main_process_first():  # the main process claims (or clears) the folder; the others then agree
         claim_run(
@@ -291,10 +291,10 @@ def sft_args(s: SFTSettings, out_dir: Path, report_to: str):
         report_to=report_to,
         run_name=out_dir.name,
         max_steps=s.max_steps,
-        per_device_train_batch_size=s.batch_size,
-        learning_rate=s.lr,
+        per_device_train_batch_size=s.per_device_train_batch_size,
+        learning_rate=s.learning_rate,
         warmup_steps=max(1, int(s.warmup_ratio * s.max_steps)),
-        lr_scheduler_type=s.lr_schedule,
+        lr_scheduler_type=s.lr_scheduler_type,
         max_length=s.max_length,
         logging_steps=max(1, s.max_steps // 15),
         save_steps=s.save_steps,

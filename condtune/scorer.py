@@ -242,28 +242,31 @@ class Scorer:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    epochs: float = 3.0
+    num_train_epochs: float = 3.0
     """passes over the training items (fractions allowed)"""
-    batch_size: int = 32
+    per_device_train_batch_size: int = 32
     """texts (or pairs) per step"""
-    lr: float = 5e-5
+    learning_rate: float = 5e-5
     """peak learning rate (linear warmup, linear decay)"""
-    warmup: float = 0.06
+    warmup_ratio: float = 0.06
     """fraction of steps spent warming up"""
     weight_decay: float = 0.01
     """AdamW weight decay"""
-    seed: int = 0
-    """shuffling / head init seed"""
 
     def __post_init__(self):
         checks = {
-            "epochs": self.epochs > 0,
-            "batch_size": self.batch_size >= 1,
-            "lr": self.lr > 0,
-            "warmup": 0 <= self.warmup < 1,
+            "num_train_epochs": self.num_train_epochs > 0,
+            "per_device_train_batch_size": self.per_device_train_batch_size >= 1,
+            "learning_rate": self.learning_rate > 0,
+            "warmup_ratio": 0 <= self.warmup_ratio < 1,
             "weight_decay": self.weight_decay >= 0,
         }
-        check_ranges(self, checks, "epochs > 0, batch_size >= 1, lr > 0, 0 <= warmup < 1, weight_decay >= 0")
+        check_ranges(
+            self,
+            checks,
+            "num_train_epochs > 0, per_device_train_batch_size >= 1, learning_rate > 0, 0 <= warmup_ratio < 1, "
+            "weight_decay >= 0",
+        )
 
 
 def _schedule(opt: torch.optim.Optimizer, total: int, warmup: float) -> torch.optim.lr_scheduler.LambdaLR:
@@ -289,7 +292,9 @@ def _batches(n: int, batch_size: int, epochs: float, *, rng: np.random.Generator
     yield from batches[:total]
 
 
-def fit_regression(scorer: Scorer, targets: pd.DataFrame, opt_cfg: OptimConfig, desc: str = "scorer") -> list[float]:
+def fit_regression(
+    scorer: Scorer, targets: pd.DataFrame, opt_cfg: OptimConfig, *, seed: int = 0, desc: str = "scorer"
+) -> list[float]:
     """Fine-tune on ``text, target, weight`` rows; sets the scorer's target mean/sd."""
     scorer.meta.target_mean = float(np.average(targets["target"], weights=targets["weight"]))
     scorer.meta.target_sd = (
@@ -303,10 +308,12 @@ def fit_regression(scorer: Scorer, targets: pd.DataFrame, opt_cfg: OptimConfig, 
         pred = scorer.raw([texts[i] for i in idx])
         return regression_loss(pred, torch.from_numpy(z[idx]).to(pred.device), torch.from_numpy(w[idx]).to(pred.device))
 
-    return _train_loop(scorer, len(texts), loss_fn, cfg=opt_cfg, desc=desc, lengths=[len(t) for t in texts])
+    return _train_loop(scorer, len(texts), loss_fn, cfg=opt_cfg, seed=seed, desc=desc, lengths=[len(t) for t in texts])
 
 
-def fit_pairwise(scorer: Scorer, pairs: pd.DataFrame, opt_cfg: OptimConfig, desc: str = "scorer") -> list[float]:
+def fit_pairwise(
+    scorer: Scorer, pairs: pd.DataFrame, opt_cfg: OptimConfig, *, seed: int = 0, desc: str = "scorer"
+) -> list[float]:
     """Fine-tune with the Bradley-Terry loss on ``prompt, chosen, rejected`` rows."""
     chosen = [text_of(p, c) for p, c in zip(pairs["prompt"], pairs["chosen"])]
     rejected = [text_of(p, r) for p, r in zip(pairs["prompt"], pairs["rejected"])]
@@ -315,20 +322,25 @@ def fit_pairwise(scorer: Scorer, pairs: pd.DataFrame, opt_cfg: OptimConfig, desc
         r = scorer.raw([chosen[i] for i in idx] + [rejected[i] for i in idx])
         return bradley_terry_loss(r[: len(idx)], r[len(idx) :])
 
-    return _train_loop(scorer, len(chosen), loss_fn, cfg=opt_cfg, desc=desc)
+    return _train_loop(scorer, len(chosen), loss_fn, cfg=opt_cfg, seed=seed, desc=desc)
 
 
 def _train_loop(
-    scorer: Scorer, n: int, loss_fn, *, cfg: OptimConfig, desc: str, lengths: Sequence[int] | None = None
+    scorer: Scorer, n: int, loss_fn, *, cfg: OptimConfig, seed: int, desc: str, lengths: Sequence[int] | None = None
 ) -> list[float]:
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    total = int(math.ceil(n * cfg.epochs / cfg.batch_size))
-    opt = torch.optim.AdamW(scorer.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = _schedule(opt, total, cfg.warmup)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    total = int(math.ceil(n * cfg.num_train_epochs / cfg.per_device_train_batch_size))
+    opt = torch.optim.AdamW(scorer.model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    sched = _schedule(opt, total, cfg.warmup_ratio)
     scorer.model.train()
     losses = []
-    bar = tqdm(_batches(n, cfg.batch_size, cfg.epochs, rng=rng, lengths=lengths), total=total, desc=desc, unit="step")
+    bar = tqdm(
+        _batches(n, cfg.per_device_train_batch_size, cfg.num_train_epochs, rng=rng, lengths=lengths),
+        total=total,
+        desc=desc,
+        unit="step",
+    )
     for idx in bar:
         loss = loss_fn(idx)
         opt.zero_grad(set_to_none=True)

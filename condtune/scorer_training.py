@@ -70,8 +70,8 @@ class ScorerTrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     """optimisation settings"""
     seed: int = 0
-    """split / subsample seed"""
-    out: str = "runs/scorer"
+    """the run's seed: the held-out split, the subsample, the head's init and the batch order"""
+    output_dir: str = "runs/scorer"
     """output directory (written atomically)"""
     overwrite: bool = False
     """replace an out folder that holds files a scorer does not write (they are deleted)"""
@@ -201,7 +201,7 @@ def train_pointwise(cfg: ScorerTrainConfig) -> tuple[Scorer, dict]:
     scorer = Scorer.new(cfg.backbone, cfg.objective, cfg.normalize, max_length=cfg.max_length)
     scorer.meta.score_min, scorer.meta.score_max = cfg.columns.score_min, cfg.columns.score_max
     scorer.meta.uses_prompt = bool((ratings["prompt"].str.strip() != "").any())
-    fit_regression(scorer, targets, cfg.optim)
+    fit_regression(scorer, targets, cfg.optim, seed=cfg.seed)
     if not held.any():
         log.info("val_fraction=0: no held-out items, so no held-out metrics")
         return scorer, {}
@@ -220,7 +220,7 @@ def train_bradley_terry(cfg: ScorerTrainConfig) -> tuple[Scorer, dict]:
     torch.manual_seed(cfg.seed)
     scorer = Scorer.new(cfg.backbone, cfg.objective, "none", max_length=cfg.max_length)
     scorer.meta.uses_prompt = bool((pairs["prompt"].str.strip() != "").any())
-    fit_pairwise(scorer, train, cfg.optim)
+    fit_pairwise(scorer, train, cfg.optim, seed=cfg.seed)
     return scorer, evaluate_pairs(scorer, pairs[held]) if held.any() else {}
 
 
@@ -232,9 +232,9 @@ def train_scorer(cfg: ScorerTrainConfig) -> tuple[Scorer, dict]:
 
 
 def train_or_load(cfg: ScorerTrainConfig, trained_on: str | None = None) -> Scorer:
-    """The scorer saved in ``cfg.out``; trained there first if it is not (``trained_on`` names the
+    """The scorer saved in ``cfg.output_dir``; trained there first if it is not (``trained_on`` names the
     data in its card, default ``cfg.ratings``)."""
-    path = Path(cfg.out)
+    path = Path(cfg.output_dir)
     if not (path / "scorer.json").exists():
         log.info("training a scorer on %s (%s) -> %s", cfg.ratings, cfg.rating_split, path)
         scorer, _ = train_scorer(cfg)

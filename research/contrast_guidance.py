@@ -46,7 +46,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     cfg = C.parse(BenchConfig, ["--config", str(Path(a.out) / "config.json")])  # the run's own settings
-    ctx = build_context(replace(cfg, out=a.out))
+    ctx = build_context(replace(cfg, output_dir=a.out))
     pool = ctx.prompts.train if a.prompts == "train" else ctx.prompts.eval
     ctx = replace(ctx, prompts=ctx.prompts._replace(eval=pool[: a.n_prompts]))
     policy = ConditionalPolicy.load(str(Path(a.out) / a.checkpoint))

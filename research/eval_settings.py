@@ -29,7 +29,7 @@ def main(out: str, checkpoint: str, overrides: list[str]) -> None:
     cfg = C.parse(BenchConfig, ["--config", str(Path(out) / "config.json")])  # the run's own settings (JSON is YAML)
     opts = dict(o.split("=", 1) for o in overrides)
     temperature, guidance = float(opts.pop("temperature", cfg.sampling.temperature)), float(opts.pop("guidance", 1.0))
-    cfg = replace(cfg, out=out, sampling=replace(cfg.sampling, **{k: float(v) for k, v in opts.items()}))
+    cfg = replace(cfg, output_dir=out, sampling=replace(cfg.sampling, **{k: float(v) for k, v in opts.items()}))
     ctx = build_context(cfg)  # the run's cached raters and its shared prompts
     ck = Checkpoint("conditional", name=Path(checkpoint).name, path=str(Path(out) / checkpoint), conditional=True)
     row, _ = evaluate(ctx, ck, seed=0, temperature=temperature, guidance=guidance)

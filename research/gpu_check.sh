@@ -20,7 +20,7 @@ df = pd.DataFrame({"prompt": ["Review:"] * 16, "completion": words * 2, "score_b
 df["tagged_prompt"] = [tagged_prompt(card, p, bin_index=b) for b, p in zip(df["score_bin"], df["prompt"])]
 write_tagged(df, card, sys.argv[1])
 PY
-T="data=$W/tagged.jsonl model=tiny-lm sft.max_steps=6 sft.save_steps=3 sft.batch_size=4 sft.lr=1e-3 sft.max_length=32"
+T="data=$W/tagged.jsonl model=tiny-lm sft.max_steps=6 sft.save_steps=3 sft.per_device_train_batch_size=4 sft.learning_rate=1e-3 sft.max_length=32"
 FSDP="accelerate launch --config_file condtune/configs/accelerate/fsdp.yaml --num_processes 1 -m condtune train $T"
 rm -rf "$W/fsdp" "$W/plain" "$W/resumed"
 $FSDP out="$W/fsdp"

@@ -2,7 +2,7 @@
 
     python research/relabel_scale.py runs/scale 10000 100000 1000000
     /usr/bin/time -v condtune relabel stream=true data=runs/scale/rows_100000.parquet \\
-        scorer=<a scorer> tag_columns=[domain] out=runs/scale/tagged_100000
+        scorer=<a scorer> tag_columns=[domain] output_dir=runs/scale/tagged_100000
 
 Writes ``rows_N.parquet``: the 23,703 VADER texts (all four domains, their headers as prompts)
 repeated to N rows, each copy varied (a copy number appended, so no two rows are the same text),

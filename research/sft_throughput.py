@@ -79,7 +79,7 @@ def main() -> None:
         if a.trainer == "condtune":
             s = SFTSettings(
                 max_steps=a.steps,
-                batch_size=a.batch_size,
+                per_device_train_batch_size=a.batch_size,
                 max_length=a.max_length,
                 save_steps=10**6,
                 tag_contrast=a.tag_contrast,

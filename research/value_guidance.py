@@ -178,7 +178,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     cfg = C.parse(BenchConfig, ["--config", str(Path(a.out) / "config.json")])
-    ctx = build_context(replace(cfg, out=a.out))
+    ctx = build_context(replace(cfg, output_dir=a.out))
     model, tok = ctx.ref.eval(), ctx.ref_tok
     human = pd.read_json(next((Path(a.out) / "corpus").glob("tagged_conditional_k*.jsonl")), lines=True)
     t0 = time.time()

@@ -28,7 +28,7 @@ def run_cli(capsys, args: list[str]) -> tuple[int, str]:
 
 def later_wins(argv: list[str]) -> list[str]:
     """A command line whose later ``key=value`` replaces an earlier one, and the settings under it
-    (``optim=fast`` drops an earlier ``optim.epochs=...``): tests that add a setting to a base command line
+    (``optim=fast`` drops an earlier ``optim.num_train_epochs=...``): tests that add a setting to a base command line
     go through this, since the CLI refuses a setting given twice."""
     keys = [a.split("=", 1)[0] if "=" in a and not a.startswith("-") else None for a in argv]
 

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import yaml
 
 from condtune.config import ConfigError, parse
 from condtune.sampling import SamplingConfig
@@ -73,46 +72,6 @@ def test_errors_name_file_and_key(tmp_path):
         parse(Demo, ["lr=fast"])
     with pytest.raises(ConfigError, match="config file not found"):
         parse(Demo, ["--config", str(tmp_path / "missing.yaml")])
-
-
-def recipe_for(yaml_path: Path) -> str:
-    first = yaml_path.read_text().splitlines()[0]
-    assert first.startswith("# condtune "), f"{yaml_path} must start with the command that runs it"
-    from condtune.cli import JOBS, resolve
-
-    job, _ = resolve(first[2:].split()[1:])
-    return JOBS[job][0]
-
-
-@pytest.mark.parametrize("yaml_path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
-def test_every_config_parses(yaml_path):
-    import dataclasses
-    import importlib
-
-    module = importlib.import_module(recipe_for(yaml_path))
-    import inspect
-
-    spaces = [vars(module)] + [
-        vars(m) for m in vars(module).values() if inspect.ismodule(m) and m.__name__.startswith("condtune")
-    ]
-    found = [
-        c
-        for ns in spaces
-        for c in ns.values()
-        if isinstance(c, type) and dataclasses.is_dataclass(c) and c.__name__.endswith("Config")
-    ]
-    own = [c for c in found if c.__module__ == module.__name__]
-    classes = own or found
-    assert classes, f"{module.__name__} defines no *Config dataclass"
-    data = yaml.safe_load(yaml_path.read_text()) or {}
-    errors = []
-    for cls in classes:
-        try:
-            parse(cls, ["--config", str(yaml_path)])
-            return
-        except ConfigError as exc:
-            errors.append(str(exc))
-    pytest.fail(f"{yaml_path.name} ({sorted(data)}) fits none of {[c.__name__ for c in classes]}: {errors}")
 
 
 @dataclass

@@ -41,10 +41,17 @@ def test_two_processes_train_and_resume_to_the_same_weights(tmp_path, tiny_lm):
     df["tagged_prompt"] = [card.prefix(bin_index=b) + p for b, p in zip(df["score_bin"], df["prompt"])]
     data = tmp_path / "tagged.jsonl"
     write_tagged(df, card, data)
-    train = ["train", f"data={data}", f"model={tiny_lm}", "sft.max_steps=6", "sft.save_steps=2", "sft.batch_size=2"]
-    train += ["sft.lr=1e-3", "sft.max_length=32"]
+    train = [
+        "train",
+        f"data={data}",
+        f"model={tiny_lm}",
+        "sft.max_steps=6",
+        "sft.save_steps=2",
+        "sft.per_device_train_batch_size=2",
+    ]
+    train += ["sft.learning_rate=1e-3", "sft.max_length=32"]
 
-    straight = _launch([*train, f"out={tmp_path / 'straight'}"], tmp_path)
+    straight = _launch([*train, f"output_dir={tmp_path / 'straight'}"], tmp_path)
     assert straight.returncode == 0, straight.stderr[-3000:]
     assert "process 2 of 2, 4 rows a step in all" in straight.stderr  # data-parallel, not two copies
     stats = (tmp_path / "straight" / "train_stats.json").read_text()
@@ -53,13 +60,13 @@ def test_two_processes_train_and_resume_to_the_same_weights(tmp_path, tiny_lm):
     # an interruption after the checkpoint of step 4: what a kill leaves on disk (the run record,
     # complete checkpoints up to step 4, no final policy)
     resumed = tmp_path / "resumed"
-    assert _launch([*train, f"out={resumed}"], tmp_path).returncode == 0
+    assert _launch([*train, f"output_dir={resumed}"], tmp_path).returncode == 0
     for ckpt in checkpoint_dirs(resumed):
         if ckpt.name != "checkpoint-4":
             shutil.rmtree(ckpt)
     for f in ("model.safetensors", "condtune_policy.json", "train_stats.json"):
         (resumed / f).unlink()
-    again = _launch([*train, f"out={resumed}"], tmp_path)
+    again = _launch([*train, f"output_dir={resumed}"], tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "checkpoint-4" in again.stderr + again.stdout  # it resumed, not restarted
     a, b = _weights(tmp_path / "straight"), _weights(resumed)
@@ -84,8 +91,8 @@ def test_two_processes_relabel_the_same_shards_as_one(tmp_path, tiny_encoder):
     args = ["relabel", f"data={data}", f"scorer={tmp_path / 'scorer'}", "stream=true", "k=3", "tag_columns=[domain]"]
     args += ["batch_rows=8", "shard_rows=16"]  # 90 rows: 6 shards, 3 for each process
 
-    assert cli([*args, f"out={tmp_path / 'one'}"]) == 0
-    two = _launch([*args, f"out={tmp_path / 'two'}"], tmp_path)
+    assert cli([*args, f"output_dir={tmp_path / 'one'}"]) == 0
+    two = _launch([*args, f"output_dir={tmp_path / 'two'}"], tmp_path)
     assert two.returncode == 0, two.stderr[-3000:]
     assert "process 2 of 2 takes shards 1, 1 + 2" in two.stderr  # the shards were split, not done twice
     a, b = read_table(tmp_path / "one"), read_table(tmp_path / "two")
@@ -101,7 +108,8 @@ def test_two_processes_sample_every_prompt_once(tmp_path, tiny_lm):
     prompts.write_text("".join(f"Review {i}:\n" for i in range(5)))
     out = tmp_path / "tasks.jsonl"
     run = _launch(
-        ["sample", f"model={tiny_lm}", f"prompts={prompts}", "n=2", f"out={out}", "sampling.max_new_tokens=4"], tmp_path
+        ["sample", f"model={tiny_lm}", f"prompts={prompts}", "n=2", f"output_path={out}", "sampling.max_new_tokens=4"],
+        tmp_path,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "process 2 of 2 takes prompts 1, 1 + 2" in run.stderr

@@ -20,8 +20,13 @@ def scorer(tmp_path_factory, tiny_encoder):
     d = tmp_path_factory.mktemp("baselines")
     ratings = d / "ratings.jsonl"
     ratings.write_text("".join(json.dumps(r) + "\n" for r in make_ratings(n_items=40)))
-    args = [f"ratings={ratings}", f"backbone={tiny_encoder}", "optim.epochs=1", "optim.batch_size=16"]
-    assert cli(["scorer", "train", *args, "val_fraction=0.25", f"out={d / 'scorer'}"]) == 0
+    args = [
+        f"ratings={ratings}",
+        f"backbone={tiny_encoder}",
+        "optim.num_train_epochs=1",
+        "optim.per_device_train_batch_size=16",
+    ]
+    assert cli(["scorer", "train", *args, "val_fraction=0.25", f"output_dir={d / 'scorer'}"]) == 0
     return d / "scorer"
 
 
@@ -44,8 +49,14 @@ def _weights(path):
 
 def test_dpo_from_pairs(tiny_lm, pairs_file, tmp_path, capsys):
     out = tmp_path / "dpo"
-    args = ["dpo", f"model={tiny_lm}", f"pairs={pairs_file}", "dpo.checkpoints=[1,2]", "dpo.batch_size=4"]
-    assert cli([*args, "dpo.lr=1e-3", "dpo.max_length=32", f"out={out}"]) == 0
+    args = [
+        "dpo",
+        f"model={tiny_lm}",
+        f"pairs={pairs_file}",
+        "dpo.checkpoints=[1,2]",
+        "dpo.per_device_train_batch_size=4",
+    ]
+    assert cli([*args, "dpo.learning_rate=1e-3", "dpo.max_length=32", f"output_dir={out}"]) == 0
     s = _summary(out)
     assert s["final"] == str(out / "step_2") and s["steps"] == 2 and s["pairs"] == 40
     assert s["snapshots"] == [str(out / "step_1"), str(out / "step_2")]
@@ -63,24 +74,42 @@ def test_dpo_from_ratings_and_its_errors(tiny_lm, tmp_path, capsys):
     ratings = tmp_path / "pointwise.jsonl"
     rows = [{"prompt": "Review:", "completion": r["text"], "score": r["score"]} for r in make_ratings(n_items=20)]
     ratings.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert cli(["dpo", f"model={tiny_lm}", f"out={tmp_path / 'none'}"]) == 2  # neither pairs nor ratings
+    assert cli(["dpo", f"model={tiny_lm}", f"output_dir={tmp_path / 'none'}"]) == 2  # neither pairs nor ratings
     assert "pairs=" in capsys.readouterr().err and not (tmp_path / "none").exists()
     cols = ["columns.prompt_col=prompt", "columns.completion_col=completion"]
-    common = ["dpo", f"model={tiny_lm}", f"ratings={ratings}", *cols, "dpo.checkpoints=[1]", "dpo.batch_size=4"]
-    assert cli([*common, "dpo.min_margin=100", f"out={tmp_path / 'far'}"]) == 2  # no pair that far apart
+    common = [
+        "dpo",
+        f"model={tiny_lm}",
+        f"ratings={ratings}",
+        *cols,
+        "dpo.checkpoints=[1]",
+        "dpo.per_device_train_batch_size=4",
+    ]
+    assert cli([*common, "dpo.min_margin=100", f"output_dir={tmp_path / 'far'}"]) == 2  # no pair that far apart
     assert "lower min_margin" in capsys.readouterr().err
     out = tmp_path / "dpo"
-    assert cli([*common, "dpo.n_pairs=8", "dpo.max_length=32", f"out={out}"]) == 0
+    assert cli([*common, "dpo.n_pairs=8", "dpo.max_length=32", f"output_dir={out}"]) == 0
     s = _summary(out)
     assert s["pairs"] == 8 and s["steps"] == 1 and math.isfinite(s["last_loss"])
-    assert cli([*common, "dpo.n_pairs=4", f"out={out}"]) == 2  # another run's folder: refused, not resumed
+    assert cli([*common, "dpo.n_pairs=4", f"output_dir={out}"]) == 2  # another run's folder: refused, not resumed
     assert "holds another dpo run (changed: ['dpo'])" in capsys.readouterr().err
 
 
 def test_rloo(tiny_lm, scorer, prompts_file, tmp_path):
     out = tmp_path / "rloo"
     args = ["rloo", f"model={tiny_lm}", f"scorer={scorer}", f"prompts={prompts_file}", "rloo.checkpoints=[1,2]"]
-    assert cli([*args, "rloo.batch_size=4", "rloo.num_generations=2", "sampling.max_new_tokens=4", f"out={out}"]) == 0
+    assert (
+        cli(
+            [
+                *args,
+                "rloo.per_device_train_batch_size=4",
+                "rloo.num_generations=2",
+                "sampling.max_new_tokens=4",
+                f"output_dir={out}",
+            ]
+        )
+        == 0
+    )
     s = _summary(out)
     assert s["final"] == str(out / "step_2") and s["steps"] == 2
     assert all(math.isfinite(s[k]) for k in ("first_reward", "last_reward", "last_loss"))
@@ -93,7 +122,7 @@ def test_rloo(tiny_lm, scorer, prompts_file, tmp_path):
 def test_best_of_n(tiny_lm, scorer, prompts_file, tmp_path, capsys):
     out = tmp_path / "bon"
     args = ["best-of-n", f"model={tiny_lm}", f"scorer={scorer}", f"prompts={prompts_file}", "sampling.max_new_tokens=4"]
-    assert cli([*args, "n=4", f"out={out}"]) == 0
+    assert cli([*args, "n=4", f"output_dir={out}"]) == 0
     pool, picks = pd.read_json(out / "pool.jsonl", lines=True), pd.read_json(out / "picks_n4.jsonl", lines=True)
     assert len(pool) == 3 * 4 and list(picks["prompt"]) == ["Movie review:", "Book review:", "Tweet:"]
     assert {"prompt", "text", "n_tokens", "proxy"} <= set(picks.columns) and picks["proxy"].map(math.isfinite).all()
@@ -103,7 +132,7 @@ def test_best_of_n(tiny_lm, scorer, prompts_file, tmp_path, capsys):
     s = _summary(out)
     assert s["scorer_calls"] == 12 and s["mean_score_of_picks"] >= s["mean_score_of_samples"]
     assert "next: condtune rloo" in capsys.readouterr().out
-    assert cli([*args, "n=2", f"out={out}"]) == 2  # the pool of another n is not reused
+    assert cli([*args, "n=2", f"output_dir={out}"]) == 2  # the pool of another n is not reused
     assert "holds another best-of-n run (changed: ['n'])" in capsys.readouterr().err
-    assert cli(["best-of-n", f"model={tiny_lm}", f"scorer={tmp_path / 'nope'}", f"out={tmp_path / 'x'}"]) == 2
+    assert cli(["best-of-n", f"model={tiny_lm}", f"scorer={tmp_path / 'nope'}", f"output_dir={tmp_path / 'x'}"]) == 2
     assert "not a condtune scorer" in capsys.readouterr().err

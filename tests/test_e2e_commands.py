@@ -37,16 +37,25 @@ def chain(tmp_path_factory, tiny_lm, tiny_encoder):
                 "columns.rater_col=rater",
                 "columns.item_col=item_id",  # two items may share a text: the rater rated each once
                 "normalize=rater",
-                "optim.epochs=2",
-                "optim.batch_size=8",
+                "optim.num_train_epochs=2",
+                "optim.per_device_train_batch_size=8",
                 "val_fraction=0.25",
-                f"out={p['scorer']}",
+                f"output_dir={p['scorer']}",
             ]
         )
         == 0
     )
     assert (
-        cli(["relabel", f"data={corpus}", f"scorer={p['scorer']}", "k=3", "tag_columns=[domain]", f"out={p['tagged']}"])
+        cli(
+            [
+                "relabel",
+                f"data={corpus}",
+                f"scorer={p['scorer']}",
+                "k=3",
+                "tag_columns=[domain]",
+                f"output_path={p['tagged']}",
+            ]
+        )
         == 0
     )
     assert (
@@ -56,9 +65,9 @@ def chain(tmp_path_factory, tiny_lm, tiny_encoder):
                 f"data={p['tagged']}",
                 f"model={tiny_lm}",
                 "sft.max_steps=3",
-                "sft.batch_size=4",
+                "sft.per_device_train_batch_size=4",
                 "sft.save_steps=2",
-                f"out={p['policy']}",
+                f"output_dir={p['policy']}",
             ]
         )
         == 0
@@ -101,12 +110,12 @@ def test_online_rounds_need_a_scorer_and_score_tags_only(chain, tmp_path, capsys
         f"data={chain['tagged']}",
         f"model={chain['policy']}",
         "sft.max_steps=1",
-        "sft.batch_size=4",
+        "sft.per_device_train_batch_size=4",
         "online.rounds=1",
     ]
-    assert cli([*base, f"out={tmp_path / 'a'}"]) == 2
+    assert cli([*base, f"output_dir={tmp_path / 'a'}"]) == 2
     assert "needs scorer=" in capsys.readouterr().err
-    assert cli([*base, f"scorer={chain['scorer']}", f"out={tmp_path / 'b'}"]) == 2  # stops before any training
+    assert cli([*base, f"scorer={chain['scorer']}", f"output_dir={tmp_path / 'b'}"]) == 2  # stops before any training
     assert "attribute tags" in capsys.readouterr().err and not (tmp_path / "b").exists()
 
 
@@ -227,10 +236,10 @@ def test_scorer_train_pairwise(tmp_path, pairs_file, tiny_encoder):
                 f"ratings={pairs_file}",
                 "objective=bradley_terry",
                 f"backbone={tiny_encoder}",
-                "optim.epochs=1",
-                "optim.batch_size=8",
+                "optim.num_train_epochs=1",
+                "optim.per_device_train_batch_size=8",
                 "val_fraction=0.25",
-                f"out={out}",
+                f"output_dir={out}",
             ]
         )
         == 0
@@ -257,15 +266,15 @@ def test_quickstart_tiny(tmp_path, tiny_lm, tiny_encoder, capsys):
     """The whole quickstart chain on VADER movie snippets with tiny models and tiny budgets."""
     out = tmp_path / "qs"
     args = [
-        f"out={out}",
+        f"output_dir={out}",
         f"model={tiny_lm}",
         f"scorer_backbone={tiny_encoder}",
         "scorer_items=64",
-        "scorer_optim.batch_size=16",
+        "scorer_optim.per_device_train_batch_size=16",
         "max_examples=48",
         "k=3",
         "sft.max_steps=2",
-        "sft.batch_size=4",
+        "sft.per_device_train_batch_size=4",
         "--prompts",
         "Movie review:",
         "n=2",

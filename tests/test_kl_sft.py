@@ -87,7 +87,13 @@ def _rows(n=40):
 def _tiny_sft(**kw) -> SFTSettings:
     """The short, fast-learning run of the tiny-model tests: 8 steps at lr 3e-2, no warm-up, no dropout."""
     base = dict(
-        max_steps=8, batch_size=4, lr=3e-2, max_length=32, save_steps=100, warmup_ratio=0.0, condition_dropout=0.0
+        max_steps=8,
+        per_device_train_batch_size=4,
+        learning_rate=3e-2,
+        max_length=32,
+        save_steps=100,
+        warmup_ratio=0.0,
+        condition_dropout=0.0,
     )
     return SFTSettings(**{**base, **kw})
 
@@ -126,7 +132,7 @@ def test_condition_dropout_trains_a_share_of_rows_without_tags(tok):
     [
         "sft.kl_coef=-1",
         "sft.condition_dropout=1.0",
-        "sft.lr=0",
+        "sft.learning_rate=0",
         "sft.max_steps=0",
         "sft.pairwise=-1",
         "sft.pairwise_pairs=0",
@@ -173,7 +179,13 @@ def test_frozen_embeddings_stay_put(tmp_path, tiny_lm):
     model, tok = load_causal_lm(tiny_lm)
     before = model.get_input_embeddings().weight.detach().clone()
     s = SFTSettings(
-        max_steps=3, batch_size=4, lr=1e-2, max_length=32, save_steps=100, warmup_ratio=0.0, freeze_embeddings=True
+        max_steps=3,
+        per_device_train_batch_size=4,
+        learning_rate=1e-2,
+        max_length=32,
+        save_steps=100,
+        warmup_ratio=0.0,
+        freeze_embeddings=True,
     )
     train_conditional(model, tok, df, card=card, s=s, out_dir=tmp_path / "frozen", base=str(tiny_lm))
     assert torch.equal(model.get_input_embeddings().weight[: before.shape[0]].cpu(), before)
@@ -187,7 +199,13 @@ def test_frozen_lower_layers_stay_put_and_the_upper_ones_learn(tmp_path, tiny_lm
     n = len(model.model.layers)
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     s = SFTSettings(
-        max_steps=3, batch_size=4, lr=1e-2, max_length=32, save_steps=100, warmup_ratio=0.0, freeze_layers=n - 1
+        max_steps=3,
+        per_device_train_batch_size=4,
+        learning_rate=1e-2,
+        max_length=32,
+        save_steps=100,
+        warmup_ratio=0.0,
+        freeze_layers=n - 1,
     )
     train_conditional(model, tok, df, card=card, s=s, out_dir=tmp_path / "frozen", base=str(tiny_lm))
     after = {k: v.cpu() for k, v in model.state_dict().items()}
@@ -325,7 +343,7 @@ def test_tag_contrast_teaches_the_tag_faster(tmp_path, tiny_lm):
     margins = {}
     for coef in (0.0, 5.0):
         model, tok = load_causal_lm(tiny_lm)
-        s = _tiny_sft(batch_size=8, tag_contrast=coef)
+        s = _tiny_sft(per_device_train_batch_size=8, tag_contrast=coef)
         assert (
             train_conditional(model, tok, df, card=card, s=s, out_dir=tmp_path / f"c{coef}", base=str(tiny_lm))["steps"]
             == 8
@@ -445,7 +463,14 @@ def test_pairwise_term_teaches_the_contrast_to_rank_a_prompts_answers(tmp_path, 
     data = tmp_path / "tagged.jsonl"
     write_tagged(df, card, data)
     with pytest.raises(ConfigError, match="needs pairs_data="):
-        main([f"data={data}", "sft.pairwise=1", f"out={tmp_path / 'cli'}"])
+        main([f"data={data}", "sft.pairwise=1", f"output_dir={tmp_path / 'cli'}"])
     _answers().drop(columns=["score"]).to_json(tmp_path / "answers.jsonl", orient="records", lines=True)
     with pytest.raises(ConfigError, match="answers.jsonl: the pairwise term needs the columns"):
-        main([f"data={data}", "sft.pairwise=1", f"pairs_data={tmp_path / 'answers.jsonl'}", f"out={tmp_path / 'cli'}"])
+        main(
+            [
+                f"data={data}",
+                "sft.pairwise=1",
+                f"pairs_data={tmp_path / 'answers.jsonl'}",
+                f"output_dir={tmp_path / 'cli'}",
+            ]
+        )

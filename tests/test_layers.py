@@ -13,7 +13,10 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "condtune"
 
 LAYERS: list[tuple[str, list[str]]] = [
-    ("leaves: import nothing of condtune", ["errors", "renames", "metrics", "tags", "tracking", "testing"]),
+    (
+        "leaves: import nothing of condtune",
+        ["errors", "renames", "metrics", "tags", "tracking", "testing"],
+    ),
     (
         "core: files, config, assets, data, models, sampling",
         [

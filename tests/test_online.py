@@ -52,7 +52,9 @@ def test_rounds_grow_the_pool_refit_and_resume(tmp_path, tiny_lm):
     )
     tagged = pool.assign(score_bin=[0, 1] * 8)
     tagged["tagged_prompt"] = [card.prefix(bin_index=b) + p for b, p in zip(tagged["score_bin"], tagged["prompt"])]
-    s = SFTSettings(max_steps=2, batch_size=4, lr=1e-3, max_length=40, save_steps=100, kl_coef=0.1)
+    s = SFTSettings(
+        max_steps=2, per_device_train_batch_size=4, learning_rate=1e-3, max_length=40, save_steps=100, kl_coef=0.1
+    )
     model, tok = load_causal_lm(tiny_lm)
     train_conditional(model, tok, tagged, card=card, s=s, out_dir=tmp_path / "start", base=str(tiny_lm))
     o = OnlineSettings(rounds=2, samples_per_prompt=3, steps_per_round=2, kl_samples=4)

@@ -59,7 +59,7 @@ def test_snapshots_are_points_of_one_schedule(tmp_path, tiny_lm):
     card = TagCard(Binning(edges=[0.0], centers=[-1.0, 1.0], counts=[4, 4]), TagFormat())
     df = pd.DataFrame({"prompt": ["Movie review:"] * 8, "completion": ["Good.", "Bad."] * 4, "score_bin": [1, 0] * 4})
     df["tagged_prompt"] = [card.prefix(bin_index=b) + p for b, p in zip(df["score_bin"], df["prompt"])]
-    s = SFTSettings(batch_size=2, lr=1e-2, max_length=32, save_steps=2, warmup_ratio=0.0)
+    s = SFTSettings(per_device_train_batch_size=2, learning_rate=1e-2, max_length=32, save_steps=2, warmup_ratio=0.0)
 
     def run(steps, out, snap_at):
         model, tok = load_causal_lm(tiny_lm)
@@ -102,7 +102,13 @@ def test_lora_trains_only_the_named_modules(tmp_path, tiny_lm):
     df = pd.DataFrame({"prompt": ["Movie review:"] * 8, "completion": ["Good.", "Bad."] * 4, "score_bin": [1, 0] * 4})
     df["tagged_prompt"] = [card.prefix(bin_index=b) + p for b, p in zip(df["score_bin"], df["prompt"])]
     s = SFTSettings(
-        max_steps=2, batch_size=2, lr=1e-2, max_length=32, save_steps=2, lora_r=4, lora_target_modules=["v_proj"]
+        max_steps=2,
+        per_device_train_batch_size=2,
+        learning_rate=1e-2,
+        max_length=32,
+        save_steps=2,
+        lora_r=4,
+        lora_target_modules=["v_proj"],
     )
     model, tok = load_causal_lm(tiny_lm)
     base = {k: v.clone() for k, v in model.state_dict().items()}

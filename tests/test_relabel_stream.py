@@ -210,10 +210,10 @@ def test_train_reads_a_shard_folder_and_refuses_a_mismatch(inputs, scorer, tmp_p
     df.loc[3, "tagged_prompt"] = "Rating: 9 out of 3 stars.\n" + df.loc[3, "prompt"]
     df.to_parquet(shard, index=False)
     with pytest.raises(DataError, match="its rows differ from those its card"):
-        train([f"data={out}", "model=none", f"out={tmp_path / 'policy'}"])
+        train([f"data={out}", "model=none", f"output_dir={tmp_path / 'policy'}"])
     shard.unlink()
     with pytest.raises(DataError, match="shard listed in the manifest is missing"):
-        train([f"data={out}", "model=none", f"out={tmp_path / 'policy'}"])
+        train([f"data={out}", "model=none", f"output_dir={tmp_path / 'policy'}"])
 
 
 def test_row_errors_name_the_datasets_row(tmp_path, scorer):
@@ -231,7 +231,7 @@ def test_cli_stream(inputs, scorer, tmp_path, capsys):
     scorer_dir = tmp_path / "scorer"
     scorer.save(scorer_dir)
     out = tmp_path / "tagged.jsonl"
-    args = ["relabel", f"data={inputs['csv']}", f"scorer={scorer_dir}", "k=3", "stream=true", f"out={out}"]
+    args = ["relabel", f"data={inputs['csv']}", f"scorer={scorer_dir}", "k=3", "stream=true", f"output_path={out}"]
     assert cli([*args, "shard_rows=100", "tag_style=token"]) == 0
     assert "tagged 130 rows" in capsys.readouterr().out and out.is_dir()
     card = TagCard.load(out)

@@ -73,7 +73,7 @@ def test_scorer_training_is_reproducible(ratings_file, tiny_encoder):
         ratings=str(ratings_file),
         backbone=str(tiny_encoder),
         columns=PointwiseSpec(rater_col="rater", item_col="item_id"),
-        optim=OptimConfig(epochs=1.0, batch_size=8, lr=1e-3),
+        optim=OptimConfig(num_train_epochs=1.0, per_device_train_batch_size=8, learning_rate=1e-3),
     )
     texts = ["The film was great and lovely.", "The film was dull and bad."]
     a, b = (train_pointwise(cfg)[0].score(texts) for _ in range(2))

@@ -15,7 +15,17 @@ def test_real_scorer_learns_vader(tmp_path):
     """MiniLM on 1,500 VADER items for one epoch already tracks the human mean."""
     out = tmp_path / "scorer"
     assert (
-        cli(["scorer", "train", "max_items=1500", "optim.epochs=1", "optim.lr=1e-4", "val_fraction=0.05", f"out={out}"])
+        cli(
+            [
+                "scorer",
+                "train",
+                "max_items=1500",
+                "optim.num_train_epochs=1",
+                "optim.learning_rate=1e-4",
+                "val_fraction=0.05",
+                f"output_dir={out}",
+            ]
+        )
         == 0
     )
     m = json.loads((out / "metrics.json").read_text())["metrics"]
@@ -29,7 +39,7 @@ def test_real_quickstart_short(tmp_path):
         cli(
             [
                 "quickstart",
-                f"out={out}",
+                f"output_dir={out}",
                 "scorer_items=1000",
                 "max_examples=400",
                 "sft.max_steps=8",

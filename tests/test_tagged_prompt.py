@@ -53,7 +53,12 @@ def trained_prompts(tagged, card, tok, model, out_dir, monkeypatch) -> tuple[lis
     real_rows = pol.sft_dataset
     monkeypatch.setattr(pol, "sft_dataset", capture)
     s = pol.SFTSettings(
-        max_steps=1, batch_size=2, max_length=64, condition_dropout=0.5, tag_contrast=1.0, contrast_pairs="mirror"
+        max_steps=1,
+        per_device_train_batch_size=2,
+        max_length=64,
+        condition_dropout=0.5,
+        tag_contrast=1.0,
+        contrast_pairs="mirror",
     )
     with pytest.raises(Stop):
         pol.train_conditional(model, tok, tagged, card=card, s=s, out_dir=out_dir, base="tiny")

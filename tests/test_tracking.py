@@ -57,20 +57,25 @@ def test_ppo_and_train_log_to_tensorboard(tmp_path, tiny_lm):
     from condtune.relabel import TagCard, write_tagged
     from condtune.tags import Binning, TagFormat
 
-    root = Path(__file__).resolve().parents[1]
     ppo = tmp_path / "ppo"
-    args = ["--config", str(root / "configs" / "ppo_tiny.yaml"), f"model={tiny_lm}", "total_updates=2"]
+    args = ["--config", "ppo_tiny", f"model={tiny_lm}", "max_steps=2"]
     assert cli(["ppo", *args, f"output_dir={ppo}", "report_to=tensorboard"]) == 0
     logged = _scalars(ppo / "tensorboard")
     assert len(logged["objective/kl"]) == 2 and "objective/rlhf_reward" in logged
     # where a run is logged is not what it is: the same run resumes with tracking off
-    assert cli(["ppo", *args, f"output_dir={ppo}", "total_updates=2"]) == 0
+    assert cli(["ppo", *args, f"output_dir={ppo}", "max_steps=2"]) == 0
 
     card = TagCard(Binning(edges=[0.0], centers=[-1.0, 1.0], counts=[4, 4]), TagFormat())
     df = pd.DataFrame({"prompt": ["Review:"] * 8, "completion": ["Good.", "Bad."] * 4, "score_bin": [1, 0] * 4})
     df["tagged_prompt"] = [card.prefix(bin_index=b) + p for b, p in zip(df["score_bin"], df["prompt"])]
     write_tagged(df, card, tmp_path / "tagged.jsonl")
     policy = tmp_path / "policy"
-    train = ["train", f"data={tmp_path / 'tagged.jsonl'}", f"model={tiny_lm}", "sft.max_steps=2", "sft.batch_size=4"]
-    assert cli([*train, f"out={policy}", "report_to=tensorboard"]) == 0
+    train = [
+        "train",
+        f"data={tmp_path / 'tagged.jsonl'}",
+        f"model={tiny_lm}",
+        "sft.max_steps=2",
+        "sft.per_device_train_batch_size=4",
+    ]
+    assert cli([*train, f"output_dir={policy}", "report_to=tensorboard"]) == 0
     assert "train/loss" in _scalars(policy / "checkpoints")

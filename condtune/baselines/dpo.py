@@ -24,9 +24,9 @@ from condtune.trl_compat import trainer_args
 class DPOSettings:
     beta: float = 0.1
     """DPO temperature (strength of the implicit KL to the reference)"""
-    lr: float = 5e-6
+    learning_rate: float = 5e-6
     """peak learning rate"""
-    batch_size: int = 8
+    per_device_train_batch_size: int = 8
     """pairs per step"""
     max_length: int = 96
     """tokens per prompt + completion"""
@@ -40,13 +40,17 @@ class DPOSettings:
     def __post_init__(self):
         checks = {
             "beta": self.beta > 0,
-            "lr": self.lr > 0,
-            "batch_size": self.batch_size >= 1,
+            "learning_rate": self.learning_rate > 0,
+            "per_device_train_batch_size": self.per_device_train_batch_size >= 1,
             "max_length": self.max_length >= 2,
             "n_pairs": self.n_pairs >= 1,
             "min_margin": self.min_margin >= 0,
         }
-        check_ranges(self, checks, "beta, lr > 0; batch_size, n_pairs >= 1; max_length >= 2; min_margin >= 0")
+        check_ranges(
+            self,
+            checks,
+            "beta, learning_rate > 0; per_device_train_batch_size, n_pairs >= 1; max_length >= 2; min_margin >= 0",
+        )
         check_checkpoints(self.checkpoints)
 
 
@@ -106,8 +110,8 @@ def train_dpo(
         report_to=report_to,
         run_name=out.name,
         max_steps=steps[-1],
-        per_device_train_batch_size=s.batch_size,
-        learning_rate=s.lr,
+        per_device_train_batch_size=s.per_device_train_batch_size,
+        learning_rate=s.learning_rate,
         beta=s.beta,
         max_length=s.max_length,
         lr_scheduler_type="constant_with_warmup",

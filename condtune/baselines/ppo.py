@@ -53,7 +53,10 @@ log = logging.getLogger(__name__)
 def build_optimizer(actor: ActorCritic, cfg: PPOConfig) -> torch.optim.Optimizer:
     policy_params = [p for p in actor.lm.parameters() if p.requires_grad]
     return torch.optim.AdamW(
-        [{"params": policy_params, "lr": cfg.lr}, {"params": actor.value_head.parameters(), "lr": cfg.value_head_lr}],
+        [
+            {"params": policy_params, "lr": cfg.learning_rate},
+            {"params": actor.value_head.parameters(), "lr": cfg.value_head_lr},
+        ],
         weight_decay=cfg.weight_decay,
     )
 
@@ -65,10 +68,10 @@ def build_kl_controller(cfg: PPOConfig):
 
 
 def build_state(cfg: PPOConfig) -> PPOState:
-    """Fresh models, or the latest checkpoint in ``output_dir`` when ``resume`` is on."""
+    """Fresh models, or the latest checkpoint in ``output_dir`` unless ``overwrite``."""
     torch.manual_seed(cfg.seed)
     claim_output_dir(cfg)
-    ckpt = latest_checkpoint(cfg.output_dir) if cfg.resume else None
+    ckpt = latest_checkpoint(cfg.output_dir) if not cfg.overwrite else None
     actor, ref, tok = build_models(cfg, ckpt)
     state = PPOState(
         actor=actor, ref=ref, tokenizer=tok, optimizer=build_optimizer(actor, cfg), kl_ctl=build_kl_controller(cfg)
@@ -231,12 +234,12 @@ def ppo_step(state: PPOState, prompts: Sequence[str], reward_fn: RewardFn, *, cf
     """One rollout + update; advances ``state.step``. Returns (metrics, prompts, completions, scores)."""
     t0 = time.perf_counter()
     g = step_generator(cfg, state.step)
-    batch = [prompts[i] for i in torch.randint(len(prompts), (cfg.batch_size,), generator=g).tolist()]
+    batch = [prompts[i] for i in torch.randint(len(prompts), (cfg.per_device_train_batch_size,), generator=g).tolist()]
     traj, ctx, metrics, completions = rollout(state, batch, reward_fn, cfg=cfg)
     t1 = time.perf_counter()
     stats = ppo_update(state, traj, ctx=ctx, cfg=cfg, generator=g)
     t2 = time.perf_counter()
-    state.kl_ctl.update(metrics[M.METRIC_KL], cfg.batch_size)
+    state.kl_ctl.update(metrics[M.METRIC_KL], cfg.per_device_train_batch_size)
     state.step += 1
     state.elapsed += t2 - t0
     metrics.update(stats.metrics())
@@ -247,12 +250,12 @@ def ppo_step(state: PPOState, prompts: Sequence[str], reward_fn: RewardFn, *, cf
 
 # ----------------------------------------------------------------------------- loop
 def train(state: PPOState, prompts: Sequence[str], reward_fn: RewardFn, *, cfg: PPOConfig) -> list[dict]:
-    """Run updates from ``state.step`` to ``cfg.total_updates``; log, checkpoint; return the rows."""
+    """Run updates from ``state.step`` to ``cfg.max_steps``; log, checkpoint; return the rows."""
     metrics_path = Path(cfg.output_dir) / "metrics.jsonl"
     tracker = Tracker(cfg.report_to, cfg.output_dir, config=to_dict(cfg))
     rows: list[dict] = []
-    bar = tqdm(total=cfg.total_updates, initial=state.step, desc="ppo", unit="update", disable=not cfg.progress)
-    while state.step < cfg.total_updates:
+    bar = tqdm(total=cfg.max_steps, initial=state.step, desc="ppo", unit="update", disable=not cfg.progress)
+    while state.step < cfg.max_steps:
         metrics, batch, completions, scores = ppo_step(state, prompts, reward_fn, cfg=cfg)
         row = {"step": state.step, **metrics}
         rows.append(row)
@@ -262,7 +265,7 @@ def train(state: PPOState, prompts: Sequence[str], reward_fn: RewardFn, *, cfg: 
         bar.set_postfix(score=f"{metrics[M.METRIC_SCORES]:.3f}", kl=f"{metrics[M.METRIC_KL]:.2f}")
         if cfg.sample_every and state.step % cfg.sample_every == 0:
             print_samples(batch, completions, scores, step=state.step)
-        if state.step % cfg.save_every == 0 or state.step == cfg.total_updates:
+        if state.step % cfg.save_steps == 0 or state.step == cfg.max_steps:
             save_checkpoint(state, cfg)
     bar.close()
     tracker.close()

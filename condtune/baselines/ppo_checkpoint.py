@@ -1,6 +1,6 @@
 """PPO's checkpoints: what a run holds (:class:`PPOState`), written atomically to
 ``output_dir/checkpoints/checkpoint-N`` (the scheme of :mod:`condtune.checkpointing`: policy, value
-head, optimizer, KL controller, RNG, step, and ``state.json`` last; the newest ``keep_checkpoints``
+head, optimizer, KL controller, RNG, step, and ``state.json`` last; the newest ``save_total_limit``
 kept) so that a resumed run is exact, and the ``output_dir/final`` policy."""
 
 from __future__ import annotations
@@ -40,15 +40,15 @@ class PPOState:
 
 
 # ----------------------------------------------------------------------------- checkpoints
-OPERATIONAL = ("resume", "threads", "progress", "sample_every", "save_every", "keep_checkpoints")
+OPERATIONAL = ("overwrite", "threads", "progress", "sample_every", "save_steps", "save_total_limit")
 """settings that do not change what is trained: not part of the run's identity"""
 OUTPUTS = (CHECKPOINTS, "metrics.jsonl", "final")
 
 
 def claim_output_dir(cfg: PPOConfig) -> None:
     """``output_dir`` becomes this run's (:func:`condtune.checkpointing.claim_run`): a rerun of the
-    same run resumes there, another run's folder is an error; ``resume=false`` starts afresh."""
-    if not cfg.resume:
+    same run resumes there, another run's folder is an error; ``overwrite=true`` starts afresh."""
+    if cfg.overwrite:
         for o in OUTPUTS:
             target = Path(cfg.output_dir) / o
             shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
@@ -57,9 +57,9 @@ def claim_output_dir(cfg: PPOConfig) -> None:
         cfg.output_dir,
         identity,
         "ppo",
-        overwrite=not cfg.resume,
+        overwrite=cfg.overwrite,
         outputs=OUTPUTS,
-        hint="use another output_dir=, or resume=false to start afresh there",
+        hint="use another output_dir=, or overwrite=true to start afresh there",
         defaults=defaults_dict(cfg),
     )
 
@@ -96,7 +96,7 @@ def save_checkpoint(state: PPOState, cfg: PPOConfig) -> Path:
                 "config": to_dict(cfg),
             },
         )
-    for old in checkpoint_dirs(cfg.output_dir)[: -max(cfg.keep_checkpoints, 1)]:
+    for old in checkpoint_dirs(cfg.output_dir)[: -max(cfg.save_total_limit, 1)]:
         shutil.rmtree(old, ignore_errors=True)
     return target
 

@@ -25,9 +25,9 @@ class PPOConfig:
     """where checkpoints, metrics.jsonl and the final policy go"""
     seed: int = 0
     """seed for prompt order, sampling and minibatch shuffling"""
-    total_updates: int = 100
+    max_steps: int = 100
     """PPO updates (one rollout each)"""
-    batch_size: int = 16
+    per_device_train_batch_size: int = 16
     """sequences per rollout"""
     mini_batch_size: int = 8
     """sequences per gradient step"""
@@ -39,7 +39,7 @@ class PPOConfig:
     """sampling temperature (log-probs are computed at the same temperature)"""
     top_p: float = 1.0
     """nucleus sampling mass (1.0 keeps the sampler and the log-probs consistent)"""
-    lr: float = 3e-6
+    learning_rate: float = 3e-6
     """learning rate of the policy (LoRA adapters or all weights); tune it with kl_coef"""
     value_head_lr: float = 1e-4
     """learning rate of the freshly initialised value head"""
@@ -75,7 +75,7 @@ class PPOConfig:
     """subtracted from the score per response token"""
     lora_r: int = 0
     """LoRA rank; 0 = full fine-tune"""
-    lora_alpha: int = 16
+    lora_alpha: int = 32
     """LoRA alpha"""
     lora_target_modules: list[str] = field(default_factory=lambda: list(LORA_ATTENTION))
     """modules that get LoRA adapters (with lora_r > 0)"""
@@ -85,12 +85,12 @@ class PPOConfig:
     """torch CPU threads (0 = torch default)"""
     report_to: str = "none"
     """log each update's metrics: none | tensorboard (under output_dir/tensorboard) | wandb"""
-    save_every: int = 10
+    save_steps: int = 10
     """checkpoint every this many updates (and at the end)"""
-    keep_checkpoints: int = 1
+    save_total_limit: int = 1
     """checkpoints kept on disk (the newest ones)"""
-    resume: bool = True
-    """continue from the latest checkpoint in output_dir if there is one"""
+    overwrite: bool = False
+    """start afresh in an output_dir that holds a run (its checkpoints, metrics and final policy are removed); by default a rerun resumes from the latest checkpoint"""
     sample_every: int = 10
     """print a table of sample completions every this many updates (0 = never)"""
     progress: bool = True
@@ -100,9 +100,9 @@ class PPOConfig:
         check_report_to(self.report_to)
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0 for PPO sampling, got {self.temperature}")
-        if self.batch_size % self.mini_batch_size:
+        if self.per_device_train_batch_size % self.mini_batch_size:
             raise ValueError(
-                f"batch_size ({self.batch_size}) must be a multiple of mini_batch_size ({self.mini_batch_size})"
+                f"per_device_train_batch_size ({self.per_device_train_batch_size}) must be a multiple of mini_batch_size ({self.mini_batch_size})"
             )
 
 

@@ -23,11 +23,11 @@ from condtune.trl_compat import trainer_args
 class RLOOSettings:
     beta: float = 0.05
     """KL coefficient to the reference (0 = no reference model)"""
-    lr: float = 1e-5
+    learning_rate: float = 1e-5
     """learning rate"""
     num_generations: int = 4
     """completions per prompt (the leave-one-out group)"""
-    batch_size: int = 16
+    per_device_train_batch_size: int = 16
     """completions per optimizer step (a multiple of num_generations)"""
     checkpoints: list[int] = field(default_factory=lambda: [10, 20, 40])
     """optimizer steps at which the policy is snapshotted (the last is the run's length)"""
@@ -35,14 +35,20 @@ class RLOOSettings:
     def __post_init__(self):
         checks = {
             "beta": self.beta >= 0,
-            "lr": self.lr > 0,
+            "learning_rate": self.learning_rate > 0,
             "num_generations": self.num_generations >= 2,
-            "batch_size": self.batch_size >= 1,
+            "per_device_train_batch_size": self.per_device_train_batch_size >= 1,
         }
-        check_ranges(self, checks, "beta >= 0; lr > 0; num_generations >= 2, a leave-one-out group; batch_size >= 1")
-        if self.batch_size % self.num_generations:
+        check_ranges(
+            self,
+            checks,
+            "beta >= 0; learning_rate > 0; num_generations >= 2, a leave-one-out group; "
+            "per_device_train_batch_size >= 1",
+        )
+        if self.per_device_train_batch_size % self.num_generations:
             raise ValueError(
-                f"batch_size={self.batch_size} must be a multiple of num_generations={self.num_generations} "
+                f"per_device_train_batch_size={self.per_device_train_batch_size} must be a multiple of "
+                f"num_generations={self.num_generations} "
                 "(whole leave-one-out groups per step)"
             )
         check_checkpoints(self.checkpoints)
@@ -88,9 +94,9 @@ def train_rloo(
         report_to=report_to,
         run_name=out.name,
         max_steps=steps[-1],
-        per_device_train_batch_size=s.batch_size,
+        per_device_train_batch_size=s.per_device_train_batch_size,
         num_generations=s.num_generations,
-        learning_rate=s.lr,
+        learning_rate=s.learning_rate,
         beta=s.beta,
         max_completion_length=sampling.max_new_tokens,
         temperature=sampling.temperature,

@@ -280,20 +280,19 @@ def train_ppo(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
         max_new_tokens=s.max_new_tokens,
         temperature=s.temperature,
         top_p=s.top_p,
-        resume=True,
     )
     state = ppo.build_state(base)
     records = load_checkpoints(work / "snapshots.json") or []
     for updates in run_steps(ctx.cfg, run):
         if any(r.step == updates for r in records):
             continue
-        cfg = replace(base, total_updates=updates)
+        cfg = replace(base, max_steps=updates)
         ppo.train(state, ctx.prompts.train, ctx.reward, cfg=cfg)
         snap = work / f"step_{updates}"
         shutil.rmtree(snap, ignore_errors=True)
         save_final(state, cfg, {}).rename(snap)
         rows = read_metrics(Path(cfg.output_dir) / "metrics.jsonl")
-        tokens = int(round(sum(r.get("val/response_length", 0.0) for r in rows) * cfg.batch_size))
+        tokens = int(round(sum(r.get("val/response_length", 0.0) for r in rows) * cfg.per_device_train_batch_size))
         records.append(
             Checkpoint(
                 method="ppo",
@@ -302,7 +301,7 @@ def train_ppo(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
                 step=updates,
                 wall_clock_s=state.elapsed,
                 generated_tokens=tokens,
-                scorer_calls=updates * cfg.batch_size,
+                scorer_calls=updates * cfg.per_device_train_batch_size,
                 path=str(snap),
             )
         )

@@ -50,7 +50,7 @@ def minilm_rater(cfg: BenchConfig, task: Task, which: str, *, given: str, out: P
             max_items=cfg.scorer.max_items,
             val_fraction=task.val_fraction,
             optim=cfg.scorer.optim,
-            out=str(path),
+            output_dir=str(path),
         )
         scorer = train_or_load(scfg, trained_on=f"{task.name}:{split}")
     log.info(

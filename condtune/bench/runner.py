@@ -31,7 +31,7 @@ def base_policy_dir(model: str, out: Path) -> str:
 
 
 def build_context(cfg: BenchConfig) -> BenchContext:
-    out = Path(cfg.out)
+    out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     fetch_all()
     task = load_task(cfg.task)

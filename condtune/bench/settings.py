@@ -35,7 +35,7 @@ class ScorerSettings:
     """encoder of the proxy scorer and of the (MiniLM) gold rater"""
     max_items: int = 0
     """training items per scorer (0 = all of the task's training items)"""
-    optim: OptimConfig = field(default_factory=lambda: OptimConfig(epochs=2.0, lr=1e-4))
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(num_train_epochs=2.0, learning_rate=1e-4))
     """optimisation"""
 
 
@@ -45,7 +45,11 @@ class ConditionalSettings:
     """score bins (= requested targets, at the bins' medians)"""
     tag_style: Literal["text", "token"] = "text"
     """'text' tags (plain words) or 'token' (new special tokens)"""
-    sft: SFTSettings = field(default_factory=lambda: SFTSettings(batch_size=16, lr=1e-4, max_length=64, save_steps=20))
+    sft: SFTSettings = field(
+        default_factory=lambda: SFTSettings(
+            per_device_train_batch_size=16, learning_rate=1e-4, max_length=64, save_steps=20
+        )
+    )
     """conditional SFT settings (max_steps is the last checkpoint: one run, one schedule)"""
     checkpoints: list[int] = field(default_factory=lambda: [60, 120])
     """steps at which the one run is snapshotted and evaluated"""
@@ -73,7 +77,7 @@ class ConditionalSettings:
 
 @dataclass
 class BenchConfig:
-    out: str = "runs/bench"
+    output_dir: str = "runs/bench"
     """where everything goes; rerunning the same command resumes"""
     task: str = "vader_movie"
     """the task (a module in condtune/bench/tasks/): data, prompts, what the raters read, the proxy/gold rating split"""
@@ -126,7 +130,13 @@ class BenchConfig:
     """condtune: relabel with the proxy, conditional SFT"""
     ppo: PPOConfig = field(
         default_factory=lambda: PPOConfig(
-            batch_size=16, mini_batch_size=8, ppo_epochs=2, lr=3e-5, kl_coef=0.05, save_every=5, sample_every=0
+            per_device_train_batch_size=16,
+            mini_batch_size=8,
+            ppo_epochs=2,
+            learning_rate=3e-5,
+            kl_coef=0.05,
+            save_steps=5,
+            sample_every=0,
         )
     )
     """PPO settings (model, scorer, prompts, output_dir, seed and lengths are set by the bench)"""

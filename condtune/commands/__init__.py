@@ -47,7 +47,7 @@ COMMANDS: dict[str, Command] = {
             "quickstart",
             "QuickstartConfig",
             "the whole chain on the embedded defaults",
-            "finished stages stay in out/; rerun the same command to go on from them",
+            "finished stages stay in output_dir/; rerun the same command to go on from them",
         ),
         Command("fetch", "fetch", "FetchConfig", "fetch and cache the embedded model, scorer backbone and ratings"),
         Command(
@@ -62,7 +62,7 @@ COMMANDS: dict[str, Command] = {
             "relabel",
             "RelabelConfig",
             "tag a dataset with quantised scorer bins (and column tags)",
-            "with stream=true the complete shards stay in out/ and the same command resumes after them; "
+            "with stream=true the complete shards stay in output_dir/ and the same command resumes after them; "
             "without it nothing was written",
         ),
         Command(
@@ -70,7 +70,7 @@ COMMANDS: dict[str, Command] = {
             "train",
             "TrainConfig",
             "conditional SFT: tags before the answer, loss on the answer",
-            _RESUME.format("out"),
+            _RESUME.format("output_dir"),
         ),
         Command("generate", "generate", "GenerateConfig", "generate at a requested score / tags"),
         Command("ppo", "ppo", "PPOConfig", "PPO baseline with a KL-penalised reward", _RESUME.format("output_dir")),
@@ -79,14 +79,14 @@ COMMANDS: dict[str, Command] = {
             "dpo",
             "DPOJobConfig",
             "DPO baseline (trl) on preference pairs, or pairs built from ratings",
-            _RESUME.format("out"),
+            _RESUME.format("output_dir"),
         ),
         Command(
             "rloo",
             "rloo",
             "RLOOJobConfig",
             "RLOO baseline (trl) against a scorer, KL to the base through beta",
-            _RESUME.format("out"),
+            _RESUME.format("output_dir"),
         ),
         Command(
             "best-of-n",
@@ -99,7 +99,7 @@ COMMANDS: dict[str, Command] = {
             "bench",
             "BenchConfig",
             "comparative benchmark: conditional SFT vs PPO, DPO, RLOO, best-of-n",
-            "every finished result stays in out/results.jsonl; rerun the same command to resume",
+            "every finished result stays in output_dir/results.jsonl; rerun the same command to resume",
         ),
         Command("sample", "sample", "SampleConfig", "sample n completions per prompt into a rating task file"),
         Command("rate", "rate", "RateConfig", "serve the local rating page; --export writes ratings files"),

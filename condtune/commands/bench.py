@@ -13,7 +13,7 @@ gold2 and proxy reward, the exact KL of what was sampled, distinct-2 and the cos
 conditioned policy also each requested target. The report gives 95% intervals (bootstrap over
 prompts, pooled over seeds).
 
-Outputs in ``out/``: results.jsonl, samples/, summary.json (fixed schema), results.csv, table.md,
+Outputs in ``output_dir/``: results.jsonl, samples/, summary.json (fixed schema), results.csv, table.md,
 frontier.png, reliability.png. Rerunning the same command skips finished results and resumes
 unfinished training; run it per method or seed (``methods=[ppo] seeds=[1]``) and report together.
 """
@@ -31,7 +31,7 @@ import torch
 from condtune import config as C
 from condtune.bench import archive, store
 from condtune.bench import runner as R
-from condtune.bench.methods import TRAINERS
+from condtune.bench.methods import TRAINERS, make_run
 from condtune.bench.report import write_report
 from condtune.bench.settings import CEILING_METHODS, BenchConfig
 from condtune.io import read_json, write_json
@@ -45,10 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg = C.parse(BenchConfig, argv)
     check(cfg)
     marks = ("config.json", "protocol.json", "results.jsonl")
-    claim_output(cfg, "out", job="bench", argv=argv, what="a bench run", marks=marks, overwrite_setting=None)
+    claim_output(cfg, "output_dir", job="bench", argv=argv, what="a bench run", marks=marks, overwrite_setting=None)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    t0, out = time.time(), Path(cfg.out)
+    t0, out = time.time(), Path(cfg.output_dir)
     if cfg.archive:  # results of earlier pieces, perhaps made on another machine
         archive.pull(cfg.archive, out)
     if not cfg.report_only:
@@ -98,7 +98,6 @@ def check(cfg: BenchConfig) -> None:
     for method, runs in cfg.sweeps.items():
         if method not in TRAINERS:
             raise C.ConfigError(f"sweeps: unknown method {method!r}; choose from {list(TRAINERS)}")
-        from condtune.bench.methods import make_run
 
         for setting in runs:
             make_run(cfg, method, setting, seed=0)  # a typo in a sweep entry is a ConfigError naming it

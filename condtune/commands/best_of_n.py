@@ -1,11 +1,11 @@
 """Best-of-n baseline: sample n completions per prompt, keep the one the scorer rates highest.
 
     condtune best-of-n --config best_of_n
-    condtune best-of-n scorer=runs/scorer prompts=docs/rating_prompts.txt n=16 out=runs/best_of_n
-    condtune best-of-n model=runs/rloo/step_40 scorer=runs/scorer n=1 out=runs/rloo/samples  # samples, scored
+    condtune best-of-n scorer=runs/scorer prompts=docs/rating_prompts.txt n=16 output_dir=runs/best_of_n
+    condtune best-of-n model=runs/rloo/step_40 scorer=runs/scorer n=1 output_dir=runs/rloo/samples  # samples, scored
 
 No training: one pool of n samples per prompt from ``model``, scored once by ``scorer``
-(``out/pool.jsonl``), and the best of each prompt's n (``out/picks_n<N>.jsonl``: prompt, text,
+(``output_dir/pool.jsonl``), and the best of each prompt's n (``output_dir/picks_n<N>.jsonl``: prompt, text,
 n_tokens, proxy = the scorer's score). Rerunning the same command reuses the pool.
 """
 
@@ -46,10 +46,10 @@ class BestOfNJobConfig:
     """how the samples are drawn"""
     seed: int = 0
     """sampling seed"""
-    out: str = "runs/best_of_n"
+    output_dir: str = "runs/best_of_n"
     """output folder: picks_n<N>.jsonl, pool.jsonl (every sample, scored), summary.json"""
     overwrite: bool = False
-    """start afresh in an out folder that holds another run (other inputs or settings), or files of another kind"""
+    """start afresh in an output_dir that holds another run (other inputs or settings), or files of another kind"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         raise C.ConfigError(f"n={cfg.n}: ask for at least 1 sample per prompt")
     out = claim_output(
         cfg,
-        "out",
+        "output_dir",
         job="best-of-n",
         argv=argv,
         what="a best-of-n run",

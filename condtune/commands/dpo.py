@@ -1,14 +1,14 @@
 """DPO baseline (trl): preference pairs from a file, or built from pointwise ratings.
 
     condtune dpo --config dpo
-    condtune dpo pairs=runs/rating/ratings/pairwise.jsonl model=smollm2-135m out=runs/dpo
+    condtune dpo pairs=runs/rating/ratings/pairwise.jsonl model=smollm2-135m output_dir=runs/dpo
     condtune dpo pairs= ratings=runs/rating/ratings/pointwise.jsonl columns.prompt_col=prompt \\
         columns.completion_col=completion dpo.n_pairs=500 dpo.min_margin=1
 
 Pairs from ratings: two rated completions of the same prompt whose mean ratings differ by at least
 ``dpo.min_margin``, the higher-rated one chosen (:func:`condtune.baselines.dpo.build_pairs`). The
-policy is snapshotted at each of ``dpo.checkpoints`` (``out/step_N``, the last is the final policy);
-rerunning the same command resumes from the latest checkpoint in ``out/checkpoints``.
+policy is snapshotted at each of ``dpo.checkpoints`` (``output_dir/step_N``, the last is the final policy);
+rerunning the same command resumes from the latest checkpoint in ``output_dir/checkpoints``.
 """
 
 from __future__ import annotations
@@ -46,12 +46,12 @@ class DPOJobConfig:
     """DPO settings (n_pairs and min_margin apply to ratings only; a pairs file is used whole)"""
     seed: int = 0
     """seed of the pairing and of training"""
-    out: str = "runs/dpo"
+    output_dir: str = "runs/dpo"
     """output folder: step_N policies, summary.json, the trainer's checkpoints (rerunning resumes there)"""
     overwrite: bool = False
-    """start afresh in an out folder that holds another run (other inputs or settings), or files of another kind"""
+    """start afresh in an output_dir that holds another run (other inputs or settings), or files of another kind"""
     report_to: str = "none"
-    """log training metrics: none | tensorboard (under out/checkpoints/runs) | wandb"""
+    """log training metrics: none | tensorboard (under output_dir/checkpoints/runs) | wandb"""
 
     def __post_init__(self):
         check_report_to(self.report_to)
@@ -63,7 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     if bool(cfg.pairs) == bool(cfg.ratings):
         raise C.ConfigError("give pairs=<prompt, chosen, rejected file> or ratings=<pointwise file> (one of them)")
     out = claim_output(
-        cfg, "out", job="dpo", argv=argv, what="a dpo run", marks=(RUN_RECORD, CHECKPOINTS), overwrite=cfg.overwrite
+        cfg,
+        "output_dir",
+        job="dpo",
+        argv=argv,
+        what="a dpo run",
+        marks=(RUN_RECORD, CHECKPOINTS),
+        overwrite=cfg.overwrite,
     )
 
     # build: the pairs, and the base policy as a directory (trl rebuilds the reference from it)
@@ -92,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg.model,
         cfg.dpo.beta,
         steps,
-        cfg.dpo.batch_size,
+        cfg.dpo.per_device_train_batch_size,
     )
 
     # train: trl's DPOTrainer, snapshots at dpo.checkpoints
@@ -119,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(summary, indent=2))
     print(f"policy saved to {final.path}")
     print(
-        f"next: condtune best-of-n model={final.path} scorer=runs/scorer n=1 out={out}/samples  # sample it, score it"
+        f"next: condtune best-of-n model={final.path} scorer=runs/scorer n=1 "
+        f"output_dir={out}/samples  # sample it, score it"
     )
     return 0
 

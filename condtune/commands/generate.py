@@ -4,7 +4,8 @@
     condtune generate --model runs/policy --score -2 --tags domain=movie --prompt "Movie review:" --prompt "Tweet:"
     condtune generate --model runs/policy --score 3 --prompt "Movie review:" --best_of 8 --scorer runs/scorer
     condtune generate --model runs/policy --score 3 --prompt "Movie review:" --anchored --guidance 2
-    condtune generate --model runs/policy --score 3 --prompt "Review:" --anchored --guidance 0.5 --contrast_score -3
+    condtune generate --model runs/policy --score 3 --prompt "Review:" --anchored \
+        --guidance 0.5 --contrast_score -3
 
 The score is on the raters' scale; it maps to the policy's bin without you knowing the bins.
 """
@@ -20,6 +21,7 @@ from condtune import config as C
 from condtune.generate import ConditionalPolicy, pick_best
 from condtune.generate import check_request as check_policy_request
 from condtune.sampling import SamplingConfig
+from condtune.scorer import Scorer
 
 log = logging.getLogger("condtune.generate")
 ALIASES = {"-n": "n", "-m": "model", "-p": "prompt"}
@@ -86,8 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     bin_index = None if cfg.bin is None else cfg.bin - 1
     scorer = None
     if cfg.scorer:
-        from condtune.scorer import Scorer
-
         scorer = Scorer.load(cfg.scorer)
     if cfg.best_of and scorer is None:
         raise C.ConfigError("--best_of needs --scorer")

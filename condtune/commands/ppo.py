@@ -39,8 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         argv=argv,
         what="a ppo run",
         marks=(RUN_RECORD, CHECKPOINTS),
-        overwrite=not cfg.resume,
-        overwrite_setting="resume=false",
+        overwrite=cfg.overwrite,
     )
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -57,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg.model,
         f"LoRA r={cfg.lora_r}" if cfg.lora_r else "full fine-tune",
         state.step,
-        cfg.total_updates,
+        cfg.max_steps,
     )
 
     # train: rollout -> KL-penalised reward -> GAE -> clipped PPO epochs, checkpointing as it goes
@@ -86,13 +85,13 @@ def main(argv: list[str] | None = None) -> int:
 def check(cfg: PPOConfig) -> None:
     """Settings errors before anything loads or trains, each naming the setting."""
     rules = {
-        "total_updates": (cfg.total_updates >= 1, ">= 1"),
-        "batch_size": (cfg.batch_size >= 1, ">= 1"),
+        "max_steps": (cfg.max_steps >= 1, ">= 1"),
+        "per_device_train_batch_size": (cfg.per_device_train_batch_size >= 1, ">= 1"),
         "mini_batch_size": (cfg.mini_batch_size >= 1, ">= 1"),
         "ppo_epochs": (cfg.ppo_epochs >= 1, ">= 1"),
         "max_new_tokens": (cfg.max_new_tokens >= 1, ">= 1"),
         "top_p": (0 < cfg.top_p <= 1, "in (0, 1]"),
-        "lr": (cfg.lr > 0, "> 0"),
+        "learning_rate": (cfg.learning_rate > 0, "> 0"),
         "value_head_lr": (cfg.value_head_lr > 0, "> 0"),
         "weight_decay": (cfg.weight_decay >= 0, ">= 0"),
         "max_grad_norm": (cfg.max_grad_norm > 0, "> 0"),
@@ -106,8 +105,8 @@ def check(cfg: PPOConfig) -> None:
         "kl_horizon": (cfg.kl_horizon >= 1, ">= 1"),
         "length_penalty": (True, "finite"),
         "lora_r": (cfg.lora_r >= 0, ">= 0 (0 = full fine-tune)"),
-        "save_every": (cfg.save_every >= 1, ">= 1"),
-        "keep_checkpoints": (cfg.keep_checkpoints >= 1, ">= 1"),
+        "save_steps": (cfg.save_steps >= 1, ">= 1"),
+        "save_total_limit": (cfg.save_total_limit >= 1, ">= 1"),
         "sample_every": (cfg.sample_every >= 0, ">= 0 (0 = never)"),
         "threads": (cfg.threads >= 0, ">= 0 (0 = torch default)"),
     }

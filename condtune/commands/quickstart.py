@@ -7,7 +7,7 @@
     condtune quickstart
     condtune quickstart --config quickstart scorer=runs/scorer_vader
 
-Each stage's output is kept in ``out/``; rerunning skips finished stages (delete a stage's
+Each stage's output is kept in ``output_dir/``; rerunning skips finished stages (delete a stage's
 directory to redo it).
 """
 
@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Literal
 
 from condtune import config as C
+from condtune.artifacts import ArtifactMissing, check_model_ref
 from condtune.assets import fetch_all
 from condtune.controllability import markdown_table, sample_at_targets, summarise, summary_table
-from condtune.data import load_corpus
+from condtune.data import load_corpus, read_table, write_table
 from condtune.generate import ConditionalPolicy
 from condtune.io import write_json, write_text
 from condtune.modeling import load_causal_lm
@@ -32,15 +33,17 @@ from condtune.policy import SFTSettings, train_conditional
 from condtune.relabel import TagCard, card_path, relabel, write_tagged
 from condtune.sampling import SamplingConfig
 from condtune.saved_policy import POLICY_CARD
-from condtune.scorer import OptimConfig, Scorer
+from condtune.scorer import SCORER_META, OptimConfig, Scorer
+from condtune.scorer_training import ScorerTrainConfig, train_or_load
 from condtune.tags import TagFormat
+from condtune.vader import VADER_DOMAINS
 
 log = logging.getLogger("condtune.quickstart")
 
 
 @dataclass
 class QuickstartConfig:
-    out: str = "runs/quickstart"
+    output_dir: str = "runs/quickstart"
     """where every stage writes"""
     model: str = "smollm2-135m"
     """base policy"""
@@ -50,7 +53,7 @@ class QuickstartConfig:
     """quick scorer: encoder"""
     scorer_items: int = 4000
     """quick scorer: training items"""
-    scorer_optim: OptimConfig = field(default_factory=lambda: OptimConfig(epochs=1.0, lr=1e-4))
+    scorer_optim: OptimConfig = field(default_factory=lambda: OptimConfig(num_train_epochs=1.0, learning_rate=1e-4))
     """quick scorer: optimisation"""
     domain: str = "movie"
     """VADER domain whose texts the policy learns to write"""
@@ -61,7 +64,9 @@ class QuickstartConfig:
     tag_style: Literal["text", "token"] = "text"
     """'text' tags (plain words) or 'token' (new special tokens)"""
     sft: SFTSettings = field(
-        default_factory=lambda: SFTSettings(max_steps=120, batch_size=16, lr=1e-4, max_length=64, save_steps=40)
+        default_factory=lambda: SFTSettings(
+            max_steps=120, per_device_train_batch_size=16, learning_rate=1e-4, max_length=64, save_steps=40
+        )
     )
     """conditional SFT settings"""
     prompts: list[str] = field(
@@ -89,11 +94,10 @@ def stage(name: str, minutes: str):
 
 
 def get_scorer(cfg: QuickstartConfig, out: Path) -> tuple[Scorer, str]:
-    from condtune.scorer_training import ScorerTrainConfig, train_or_load
 
     path = cfg.scorer or str(out / "scorer")
     scfg = ScorerTrainConfig(
-        backbone=cfg.scorer_backbone, max_items=cfg.scorer_items, optim=cfg.scorer_optim, seed=cfg.seed, out=path
+        backbone=cfg.scorer_backbone, max_items=cfg.scorer_items, optim=cfg.scorer_optim, seed=cfg.seed, output_dir=path
     )
     scorer = train_or_load(scfg, trained_on="vader")
     m = scorer.meta.metrics or {}
@@ -120,7 +124,6 @@ def get_tagged(cfg: QuickstartConfig, out: Path, scorer: Scorer, *, scorer_path:
             source="vader",
         )
         write_tagged(tagged, card, path)
-    from condtune.data import read_table
 
     return read_table(path), TagCard.load(path)
 
@@ -136,9 +139,6 @@ def request_targets(policy: ConditionalPolicy) -> list[float]:
 
 def check(cfg: QuickstartConfig) -> None:
     """Settings errors before any stage runs (the first stages take minutes), each naming the setting."""
-    from condtune.artifacts import ArtifactMissing, check_model_ref
-    from condtune.scorer import SCORER_META
-    from condtune.vader import VADER_DOMAINS
 
     if cfg.k < 2:
         raise C.ConfigError(f"k={cfg.k}: score bins need k >= 2 (one bin would tag every row alike)")
@@ -161,8 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg = C.parse(QuickstartConfig, argv)
     check(cfg)
     marks = ("scorer", "tagged.jsonl", "policy", "report.md")
-    claim_output(cfg, "out", job="quickstart", argv=argv, what="a quickstart run", marks=marks, overwrite_setting=None)
-    out = Path(cfg.out)
+    claim_output(
+        cfg, "output_dir", job="quickstart", argv=argv, what="a quickstart run", marks=marks, overwrite_setting=None
+    )
+    out = Path(cfg.output_dir)
     t0 = stage("1/5 fetch embedded defaults", "~1 min the first time, then cached")
     fetch_all()
     stage("2/5 scorer from human ratings", "~2 min" if not cfg.scorer else "given")
@@ -176,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     stage(
         "4/5 conditional SFT",
-        f"~{cfg.sft.max_steps * 4.5 / 60:.0f} min: {cfg.sft.max_steps} steps x {cfg.sft.batch_size}",
+        f"~{cfg.sft.max_steps * 4.5 / 60:.0f} min: {cfg.sft.max_steps} steps x {cfg.sft.per_device_train_batch_size}",
     )
     policy_dir = out / "policy"
     if not (policy_dir / POLICY_CARD).exists():
@@ -192,7 +194,6 @@ def main(argv: list[str] | None = None) -> int:
         policy, scorer, cfg.prompts, targets=targets, n=cfg.n, sampling=cfg.sampling, seed=cfg.seed
     )
     summary = summarise(samples)
-    from condtune.data import write_table
 
     write_table(samples, out / "samples.jsonl")
     write_json(out / "summary.json", summary)

@@ -39,7 +39,7 @@ class RateConfig:
     """port to serve on (0 = any free port)"""
     export: bool = False
     """write the ratings files and ranking instead of serving the page"""
-    export_dir: Path | None = None
+    output_dir: Path | None = None
     """where --export writes (default: a 'ratings' folder beside the task/db)"""
     ranking: Literal["bradley_terry", "elo"] = "bradley_terry"
     """how ranking.json ranks completions and models"""
@@ -76,10 +76,10 @@ def main(argv: list[str]) -> int:
     if cfg.db is not None:
         C.out_file(cfg.db, "db", "a ratings database file")
     db = cfg.db or cfg.task.with_name(cfg.task.stem + ".ratings.sqlite")
-    if cfg.export and cfg.export_dir is not None:
+    if cfg.export and cfg.output_dir is not None:
         claim_output(
             cfg,
-            "export_dir",
+            "output_dir",
             job="rate --export",
             argv=argv,
             what="exported ratings",
@@ -109,7 +109,7 @@ def main(argv: list[str]) -> int:
         return 2
 
     if cfg.export:
-        out_dir = cfg.export_dir or (cfg.task or db).parent / "ratings"
+        out_dir = cfg.output_dir or (cfg.task or db).parent / "ratings"
         res = export(store, out_dir, cfg.ranking)
         print(f"exported to {out_dir}: " + ", ".join(f"{k}={v}" for k, v in res.counts.items()))
         for name, path in (

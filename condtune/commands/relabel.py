@@ -1,9 +1,9 @@
 """Tag a dataset with quantised scorer bins (and column tags).
 
     condtune relabel --config relabel
-    condtune relabel data=my.jsonl scorer=runs/scorer k=5 tag_columns=[domain] out=runs/tagged.jsonl
+    condtune relabel data=my.jsonl scorer=runs/scorer k=5 tag_columns=[domain] output_path=runs/tagged.jsonl
 
-Writes ``out`` (the rows plus score, score_bin, tags, tagged_prompt) and ``out.card.json``
+Writes ``output_path`` (the rows plus score, score_bin, tags, tagged_prompt) and ``output_path.card.json``
 (scorer, bin edges and medians, count per bin, tag vocabulary), both atomically.
 """
 
@@ -51,7 +51,7 @@ class RelabelConfig:
     """at most this many distinct values a tag column (a numeric column must be binned into fewer first)"""
     tag_style: Literal["text", "token"] = "text"
     """tags as plain words or as new special tokens"""
-    out: str = "runs/tagged.jsonl"
+    output_path: str = "runs/tagged.jsonl"
     """output file (.jsonl/.csv/.parquet); the card is written beside it"""
     stream: bool = False
     """batches, for big data: out is a folder of shard-*.parquet (.jsonl if out ends so), a rerun resumes"""
@@ -60,7 +60,7 @@ class RelabelConfig:
     shard_rows: int = 50_000
     """stream: rows per output shard (the unit of resume)"""
     overwrite: bool = False
-    """stream: start afresh in an out folder that holds another relabel run (other input, scorer or settings)"""
+    """stream: start afresh in an output_path folder that holds another relabel run (other input, scorer or settings)"""
 
     def __post_init__(self):
         if self.k < 2:
@@ -74,21 +74,23 @@ def main(argv: list[str] | None = None) -> int:
     cfg = C.parse(RelabelConfig, argv)
     claim_output(
         cfg,
-        "out",
+        "output_path",
         job="relabel",
         argv=argv,
         folder=cfg.stream,
         what="a streaming relabel run" if cfg.stream else "a file",
         marks=(MANIFEST, RUN_RECORD),
         overwrite=cfg.overwrite,
-        beside=[card_path(cfg.out)],
+        beside=[card_path(cfg.output_path)],
         need_bytes=2 * size_of(cfg.data),  # the rows again, with their tags and tagged prompts
     )
     procs = processes()  # `accelerate launch -m condtune relabel stream=true`: shards split over processes
     if procs.num_processes > 1 and not cfg.stream:
         raise C.ConfigError(f"several processes ({procs.num_processes}) relabel with stream=true only")
     if not cfg.stream:  # in memory; stream=true reads, scores and writes in batches, never the whole dataset
-        check_table_output(cfg.out)  # before scoring: a folder or an unknown suffix there would fail only at the end
+        check_table_output(
+            cfg.output_path
+        )  # before scoring: a folder or an unknown suffix there would fail only at the end
         df = load_corpus(
             cfg.data, prompt_col=cfg.prompt_col, completion_col=cfg.completion_col, domains=cfg.domains or None
         )
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         card = relabel_stream(
             cfg.data,
             scorer,
-            cfg.out,
+            cfg.output_path,
             **common,
             prompt_col=cfg.prompt_col,
             completion_col=cfg.completion_col,
@@ -118,12 +120,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         if not procs.is_main_process:
             return 0
-        n_shards = len(read_json(Path(cfg.out) / MANIFEST)["tagged"])
-        print(f"tagged {card.n_rows} rows -> {cfg.out}/ ({n_shards} shards; card: {card_path(cfg.out)})")
+        n_shards = len(read_json(Path(cfg.output_path) / MANIFEST)["tagged"])
+        print(
+            f"tagged {card.n_rows} rows -> {cfg.output_path}/ ({n_shards} shards; card: {card_path(cfg.output_path)})"
+        )
     else:
         tagged, card = relabel(df, scorer, **common, source=cfg.data)
-        write_tagged(tagged, card, cfg.out)
-        print(f"tagged {len(tagged)} rows -> {cfg.out}  (card: {card_path(cfg.out)})")
+        write_tagged(tagged, card, cfg.output_path)
+        print(f"tagged {len(tagged)} rows -> {cfg.output_path}  (card: {card_path(cfg.output_path)})")
     print("bin | score range | median | count")
     edges = [float("-inf"), *card.binning.edges, float("inf")]
     for b in range(card.binning.k):

@@ -1,13 +1,13 @@
 """RLOO baseline (trl) against a scorer, with the KL to the base model through ``rloo.beta``.
 
     condtune rloo --config rloo
-    condtune rloo scorer=runs/scorer prompts=docs/rating_prompts.txt rloo.checkpoints=[20,40] out=runs/rloo
+    condtune rloo scorer=runs/scorer prompts=docs/rating_prompts.txt rloo.checkpoints=[20,40] output_dir=runs/rloo
 
 REINFORCE with a leave-one-out baseline: ``rloo.num_generations`` completions per prompt, each one's
 advantage its reward minus the mean reward of the others; the reward is the scorer's score of the
 completion (after its prompt, if the scorer reads prompts). The policy is snapshotted at each of
-``rloo.checkpoints`` (``out/step_N``, the last is the final policy); rerunning the same command
-resumes from the latest checkpoint in ``out/checkpoints``.
+``rloo.checkpoints`` (``output_dir/step_N``, the last is the final policy); rerunning the same command
+resumes from the latest checkpoint in ``output_dir/checkpoints``.
 """
 
 from __future__ import annotations
@@ -47,12 +47,12 @@ class RLOOJobConfig:
     """the rollouts (max_new_tokens, temperature and top_p are used)"""
     seed: int = 0
     """training seed"""
-    out: str = "runs/rloo"
+    output_dir: str = "runs/rloo"
     """output folder: step_N policies, summary.json, the trainer's checkpoints (rerunning resumes there)"""
     overwrite: bool = False
-    """start afresh in an out folder that holds another run (other inputs or settings), or files of another kind"""
+    """start afresh in an output_dir that holds another run (other inputs or settings), or files of another kind"""
     report_to: str = "none"
-    """log training metrics: none | tensorboard (under out/checkpoints/runs) | wandb"""
+    """log training metrics: none | tensorboard (under output_dir/checkpoints/runs) | wandb"""
 
     def __post_init__(self):
         check_report_to(self.report_to)
@@ -62,7 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     cfg = C.parse(RLOOJobConfig, argv)
     out = claim_output(
-        cfg, "out", job="rloo", argv=argv, what="a rloo run", marks=(RUN_RECORD, CHECKPOINTS), overwrite=cfg.overwrite
+        cfg,
+        "output_dir",
+        job="rloo",
+        argv=argv,
+        what="a rloo run",
+        marks=(RUN_RECORD, CHECKPOINTS),
+        overwrite=cfg.overwrite,
     )
 
     # build: prompts, the reward (the scorer), the base policy as a directory (trl rebuilds the reference)
@@ -88,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg.scorer,
         cfg.model,
         max(s.checkpoints),
-        s.batch_size,
+        s.per_device_train_batch_size,
         s.num_generations,
         s.beta,
     )
@@ -127,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(summary, indent=2))
     print(f"policy saved to {final.path}")
     print(
-        f"next: condtune best-of-n model={final.path} scorer={cfg.scorer} n=1 out={out}/samples  # sample it, score it"
+        f"next: condtune best-of-n model={final.path} scorer={cfg.scorer} n=1 "
+        f"output_dir={out}/samples  # sample it, score it"
     )
     return 0
 

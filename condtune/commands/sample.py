@@ -4,7 +4,7 @@
     condtune sample --model smollm2-135m --prompts prompts.txt -n 4 --out runs/rating/tasks.jsonl
     condtune sample --model runs/policy --prompts prompts.txt -n 4 --out runs/rating/tasks.jsonl --append
 
-Writes ``out`` (one row per completion: item_id, prompt, completion, model, sample_index) and
+Writes ``output_path`` (one row per completion: item_id, prompt, completion, model, sample_index) and
 ``<out>.card.json`` (model, sampling settings, n, seed, score scale). ``--append`` adds another
 model's completions to an existing task, so raters compare models head to head.
 """
@@ -46,7 +46,7 @@ class SampleConfig:
     """prompts: .txt (one per line, \\n for a newline) or .jsonl/.json with a 'prompt' (or 'text') field"""
     n: int = 4
     """completions per prompt"""
-    out: Path = Path("runs/rating/tasks.jsonl")
+    output_path: Path = Path("runs/rating/tasks.jsonl")
     """task file to write (its card goes beside it as <name>.card.json)"""
     append: bool = False
     """add to an existing task file instead of replacing it (e.g. a second model)"""
@@ -63,21 +63,23 @@ class SampleConfig:
 
 
 def main(argv: list[str]) -> int:
-    cfg = C.parse(SampleConfig, argv, aliases={"-n": "n", "-o": "out"})
+    cfg = C.parse(SampleConfig, argv, aliases={"-n": "n", "-o": "output_path"})
     if cfg.n < 1:
         raise C.ConfigError(f"n={cfg.n}: ask for at least 1 completion per prompt")
     if cfg.scale_min >= cfg.scale_max:
         raise C.ConfigError(f"scale_min={cfg.scale_min} scale_max={cfg.scale_max}: need scale_min < scale_max")
     if cfg.max_prompts < 0:
         raise C.ConfigError(f"max_prompts={cfg.max_prompts}: use 0 (all prompts) or a positive count")
-    claim_output(cfg, "out", job="sample", argv=argv, folder=False, what="a task file (.jsonl)")
+    claim_output(cfg, "output_path", job="sample", argv=argv, folder=False, what="a task file (.jsonl)")
     check_model_ref(cfg.model)  # before sampling: a missing or damaged model folder names itself
     try:
         prompts = load_prompts(cfg.prompts)[: cfg.max_prompts or None]
-        old = load_task(cfg.out) if cfg.append and cfg.out.exists() else []
-        card = load_card(cfg.out) if old else {}
+        old = load_task(cfg.output_path) if cfg.append and cfg.output_path.exists() else []
+        card = load_card(cfg.output_path) if old else {}
         if card and card_scale(card) != (cfg.scale_min, cfg.scale_max):
-            raise TaskError(card_path(cfg.out), f"appending needs the same scale as the task: {card_scale(card)}")
+            raise TaskError(
+                card_path(cfg.output_path), f"appending needs the same scale as the task: {card_scale(card)}"
+            )
     except (TaskError, DataError) as exc:
         print(f"condtune sample: error: {exc}", file=sys.stderr)
         return 2
@@ -138,7 +140,7 @@ def main(argv: list[str]) -> int:
         "models": sorted({it.model for it in items}),
         "n_items": len(items),
     }
-    task_path, card_file = write_task(cfg.out, items, card)
+    task_path, card_file = write_task(cfg.output_path, items, card)
 
     print(f"wrote {len(new)} completions ({len(items)} in the task) to {task_path} and its card {card_file}")
     print(f"  {samples.total_tokens} tokens in {elapsed:.1f}s; {empty} empty completions left out (nothing to rate)")

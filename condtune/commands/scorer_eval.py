@@ -16,6 +16,7 @@ from typing import Literal
 
 from condtune import config as C
 from condtune.data import DataError, PointwiseSpec, check_scores_vary, load_pairwise, load_pointwise, to_items
+from condtune.io import write_json
 from condtune.outputs import claim_output
 from condtune.scorer import Scorer, evaluate_items, evaluate_pairs
 from condtune.vader import load_vader
@@ -33,15 +34,15 @@ class ScorerEvalConfig:
     """pointwise column names"""
     domains: list[str] = field(default_factory=list)
     """vader only: subset of domains"""
-    out: str | None = None
+    output_path: str | None = None
     """optional JSON file for the metrics"""
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     cfg = C.parse(ScorerEvalConfig, argv)
-    if cfg.out:
-        claim_output(cfg, "out", job="scorer eval", argv=argv, folder=False, what="a JSON file")
+    if cfg.output_path:
+        claim_output(cfg, "output_path", job="scorer eval", argv=argv, folder=False, what="a JSON file")
     scorer = Scorer.load(cfg.scorer)
     if cfg.objective == "bradley_terry":
         metrics = evaluate_pairs(scorer, load_pairwise(cfg.ratings))
@@ -56,10 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         if len(items) < 2:  # one item has no correlation, MAE of one number: metrics that mean nothing
             raise DataError(cfg.ratings, f"{len(items)} rated items; evaluating a scorer needs at least 2")
         metrics = evaluate_items(scorer, items)
-    if cfg.out:
-        from condtune.io import write_json
-
-        write_json(cfg.out, metrics)
+    if cfg.output_path:
+        write_json(cfg.output_path, metrics)
     print(json.dumps(metrics, indent=2))
     return 0
 

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = C.parse(ScorerTrainConfig, argv)
     claim_output(
         cfg,
-        "out",
+        "output_dir",
         job="scorer train",
         argv=argv,
         what="a scorer",
@@ -39,11 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     scorer, metrics = train_scorer(cfg)
     scorer.meta.trained_on = cfg.ratings
-    scorer.save(cfg.out, overwrite=cfg.overwrite)
-    write_json(f"{cfg.out}/metrics.json", {"metrics": metrics, "config": C.to_dict(cfg)})
+    scorer.save(cfg.output_dir, overwrite=cfg.overwrite)
+    write_json(f"{cfg.output_dir}/metrics.json", {"metrics": metrics, "config": C.to_dict(cfg)})
     print(f"\nheld-out metrics ({cfg.objective}, normalize={cfg.normalize}):")
     print(json.dumps(metrics, indent=2))
-    print(f"scorer saved to {cfg.out}  (load with condtune.scorer.Scorer.load({cfg.out!r}))")
+    print(f"scorer saved to {cfg.output_dir}  (load with condtune.scorer.Scorer.load({cfg.output_dir!r}))")
     return 0
 
 

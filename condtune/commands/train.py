@@ -1,7 +1,7 @@
 """Conditional SFT on a tagged dataset: the tags go before the answer, the loss is on the answer.
 
     condtune train --config train
-    condtune train data=runs/tagged.jsonl model=smollm2-135m out=runs/policy sft.max_steps=150
+    condtune train data=runs/tagged.jsonl model=smollm2-135m output_dir=runs/policy sft.max_steps=150
     condtune train --config train sft.kl_coef=0.3 online.rounds=3 scorer=runs/scorer
 
 ``sft.kl_coef`` adds the exact per-token KL to the base model (reading the prompt without tags);
@@ -9,11 +9,11 @@
 ``sft.pairwise`` adds a ranking term on the top-against-bottom tag contrast, over pairs of answers to
 one prompt from ``pairs_data`` (e.g. the base model's samples from `condtune sample`, relabelled).
 ``online.rounds`` continues with rounds of sampling at the targets, scoring by ``scorer``,
-refitting the bins over the pool and training on; the round table goes to ``out/online/rounds.json``
-and the final policy to ``out/online/round_<R>/policy``.
+refitting the bins over the pool and training on; the round table goes to ``output_dir/online/rounds.json``
+and the final policy to ``output_dir/online/round_<R>/policy``.
 
-Resumes from the latest checkpoint in ``out/checkpoints`` if there is one. The saved policy
-carries its tag vocabulary and bin edges (``out/condtune_policy.json``).
+Resumes from the latest checkpoint in ``output_dir/checkpoints`` if there is one. The saved policy
+carries its tag vocabulary and bin edges (``output_dir/condtune_policy.json``).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from condtune.policy import SFTSettings, train_conditional
 from condtune.relabel import TagCard
 from condtune.sampling import SamplingConfig
 from condtune.saved_policy import POLICY_CARD
+from condtune.scorer import Scorer
 from condtune.sft_rows import scored_pairs
 from condtune.tracking import check_report_to
 
@@ -52,10 +53,10 @@ class TrainConfig:
     score), e.g. `condtune sample` of the base model relabelled by the scorer; its pairs train the ranking term"""
     sft: SFTSettings = field(default_factory=SFTSettings)
     """optimisation settings"""
-    out: str = "runs/policy"
+    output_dir: str = "runs/policy"
     """output policy directory (rerunning the same command resumes there)"""
     overwrite: bool = False
-    """start afresh in an out folder that holds another run (other data, card, settings or base model)"""
+    """start afresh in an output_dir that holds another run (other data, card, settings or base model)"""
     online: OnlineSettings = field(default_factory=OnlineSettings)
     """online rounds after the SFT (rounds=0: none)"""
     scorer: str = ""
@@ -65,7 +66,7 @@ class TrainConfig:
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_new_tokens=48))
     """how each online round samples"""
     report_to: str = "none"
-    """log the SFT's loss: none | tensorboard (under out/checkpoints/runs) | wandb"""
+    """log the SFT's loss: none | tensorboard (under output_dir/checkpoints/runs) | wandb"""
 
     def __post_init__(self):
         if self.max_examples < 0:
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = C.parse(TrainConfig, argv)
     claim_output(
         cfg,
-        "out",
+        "output_dir",
         job="train",
         argv=argv,
         what="a condtune policy run",
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         "conditional SFT: %d rows, %d steps of %d (SmolLM2-135M on 2 CPU cores: ~3-4 s/step; the bar shows the ETA)",
         len(df),
         cfg.sft.max_steps,
-        cfg.sft.batch_size,
+        cfg.sft.per_device_train_batch_size,
     )
     stats = train_conditional(
         model,
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         df,
         card=card,
         s=cfg.sft,
-        out_dir=cfg.out,
+        out_dir=cfg.output_dir,
         base=cfg.model,
         pairs=pairs,
         overwrite=cfg.overwrite,
@@ -138,15 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not procs.is_main_process:
         return 0
-    write_json(f"{cfg.out}/train_stats.json", {"stats": stats, "config": C.to_dict(cfg)})
+    write_json(f"{cfg.output_dir}/train_stats.json", {"stats": stats, "config": C.to_dict(cfg)})
     print(
-        f"policy saved to {cfg.out}: {stats['steps']} steps in {stats['train_seconds']:.0f} s, "
+        f"policy saved to {cfg.output_dir}: {stats['steps']} steps in {stats['train_seconds']:.0f} s, "
         f"loss {stats['first_loss']} -> {stats['final_loss']}"
     )
-    final = cfg.out
+    final = cfg.output_dir
     if cfg.online.rounds:
-        from condtune.scorer import Scorer
-
         require_columns(df, cfg.data, ["prompt", "score"])
         prompts = (
             df["prompt"]
@@ -154,18 +153,18 @@ def main(argv: list[str] | None = None) -> int:
             .tolist()
         )
         table = run_online(
-            cfg.out,
+            cfg.output_dir,
             df,
             Scorer.load(cfg.scorer),
             prompts=prompts,
             s=cfg.sft,
             o=cfg.online,
             sampling=cfg.sampling,
-            out_dir=f"{cfg.out}/online",
+            out_dir=f"{cfg.output_dir}/online",
             base=cfg.model,
             pairs=pairs,
         )
-        final = f"{cfg.out}/online/round_{cfg.online.rounds}/policy"
+        final = f"{cfg.output_dir}/online/round_{cfg.online.rounds}/policy"
         print("round | top-target proxy | all proxy | top-target KL (nats) | pool rows | seconds")
         for r in table:
             print(

@@ -26,18 +26,18 @@ def tiny_cfg(model: Path, out: Path, **kw) -> PPOConfig:
     base = dict(
         model=str(model),
         output_dir=str(out),
-        total_updates=4,
-        batch_size=16,
+        max_steps=4,
+        per_device_train_batch_size=16,
         mini_batch_size=8,
         ppo_epochs=2,
         max_new_tokens=8,
-        lr=1e-2,
+        learning_rate=1e-2,
         value_head_lr=1e-2,
         kl_coef=0.01,
         bf16=False,
         progress=False,
         sample_every=0,
-        save_every=1000,
+        save_steps=1000,
     )
     base.update(kw)
     return PPOConfig(**base)
@@ -58,12 +58,17 @@ def test_position_ids_skip_left_padding():
 
 def test_config_rejects_inconsistent_batches():
     with pytest.raises(ValueError, match="multiple of mini_batch_size"):
-        PPOConfig(batch_size=10, mini_batch_size=4)
+        PPOConfig(per_device_train_batch_size=10, mini_batch_size=4)
 
 
 def test_rollout_applies_penalties_and_whitening(ppo_tiny_lm, tmp_path):
     cfg = tiny_cfg(
-        ppo_tiny_lm, tmp_path / "r", batch_size=8, missing_eos_penalty=1.0, length_penalty=0.01, whiten_rewards=True
+        ppo_tiny_lm,
+        tmp_path / "r",
+        per_device_train_batch_size=8,
+        missing_eos_penalty=1.0,
+        length_penalty=0.01,
+        whiten_rewards=True,
     )
     state = ppo.build_state(cfg)
     traj, ctx, metrics, completions = ppo.rollout(state, DEFAULT_PROMPTS[:8], title_case_reward, cfg=cfg)
@@ -82,7 +87,7 @@ def test_rollout_applies_penalties_and_whitening(ppo_tiny_lm, tmp_path):
 
 # ---------------------------------------------------------------- learning
 def test_reward_rises_on_a_learnable_reward(ppo_tiny_lm, tmp_path):
-    cfg = tiny_cfg(ppo_tiny_lm, tmp_path / "run", total_updates=30)
+    cfg = tiny_cfg(ppo_tiny_lm, tmp_path / "run", max_steps=30)
     state = ppo.build_state(cfg)
     before = {k: v.clone() for k, v in state.actor.lm.state_dict().items()}
     rows = ppo.train(state, DEFAULT_PROMPTS, title_case_reward, cfg=cfg)
@@ -98,13 +103,13 @@ def test_reward_rises_on_a_learnable_reward(ppo_tiny_lm, tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before)
     logged = read_metrics(tmp_path / "run" / "metrics.jsonl")
     assert [r["step"] for r in logged] == list(range(1, 31))
-    # the final checkpoint exists even though save_every was never reached
+    # the final checkpoint exists even though save_steps was never reached
     assert latest_checkpoint(cfg.output_dir).name == "checkpoint-30"
 
 
 # ---------------------------------------------------------------- checkpoints
 def test_resume_after_a_crash_matches_an_uninterrupted_run(ppo_tiny_lm, tmp_path):
-    straight_cfg = tiny_cfg(ppo_tiny_lm, tmp_path / "a", save_every=2)
+    straight_cfg = tiny_cfg(ppo_tiny_lm, tmp_path / "a", save_steps=2)
     straight = ppo.build_state(straight_cfg)
     ppo.train(straight, DEFAULT_PROMPTS, title_case_reward, cfg=straight_cfg)
 
@@ -116,7 +121,7 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(ppo_tiny_lm, tmp_path
             raise RuntimeError("simulated crash during update 3")
         return title_case_reward(prompts, completions)
 
-    cfg = tiny_cfg(ppo_tiny_lm, tmp_path / "b", save_every=2)
+    cfg = tiny_cfg(ppo_tiny_lm, tmp_path / "b", save_steps=2)
     with pytest.raises(RuntimeError, match="simulated crash"):
         ppo.train(ppo.build_state(cfg), DEFAULT_PROMPTS, crashing_reward, cfg=cfg)
     assert latest_checkpoint(cfg.output_dir).name == "checkpoint-2"
@@ -132,20 +137,17 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(ppo_tiny_lm, tmp_path
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-6), k
     assert [r["step"] for r in read_metrics(tmp_path / "b" / "metrics.jsonl")] == [1, 2, 3, 4]
-    assert [p.name for p in checkpoint_dirs(cfg.output_dir)] == ["checkpoint-4"]  # keep_checkpoints=1
+    assert [p.name for p in checkpoint_dirs(cfg.output_dir)] == ["checkpoint-4"]  # save_total_limit=1
 
 
 def test_another_runs_folder_is_refused_and_resume_false_starts_afresh(ppo_tiny_lm, tmp_path):
-    cfg = tiny_cfg(ppo_tiny_lm, tmp_path / "run", total_updates=2, save_every=1)
+    cfg = tiny_cfg(ppo_tiny_lm, tmp_path / "run", max_steps=2, save_steps=1)
     ppo.train(ppo.build_state(cfg), DEFAULT_PROMPTS, title_case_reward, cfg=cfg)
     assert ppo.build_state(cfg).step == 2  # the same run resumes
-    assert (
-        ppo.build_state(tiny_cfg(ppo_tiny_lm, tmp_path / "run", total_updates=2, save_every=1, sample_every=5)).step
-        == 2
-    )
-    with pytest.raises(ConfigError, match=r"holds another ppo run \(changed: \['lr'\]\).*resume=false"):
-        ppo.build_state(tiny_cfg(ppo_tiny_lm, tmp_path / "run", total_updates=2, save_every=1, lr=5e-3))
-    fresh = tiny_cfg(ppo_tiny_lm, tmp_path / "run", total_updates=2, save_every=1, lr=5e-3, resume=False)
+    assert ppo.build_state(tiny_cfg(ppo_tiny_lm, tmp_path / "run", max_steps=2, save_steps=1, sample_every=5)).step == 2
+    with pytest.raises(ConfigError, match=r"holds another ppo run \(changed: \['learning_rate'\]\).*overwrite=true"):
+        ppo.build_state(tiny_cfg(ppo_tiny_lm, tmp_path / "run", max_steps=2, save_steps=1, learning_rate=5e-3))
+    fresh = tiny_cfg(ppo_tiny_lm, tmp_path / "run", max_steps=2, save_steps=1, learning_rate=5e-3, overwrite=True)
     assert ppo.build_state(fresh).step == 0
     assert checkpoint_dirs(fresh.output_dir) == [] and not (tmp_path / "run" / "metrics.jsonl").exists()
 
@@ -154,11 +156,11 @@ def test_adaptive_kl_state_is_checkpointed(ppo_tiny_lm, tmp_path):
     cfg = tiny_cfg(
         ppo_tiny_lm,
         tmp_path / "c",
-        total_updates=2,
+        max_steps=2,
         adaptive_kl=True,
         target_kl=0.01,
         kl_horizon=16,
-        batch_size=8,
+        per_device_train_batch_size=8,
         mini_batch_size=8,
         ppo_epochs=1,
     )
@@ -177,14 +179,13 @@ def test_recipe_smoke_with_lora(ppo_tiny_lm, tmp_path):
     from condtune.commands import ppo as recipe
 
     out = tmp_path / "recipe"
-    root = Path(__file__).resolve().parents[2]
     rc = recipe.main(
         [
             "--config",
-            str(root / "configs" / "ppo_tiny.yaml"),
+            "ppo_tiny",
             f"model={ppo_tiny_lm}",
             f"output_dir={out}",
-            "total_updates=2",
+            "max_steps=2",
             "lora_r=4",
             "reward=lowercase",
         ]

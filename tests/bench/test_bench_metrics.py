@@ -83,13 +83,15 @@ def test_sweeps_apply_typed_overrides_and_name_a_typo():
     cfg = C.parse(BenchConfig, ["sweeps.ppo=[kl_coef=0.2,kl_coef=0.02]"])
     assert variants(cfg, "ppo") == ["kl_coef=0.2", "kl_coef=0.02"] and variants(cfg, "dpo") == ["default"]
     run = make_run(cfg, "ppo", "kl_coef=0.2", seed=1)
-    assert run.settings.kl_coef == 0.2 and run.settings.lr == cfg.ppo.lr and cfg.ppo.kl_coef == 0.05
-    assert make_run(cfg, "rloo", "lr=1e-5 beta=0.02", seed=0).settings.beta == 0.02
-    assert make_run(cfg, "conditional", "sft.lr=3e-5", seed=0).settings.sft.lr == 3e-5
+    assert (
+        run.settings.kl_coef == 0.2 and run.settings.learning_rate == cfg.ppo.learning_rate and cfg.ppo.kl_coef == 0.05
+    )
+    assert make_run(cfg, "rloo", "learning_rate=1e-5 beta=0.02", seed=0).settings.beta == 0.02
+    assert make_run(cfg, "conditional", "sft.learning_rate=3e-5", seed=0).settings.sft.learning_rate == 3e-5
     with pytest.raises(C.ConfigError, match="kl_cof"):
         make_run(cfg, "ppo", "kl_cof=0.2", seed=0)
-    with pytest.raises(C.ConfigError, match="lr"):
-        make_run(cfg, "dpo", "lr=fast", seed=0)
+    with pytest.raises(C.ConfigError, match="learning_rate: expected a number"):
+        make_run(cfg, "dpo", "learning_rate=fast", seed=0)
 
 
 def _synthetic_store(out):

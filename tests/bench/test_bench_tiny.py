@@ -26,7 +26,7 @@ def bench_args(tmp_path_factory, tiny_lm, tiny_encoder):
         "bench",
         "--config",
         "condtune/configs/bench_tiny.yaml",
-        f"out={out}",
+        f"output_dir={out}",
         f"model={tiny_lm}",
         f"scorer.backbone={tiny_encoder}",
         "seeds=[0]",
@@ -201,10 +201,12 @@ def test_an_archive_carries_the_results_to_a_machine_without_out(bench_args, ben
 
     monkeypatch.setattr(methods, "TRAINERS", {k: no_training for k in methods.TRAINERS})
     fresh = tmp_path / "fresh"  # a new machine: scorers retrained (seeded), no runs
-    assert cli([*args, f"out={fresh}", f"archive={archive}"]) == 0
+    assert cli([*args, f"output_dir={fresh}", f"archive={archive}"]) == 0
     points = lambda o: json.loads((o / "summary.json").read_text())["points"]  # noqa: E731
     assert points(fresh) == points(out)
-    assert cli([*args, f"out={tmp_path / 'other'}", f"archive={archive}", "conditional.sft.lr=0.5"]) == 2
+    assert (
+        cli([*args, f"output_dir={tmp_path / 'other'}", f"archive={archive}", "conditional.sft.learning_rate=0.5"]) == 2
+    )
 
 
 def _conditional_only(bench_args, new) -> list[str]:
@@ -213,7 +215,7 @@ def _conditional_only(bench_args, new) -> list[str]:
     out, args = bench_args
     return [
         *args,
-        f"out={new}",
+        f"output_dir={new}",
         f"proxy_scorer={out / 'scorers/proxy'}",
         f"gold_scorer={out / 'scorers/gold'}",
         'methods=["conditional"]',
@@ -226,15 +228,17 @@ def test_a_scale_added_to_a_sweep_entry_evaluates_the_run_already_trained(bench_
 
     new = tmp_path / "scales"
     base = _conditional_only(bench_args, new)
-    assert cli([*base, 'sweeps.conditional=["sft.lr=1e-3 contrast_guidance=[1.0]"]']) == 0
+    assert cli([*base, 'sweeps.conditional=["sft.learning_rate=1e-3 contrast_guidance=[1.0]"]']) == 0
 
     def no_training(ctx, run, work):
         raise AssertionError(f"{run.method} [{run.setting}] was retrained")
 
     monkeypatch.setattr(methods, "TRAINERS", {k: no_training for k in methods.TRAINERS})
-    assert cli([*base, 'sweeps.conditional=["sft.lr=1e-3 contrast_guidance=[1.0,2.0]"]']) == 0
+    assert cli([*base, 'sweeps.conditional=["sft.learning_rate=1e-3 contrast_guidance=[1.0,2.0]"]']) == 0
     rows = _rows(new)
-    assert {r["setting"] for r in rows} == {"sft.lr=1e-3"} and (new / "seed_0/conditional/sft.lr=1e-3").is_dir()
+    assert {r["setting"] for r in rows} == {"sft.learning_rate=1e-3"} and (
+        new / "seed_0/conditional/sft.learning_rate=1e-3"
+    ).is_dir()
     assert [r["decode"] for r in rows] == [  # the four decodes of the first command, then the new scale
         "T=1",
         "T=1 g=2",
@@ -273,10 +277,10 @@ def test_a_new_decode_of_an_archived_run_retrains_it_to_the_same_weights(bench_a
         'methods=["conditional"]',
         "conditional.checkpoints=[2]",
     ]
-    one = 'sweeps.conditional=["sft.lr=1e-3 contrast_guidance=[1.0]"]'
-    two = 'sweeps.conditional=["sft.lr=1e-3 contrast_guidance=[1.0,2.0]"]'  # one scale more
-    assert cli([*base, f"out={tmp_path / 'first'}", one]) == 0
-    record = archive / "seed_0/conditional/sft.lr=1e-3/checkpoints.json"
+    one = 'sweeps.conditional=["sft.learning_rate=1e-3 contrast_guidance=[1.0]"]'
+    two = 'sweeps.conditional=["sft.learning_rate=1e-3 contrast_guidance=[1.0,2.0]"]'  # one scale more
+    assert cli([*base, f"output_dir={tmp_path / 'first'}", one]) == 0
+    record = archive / "seed_0/conditional/sft.learning_rate=1e-3/checkpoints.json"
     assert json.loads(record.read_text())[0]["extra"]["weights_digest"]
     before = record.read_bytes()
     spare = tmp_path / "spare"
@@ -284,18 +288,22 @@ def test_a_new_decode_of_an_archived_run_retrains_it_to_the_same_weights(bench_a
     shutil.rmtree(tmp_path / "first")  # the machine that trained it is gone, with the weights
 
     fresh = tmp_path / "fresh"  # another machine: the archive only
-    assert cli([*base, f"out={fresh}", two]) == 0
-    assert (fresh / "seed_0/conditional/sft.lr=1e-3/step_2/model.safetensors").exists()  # trained again here
-    new = [r for r in _rows(archive) if r["setting"] == "sft.lr=1e-3" and r["decode"] == "T=1 anchored g=2 vs mirror"]
+    assert cli([*base, f"output_dir={fresh}", two]) == 0
+    assert (fresh / "seed_0/conditional/sft.learning_rate=1e-3/step_2/model.safetensors").exists()  # trained again here
+    new = [
+        r
+        for r in _rows(archive)
+        if r["setting"] == "sft.learning_rate=1e-3" and r["decode"] == "T=1 anchored g=2 vs mirror"
+    ]
     assert len(new) == 1 and record.read_bytes() == before  # the result archived; the run's record is the first
     first_cost = json.loads(before)[0]["wall_clock_s"]
     assert new[0]["cost/wall_clock_s"] == first_cost  # the method's cost is its first training's
 
     # a retraining that reaches other weights (here: a record tampered with) stops, naming the run
-    rows = json.loads((spare / "seed_0/conditional/sft.lr=1e-3/checkpoints.json").read_text())
+    rows = json.loads((spare / "seed_0/conditional/sft.learning_rate=1e-3/checkpoints.json").read_text())
     rows[0]["extra"]["weights_digest"] = "0" * 16
-    (spare / "seed_0/conditional/sft.lr=1e-3/checkpoints.json").write_text(json.dumps(rows))
-    assert cli([*base, f"out={tmp_path / 'other'}", f"archive={spare}", two]) == 2
+    (spare / "seed_0/conditional/sft.learning_rate=1e-3/checkpoints.json").write_text(json.dumps(rows))
+    assert cli([*base, f"output_dir={tmp_path / 'other'}", f"archive={spare}", two]) == 2
 
 
 def test_an_archive_that_disagrees_with_out_is_never_mixed(tmp_path, capsys):
@@ -312,7 +320,7 @@ def test_an_archive_that_disagrees_with_out_is_never_mixed(tmp_path, capsys):
 
 def test_a_sweep_typo_stops_before_anything_runs(bench_args, tmp_path, capsys):
     _, args = bench_args
-    assert cli([*args, f"out={tmp_path / 'x'}", "sweeps.ppo=[kl_cof=0.1]"]) == 2
+    assert cli([*args, f"output_dir={tmp_path / 'x'}", "sweeps.ppo=[kl_cof=0.1]"]) == 2
     assert "kl_cof" in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
@@ -336,7 +344,7 @@ def test_results_of_another_rater_are_never_pooled(bench_args, bench_run, capsys
 def test_changed_settings_never_resume_a_stale_run(bench_args, bench_run, capsys):
     """A finished run is reused only with the settings it was trained with; a changed one is a clear error."""
     out, args = bench_args
-    assert cli([*args, "conditional.sft.lr=0.5"]) == 2
+    assert cli([*args, "conditional.sft.learning_rate=0.5"]) == 2
     err = capsys.readouterr().err
     assert "seed_0/conditional/default holds another conditional run" in err and "sft" in err
     cli([*args, "conditional.guidance=[1.0,2.0]"])  # how a trained policy is sampled is not part of its run
@@ -353,7 +361,7 @@ def test_shipped_tiny_config_end_to_end(tmp_path, tiny_lm, tiny_encoder):
                 "bench",
                 "--config",
                 "condtune/configs/bench_tiny.yaml",
-                f"out={out}",
+                f"output_dir={out}",
                 f"model={tiny_lm}",
                 f"scorer.backbone={tiny_encoder}",
             ]

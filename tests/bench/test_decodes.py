@@ -45,7 +45,7 @@ def test_a_run_is_named_by_its_training_overrides_only():
     cfg = BenchConfig()
     run = make_run(cfg, "conditional", "sft.tag_contrast=1 checkpoints=[60] contrast_guidance=[0.25,2.0]", seed=1)
     assert run.setting == "sft.tag_contrast=1 checkpoints=[60]" and run.settings.contrast_guidance == [0.25, 2.0]
-    assert run.work(Path(cfg.out)).as_posix().endswith("seed_1/conditional/sft.tag_contrast=1 checkpoints=[60]")
+    assert run.work(Path(cfg.output_dir)).as_posix().endswith("seed_1/conditional/sft.tag_contrast=1 checkpoints=[60]")
     assert run_setting("anchored_guidance=[1.0] guidance=[2.0]") == run_setting("default") == "default"
 
 

@@ -37,7 +37,7 @@ def sampled(tmp_path_factory):
     prompts = d / "prompts.txt"
     prompts.write_text("Movie review: it was\nTweet: <script>alert(1)</script>\nNews: today\n")
     out = d / "tasks.jsonl"
-    common = [f"--prompts={prompts}", f"--out={out}", "sampling.max_new_tokens=6", "sampling.batch_size=8"]
+    common = [f"--prompts={prompts}", f"--output_path={out}", "sampling.max_new_tokens=6", "sampling.batch_size=8"]
     assert sample_recipe.main([f"--model={model}", *common, "-n", "2"]) == 0
     assert sample_recipe.main([f"--model={model}", *common, "--append", "seed=1", "-n", "1"]) == 0
     return out
@@ -60,12 +60,12 @@ def test_sample_errors_name_the_file(tmp_path, capsys):
 
 def test_rate_export_from_the_command(sampled, tmp_path, capsys):
     db = tmp_path / "r.sqlite"
-    assert rate_recipe.main([str(sampled), f"db={db}", "--export", f"export_dir={tmp_path / 'ex'}"]) == 0
+    assert rate_recipe.main([str(sampled), f"db={db}", "--export", f"output_dir={tmp_path / 'ex'}"]) == 0
     store = Store(db)
     for it in store.items()[:3]:
         store.add_score("ann", it.item_id, 2)
     store.add_comparison("ann", store.next_pair("ann").pair_id, "left")
-    assert rate_recipe.main([str(sampled), f"db={db}", "--export", f"export_dir={tmp_path / 'ex'}"]) == 0
+    assert rate_recipe.main([str(sampled), f"db={db}", "--export", f"output_dir={tmp_path / 'ex'}"]) == 0
     out = capsys.readouterr().out
     assert "scores=3" in out and "next: condtune scorer train" in out
     assert len((tmp_path / "ex" / "pointwise.jsonl").read_text().splitlines()) == 3
@@ -74,7 +74,7 @@ def test_rate_export_from_the_command(sampled, tmp_path, capsys):
 
 def test_rate_refuses_a_changed_task(sampled, tmp_path, capsys):
     db = tmp_path / "r.sqlite"
-    assert rate_recipe.main([str(sampled), f"db={db}", "--export", f"export_dir={tmp_path}"]) == 0
+    assert rate_recipe.main([str(sampled), f"db={db}", "--export", f"output_dir={tmp_path}"]) == 0
     changed = tmp_path / "changed.jsonl"
     rows = [json.loads(line) for line in sampled.read_text().splitlines()]
     rows[0]["completion"] += " edited"
@@ -120,6 +120,6 @@ def test_sample_leaves_empty_completions_out_of_the_task(tmp_path, tiny_lm, monk
     texts = [[" Lovely.", " "], ["", " Fine."]]
     monkeypatch.setattr(sample_recipe, "sample", lambda *a, **k: Samples(texts, [[2, 1], [0, 2]]))
     out = tmp_path / "tasks.jsonl"
-    assert sample_recipe.main([f"--model={tiny_lm}", f"--prompts={prompts}", "-n", "2", f"--out={out}"]) == 0
+    assert sample_recipe.main([f"--model={tiny_lm}", f"--prompts={prompts}", "-n", "2", f"--output_path={out}"]) == 0
     assert sorted(it.completion for it in load_task(out)) == [" Fine.", " Lovely."]
     assert load_card(out)["runs"][-1]["empty_left_out"] == 2

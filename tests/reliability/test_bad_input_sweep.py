@@ -98,19 +98,19 @@ def _ratings_with(row: int, **change) -> str:
 
 
 # the good command lines each command's cases start from (the tiny models, short runs, a good out folder)
-ST = "scorer train backbone={enc} optim.epochs=0.5 optim.batch_size=8 val_fraction=0.25 out={out}"
+ST = "scorer train backbone={enc} optim.num_train_epochs=0.5 optim.per_device_train_batch_size=8 val_fraction=0.25 output_dir={out}"
 SE = "scorer eval scorer={scorer}"
-RL = "relabel scorer={scorer} k=2 out={outfile}"
-TR = "train model={lm} sft.max_steps=1 sft.batch_size=4 out={out}"
+RL = "relabel scorer={scorer} k=2 output_path={outfile}"
+TR = "train model={lm} sft.max_steps=1 sft.per_device_train_batch_size=4 output_dir={out}"
 GE = "generate model={policy} n=1 sampling.max_new_tokens=2 prompt=Review:"
-SA = "sample model={lm} prompts={prompts} n=1 sampling.max_new_tokens=2 out={outfile}"
+SA = "sample model={lm} prompts={prompts} n=1 sampling.max_new_tokens=2 output_path={outfile}"
 RA = "rate"
-DP = "dpo model={lm} dpo.checkpoints=[1] dpo.batch_size=2 out={out}"
-RO = "rloo model={lm} scorer={scorer} prompts={prompts} rloo.checkpoints=[1] out={out}"
-BN = "best-of-n model={lm} scorer={scorer} prompts={prompts} n=2 sampling.max_new_tokens=2 out={out}"
-PP = "ppo model={lm} prompts={prompts} total_updates=1 batch_size=2 mini_batch_size=2 output_dir={out}"
-BE = "bench model={lm} methods=[best_of_n] seeds=[0] out={out}"
-QS = "quickstart model={lm} scorer_backbone={enc} out={out}"
+DP = "dpo model={lm} dpo.checkpoints=[1] dpo.per_device_train_batch_size=2 output_dir={out}"
+RO = "rloo model={lm} scorer={scorer} prompts={prompts} rloo.checkpoints=[1] output_dir={out}"
+BN = "best-of-n model={lm} scorer={scorer} prompts={prompts} n=2 sampling.max_new_tokens=2 output_dir={out}"
+PP = "ppo model={lm} prompts={prompts} max_steps=1 per_device_train_batch_size=2 mini_batch_size=2 output_dir={out}"
+BE = "bench model={lm} methods=[best_of_n] seeds=[0] output_dir={out}"
+QS = "quickstart model={lm} scorer_backbone={enc} output_dir={out}"
 
 # fmt: off
 CASES_RAW: list[tuple] = [
@@ -129,24 +129,24 @@ CASES_RAW: list[tuple] = [
     ("st_normalize", "scorer train", "bad setting value", ST + " ratings={ratings} normalize=zscore", "normalize: 'zscore' is not one of"),
     ("st_rating_split", "scorer train", "bad setting value", ST + " ratings={ratings} rating_split=half_c", "rating_split: 'half_c'"),
     ("st_unknown_key", "scorer train", "unknown key", ST + " ratings={ratings} epochs=3", "unknown key(s) ['epochs']"),
-    ("st_unknown_nested", "scorer train", "unknown key", ST + " ratings={ratings} optim.learning_rate=1e-4", "optim: unknown key(s) ['learning_rate']"),
+    ("st_unknown_nested", "scorer train", "unknown key", ST + " ratings={ratings} optim.learning_rat=1e-4", "optim: unknown key(s) ['learning_rat']"),
     ("st_not_a_section", "scorer train", "wrong type", ST + " ratings={ratings} optim=fast", "optim: expected a mapping for OptimConfig"),
     ("st_key_under_scalar", "scorer train", "unknown key", ST + " ratings={ratings} backbone.name=x", "backbone"),
-    ("st_lr_text", "scorer train", "wrong type", ST + " ratings={ratings} optim.lr=fast", "optim: lr: expected a number, got 'fast'"),
-    ("st_batch_float", "scorer train", "wrong type", ST + " ratings={ratings} optim.batch_size=2.5", "batch_size: expected an integer, got 2.5"),
+    ("st_lr_text", "scorer train", "wrong type", ST + " ratings={ratings} optim.learning_rate=fast", "optim: learning_rate: expected a number, got 'fast'"),
+    ("st_batch_float", "scorer train", "wrong type", ST + " ratings={ratings} optim.per_device_train_batch_size=2.5", "batch_size: expected an integer, got 2.5"),
     ("st_seed_bool", "scorer train", "wrong type", ST + " ratings={ratings} seed=true", "seed: expected a number, got 'true'"),
     ("st_max_length_null", "scorer train", "wrong type", ST + " ratings={ratings} max_length=null", "max_length: expected a number, got 'null'"),
-    ("st_epochs_nan", "scorer train", "nan/inf", ST + " ratings={ratings} optim.epochs=nan", "epochs=nan is out of range"),
-    ("st_lr_inf", "scorer train", "nan/inf", ST + " ratings={ratings} optim.lr=inf", "lr=inf is out of range"),
+    ("st_epochs_nan", "scorer train", "nan/inf", ST + " ratings={ratings} optim.num_train_epochs=nan", "epochs=nan is out of range"),
+    ("st_lr_inf", "scorer train", "nan/inf", ST + " ratings={ratings} optim.learning_rate=inf", "learning_rate=inf is out of range"),
     ("st_val_nan", "scorer train", "nan/inf", ST + " ratings={ratings} val_fraction=nan", "val_fraction=nan is out of range"),
-    ("st_epochs_0", "scorer train", "out-of-range number", ST + " ratings={ratings} optim.epochs=0", "epochs=0.0 is out of range"),
-    ("st_batch_0", "scorer train", "out-of-range number", ST + " ratings={ratings} optim.batch_size=0", "batch_size=0 is out of range"),
-    ("st_lr_neg", "scorer train", "out-of-range number", ST + " ratings={ratings} optim.lr=-1e-4", "lr=-0.0001 is out of range"),
+    ("st_epochs_0", "scorer train", "out-of-range number", ST + " ratings={ratings} optim.num_train_epochs=0", "num_train_epochs=0.0 is out of range"),
+    ("st_batch_0", "scorer train", "out-of-range number", ST + " ratings={ratings} optim.per_device_train_batch_size=0", "per_device_train_batch_size=0 is out of range"),
+    ("st_lr_neg", "scorer train", "out-of-range number", ST + " ratings={ratings} optim.learning_rate=-1e-4", "learning_rate=-0.0001 is out of range"),
     ("st_val_1", "scorer train", "out-of-range number", ST + " ratings={ratings} val_fraction=1", "val_fraction=1.0 is out of range"),
     ("st_val_0_one_row", "scorer train", "empty data", ST + " ratings={tmp}/r.jsonl val_fraction=0", "leave 1 to train on", (("r.jsonl", jl(GOOD_RATINGS[0])),)),
     ("st_rater_no_col", "scorer train", "conflicting options", ST + " ratings={ratings} normalize=rater", "normalize=rater needs the rater id of every rating"),
     ("st_weight_decay_neg", "scorer train", "out-of-range number", ST + " ratings={ratings} optim.weight_decay=-0.1", "weight_decay=-0.1 is out of range"),
-    ("st_warmup_one", "scorer train", "out-of-range number", ST + " ratings={ratings} optim.warmup=1", "warmup=1.0 is out of range"),
+    ("st_warmup_one", "scorer train", "out-of-range number", ST + " ratings={ratings} optim.warmup_ratio=1", "warmup_ratio=1.0 is out of range"),
     ("st_max_length_1", "scorer train", "out-of-range number", ST + " ratings={ratings} max_length=1", "max_length=1 is out of range"),
     ("st_max_items_neg", "scorer train", "out-of-range number", ST + " ratings={ratings} max_items=-5", "max_items=-5 is out of range"),
     ("st_range_inverted", "scorer train", "conflicting options", ST + " ratings={ratings} columns.score_min=4 columns.score_max=-4", "score_min=4.0 is not below score_max=-4.0"),
@@ -154,12 +154,12 @@ CASES_RAW: list[tuple] = [
     ("st_backbone_missing", "scorer train", "missing file", ST + " ratings={ratings} backbone={tmp}/no_encoder", "no_encoder: model folder not found"),
     ("st_backbone_hf_id_offline", "scorer train", "missing file", ST + " ratings={ratings} backbone=no-such-org/no-such-encoder", "no-such-org/no-such-encoder: cannot load the scorer backbone"),
     ("st_backbone_empty_dir", "scorer train", "damaged file", ST + " ratings={ratings} backbone={tmp}/empty", "empty/config.json: model folder's config missing", (("empty/", ""),)),
-    ("st_out_is_a_file", "scorer train", "file instead of folder", ST + " ratings={ratings} out={outfile}", "out.jsonl: is a file; out= takes a folder"),
+    ("st_out_is_a_file", "scorer train", "file instead of folder", ST + " ratings={ratings} output_dir={outfile}", "out.jsonl: is a file; output_dir= takes a folder"),
     ("st_config_folder", "scorer train", "folder instead of file", "scorer train --config {tmp}", "is a folder; --config takes a YAML file"),
     ("st_config_bad_yaml", "scorer train", "damaged file", "scorer train --config {tmp}/c.yaml", "c.yaml: not valid YAML", (("c.yaml", "ratings: [a, b\noptim: {lr: 1\n"),)),
     ("st_config_list", "scorer train", "wrong type", "scorer train --config {tmp}/c.yaml", "c.yaml: expected a mapping of keys to values", (("c.yaml", "- ratings\n- vader\n"),)),
     ("st_config_unknown", "scorer train", "unknown key", "scorer train --config {tmp}/c.yaml", "c.yaml: unknown key(s) ['ratingz']", (("c.yaml", "ratingz: x.jsonl\n"),)),
-    ("st_config_wrong_type", "scorer train", "wrong type", "scorer train --config {tmp}/c.yaml", "c.yaml: optim: epochs: expected a number", (("c.yaml", "optim:\n  epochs: lots\n"),)),
+    ("st_config_wrong_type", "scorer train", "wrong type", "scorer train --config {tmp}/c.yaml", "c.yaml: optim: num_train_epochs: expected a number", (("c.yaml", "optim:\n  num_train_epochs: lots\n"),)),
     # ------------------------------------------------------------------ scorer train: data
     ("st_ratings_missing", "scorer train", "missing file", ST + " ratings={tmp}/nope.jsonl", "nope.jsonl: file not found"),
     ("st_ratings_folder", "scorer train", "folder instead of file", ST + " ratings={tmp}/d", "d: cannot read it as a dataset directory", (("d/", ""),)),
@@ -210,7 +210,7 @@ CASES_RAW: list[tuple] = [
     ("se_objective_bad", "scorer eval", "bad setting value", SE + " ratings={ratings} objective=pairs", "objective: 'pairs' is not one of"),
     ("se_bt_on_pointwise", "scorer eval", "wrong columns", SE + " ratings={ratings} objective=bradley_terry", "column 'prompt': missing column"),
     ("se_score_out_of_range", "scorer eval", "out-of-range number", SE + " ratings={tmp}/r.jsonl columns.score_max=1", "row 5, column 'score': score 2 is outside", (("r.jsonl", jl(*GOOD_RATINGS)),)),
-    ("se_out_is_folder", "scorer eval", "folder instead of file", SE + " ratings={ratings} out={outdir}", "out: is a folder; out= takes a JSON file"),
+    ("se_out_is_folder", "scorer eval", "folder instead of file", SE + " ratings={ratings} output_path={outdir}", "out: is a folder; output_path= takes a JSON file"),
     ("se_domains_type", "scorer eval", "bad setting value", SE + " ratings=vader domains=[moon]", "unknown VADER domain 'moon'"),
     # ------------------------------------------------------------------ relabel
     ("rl_data_missing", "relabel", "missing file", RL + " data={tmp}/nope.jsonl", "nope.jsonl: file not found"),
@@ -239,8 +239,8 @@ CASES_RAW: list[tuple] = [
     ("rl_scorer_missing", "relabel", "missing file", RL.replace("{scorer}", "{tmp}/no_scorer") + " data={corpus}", "no_scorer: not a condtune scorer"),
     ("rl_scorer_weights_cut", "relabel", "damaged file", RL.replace("{scorer}", "{tmp}/bad_scorer") + " data={corpus}", "truncated or damaged safetensors", (), "scorer_weights_cut"),
     ("rl_scorer_no_tokenizer", "relabel", "damaged file", RL.replace("{scorer}", "{tmp}/bad_scorer") + " data={corpus}", "has no tokenizer files", (), "scorer_no_tokenizer"),
-    ("rl_out_suffix", "relabel", "bad setting value", RL + " data={corpus} out={tmp}/tagged.txt", "tagged.txt: unsupported output type '.txt'"),
-    ("rl_out_is_folder", "relabel", "folder instead of file", RL + " data={corpus} out={outdir}", "out: is a folder; out= takes a file"),
+    ("rl_out_suffix", "relabel", "bad setting value", RL + " data={corpus} output_path={tmp}/tagged.txt", "tagged.txt: unsupported output type '.txt'"),
+    ("rl_out_is_folder", "relabel", "folder instead of file", RL + " data={corpus} output_path={outdir}", "out: is a folder; output_path= takes a file"),
     ("rl_domains_unknown", "relabel", "bad setting value", RL + " data=vader domains=[poems]", "unknown VADER domain 'poems'"),
     ("rl_config_non_utf8", "relabel", "damaged file", "relabel --config {tmp}/c.yaml", "c.yaml: not UTF-8 text", (("c.yaml", b"k: 3\nscorer: caf\xe9\n"),)),
     ("rl_config_k_null", "relabel", "wrong type", "relabel --config {tmp}/c.yaml", "c.yaml: k: null is not allowed", (("c.yaml", "k: null\n"),)),
@@ -256,10 +256,10 @@ CASES_RAW: list[tuple] = [
     ("tr_completion_null", "train", "bad rows", TR + " data={tagged}", "row 3, column 'completion': missing text", (), "tagged_completion_null"),
     ("tr_max_steps_0", "train", "out-of-range number", TR + " data={tagged} sft.max_steps=0", "max_steps=0 is out of range"),
     ("tr_max_steps_neg", "train", "out-of-range number", TR + " data={tagged} sft.max_steps=-1", "max_steps=-1 is out of range"),
-    ("tr_batch_0", "train", "out-of-range number", TR + " data={tagged} sft.batch_size=0", "batch_size=0 is out of range"),
-    ("tr_lr_0", "train", "out-of-range number", TR + " data={tagged} sft.lr=0", "lr=0.0 is out of range"),
-    ("tr_lr_nan", "train", "nan/inf", TR + " data={tagged} sft.lr=nan", "lr=nan is out of range"),
-    ("tr_lr_inf", "train", "nan/inf", TR + " data={tagged} sft.lr=inf", "lr=inf is out of range"),
+    ("tr_batch_0", "train", "out-of-range number", TR + " data={tagged} sft.per_device_train_batch_size=0", "per_device_train_batch_size=0 is out of range"),
+    ("tr_lr_0", "train", "out-of-range number", TR + " data={tagged} sft.learning_rate=0", "learning_rate=0.0 is out of range"),
+    ("tr_lr_nan", "train", "nan/inf", TR + " data={tagged} sft.learning_rate=nan", "learning_rate=nan is out of range"),
+    ("tr_lr_inf", "train", "nan/inf", TR + " data={tagged} sft.learning_rate=inf", "learning_rate=inf is out of range"),
     ("tr_max_length_1", "train", "out-of-range number", TR + " data={tagged} sft.max_length=1", "max_length=1 is out of range"),
     ("tr_dropout_1", "train", "out-of-range number", TR + " data={tagged} sft.condition_dropout=1", "condition_dropout=1.0 is out of range"),
     ("tr_kl_neg", "train", "out-of-range number", TR + " data={tagged} sft.kl_coef=-0.1", "kl_coef=-0.1 is out of range"),
@@ -267,7 +267,7 @@ CASES_RAW: list[tuple] = [
     ("tr_warmup_neg", "train", "out-of-range number", TR + " data={tagged} sft.warmup_ratio=-0.5", "warmup_ratio=-0.5 is out of range"),
     ("tr_lora_neg", "train", "out-of-range number", TR + " data={tagged} sft.lora_r=-4", "lora_r=-4 is out of range"),
     ("tr_save_steps_0", "train", "out-of-range number", TR + " data={tagged} sft.save_steps=0", "save_steps=0 is out of range"),
-    ("tr_schedule_bad", "train", "bad setting value", TR + " data={tagged} sft.lr_schedule=cosine", "lr_schedule: 'cosine' is not one of"),
+    ("tr_schedule_bad", "train", "bad setting value", TR + " data={tagged} sft.lr_scheduler_type=cosine", "lr_scheduler_type: 'cosine' is not one of"),
     ("tr_max_examples_neg", "train", "out-of-range number", TR + " data={tagged} max_examples=-1", "max_examples=-1"),
     ("tr_overwrite_text", "train", "wrong type", TR + " data={tagged} overwrite=maybe", "overwrite: expected true/false, got 'maybe'"),
     ("tr_online_neg", "train", "out-of-range number", TR + " data={tagged} online.rounds=-1", "rounds=-1: online settings out of range"),
@@ -276,7 +276,7 @@ CASES_RAW: list[tuple] = [
     ("tr_model_missing", "train", "missing file", TR.replace("{lm}", "{tmp}/no_model") + " data={tagged}", "no_model: model folder not found"),
     ("tr_model_hf_id_offline", "train", "missing file", TR.replace("{lm}", "no-such-org/no-such-model") + " data={tagged}", "no-such-org/no-such-model: cannot load the model"),
     ("tr_model_no_weights", "train", "damaged file", TR.replace("{lm}", "{tmp}/bad_policy") + " data={tagged}", "model folder has no weights", (), "policy_no_weights"),
-    ("tr_out_is_file", "train", "file instead of folder", TR.replace("{out}", "{outfile}") + " data={tagged}", "out.jsonl: is a file; out= takes a folder"),
+    ("tr_out_is_file", "train", "file instead of folder", TR.replace("{out}", "{outfile}") + " data={tagged}", "out.jsonl: is a file; output_dir= takes a folder"),
     ("tr_other_run", "train", "conflicting options", TR + " data={tagged}", "holds another training run", (), "out_other_train_run"),
     # ------------------------------------------------------------------ generate
     ("ge_model_missing", "generate", "missing file", GE.replace("{policy}", "{tmp}/none"), "none: not a condtune policy"),
@@ -332,7 +332,7 @@ CASES_RAW: list[tuple] = [
     ("sa_temperature_neg", "sample", "out-of-range number", SA + " sampling.temperature=-0.5", "temperature=-0.5 is out of range"),
     ("sa_append_other_scale", "sample", "conflicting options", SA.replace("{outfile}", "{task}") + " --append scale_min=1 scale_max=5", "appending needs the same scale"),
     ("sa_append_damaged", "sample", "damaged file", SA.replace("{outfile}", "{tmp}/t.jsonl") + " --append", "t.jsonl, row 1, column 'completion': missing field", (("t.jsonl", jl({"item_id": "a", "prompt": "p"})),)),
-    ("sa_out_is_folder", "sample", "folder instead of file", SA.replace("{outfile}", "{outdir}"), "out: is a folder; out= takes a task file"),
+    ("sa_out_is_folder", "sample", "folder instead of file", SA.replace("{outfile}", "{outdir}"), "out: is a folder; output_path= takes a task file"),
     ("sa_model_missing", "sample", "missing file", SA.replace("{lm}", "{tmp}/no_model"), "no_model: model folder not found"),
     ("sa_model_not_a_model", "sample", "damaged file", SA.replace("{lm}", "{tmp}/d"), "d/config.json: model folder's config missing", (("d/", ""),)),
     # ------------------------------------------------------------------ rate
@@ -360,7 +360,7 @@ CASES_RAW: list[tuple] = [
     ("ra_db_folder", "rate", "folder instead of file", RA + " db={tmp}/d --export", "d: is a folder; db= takes a ratings database file", (("d/", ""),)),
     ("ra_db_garbage", "rate", "damaged file", RA + " {task} db={tmp}/g.sqlite", "g.sqlite: not a ratings database", (("g.sqlite", b"this is not sqlite at all" * 50),)),
     ("ra_unknown_text_key", "rate", "unknown key", RA + " {task} text.questionn=Why", "text: unknown key(s) ['questionn']"),
-    ("ra_export_dir_is_file", "rate", "file instead of folder", RA + " {task} --export export_dir={outfile}", "out.jsonl: is a file; export_dir= takes a folder"),
+    ("ra_export_dir_is_file", "rate", "file instead of folder", RA + " {task} --export output_dir={outfile}", "out.jsonl: is a file; output_dir= takes a folder"),
     # ------------------------------------------------------------------ dpo
     ("dp_neither", "dpo", "conflicting options", DP, "give pairs=<prompt, chosen, rejected file> or ratings="),
     ("dp_both", "dpo", "conflicting options", DP + " pairs={pairs} ratings={ratings}", "(one of them)"),
@@ -373,20 +373,20 @@ CASES_RAW: list[tuple] = [
     ("dp_checkpoints_empty", "dpo", "out-of-range number", DP.replace("dpo.checkpoints=[1]", "dpo.checkpoints=[]") + " pairs={pairs}", "checkpoints=[]"),
     ("dp_checkpoints_zero", "dpo", "out-of-range number", DP.replace("dpo.checkpoints=[1]", "dpo.checkpoints=[0]") + " pairs={pairs}", "checkpoints=[0]"),
     ("dp_beta_neg", "dpo", "out-of-range number", DP + " pairs={pairs} dpo.beta=-0.1", "beta=-0.1 is out of range"),
-    ("dp_lr_0", "dpo", "out-of-range number", DP + " pairs={pairs} dpo.lr=0", "lr=0.0 is out of range"),
-    ("dp_batch_0", "dpo", "out-of-range number", DP.replace("dpo.batch_size=2", "dpo.batch_size=0") + " pairs={pairs}", "batch_size=0 is out of range"),
+    ("dp_lr_0", "dpo", "out-of-range number", DP + " pairs={pairs} dpo.learning_rate=0", "learning_rate=0.0 is out of range"),
+    ("dp_batch_0", "dpo", "out-of-range number", DP.replace("dpo.per_device_train_batch_size=2", "dpo.per_device_train_batch_size=0") + " pairs={pairs}", "per_device_train_batch_size=0 is out of range"),
     ("dp_margin_nan", "dpo", "nan/inf", DP + " ratings={ratings} dpo.min_margin=nan", "min_margin=nan is out of range"),
     ("dp_n_pairs_0", "dpo", "out-of-range number", DP + " ratings={ratings} dpo.n_pairs=0", "n_pairs=0 is out of range"),
     ("dp_model_missing", "dpo", "missing file", DP.replace("{lm}", "{tmp}/no_model") + " pairs={pairs}", "no_model: model folder not found"),
-    ("dp_out_is_file", "dpo", "file instead of folder", DP.replace("{out}", "{outfile}") + " pairs={pairs}", "out.jsonl: is a file; out= takes a folder"),
+    ("dp_out_is_file", "dpo", "file instead of folder", DP.replace("{out}", "{outfile}") + " pairs={pairs}", "out.jsonl: is a file; output_dir= takes a folder"),
     # ------------------------------------------------------------------ rloo
     ("ro_scorer_missing", "rloo", "missing file", RO.replace("{scorer}", "{tmp}/none"), "none: not a condtune scorer"),
     ("ro_prompts_missing", "rloo", "missing file", RO.replace("{prompts}", "{tmp}/nope.txt"), "nope.txt: prompts file not found"),
     ("ro_prompts_empty", "rloo", "empty data", RO.replace("{prompts}", "{tmp}/p.txt"), "p.txt: no prompts found", (("p.txt", ""),)),
     ("ro_checkpoints_empty", "rloo", "out-of-range number", RO.replace("rloo.checkpoints=[1]", "rloo.checkpoints=[]"), "checkpoints=[]"),
     ("ro_generations_1", "rloo", "out-of-range number", RO + " rloo.num_generations=1", "num_generations=1"),
-    ("ro_batch_not_multiple", "rloo", "conflicting options", RO + " rloo.batch_size=6 rloo.num_generations=4", "batch_size=6 must be a multiple of num_generations=4"),
-    ("ro_lr_neg", "rloo", "out-of-range number", RO + " rloo.lr=-1e-5", "lr=-1e-05 is out of range"),
+    ("ro_batch_not_multiple", "rloo", "conflicting options", RO + " rloo.per_device_train_batch_size=6 rloo.num_generations=4", "batch_size=6 must be a multiple of num_generations=4"),
+    ("ro_lr_neg", "rloo", "out-of-range number", RO + " rloo.learning_rate=-1e-5", "learning_rate=-1e-05 is out of range"),
     ("ro_beta_inf", "rloo", "nan/inf", RO + " rloo.beta=inf", "beta=inf is out of range"),
     ("ro_max_new_0", "rloo", "out-of-range number", RO + " sampling.max_new_tokens=0", "max_new_tokens=0 is out of range"),
     ("ro_model_missing", "rloo", "missing file", RO.replace("{lm}", "{tmp}/no_model"), "no_model: model folder not found"),
@@ -398,21 +398,21 @@ CASES_RAW: list[tuple] = [
     ("bn_prompts_bad_row", "best-of-n", "bad rows", BN.replace("{prompts}", "{tmp}/p.jsonl"), "p.jsonl, row 1: not valid JSON", (("p.jsonl", "prompt: hi\n"),)),
     ("bn_temperature_neg", "best-of-n", "out-of-range number", BN + " sampling.temperature=-1", "temperature=-1.0 is out of range"),
     ("bn_model_missing", "best-of-n", "missing file", BN.replace("{lm}", "{tmp}/no_model"), "no_model: model folder not found"),
-    ("bn_out_is_file", "best-of-n", "file instead of folder", BN.replace("{out}", "{outfile}"), "out.jsonl: is a file; out= takes a folder"),
+    ("bn_out_is_file", "best-of-n", "file instead of folder", BN.replace("{out}", "{outfile}"), "out.jsonl: is a file; output_dir= takes a folder"),
     # ------------------------------------------------------------------ ppo
     ("pp_reward_unknown", "ppo", "bad setting value", PP + " reward=happiness", "reward='happiness'"),
     ("pp_temperature_0", "ppo", "out-of-range number", PP + " temperature=0", "temperature must be > 0"),
-    ("pp_minibatch_not_divisor", "ppo", "conflicting options", PP + " batch_size=4 mini_batch_size=3", "must be a multiple of mini_batch_size"),
+    ("pp_minibatch_not_divisor", "ppo", "conflicting options", PP + " per_device_train_batch_size=4 mini_batch_size=3", "must be a multiple of mini_batch_size"),
     ("pp_minibatch_0", "ppo", "out-of-range number", PP + " mini_batch_size=0", "mini_batch_size=0"),
-    ("pp_updates_0", "ppo", "out-of-range number", PP.replace("total_updates=1", "total_updates=0"), "total_updates=0"),
-    ("pp_lr_neg", "ppo", "out-of-range number", PP + " lr=-1", "lr=-1.0"),
+    ("pp_updates_0", "ppo", "out-of-range number", PP.replace("max_steps=1", "max_steps=0"), "max_steps=0"),
+    ("pp_lr_neg", "ppo", "out-of-range number", PP + " learning_rate=-1", "learning_rate=-1.0"),
     ("pp_top_p_0", "ppo", "out-of-range number", PP + " top_p=0", "top_p=0.0"),
     ("pp_epochs_0", "ppo", "out-of-range number", PP + " ppo_epochs=0", "ppo_epochs=0"),
     ("pp_kl_nan", "ppo", "nan/inf", PP + " kl_coef=nan", "kl_coef=nan"),
     ("pp_scorer_missing", "ppo", "missing file", PP + " scorer={tmp}/none", "none: not a condtune scorer"),
     ("pp_prompts_missing", "ppo", "missing file", PP.replace("{prompts}", "{tmp}/nope.txt"), "nope.txt: prompts file not found"),
     ("pp_model_missing", "ppo", "missing file", PP.replace("{lm}", "{tmp}/no_model"), "no_model: model folder not found"),
-    ("pp_unknown_key", "ppo", "unknown key", PP + " learning_rate=1e-5", "unknown key(s) ['learning_rate']"),
+    ("pp_unknown_key", "ppo", "unknown key", PP + " learning_rat=1e-5", "unknown key(s) ['learning_rat']"),
     # ------------------------------------------------------------------ bench (refused before anything runs)
     ("be_method_unknown", "bench", "bad setting value", BE.replace("[best_of_n]", "[sft]"), "methods: unknown ['sft']"),
     ("be_sweep_method", "bench", "bad setting value", BE + " sweeps.ppo2=[kl_coef=0.1]", "sweeps: unknown method 'ppo2'"),
@@ -429,7 +429,7 @@ CASES_RAW: list[tuple] = [
     ("qs_scorer_items_neg", "quickstart", "out-of-range number", QS + " scorer_items=-1", "scorer_items=-1"),
     ("qs_prompts_empty", "quickstart", "empty data", QS + " prompts=[]", "prompts: give at least one prompt"),
     ("qs_sft_steps_0", "quickstart", "out-of-range number", QS + " sft.max_steps=0", "max_steps=0 is out of range"),
-    ("qs_optim_lr_0", "quickstart", "out-of-range number", QS + " scorer_optim.lr=0", "lr=0.0 is out of range"),
+    ("qs_optim_lr_0", "quickstart", "out-of-range number", QS + " scorer_optim.learning_rate=0", "learning_rate=0.0 is out of range"),
     ("qs_tag_style", "quickstart", "bad setting value", QS + " tag_style=html", "tag_style: 'html' is not one of"),
 ]
 # fmt: on
@@ -765,12 +765,12 @@ def world(tmp_path_factory, tiny_lm, tiny_encoder) -> World:
 
 
 def test_the_sweep_is_big_and_covers_every_command():
-    from condtune.cli import JOBS
+    from condtune.commands import COMMANDS
 
     assert len(CASES) >= 150
     assert len({c.id for c in CASES}) == len(CASES), "case ids must be unique"
     assert len({(c.command, c.argv, c.files, c.prep) for c in CASES}) == len(CASES), "cases must be distinct"
-    assert set(JOBS) <= {c.command for c in CASES}
+    assert set(COMMANDS) <= {c.command for c in CASES}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -39,7 +39,7 @@ def test_an_item_id_on_two_texts_is_refused_naming_both_rows(tmp_path, capsys, o
         load_pointwise(path, spec)
     rc, err = run_cli(
         capsys,
-        ["scorer", "train", f"ratings={path}", "columns.item_col=item_id", "backbone=none", f"out={old_scorer}"],
+        ["scorer", "train", f"ratings={path}", "columns.item_col=item_id", "backbone=none", f"output_dir={old_scorer}"],
     )
     assert rc == 2 and "r.jsonl, row 4" in err and "'Awful film.'" in err and "'Lovely film.'" in err
     assert (old_scorer / "scorer.json").read_text() == '{"trained": true}\n'
@@ -62,13 +62,16 @@ def test_a_missing_item_id_is_refused(tmp_path):
 @pytest.mark.parametrize(
     "setting, says",
     [
-        ("optim.epochs=0", "optim: epochs=0.0 is out of range"),  # would replace a trained scorer by an untrained one
-        ("optim.epochs=-1", "optim: epochs=-1.0 is out of range"),
-        ("optim.lr=0", "optim: lr=0.0 is out of range"),
-        ("optim.lr=-1e-5", "optim: lr=-1e-05 is out of range"),
-        ("optim.batch_size=0", "optim: batch_size=0 is out of range"),
-        ("optim.batch_size=-4", "optim: batch_size=-4 is out of range"),
-        ("optim.warmup=1.5", "optim: warmup=1.5 is out of range"),
+        (
+            "optim.num_train_epochs=0",
+            "optim: num_train_epochs=0.0 is out of range",
+        ),  # would replace a trained scorer by an untrained one
+        ("optim.num_train_epochs=-1", "optim: num_train_epochs=-1.0 is out of range"),
+        ("optim.learning_rate=0", "optim: learning_rate=0.0 is out of range"),
+        ("optim.learning_rate=-1e-5", "optim: learning_rate=-1e-05 is out of range"),
+        ("optim.per_device_train_batch_size=0", "optim: per_device_train_batch_size=0 is out of range"),
+        ("optim.per_device_train_batch_size=-4", "optim: per_device_train_batch_size=-4 is out of range"),
+        ("optim.warmup_ratio=1.5", "optim: warmup_ratio=1.5 is out of range"),
         ("val_fraction=1", "val_fraction=1.0 is out of range"),
         ("val_fraction=-0.1", "val_fraction=-0.1 is out of range"),
         ("val_fraction=1.5", "val_fraction=1.5 is out of range"),
@@ -78,7 +81,7 @@ def test_scorer_settings_out_of_range_are_refused_and_the_old_scorer_kept(
     ratings_file, old_scorer, capsys, setting, says
 ):
     rc, err = run_cli(
-        capsys, ["scorer", "train", f"ratings={ratings_file}", setting, "backbone=none", f"out={old_scorer}"]
+        capsys, ["scorer", "train", f"ratings={ratings_file}", setting, "backbone=none", f"output_dir={old_scorer}"]
     )
     assert rc == 2 and says in err and err.count("\n") == 1, err  # one line
     assert (old_scorer / "scorer.json").read_text() == '{"trained": true}\n'
@@ -95,7 +98,7 @@ def test_val_fraction_that_leaves_nothing_to_train_or_hold_out_is_refused_before
         ([f"ratings={ratings_file}", "max_items=1"], "max_items=1 leave 1 to train on"),
     ]:
         # backbone=none would fail on loading: these must stop before any model is loaded or trained
-        rc, err = run_cli(capsys, ["scorer", "train", *args, "backbone=none", f"out={old_scorer}"])
+        rc, err = run_cli(capsys, ["scorer", "train", *args, "backbone=none", f"output_dir={old_scorer}"])
         assert rc == 2 and says in err, err
     assert (old_scorer / "scorer.json").read_text() == '{"trained": true}\n'
 
@@ -103,13 +106,13 @@ def test_val_fraction_that_leaves_nothing_to_train_or_hold_out_is_refused_before
 def test_val_fraction_zero_trains_on_everything_and_reports_no_metrics(tmp_path, ratings_file, tiny_encoder, capsys):
     out = tmp_path / "scorer"
     args = ["scorer", "train", f"ratings={ratings_file}", f"backbone={tiny_encoder}", "val_fraction=0"]
-    rc, _ = run_cli(capsys, [*args, "optim.epochs=0.2", f"out={out}"])
+    rc, _ = run_cli(capsys, [*args, "optim.num_train_epochs=0.2", f"output_dir={out}"])
     assert rc == 0 and (out / "head.safetensors").exists()
     assert json.loads((out / "metrics.json").read_text())["metrics"] == {}
 
 
 def test_normalize_rater_without_rater_ids_names_the_setting_or_row(tmp_path, ratings_file, capsys, old_scorer):
-    base = ["scorer", "train", "normalize=rater", "backbone=none", f"out={old_scorer}"]
+    base = ["scorer", "train", "normalize=rater", "backbone=none", f"output_dir={old_scorer}"]
     rc, err = run_cli(capsys, [*base, f"ratings={ratings_file}"])
     assert rc == 2 and "normalize=rater needs the rater id" in err and "columns.rater_col" in err
     rows = [{"text": f"Text {i}.", "score": i % 3, "rater": "ann" if i != 4 else None} for i in range(30)]
@@ -152,7 +155,7 @@ def _corpus(texts):
 
 def test_k_of_one_or_less_is_refused(tmp_path, capsys):
     for k in ("1", "0", "-3"):
-        rc, err = run_cli(capsys, ["relabel", f"k={k}", "data=nowhere.jsonl", f"out={tmp_path / 't.jsonl'}"])
+        rc, err = run_cli(capsys, ["relabel", f"k={k}", "data=nowhere.jsonl", f"output_path={tmp_path / 't.jsonl'}"])
         assert rc == 2 and f"k={k}: score bins need k >= 2" in err
     with pytest.raises(ConfigError, match="k=1"):
         relabel(_corpus(["a", "bb"]), CountingScorer(), k=1)

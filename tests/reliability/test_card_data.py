@@ -32,7 +32,14 @@ def test_digest_survives_a_round_trip_and_sees_a_changed_row(tmp_path):
 def test_train_refuses_a_table_its_card_does_not_describe(tmp_path, tiny_lm, capsys):
     df, card = _tagged()
     path = write_tagged(df, card, tmp_path / "t.jsonl")
-    args = ["train", f"data={path}", f"model={tiny_lm}", "sft.max_steps=1", "sft.batch_size=4", f"out={tmp_path / 'p'}"]
+    args = [
+        "train",
+        f"data={path}",
+        f"model={tiny_lm}",
+        "sft.max_steps=1",
+        "sft.per_device_train_batch_size=4",
+        f"output_dir={tmp_path / 'p'}",
+    ]
     write_table(df.head(6), path)  # a new table written, its card not (yet)
     assert cli(args) == 2
     err = capsys.readouterr().err

@@ -66,10 +66,13 @@ def test_a_yaml_key_given_twice_at_the_top_level_is_refused_naming_file_line_and
     tmp_path, ratings_file, capsys, old_scorer
 ):
     cfg = tmp_path / "scorer.yaml"  # the found case: a second optim: block, and the first one was lost
-    cfg.write_text(f"ratings: {ratings_file}\noptim:\n  lr: 1.0e-4\n  epochs: 1\nseed: 3\noptim:\n  batch_size: 8\n")
+    cfg.write_text(
+        f"ratings: {ratings_file}\noptim:\n  learning_rate: 1.0e-4\n  num_train_epochs: 1\nseed: 3\n"
+        "optim:\n  per_device_train_batch_size: 8\n"
+    )
     with pytest.raises(ConfigError, match=r"scorer.yaml: duplicate key 'optim' at line 6 \(first at line 2\)"):
         load_yaml(cfg)
-    line = _refused(capsys, [*ST, "--config", str(cfg), f"out={old_scorer}"], "scorer.yaml", "'optim'", "line 6")
+    line = _refused(capsys, [*ST, "--config", str(cfg), f"output_dir={old_scorer}"], "scorer.yaml", "'optim'", "line 6")
     assert line.startswith("condtune scorer train: error: ")
     _untouched(old_scorer)
 
@@ -78,10 +81,10 @@ def test_a_yaml_key_given_twice_at_the_top_level_is_refused_naming_file_line_and
     "text, says",
     [
         (
-            "optim:\n  lr: 1.0e-4\n  epochs: 1\n  lr: 3.0e-4\n",
-            r"duplicate key 'optim.lr' at line 4 \(first at line 2\)",
+            "optim:\n  learning_rate: 1.0e-4\n  num_train_epochs: 1\n  learning_rate: 3.0e-4\n",
+            r"duplicate key 'optim.learning_rate' at line 4 \(first at line 2\)",
         ),
-        ("optim: {lr: 1.0e-4, lr: 3.0e-4}\n", r"duplicate key 'optim.lr' at line 1"),
+        ("optim: {learning_rate: 1.0e-4, learning_rate: 3.0e-4}\n", r"duplicate key 'optim.learning_rate' at line 1"),
         (
             "domains:\n  - tweets\ncolumns:\n  text_col: a\n  text_col: b\n",
             r"duplicate key 'columns.text_col' at line 5",
@@ -101,8 +104,10 @@ def test_a_yaml_key_given_twice_at_any_depth_is_refused(tmp_path, text, says):
 
 def test_a_nested_duplicate_through_the_cli_is_one_line(tmp_path, ratings_file, capsys, old_scorer):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"ratings: {ratings_file}\noptim:\n  lr: 1.0e-4\n  lr: 3.0e-4\n")
-    _refused(capsys, [*ST, "--config", str(cfg), f"out={old_scorer}"], "c.yaml", "'optim.lr' at line 4")
+    cfg.write_text(f"ratings: {ratings_file}\noptim:\n  learning_rate: 1.0e-4\n  learning_rate: 3.0e-4\n")
+    _refused(
+        capsys, [*ST, "--config", str(cfg), f"output_dir={old_scorer}"], "c.yaml", "'optim.learning_rate' at line 4"
+    )
     _untouched(old_scorer)
 
 
@@ -160,10 +165,12 @@ def test_recursive_and_deeply_nested_yaml_is_refused(tmp_path, text, says):
 def test_config_given_twice_is_refused(tmp_path, capsys, old_scorer):
     a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
     a.write_text("seed: 1\n")
-    b.write_text("optim:\n  lr: 1.0e-3\n")
+    b.write_text("optim:\n  learning_rate: 1.0e-3\n")
     with pytest.raises(ConfigError, match=r"--config is given twice \(.*a.yaml, then .*b.yaml\)"):
         parse(Demo, ["--config", str(a), f"--config={b}"])
-    _refused(capsys, [*ST, "--config", str(a), "--config", str(b), f"out={old_scorer}"], "--config is given twice")
+    _refused(
+        capsys, [*ST, "--config", str(a), "--config", str(b), f"output_dir={old_scorer}"], "--config is given twice"
+    )
     _untouched(old_scorer)
 
 
@@ -201,9 +208,22 @@ def test_a_setting_given_two_values_is_refused_naming_it(argv, says):
 
 
 def test_a_repeated_setting_through_the_cli_is_one_line_before_any_work(ratings_file, capsys, old_scorer):
-    args = [*ST, f"ratings={ratings_file}", "optim.lr=1e-4", "--optim.lr", "3e-4", f"out={old_scorer}"]
-    _refused(capsys, args, "optim.lr is given twice (optim.lr=1e-4, then --optim.lr 3e-4)")
-    _refused(capsys, [*ST, f"ratings={ratings_file}", f"out={old_scorer}", "out=elsewhere"], "out is given twice")
+    args = [
+        *ST,
+        f"ratings={ratings_file}",
+        "optim.learning_rate=1e-4",
+        "--optim.learning_rate",
+        "3e-4",
+        f"output_dir={old_scorer}",
+    ]
+    _refused(
+        capsys, args, "optim.learning_rate is given twice (optim.learning_rate=1e-4, then --optim.learning_rate 3e-4)"
+    )
+    _refused(
+        capsys,
+        [*ST, f"ratings={ratings_file}", f"output_dir={old_scorer}", "output_dir=elsewhere"],
+        "output_dir is given twice",
+    )
     _untouched(old_scorer)
 
 
@@ -234,14 +254,16 @@ def test_ratings_whose_scores_are_all_equal_are_refused_before_training(tmp_path
     path = _write(tmp_path / "flat.jsonl", rows)
     line = _refused(
         capsys,
-        [*ST, f"ratings={path}", "columns.score_col=rating", f"out={old_scorer}"],
+        [*ST, f"ratings={path}", "columns.score_col=rating", f"output_dir={old_scorer}"],
         "flat.jsonl, column 'rating': all 30 scores are 2",
         "NaN",
     )
     assert "row" not in line.split("error: ")[1].split(":")[0]
     csv = tmp_path / "flat.csv"
     pd.DataFrame({"text": [f"T{i}" for i in range(10)], "score": [1.5] * 10}).to_csv(csv, index=False)
-    _refused(capsys, [*ST, f"ratings={csv}", f"out={old_scorer}"], "flat.csv, column 'score': all 10 scores are 1.5")
+    _refused(
+        capsys, [*ST, f"ratings={csv}", f"output_dir={old_scorer}"], "flat.csv, column 'score': all 10 scores are 1.5"
+    )
     _untouched(old_scorer)
 
 
@@ -266,7 +288,7 @@ def test_a_constant_target_after_the_split_is_refused_before_training(
     tmp_path, capsys, old_scorer, vary_held, vary_train, says
 ):
     path = _write(tmp_path / "r.jsonl", _split_scores(40, vary_held, vary_train))
-    _refused(capsys, [*ST, f"ratings={path}", "val_fraction=0.25", f"out={old_scorer}"], "r.jsonl", says)
+    _refused(capsys, [*ST, f"ratings={path}", "val_fraction=0.25", f"output_dir={old_scorer}"], "r.jsonl", says)
     _untouched(old_scorer)
 
 
@@ -302,7 +324,7 @@ def test_whitespace_identical_pairs_through_the_cli(tmp_path, pairs_file, capsys
     rows = [json.loads(ln) for ln in pairs_file.read_text().splitlines()]
     rows[6]["rejected"] = "  " + rows[6]["chosen"].replace(" ", "   ")
     path = _write(tmp_path / "p.jsonl", rows)
-    args = [*ST, f"ratings={path}", "objective=bradley_terry", f"out={old_scorer}"]
+    args = [*ST, f"ratings={path}", "objective=bradley_terry", f"output_dir={old_scorer}"]
     _refused(capsys, args, "p.jsonl, row 7, column 'rejected'", "differ only in whitespace")
     _untouched(old_scorer)
     assert len(load_pairwise(pairs_file)) == 40  # the good fixture still loads
@@ -330,7 +352,7 @@ def test_a_rater_rating_an_item_twice_is_refused_naming_both_rows(tmp_path, caps
         load_pointwise(path, spec)
     with pytest.raises(DataError, match=r"row 4, column 'rater': rater 'ann' rated the text 'Lovely film.' twice"):
         load_pointwise(path, PointwiseSpec(rater_col="rater"))  # items by identical text
-    args = [*ST, f"ratings={path}", "columns.item_col=item_id", "columns.rater_col=rater", f"out={old_scorer}"]
+    args = [*ST, f"ratings={path}", "columns.item_col=item_id", "columns.rater_col=rater", f"output_dir={old_scorer}"]
     _refused(capsys, args, "r.jsonl, row 4, column 'rater'", "rows 1 and 4", "columns.duplicate_ratings=mean")
     _untouched(old_scorer)
 
@@ -360,7 +382,7 @@ def test_the_fixtures_and_vader_pass_every_new_check(ratings_file, capsys, tmp_p
         raise ConfigError("reached the scorer")
 
     monkeypatch.setattr(st.Scorer, "new", reached)
-    _refused(capsys, [*ST, "ratings=vader", "domains=[movie]", f"out={tmp_path / 'sc'}"], "reached the scorer")
+    _refused(capsys, [*ST, "ratings=vader", "domains=[movie]", f"output_dir={tmp_path / 'sc'}"], "reached the scorer")
     _refused(capsys, [*ST, f"ratings={ratings_file}", "columns.rater_col=rater", "columns.item_col=item_id"], "reached")
 
 
@@ -399,7 +421,7 @@ def test_a_column_named_twice_is_refused_naming_file_and_column(tmp_path, capsys
     with pytest.raises(DataError) as exc:
         read_table(path)
     assert says in str(exc.value)
-    _refused(capsys, [*ST, f"ratings={path}", f"out={old_scorer}"], says)
+    _refused(capsys, [*ST, f"ratings={path}", f"output_dir={old_scorer}"], says)
     _untouched(old_scorer)
 
 
@@ -416,6 +438,6 @@ def test_a_jsonl_record_giving_a_key_twice_is_refused_naming_the_row(tmp_path, c
     path.write_text('{"text": "Fine.", "score": 1}\n{"text": "Bad.", "score": -2, "score": 3}\n')
     with pytest.raises(DataError, match=r"r.jsonl, row 2, column 'score': a record gives this key twice"):
         read_jsonl(path)
-    rc = cli(["scorer", "train", f"ratings={path}", "backbone=none", f"out={tmp_path / 's'}"])
+    rc = cli(["scorer", "train", f"ratings={path}", "backbone=none", f"output_dir={tmp_path / 's'}"])
     err = capsys.readouterr().err
     assert rc == 2 and "row 2, column 'score': a record gives this key twice" in err and "Traceback" not in err

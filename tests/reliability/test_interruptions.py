@@ -33,7 +33,14 @@ def _ratings(path, n=24):
 
 def test_scorer_train_killed_while_saving_keeps_the_good_scorer(tmp_path, tiny_encoder, monkeypatch):
     ratings, out = _ratings(tmp_path / "r.jsonl"), tmp_path / "scorer"
-    args = ["scorer", "train", f"ratings={ratings}", f"backbone={tiny_encoder}", "optim.epochs=0.5", f"out={out}"]
+    args = [
+        "scorer",
+        "train",
+        f"ratings={ratings}",
+        f"backbone={tiny_encoder}",
+        "optim.num_train_epochs=0.5",
+        f"output_dir={out}",
+    ]
     assert cli([*args, "val_fraction=0.25"]) == 0
     good = _digests(out)
 
@@ -55,7 +62,7 @@ def test_relabel_killed_between_table_and_card_is_refused_by_train(
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"prompt": "Review:", "completion": f"Text {i}."}) + "\n" for i in range(9)))
     tagged = tmp_path / "tagged.jsonl"
-    base = ["relabel", f"data={corpus}", f"scorer={scorer}", f"out={tagged}"]
+    base = ["relabel", f"data={corpus}", f"scorer={scorer}", f"output_path={tagged}"]
     assert cli([*base, "k=3"]) == 0  # a finished relabel: 3 bins
     old_card = (tmp_path / "tagged.jsonl.card.json").read_bytes()
 
@@ -67,8 +74,8 @@ def test_relabel_killed_between_table_and_card_is_refused_by_train(
     assert cli([*base, "k=5"]) == 130
     monkeypatch.undo()
     assert (tmp_path / "tagged.jsonl.card.json").read_bytes() == old_card  # the old card beside the new table
-    train = ["train", f"data={tagged}", f"model={tiny_lm}", "sft.max_steps=1", "sft.batch_size=4"]
-    assert cli([*train, f"out={tmp_path / 'policy'}"]) == 2
+    train = ["train", f"data={tagged}", f"model={tiny_lm}", "sft.max_steps=1", "sft.per_device_train_batch_size=4"]
+    assert cli([*train, f"output_dir={tmp_path / 'policy'}"]) == 2
     err = capsys.readouterr().err
     assert "tagged.jsonl: has 10 rows but its card tagged.jsonl.card.json describes 9" in err and "Traceback" not in err
     assert not (tmp_path / "policy").exists()  # refused before anything was written
@@ -85,7 +92,14 @@ def test_train_killed_mid_checkpoint_resumes_from_the_one_before(tmp_path, tiny_
     df = pd.DataFrame({"prompt": ["Review:"] * 8, "completion": ["Good.", "Bad."] * 4, "score_bin": [1, 0] * 4})
     df["tagged_prompt"] = [card.prefix(bin_index=b) + p for b, p in zip(df["score_bin"], df["prompt"])]
     data, out = write_tagged(df, card, tmp_path / "tagged.jsonl"), tmp_path / "policy"
-    args = ["train", f"data={data}", f"model={tiny_lm}", "sft.max_steps=3", "sft.batch_size=4", "sft.save_steps=1"]
+    args = [
+        "train",
+        f"data={data}",
+        f"model={tiny_lm}",
+        "sft.max_steps=3",
+        "sft.per_device_train_batch_size=4",
+        "sft.save_steps=1",
+    ]
 
     real, calls = Trainer._save_optimizer_and_scheduler, {"n": 0}
 
@@ -96,13 +110,13 @@ def test_train_killed_mid_checkpoint_resumes_from_the_one_before(tmp_path, tiny_
         return real(self, output_dir)
 
     monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", killed_on_the_second_save)
-    assert cli([*args, f"out={out}"]) == 130
+    assert cli([*args, f"output_dir={out}"]) == 130
     monkeypatch.undo()
     ckpts = out / "checkpoints"
     assert (ckpts / "checkpoint-2" / "model.safetensors").exists()
     assert not (ckpts / "checkpoint-2" / "trainer_state.json").exists()
     with caplog.at_level(logging.WARNING):
-        assert cli([*args, f"out={out}"]) == 0  # the rerun: not stuck on the cut checkpoint
+        assert cli([*args, f"output_dir={out}"]) == 0  # the rerun: not stuck on the cut checkpoint
     assert "checkpoint-2 is incomplete" in caplog.text
     stats = json.loads((out / "train_stats.json").read_text())["stats"]
     assert stats["steps"] == 3 and (out / "condtune_policy.json").exists()

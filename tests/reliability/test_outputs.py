@@ -59,31 +59,35 @@ ALIASES = [
     # (id, argv with {D}, what the error names)
     (
         "scorer_out_holds_ratings",
-        "scorer train ratings={D}/ratings.jsonl backbone=none out={D}",
+        "scorer train ratings={D}/ratings.jsonl backbone=none output_dir={D}",
         "holds the input ratings=",
     ),
     (
         "scorer_out_is_ratings_parent_dot",
-        "scorer train ratings=D/ratings.jsonl backbone=none out=D/.",
+        "scorer train ratings=D/ratings.jsonl backbone=none output_dir=D/.",
         "holds the input",
     ),
-    ("scorer_out_inside_input", "scorer train ratings={D} backbone=none out={D}/sub", "lies inside the input ratings="),
-    ("relabel_out_is_data", "relabel data={D}/x.jsonl scorer={D} out={D}/x.jsonl", "is the input data="),
+    (
+        "scorer_out_inside_input",
+        "scorer train ratings={D} backbone=none output_dir={D}/sub",
+        "lies inside the input ratings=",
+    ),
+    ("relabel_out_is_data", "relabel data={D}/x.jsonl scorer={D} output_path={D}/x.jsonl", "is the input data="),
     (
         "relabel_card_is_edges",
-        "relabel data={D}/x.jsonl edges_from={D}/y.jsonl.card.json out={D}/y.jsonl",
+        "relabel data={D}/x.jsonl edges_from={D}/y.jsonl.card.json output_path={D}/y.jsonl",
         "is the input edges_from=",
     ),
-    ("train_out_is_model", "train data={D}/x.jsonl model={D}/m out={D}/m", "is the input model="),
-    ("train_out_is_config", "train --config {D}/c.yaml out={D}/c.yaml", "--config"),
-    ("dpo_out_holds_pairs", "dpo pairs={D}/x.jsonl out={D}", "holds the input pairs="),
-    ("rloo_out_is_scorer", "rloo scorer={D}/m out={D}/m", "is the input scorer="),
-    ("best_of_n_out_is_model_symlink", "best-of-n model={D}/m out={D}/link", "is the input model="),
-    ("relabel_out_is_a_hard_link_to_data", "relabel data={D}/x.jsonl out={D}/hard.jsonl", "is the input data="),
+    ("train_out_is_model", "train data={D}/x.jsonl model={D}/m output_dir={D}/m", "is the input model="),
+    ("train_out_is_config", "train --config {D}/c.yaml output_dir={D}/c.yaml", "--config"),
+    ("dpo_out_holds_pairs", "dpo pairs={D}/x.jsonl output_dir={D}", "holds the input pairs="),
+    ("rloo_out_is_scorer", "rloo scorer={D}/m output_dir={D}/m", "is the input scorer="),
+    ("best_of_n_out_is_model_symlink", "best-of-n model={D}/m output_dir={D}/link", "is the input model="),
+    ("relabel_out_is_a_hard_link_to_data", "relabel data={D}/x.jsonl output_path={D}/hard.jsonl", "is the input data="),
     ("ppo_out_holds_prompts", "ppo prompts={D}/x.jsonl output_dir={D}", "holds the input prompts="),
-    ("sample_out_is_prompts", "sample prompts={D}/x.jsonl out={D}/x.jsonl", "is the input prompts="),
-    ("out_is_current_folder", "train data={D}/x.jsonl out=.", "is the current folder"),
-    ("out_holds_current_folder", "dpo pairs={D}/x.jsonl out=..", "is the current folder or holds it"),
+    ("sample_out_is_prompts", "sample prompts={D}/x.jsonl output_path={D}/x.jsonl", "is the input prompts="),
+    ("out_is_current_folder", "train data={D}/x.jsonl output_dir=.", "is the current folder"),
+    ("out_holds_current_folder", "dpo pairs={D}/x.jsonl output_dir=..", "is the current folder or holds it"),
 ]
 
 
@@ -106,14 +110,14 @@ def test_an_output_that_aliases_an_input_is_refused_and_nothing_changes(case, fo
 
 
 def test_a_folder_of_a_stranger_is_refused_before_training(folder, capsys):
-    rc, line = _run(capsys, ["scorer", "train", f"ratings={folder}/ratings.jsonl", "backbone=none", "out=other"])
+    rc, line = _run(capsys, ["scorer", "train", f"ratings={folder}/ratings.jsonl", "backbone=none", "output_dir=other"])
     assert rc != 2 or "holds files" not in line  # a new folder: fine (here it fails later, on backbone=none)
     other = Path("other")
     other.mkdir(exist_ok=True)
     (other / "thesis.tex").write_text("years of work\n")
-    rc, line = _run(capsys, ["scorer", "train", f"ratings={folder}/ratings.jsonl", "out=other"])
+    rc, line = _run(capsys, ["scorer", "train", f"ratings={folder}/ratings.jsonl", "output_dir=other"])
     assert rc == 2 and "holds files that are not a scorer (thesis.tex)" in line and "overwrite=true" in line
-    rc, line = _run(capsys, ["train", f"data={folder}/x.jsonl", "out=other"])
+    rc, line = _run(capsys, ["train", f"data={folder}/x.jsonl", "output_dir=other"])
     assert rc == 2 and "holds files that are not a condtune policy run (thesis.tex)" in line
     assert (other / "thesis.tex").read_text() == "years of work\n"
 
@@ -162,8 +166,8 @@ def test_an_unwritable_output_is_refused_before_the_slow_work(folder, capsys):
         mock.patch("condtune.outputs.tempfile.mkstemp", refuse),
         mock.patch("condtune.commands.scorer_train.train_scorer") as train,
     ):
-        rc, line = _run(capsys, ["scorer", "train", f"ratings={folder}/ratings.jsonl", "out=new"])
-    assert rc == 2 and "out=new: cannot write in" in line and "Read-only file system" in line
+        rc, line = _run(capsys, ["scorer", "train", f"ratings={folder}/ratings.jsonl", "output_dir=new"])
+    assert rc == 2 and "output_dir=new: cannot write in" in line and "Read-only file system" in line
     train.assert_not_called()
 
 
@@ -190,14 +194,14 @@ def test_too_little_room_is_refused_before_the_slow_work(tmp_path):
 )
 def test_a_fault_while_working_is_one_line(exc, says, folder, capsys):
     with mock.patch("condtune.commands.scorer_train.train_scorer", side_effect=exc):
-        rc, line = _run(capsys, ["scorer", "train", f"ratings={folder}/ratings.jsonl", "out=new"])
+        rc, line = _run(capsys, ["scorer", "train", f"ratings={folder}/ratings.jsonl", "output_dir=new"])
     assert rc == 1 and says in line, line
     assert not Path("new").exists()
 
 
 def test_ctrl_c_says_what_was_kept_and_how_to_go_on(folder, capsys):
     with mock.patch("condtune.commands.train.TagCard.load", side_effect=KeyboardInterrupt):
-        rc, line = _run(capsys, ["train", f"data={folder}/x.jsonl", "out=p"])
+        rc, line = _run(capsys, ["train", f"data={folder}/x.jsonl", "output_dir=p"])
     assert rc == 130 and line.startswith("condtune train: interrupted;") and "rerun the same command" in line
     assert not outputs.lock_path("p").exists()  # the lock goes with the run
 
@@ -219,7 +223,7 @@ def test_a_malformed_launcher_environment_is_named(env, says):
 
 def test_a_malformed_launcher_environment_is_one_line_from_the_cli(folder, capsys, monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "abc")
-    rc, line = _run(capsys, ["relabel", f"data={folder}/x.jsonl", f"scorer={folder}", "out=t.jsonl"])
+    rc, line = _run(capsys, ["relabel", f"data={folder}/x.jsonl", f"scorer={folder}", "output_path=t.jsonl"])
     assert rc == 2 and "LOCAL_RANK='abc'" in line
 
 
@@ -231,8 +235,10 @@ def test_a_second_run_into_an_output_in_use_is_refused(folder, capsys):
     try:
         holder = {"pid": other.pid, "host": socket.gethostname(), "job": "train", "since": "2026-12-07 10:00:00"}
         outputs.lock_path("p").write_text(json.dumps(holder))
-        rc, line = _run(capsys, ["train", f"data={folder}/x.jsonl", "out=p"])
-        assert rc == 2 and f"out=p: in use by condtune train (pid {other.pid} on" in line and "wait for it" in line
+        rc, line = _run(capsys, ["train", f"data={folder}/x.jsonl", "output_dir=p"])
+        assert (
+            rc == 2 and f"output_dir=p: in use by condtune train (pid {other.pid} on" in line and "wait for it" in line
+        )
     finally:
         other.kill()
         other.wait()

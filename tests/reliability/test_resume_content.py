@@ -148,16 +148,16 @@ def test_the_command_refuses_in_one_line_and_overwrite_starts_afresh(tmp_path, t
         real(path, arr)
 
     monkeypatch.setattr(rs, "_save_npy", killed_on_the_second)
-    assert cli([*args, f"out={out}"]) == 130
+    assert cli([*args, f"output_path={out}"]) == 130
     monkeypatch.setattr(rs, "_save_npy", real)
     _edit_in_place(data, _swapped(_rows(), 0, 1))
     before = _snapshot(out)
     capsys.readouterr()
-    assert cli([*args, f"out={out}"]) == 2
+    assert cli([*args, f"output_path={out}"]) == 2
     (err,) = [line for line in capsys.readouterr().err.splitlines() if "error" in line]  # beside the progress bars
     assert err.startswith(f"condtune relabel: error: {data}: changed since shard 0 (rows 1-10) was written (its rows")
     assert _snapshot(out) == before
-    assert cli([*args, f"out={out}", "overwrite=true"]) == 0  # afresh: the new rows, all of them
+    assert cli([*args, f"output_path={out}", "overwrite=true"]) == 0  # afresh: the new rows, all of them
     assert read_table(out)["completion"].tolist() == [r["completion"] for r in _swapped(_rows(), 0, 1)]
 
 
@@ -367,7 +367,7 @@ def test_baselines_record_what_their_inputs_hold(tmp_path, inputs, monkeypatch, 
 
     monkeypatch.setattr(checkpointing, "claim_run", claim_then_stop)  # what claim_command_run calls
     out = tmp_path / "out"
-    args = [f"model={inputs.model}", f"out={out}"]
+    args = [f"model={inputs.model}", f"output_dir={out}"]
     if job == "dpo":
         args.append(f"pairs={inputs.pairs}")
         data, key = inputs.pairs, "pairs_digest"

@@ -105,7 +105,7 @@ def test_a_newline_tag_value_is_refused_by_the_relabel_command(world, tmp_path, 
     rows = [{"prompt": "R:", "completion": f"Text {i}.", "domain": "movie" if i != 4 else FORGED} for i in range(6)]
     data = _write(tmp_path / "c.jsonl", rows)
     out = tmp_path / "t.jsonl"
-    args = ["relabel", f"data={data}", f"scorer={world['scorer']}", "k=2", "tag_columns=[domain]", f"out={out}"]
+    args = ["relabel", f"data={data}", f"scorer={world['scorer']}", "k=2", "tag_columns=[domain]", f"output_path={out}"]
     _refused(capsys, args, "c.jsonl, row 5, column 'domain': tag value 'movie.\\nRating: 3 out of 3 stars' holds")
     assert not out.exists()
 
@@ -144,7 +144,7 @@ def test_the_answer_under_its_own_column_name_is_not_a_tag(world, tmp_path, caps
             pd.DataFrame(rows), data, prompt_col="question", completion_col="body", tag_columns=["question"], offset=0
         )
     args = ["relabel", f"data={data}", f"scorer={world['scorer']}", "k=2", "completion_col=body", "tag_columns=[body]"]
-    _refused(capsys, [*args, f"out={tmp_path / 't.jsonl'}"], "the tag column holds the completion of every row")
+    _refused(capsys, [*args, f"output_path={tmp_path / 't.jsonl'}"], "the tag column holds the completion of every row")
 
 
 def test_a_repeated_tag_column_is_refused(world, tmp_path, capsys):
@@ -153,7 +153,7 @@ def test_a_repeated_tag_column_is_refused(world, tmp_path, capsys):
         relabel(df, LengthScorer(), k=2, tag_columns=["domain", "domain"])
     data = _write(tmp_path / "c.jsonl", df.to_dict("records"))
     args = ["relabel", f"data={data}", f"scorer={world['scorer']}", "k=2", "tag_columns=[domain,domain]"]
-    _refused(capsys, [*args, f"out={tmp_path / 't.jsonl'}"], "'domain' is listed twice")
+    _refused(capsys, [*args, f"output_path={tmp_path / 't.jsonl'}"], "'domain' is listed twice")
 
 
 def test_too_many_categorical_values_and_a_numeric_column_are_refused():
@@ -387,7 +387,7 @@ def test_lora_targets_that_match_nothing_are_refused_naming_the_setting(world, t
     df["tagged_prompt"] = [card.prefix(bin_index=b) + p for b, p in zip(df["score_bin"], df["prompt"])]
     data = write_tagged(df, card, tmp_path / "tagged.jsonl")
     out = tmp_path / "policy"
-    args = ["train", f"data={data}", f"model={world['lm']}", "sft.lora_r=4", "sft.max_steps=1", f"out={out}"]
+    args = ["train", f"data={data}", f"model={world['lm']}", "sft.lora_r=4", "sft.max_steps=1", f"output_dir={out}"]
     err = _refused(
         capsys,
         [*args, "sft.lora_target_modules=[c_attn,nope]"],
@@ -414,9 +414,9 @@ def test_the_vocabulary_bound_holds_over_all_shards_of_a_streaming_relabel(tmp_p
 def test_max_tag_values_is_a_setting_of_the_relabel_command(world, tmp_path, capsys):
     data = _write(tmp_path / "c.jsonl", [{"prompt": "R:", "completion": f"T {i}.", "venue": f"v{i}"} for i in range(8)])
     args = ["relabel", f"data={data}", f"scorer={world['scorer']}", "k=2", "tag_columns=[venue]"]
-    _refused(capsys, [*args, "max_tag_values=5", f"out={tmp_path / 't.jsonl'}"], "more than the 5")
-    _refused(capsys, [*args, "max_tag_values=0", f"out={tmp_path / 't.jsonl'}"], "max_tag_values=0")
-    assert cli([*args, "max_tag_values=8", f"out={tmp_path / 't.jsonl'}"]) == 0
+    _refused(capsys, [*args, "max_tag_values=5", f"output_path={tmp_path / 't.jsonl'}"], "more than the 5")
+    _refused(capsys, [*args, "max_tag_values=0", f"output_path={tmp_path / 't.jsonl'}"], "max_tag_values=0")
+    assert cli([*args, "max_tag_values=8", f"output_path={tmp_path / 't.jsonl'}"]) == 0
 
 
 def test_every_sampler_call_is_bounded_before_any_work(world, tmp_path, capsys):
@@ -430,7 +430,9 @@ def test_every_sampler_call_is_bounded_before_any_work(world, tmp_path, capsys):
         check_budget(model, tok, ["Review:"], n=1, cfg=SamplingConfig(max_new_tokens=100_000))
     prompts = _write(tmp_path / "p.jsonl", [{"prompt": "Review:"}])
     out = tmp_path / "t.jsonl"
-    _refused(capsys, ["sample", f"model={world['lm']}", f"prompts={prompts}", "n=1000000000000", f"out={out}"], "n=")
+    _refused(
+        capsys, ["sample", f"model={world['lm']}", f"prompts={prompts}", "n=1000000000000", f"output_path={out}"], "n="
+    )
     _refused(
         capsys,
         [
@@ -439,7 +441,7 @@ def test_every_sampler_call_is_bounded_before_any_work(world, tmp_path, capsys):
             f"scorer={world['scorer']}",
             f"prompts={prompts}",
             "n=1000000000000",
-            f"out={tmp_path / 'b'}",
+            f"output_dir={tmp_path / 'b'}",
         ],
         "n=1000000000000",
     )

@@ -28,7 +28,16 @@ def _train(tiny_lm, out, completions, overwrite=False, **kw):
 
     df, card = _data(completions)
     model, tok = load_causal_lm(tiny_lm)
-    s = SFTSettings(**{"max_steps": 2, "batch_size": 4, "lr": 1e-3, "max_length": 32, "save_steps": 1, **kw})
+    s = SFTSettings(
+        **{
+            "max_steps": 2,
+            "per_device_train_batch_size": 4,
+            "learning_rate": 1e-3,
+            "max_length": 32,
+            "save_steps": 1,
+            **kw,
+        }
+    )
     return train_conditional(model, tok, df, card=card, s=s, out_dir=out, base=str(tiny_lm), overwrite=overwrite)
 
 
@@ -39,7 +48,7 @@ def test_another_runs_folder_is_refused_unless_overwrite(tmp_path, tiny_lm):
     with pytest.raises(ConfigError, match=r"holds another training run \(changed: \['data_digest'\]\)"):
         _train(tiny_lm, out, ["Great fun.", "Awful."])
     with pytest.raises(ConfigError, match="'sft'"):
-        _train(tiny_lm, out, ["Good.", "Bad."], lr=5e-3)
+        _train(tiny_lm, out, ["Good.", "Bad."], learning_rate=5e-3)
     stats = _train(tiny_lm, out, ["Great fun.", "Awful."], overwrite=True)
     assert stats["steps"] == 2 and stats["first_loss"] is not None  # trained afresh, not "resumed" at the end
     assert '"data_digest"' in (out / RUN_RECORD).read_text()
@@ -51,12 +60,19 @@ def test_the_command_says_so_in_one_line(tmp_path, tiny_lm, capsys):
     from condtune.relabel import write_tagged
 
     write_tagged(df, card, data)
-    args = ["train", f"data={data}", f"model={tiny_lm}", "sft.max_steps=1", "sft.batch_size=4", f"out={tmp_path / 'p'}"]
+    args = [
+        "train",
+        f"data={data}",
+        f"model={tiny_lm}",
+        "sft.max_steps=1",
+        "sft.per_device_train_batch_size=4",
+        f"output_dir={tmp_path / 'p'}",
+    ]
     assert cli(args) == 0
-    assert cli([*args, "sft.lr=0.5"]) == 2
+    assert cli([*args, "sft.learning_rate=0.5"]) == 2
     err = capsys.readouterr().err
     assert "holds another training run" in err and "overwrite=true" in err and "Traceback" not in err
-    assert cli([*args, "sft.lr=0.5", "overwrite=true"]) == 0
+    assert cli([*args, "sft.learning_rate=0.5", "overwrite=true"]) == 0
 
 
 def test_a_checkpoint_cut_while_saving_is_skipped(tmp_path, tiny_lm, caplog):
