@@ -30,7 +30,9 @@ def sample_at_targets(
     """One row per sample: prompt, requested, bin, text, n_tokens, achieved (scorer score)."""
     rows = []
     for t_i, target in enumerate(targets):
-        s = policy.generate(prompts, score=target, n=n, tags=tags, sampling=sampling, seed=seed + t_i, progress=True)
+        s = policy.generate(
+            prompts, score=target, num_return_sequences=n, tags=tags, sampling=sampling, seed=seed + t_i, progress=True
+        )
         b = policy.bin_for(target)
         for p, texts, counts in zip(prompts, s.texts, s.n_tokens):
             rows += [

@@ -99,23 +99,23 @@ class ConditionalPolicy:
         prompts: Sequence[str],
         *,
         score: float | None = None,
-        n: int = 1,
+        num_return_sequences: int = 1,
         tags: Mapping[str, str] | None = None,
         sampling: SamplingConfig = SamplingConfig(),
         bin_index: int | None = None,
-        guidance: float = 1.0,
+        guidance_scale: float = 1.0,
         seed: int | None = None,
         progress: bool = True,
         anchored: bool = False,
         contrast_score: float | None = None,
         check: bool = True,
     ) -> Samples:
-        """``n`` completions per prompt, conditioned on ``score`` (or ``bin_index``) and ``tags``.
+        """``num_return_sequences`` completions per prompt, conditioned on ``score`` (or ``bin_index``) and ``tags``.
 
-        ``guidance > 1`` applies classifier-free guidance against the same prompt without the
-        score tag (attribute tags kept): logits = uncond + guidance * (cond - uncond).
+        ``guidance_scale > 1`` applies classifier-free guidance against the same prompt without the
+        score tag (attribute tags kept): logits = uncond + guidance_scale * (cond - uncond).
         ``anchored``: the base policy writes, moved by the tag's contrast:
-        log p_base(.|prompt) + guidance * (cond - uncond), which keeps the base model's style
+        log p_base(.|prompt) + guidance_scale * (cond - uncond), which keeps the base model's style
         (its KL to the base is only what the tag adds); needs a policy trained with condition dropout.
         ``contrast_score``: guidance contrasts the requested tag with this score's tag instead of the
         untagged prompt (a negative prompt: e.g. the top score against the bottom one), for either
@@ -130,27 +130,29 @@ class ConditionalPolicy:
                 score=score,
                 bin_index=bin_index,
                 tags=tags,
-                n=n,
+                num_return_sequences=num_return_sequences,
                 sampling=sampling,
-                guidance=guidance,
+                guidance_scale=guidance_scale,
                 anchored=anchored,
                 contrast_score=contrast_score,
             )
         full = [self.tagged(p, score=score, bin_index=bin_index, tags=tags) for p in prompts]
-        if guidance == 1.0 and not anchored:
-            return sample(self.model, self.tokenizer, full, n=n, cfg=sampling, seed=seed, progress=progress)
+        if guidance_scale == 1.0 and not anchored:
+            return sample(
+                self.model, self.tokenizer, full, n=num_return_sequences, cfg=sampling, seed=seed, progress=progress
+            )
         anchor = self.base_model() if anchored else None  # checked before any sampling
         uncond = [self.tagged(p, score=contrast_score, tags=tags) for p in prompts]
         return sample(
             self.model,
             self.tokenizer,
             full,
-            n=n,
+            n=num_return_sequences,
             cfg=sampling,
             seed=seed,
             progress=progress,
             uncond_prompts=uncond,
-            guidance=guidance,
+            guidance=guidance_scale,
             anchor_model=anchor,
             anchor_prompts=list(prompts) if anchored else None,
         )
@@ -163,10 +165,10 @@ def check_request(
     score: float | None = None,
     bin_index: int | None = None,
     tags: Mapping[str, str] | None = None,
-    n: int = 1,
+    num_return_sequences: int = 1,
     best_of: int = 0,
     sampling: SamplingConfig = SamplingConfig(),
-    guidance: float = 1.0,
+    guidance_scale: float = 1.0,
     anchored: bool = False,
     contrast_score: float | None = None,
 ) -> None:
@@ -174,12 +176,14 @@ def check_request(
     :class:`~condtune.config.ConfigError` naming it, before any work (the command line's names; ``bin``
     is ``bin_index + 1``). A warning where a score beyond the policy's targets is clamped to an end bin."""
     tags = dict(tags or {})
-    check_counts(n, best_of, len(prompts))
+    check_counts(num_return_sequences, best_of, len(prompts))
     check_target(policy, score, bin_index)
     has_score = score is not None or bin_index is not None
-    check_guidance(policy, guidance, anchored=anchored, has_score=has_score)
+    check_guidance(policy, guidance_scale, anchored=anchored, has_score=has_score)
     if contrast_score is not None:
-        check_contrast(policy, contrast_score, score=score, bin_index=bin_index, guided=guidance != 1.0 or anchored)
+        check_contrast(
+            policy, contrast_score, score=score, bin_index=bin_index, guided=guidance_scale != 1.0 or anchored
+        )
     check_tags(policy, tags)
     if not has_score and not tags and any(not p.strip() for p in prompts):
         raise ConfigError("prompt: an empty prompt with no score, bin or tags gives the model nothing to read")
@@ -199,22 +203,25 @@ def check_request(
         )
 
 
-def check_counts(n: int, best_of: int, n_prompts: int) -> None:
-    """``n`` completions a prompt (each the best of ``best_of``), within :data:`MAX_PER_PROMPT` and, over
-    ``n_prompts`` prompts, :data:`MAX_SEQUENCES`."""
+def check_counts(num_return_sequences: int, best_of: int, n_prompts: int) -> None:
+    """``num_return_sequences`` completions a prompt (each the best of ``best_of``), within
+    :data:`MAX_PER_PROMPT` and, over ``n_prompts`` prompts, :data:`MAX_SEQUENCES`."""
+    n = num_return_sequences
     if n < 1:
-        raise ConfigError(f"n={n}: ask for at least 1 completion per prompt")
+        raise ConfigError(f"num_return_sequences={n}: ask for at least 1 completion per prompt")
     if best_of < 0:
         raise ConfigError(f"best_of={best_of}: use 0 (off) or the number of samples per output")
     per = n * max(best_of, 1)
     if per > MAX_PER_PROMPT:
         raise ConfigError(
-            f"n={n}" + (f", best_of={best_of}" if best_of else "") + f": asks for {per} completions per prompt; "
+            f"num_return_sequences={n}"
+            + (f", best_of={best_of}" if best_of else "")
+            + f": asks for {per} completions per prompt; "
             f"at most {MAX_PER_PROMPT}"
         )
     if per * n_prompts > MAX_SEQUENCES:
         raise ConfigError(
-            f"n={n}: {per} completions for each of {n_prompts} prompts is {per * n_prompts}; "
+            f"num_return_sequences={n}: {per} completions for each of {n_prompts} prompts is {per * n_prompts}; "
             f"at most {MAX_SEQUENCES} a request"
         )
 
@@ -230,23 +237,24 @@ def check_target(policy: ConditionalPolicy, score: float | None, bin_index: int 
         raise ConfigError(f"score={score}: expected a finite number on the raters' scale")
 
 
-def check_guidance(policy: ConditionalPolicy, guidance: float, *, anchored: bool, has_score: bool) -> None:
-    """A finite guidance in [0, :data:`MAX_GUIDANCE`]; guidance and anchoring act on the score tag, so
+def check_guidance(policy: ConditionalPolicy, guidance_scale: float, *, anchored: bool, has_score: bool) -> None:
+    """A finite guidance_scale in [0, :data:`MAX_GUIDANCE`]; guidance and anchoring act on the score tag, so
     they need a score, and anchoring needs the base model the policy's card names."""
-    if not math.isfinite(guidance):
-        raise ConfigError(f"guidance={guidance}: expected a finite number (1 = off)")
-    if guidance < 0:
+    if not math.isfinite(guidance_scale):
+        raise ConfigError(f"guidance_scale={guidance_scale}: expected a finite number (1 = off)")
+    if guidance_scale < 0:
         raise ConfigError(
-            f"guidance={guidance}: must be >= 0 (1 = off, 0 = the prompt without the score tag, > 1 = pushed "
-            "toward the score)"
+            f"guidance_scale={guidance_scale}: must be >= 0 (1 = off, 0 = the prompt without the score tag, "
+            "> 1 = pushed toward the score)"
         )
-    if guidance > MAX_GUIDANCE:
+    if guidance_scale > MAX_GUIDANCE:
         raise ConfigError(
-            f"guidance={guidance}: at most {MAX_GUIDANCE:g} (beyond, the guided log-probabilities overflow)"
+            f"guidance_scale={guidance_scale}: at most {MAX_GUIDANCE:g} (beyond, the guided log-probabilities overflow)"
         )
-    if guidance != 1.0 and not has_score:
+    if guidance_scale != 1.0 and not has_score:
         raise ConfigError(
-            f"guidance={guidance}: guidance acts on the score tag; give a --score (or --bin) to guide toward"
+            f"guidance_scale={guidance_scale}: guidance acts on the score tag; "
+            "give a --score (or --bin) to guide toward"
         )
     if anchored and not has_score:
         raise ConfigError("--anchored: the base model is moved by the score tag's contrast; give a --score (or --bin)")

@@ -20,6 +20,8 @@ RENAMED: dict[str, tuple[str, ...]] = {
     "save_every": ("save_steps",),
     "keep_checkpoints": ("save_total_limit",),
     "total_updates": ("max_steps",),
+    "n": ("num_return_sequences",),
+    "guidance": ("guidance_scale",),
 }
 """old key: its new name; where one old key became different names in different configs, the one the
 config has is meant (``out`` is ``output_dir`` for a folder, ``output_path`` for a file)"""

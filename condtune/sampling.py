@@ -224,10 +224,11 @@ def check_budget(model, tokenizer, prompts: Sequence[str], *, n: int, cfg: Sampl
     prompt and :data:`MAX_SEQUENCES` in all, and the longest prompt plus ``max_new_tokens`` within the
     model's context (:func:`context_length`). Each bound broken is a :class:`ConfigError` naming the setting."""
     if n > MAX_PER_PROMPT:
-        raise ConfigError(f"n={n}: asks for {n} completions per prompt; at most {MAX_PER_PROMPT}")
+        raise ConfigError(f"num_return_sequences={n}: asks for {n} completions per prompt; at most {MAX_PER_PROMPT}")
     if n * len(prompts) > MAX_SEQUENCES:
         raise ConfigError(
-            f"n={n}: {n} completions for each of {len(prompts)} prompts is {n * len(prompts)}; at most {MAX_SEQUENCES}"
+            f"num_return_sequences={n}: {n} completions for each of {len(prompts)} prompts is {n * len(prompts)}; "
+            f"at most {MAX_SEQUENCES}"
         )
     limit = context_length(model, tokenizer)
     if not limit or not prompts:

@@ -108,7 +108,14 @@ def test_two_processes_sample_every_prompt_once(tmp_path, tiny_lm):
     prompts.write_text("".join(f"Review {i}:\n" for i in range(5)))
     out = tmp_path / "tasks.jsonl"
     run = _launch(
-        ["sample", f"model={tiny_lm}", f"prompts={prompts}", "n=2", f"output_path={out}", "sampling.max_new_tokens=4"],
+        [
+            "sample",
+            f"model={tiny_lm}",
+            f"prompts={prompts}",
+            "num_return_sequences=2",
+            f"output_path={out}",
+            "sampling.max_new_tokens=4",
+        ],
         tmp_path,
     )
     assert run.returncode == 0, run.stderr[-3000:]

@@ -163,7 +163,7 @@ def test_generate_best_of_and_guidance(chain, capsys):
                 "1",
                 "--best_of",
                 "3",
-                "--guidance",
+                "--guidance_scale",
                 "1.5",
                 "--scorer",
                 str(chain["scorer"]),
@@ -191,7 +191,7 @@ def test_generate_anchored_on_the_base(chain, capsys):
                 "-n",
                 "2",
                 "--anchored",
-                "--guidance",
+                "--guidance_scale",
                 "2",
                 "--json",
                 "sampling.max_new_tokens=4",
@@ -205,7 +205,7 @@ def test_generate_anchored_on_the_base(chain, capsys):
 
 def test_generate_anchored_against_another_score(chain, capsys):
     args = ["generate", "--model", str(chain["policy"]), "--score", "3", "--prompt", "Review:", "-n", "2"]
-    args += ["--anchored", "--guidance", "0.5", "--json", "sampling.max_new_tokens=4"]
+    args += ["--anchored", "--guidance_scale", "0.5", "--json", "sampling.max_new_tokens=4"]
     assert cli([*args, "--contrast_score", "-3"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert len(rows) == 2 and all(r["bin"] == 3 for r in rows)
@@ -277,7 +277,7 @@ def test_quickstart_tiny(tmp_path, tiny_lm, tiny_encoder, capsys):
         "sft.per_device_train_batch_size=4",
         "--prompts",
         "Movie review:",
-        "n=2",
+        "num_return_sequences=2",
         "sampling.max_new_tokens=6",
     ]
     assert cli(["quickstart", *args]) == 0

@@ -99,10 +99,12 @@ def test_training_rows_and_generate_read_the_same_prompts(tmp_path, tiny_lm, mon
     centers = card.binning.centers
     for i, (p, b, t) in enumerate(zip(tagged["prompt"], tagged["score_bin"], tagged["tags"])):
         mirror = K - 1 - int(b)
-        policy.generate([p], bin_index=int(b), tags=t, guidance=2.0, progress=False)
+        policy.generate([p], bin_index=int(b), tags=t, guidance_scale=2.0, progress=False)
         (cond,), kw = fed[-1]
         (uncond,) = kw["uncond_prompts"]
-        policy.generate([p], bin_index=int(b), tags=t, guidance=2.0, contrast_score=centers[mirror], progress=False)
+        policy.generate(
+            [p], bin_index=int(b), tags=t, guidance_scale=2.0, contrast_score=centers[mirror], progress=False
+        )
         (same,), kw = fed[-1]
         (contrast,) = kw["uncond_prompts"]
 

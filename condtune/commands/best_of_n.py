@@ -26,7 +26,7 @@ from condtune.io import write_json
 from condtune.modeling import load_causal_lm
 from condtune.outputs import claim_output
 from condtune.prompts import prompts_or_default
-from condtune.sampling import SamplingConfig, sample
+from condtune.sampling import MAX_PER_PROMPT, SamplingConfig, sample
 from condtune.scorer import Scorer
 
 log = logging.getLogger("condtune.best_of_n")
@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = C.parse(BestOfNJobConfig, argv)
     if cfg.n < 1:
         raise C.ConfigError(f"n={cfg.n}: ask for at least 1 sample per prompt")
+    if cfg.n > MAX_PER_PROMPT:
+        raise C.ConfigError(f"n={cfg.n}: asks for {cfg.n} samples per prompt; at most {MAX_PER_PROMPT}")
     out = claim_output(
         cfg,
         "output_dir",

@@ -3,9 +3,9 @@
     condtune generate --model runs/policy --score 3 --prompt "Movie review:" -n 4
     condtune generate --model runs/policy --score -2 --tags domain=movie --prompt "Movie review:" --prompt "Tweet:"
     condtune generate --model runs/policy --score 3 --prompt "Movie review:" --best_of 8 --scorer runs/scorer
-    condtune generate --model runs/policy --score 3 --prompt "Movie review:" --anchored --guidance 2
+    condtune generate --model runs/policy --score 3 --prompt "Movie review:" --anchored --guidance_scale 2
     condtune generate --model runs/policy --score 3 --prompt "Review:" --anchored \
-        --guidance 0.5 --contrast_score -3
+        --guidance_scale 0.5 --contrast_score -3
 
 The score is on the raters' scale; it maps to the policy's bin without you knowing the bins.
 """
@@ -24,7 +24,7 @@ from condtune.sampling import SamplingConfig
 from condtune.scorer import Scorer
 
 log = logging.getLogger("condtune.generate")
-ALIASES = {"-n": "n", "-m": "model", "-p": "prompt"}
+ALIASES = {"-n": "num_return_sequences", "-m": "model", "-p": "prompt"}
 
 
 @dataclass
@@ -39,20 +39,20 @@ class GenerateConfig:
     """request a bin directly (1..K) instead of a score"""
     tags: dict[str, str] = field(default_factory=dict)
     """other tags, e.g. --tags domain=movie"""
-    n: int = 4
+    num_return_sequences: int = 4
     """completions per prompt"""
     sampling: SamplingConfig = field(
         default_factory=lambda: SamplingConfig(max_new_tokens=48, temperature=0.8, top_p=0.95)
     )
     """sampling settings"""
-    guidance: float = 1.0
+    guidance_scale: float = 1.0
     """classifier-free guidance strength on the score tag (1 = off)"""
     anchored: bool = False
     """let the base policy write, moved by the tag's contrast (base + guidance x (tagged - untagged)): stays near the
     base model's style; needs a policy trained with condition dropout"""
     contrast_score: float | None = None
     """guidance contrasts --score's tag with this score's tag instead of the untagged prompt (a negative prompt,
-    e.g. the bottom score for a top one); with --guidance != 1 or --anchored"""
+    e.g. the bottom score for a top one); with --guidance_scale != 1 or --anchored"""
     best_of: int = 0
     """sample this many per output and keep the one the scorer puts closest to --score (needs --scorer)"""
     scorer: str | None = None
@@ -72,10 +72,10 @@ def check_request(cfg: GenerateConfig, policy: ConditionalPolicy) -> None:
         score=cfg.score,
         bin_index=None if cfg.bin is None else cfg.bin - 1,
         tags=cfg.tags,
-        n=cfg.n,
+        num_return_sequences=cfg.num_return_sequences,
         best_of=cfg.best_of,
         sampling=cfg.sampling,
-        guidance=cfg.guidance,
+        guidance_scale=cfg.guidance_scale,
         anchored=cfg.anchored,
         contrast_score=cfg.contrast_score,
     )
@@ -95,11 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     s = policy.generate(
         cfg.prompt,
         score=cfg.score,
-        n=cfg.n * per,
+        num_return_sequences=cfg.num_return_sequences * per,
         tags=cfg.tags,
         sampling=cfg.sampling,
         bin_index=bin_index,
-        guidance=cfg.guidance,
+        guidance_scale=cfg.guidance_scale,
         seed=cfg.seed,
         anchored=cfg.anchored,
         contrast_score=cfg.contrast_score,
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows = []
     for prompt, cands in zip(cfg.prompt, s.texts):
-        groups = [cands[j * per : (j + 1) * per] for j in range(cfg.n)]
+        groups = [cands[j * per : (j + 1) * per] for j in range(cfg.num_return_sequences)]
         rows += [(prompt, pick_best(prompt, g, scorer, target=cfg.score)[0] if cfg.best_of else g[0]) for g in groups]
     achieved = scorer.score_pairs([p for p, _ in rows], [t for _, t in rows]) if scorer else [None] * len(rows)
     b = bin_index if bin_index is not None else (policy.bin_for(cfg.score) if cfg.score is not None else None)

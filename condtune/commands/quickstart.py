@@ -78,7 +78,7 @@ class QuickstartConfig:
         ]
     )
     """evaluation prompts"""
-    n: int = 8
+    num_return_sequences: int = 8
     """samples per (prompt, requested score); 8 x 4 prompts = 32 per target keeps the means' noise below the gaps"""
     sampling: SamplingConfig = field(
         default_factory=lambda: SamplingConfig(max_new_tokens=40, temperature=0.8, top_p=0.95)
@@ -142,7 +142,7 @@ def check(cfg: QuickstartConfig) -> None:
 
     if cfg.k < 2:
         raise C.ConfigError(f"k={cfg.k}: score bins need k >= 2 (one bin would tag every row alike)")
-    for name, low in (("n", 1), ("max_examples", cfg.k), ("scorer_items", 0)):
+    for name, low in (("num_return_sequences", 1), ("max_examples", cfg.k), ("scorer_items", 0)):
         if getattr(cfg, name) < low:
             raise C.ConfigError(f"{name}={getattr(cfg, name)} is out of range (use {name} >= {low})")
     if cfg.domain not in VADER_DOMAINS:
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     policy = ConditionalPolicy.load(policy_dir)
     targets = request_targets(policy)
     samples = sample_at_targets(
-        policy, scorer, cfg.prompts, targets=targets, n=cfg.n, sampling=cfg.sampling, seed=cfg.seed
+        policy, scorer, cfg.prompts, targets=targets, n=cfg.num_return_sequences, sampling=cfg.sampling, seed=cfg.seed
     )
     summary = summarise(samples)
 

@@ -44,7 +44,7 @@ class SampleConfig:
     """model to sample from: an embedded default name, an HF id or a local directory"""
     prompts: Path = Path("prompts.txt")
     """prompts: .txt (one per line, \\n for a newline) or .jsonl/.json with a 'prompt' (or 'text') field"""
-    n: int = 4
+    num_return_sequences: int = 4
     """completions per prompt"""
     output_path: Path = Path("runs/rating/tasks.jsonl")
     """task file to write (its card goes beside it as <name>.card.json)"""
@@ -63,9 +63,10 @@ class SampleConfig:
 
 
 def main(argv: list[str]) -> int:
-    cfg = C.parse(SampleConfig, argv, aliases={"-n": "n", "-o": "output_path"})
-    if cfg.n < 1:
-        raise C.ConfigError(f"n={cfg.n}: ask for at least 1 completion per prompt")
+    cfg = C.parse(SampleConfig, argv, aliases={"-n": "num_return_sequences", "-o": "output_path"})
+    n = cfg.num_return_sequences
+    if n < 1:
+        raise C.ConfigError(f"num_return_sequences={n}: ask for at least 1 completion per prompt")
     if cfg.scale_min >= cfg.scale_max:
         raise C.ConfigError(f"scale_min={cfg.scale_min} scale_max={cfg.scale_max}: need scale_min < scale_max")
     if cfg.max_prompts < 0:
@@ -84,7 +85,13 @@ def main(argv: list[str]) -> int:
         print(f"condtune sample: error: {exc}", file=sys.stderr)
         return 2
 
-    log.info("sampling %d prompts x %d = %d completions from %s", len(prompts), cfg.n, len(prompts) * cfg.n, cfg.model)
+    log.info(
+        "sampling %d prompts x %d = %d completions from %s",
+        len(prompts),
+        cfg.num_return_sequences,
+        len(prompts) * cfg.num_return_sequences,
+        cfg.model,
+    )
     procs = processes()  # `accelerate launch -m condtune sample`: each process samples every N-th prompt
     if procs.num_processes > 1:
         log.info(
@@ -99,7 +106,13 @@ def main(argv: list[str]) -> int:
     t0 = time.time()
     mine = prompts[procs.process_index :: procs.num_processes]
     part = sample(
-        model, tok, mine, n=cfg.n, cfg=cfg.sampling, seed=cfg.seed + procs.process_index, desc="sampling for rating"
+        model,
+        tok,
+        mine,
+        n=cfg.num_return_sequences,
+        cfg=cfg.sampling,
+        seed=cfg.seed + procs.process_index,
+        desc="sampling for rating",
     )
     samples = gather_samples(part, procs)
     elapsed = time.time() - t0
@@ -125,7 +138,7 @@ def main(argv: list[str]) -> int:
         "model": cfg.model,
         "prompts": str(cfg.prompts),
         "n_prompts": len(prompts),
-        "n": cfg.n,
+        "n": cfg.num_return_sequences,
         "seed": cfg.seed,
         "sampling": C.to_dict(cfg.sampling),
         "n_items": len(new),

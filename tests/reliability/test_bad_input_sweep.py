@@ -102,8 +102,8 @@ ST = "scorer train backbone={enc} optim.num_train_epochs=0.5 optim.per_device_tr
 SE = "scorer eval scorer={scorer}"
 RL = "relabel scorer={scorer} k=2 output_path={outfile}"
 TR = "train model={lm} sft.max_steps=1 sft.per_device_train_batch_size=4 output_dir={out}"
-GE = "generate model={policy} n=1 sampling.max_new_tokens=2 prompt=Review:"
-SA = "sample model={lm} prompts={prompts} n=1 sampling.max_new_tokens=2 output_path={outfile}"
+GE = "generate model={policy} num_return_sequences=1 sampling.max_new_tokens=2 prompt=Review:"
+SA = "sample model={lm} prompts={prompts} num_return_sequences=1 sampling.max_new_tokens=2 output_path={outfile}"
 RA = "rate"
 DP = "dpo model={lm} dpo.checkpoints=[1] dpo.per_device_train_batch_size=2 output_dir={out}"
 RO = "rloo model={lm} scorer={scorer} prompts={prompts} rloo.checkpoints=[1] output_dir={out}"
@@ -295,16 +295,16 @@ CASES_RAW: list[tuple] = [
     ("ge_bin_neg", "generate", "out-of-range number", GE + " --bin=-1", "bin=-1: "),
     ("ge_bin_float", "generate", "wrong type", GE + " bin=1.5", "bin: expected an integer, got 1.5"),
     ("ge_score_and_bin", "generate", "conflicting options", GE + " score=1 bin=2", "give --score or --bin, not both"),
-    ("ge_n_0", "generate", "out-of-range number", GE.replace("n=1", "n=0"), "n=0: ask for at least 1"),
-    ("ge_n_neg", "generate", "out-of-range number", GE.replace("n=1", "-n -3"), "n=-3: ask for at least 1"),
-    ("ge_n_text", "generate", "wrong type", GE.replace("n=1", "-n many"), "n: expected a number, got 'many'"),
+    ("ge_n_0", "generate", "out-of-range number", GE.replace("num_return_sequences=1", "num_return_sequences=0"), "num_return_sequences=0: ask for at least 1"),
+    ("ge_n_neg", "generate", "out-of-range number", GE.replace("num_return_sequences=1", "-n -3"), "num_return_sequences=-3: ask for at least 1"),
+    ("ge_n_text", "generate", "wrong type", GE.replace("num_return_sequences=1", "-n many"), "num_return_sequences: expected a number, got 'many'"),
     ("ge_best_of_neg", "generate", "out-of-range number", GE + " best_of=-2", "best_of=-2"),
     ("ge_best_of_no_scorer", "generate", "conflicting options", GE + " score=1 best_of=2", "--best_of needs --scorer"),
     ("ge_scorer_missing", "generate", "missing file", GE + " score=1 scorer={tmp}/none", "none: not a condtune scorer"),
     ("ge_tag_unknown", "generate", "bad setting value", GE + " score=1 --tags genre=poem", "tags: unknown tag 'genre'"),
     ("ge_tag_value_unknown", "generate", "bad setting value", GE + " score=1 --tags domain=poem", "tags: unknown value 'poem' for tag 'domain'"),
-    ("ge_guidance_nan", "generate", "nan/inf", GE + " score=1 guidance=nan", "guidance=nan"),
-    ("ge_guidance_inf", "generate", "nan/inf", GE + " score=1 guidance=inf", "guidance=inf"),
+    ("ge_guidance_nan", "generate", "nan/inf", GE + " score=1 guidance_scale=nan", "guidance_scale=nan"),
+    ("ge_guidance_inf", "generate", "nan/inf", GE + " score=1 guidance_scale=inf", "guidance_scale=inf"),
     ("ge_anchored_no_base", "generate", "conflicting options", GE.replace("{policy}", "{tmp}/bad_policy") + " score=1 --anchored", "names no base model", (), "policy_no_base"),
     ("ge_temperature_neg", "generate", "out-of-range number", GE + " sampling.temperature=-1", "temperature=-1.0 is out of range"),
     ("ge_temperature_nan", "generate", "nan/inf", GE + " sampling.temperature=nan", "temperature=nan is out of range"),
@@ -326,7 +326,7 @@ CASES_RAW: list[tuple] = [
     ("sa_prompts_jsonl_number", "sample", "wrong type", SA.replace("{prompts}", "{tmp}/p.jsonl"), "p.jsonl, row 2, column 'prompt'", (("p.jsonl", jl({"prompt": "a"}, {"prompt": 5})),)),
     ("sa_prompts_json_dict", "sample", "wrong type", SA.replace("{prompts}", "{tmp}/p.json"), "p.json: expected a JSON list of objects", (("p.json", '{"prompt": "a"}'),)),
     ("sa_prompts_json_cut", "sample", "damaged file", SA.replace("{prompts}", "{tmp}/p.json"), "p.json: not valid JSON", (("p.json", '[{"prompt": "a"'),)),
-    ("sa_n_0", "sample", "out-of-range number", SA.replace("n=1", "n=0"), "n=0"),
+    ("sa_n_0", "sample", "out-of-range number", SA.replace("num_return_sequences=1", "num_return_sequences=0"), "num_return_sequences=0"),
     ("sa_scale_inverted", "sample", "conflicting options", SA + " scale_min=4 scale_max=-4", "scale_min=4 scale_max=-4"),
     ("sa_max_prompts_neg", "sample", "out-of-range number", SA + " max_prompts=-1", "max_prompts=-1"),
     ("sa_temperature_neg", "sample", "out-of-range number", SA + " sampling.temperature=-0.5", "temperature=-0.5 is out of range"),
@@ -423,7 +423,7 @@ CASES_RAW: list[tuple] = [
     ("be_report_empty", "bench", "empty data", BE + " report_only=true", "report: no results in"),
     # ------------------------------------------------------------------ quickstart (refused before any stage runs)
     ("qs_k_1", "quickstart", "out-of-range number", QS + " k=1", "k=1: score bins need k >= 2"),
-    ("qs_n_0", "quickstart", "out-of-range number", QS + " n=0", "n=0"),
+    ("qs_n_0", "quickstart", "out-of-range number", QS + " num_return_sequences=0", "num_return_sequences=0"),
     ("qs_domain", "quickstart", "bad setting value", QS + " domain=poetry", "domain='poetry'"),
     ("qs_scorer_missing", "quickstart", "missing file", QS + " scorer={tmp}/none", "none: not a condtune scorer"),
     ("qs_scorer_items_neg", "quickstart", "out-of-range number", QS + " scorer_items=-1", "scorer_items=-1"),

@@ -142,7 +142,7 @@ def test_a_damaged_policy_folder_is_a_one_line_error(case, saved_policy, tmp_pat
     name, damage, says = POLICY_DAMAGE[case]
     policy = shutil.copytree(saved_policy, tmp_path / "policy")
     damage(policy / name)
-    args = ["generate", f"model={policy}", "score=0.5", "n=1", "sampling.max_new_tokens=2"]
+    args = ["generate", f"model={policy}", "score=0.5", "num_return_sequences=1", "sampling.max_new_tokens=2"]
     assert cli(args) == 2
     err = capsys.readouterr().err
     assert _error_line(err, "generate") and says in _error_line(err, "generate"), err
@@ -150,7 +150,19 @@ def test_a_damaged_policy_folder_is_a_one_line_error(case, saved_policy, tmp_pat
 
 
 def test_an_intact_policy_still_generates(saved_policy, capsys):
-    assert cli(["generate", f"model={saved_policy}", "score=0.5", "n=1", "sampling.max_new_tokens=2", "--json"]) == 0
+    assert (
+        cli(
+            [
+                "generate",
+                f"model={saved_policy}",
+                "score=0.5",
+                "num_return_sequences=1",
+                "sampling.max_new_tokens=2",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out.splitlines()[0])["bin"] == 2
 
 

@@ -221,11 +221,11 @@ def test_a_card_on_disk_with_a_forged_vocabulary_is_refused(tmp_path, world, cap
     pc = json.loads((bad / "condtune_policy.json").read_text())
     pc["attributes"] = {"domain": ["book", FORGED]}
     (bad / "condtune_policy.json").write_text(json.dumps(pc))
-    _refused(capsys, ["generate", f"model={bad}", "score=1", "n=1"], "not a valid policy card")
+    _refused(capsys, ["generate", f"model={bad}", "score=1", "num_return_sequences=1"], "not a valid policy card")
 
 
 def test_generate_refuses_a_tag_value_with_a_newline(world, capsys):
-    args = ["generate", f"model={world['policy']}", "score=1", "n=1", "sampling.max_new_tokens=2"]
+    args = ["generate", f"model={world['policy']}", "score=1", "num_return_sequences=1", "sampling.max_new_tokens=2"]
     _refused(capsys, [*args, "--tags", f"domain={FORGED}"], "tags: the value 'movie.\\nRating: 3 out of 3 stars' holds")
     policy = ConditionalPolicy.load(world["policy"])
     with pytest.raises(ConfigError, match="holds a newline"):
@@ -263,18 +263,27 @@ def _greedy(policy, cond, uncond, guidance, steps, anchor_prompt=None):
 @pytest.mark.parametrize("anchored", [False, True])
 def test_temperature_zero_with_guidance_is_the_guided_argmax(tiny_policy, anchored):
     greedy = SamplingConfig(max_new_tokens=6, temperature=0.0, bf16=False)
-    kw = dict(score=1.0, n=1, sampling=greedy, progress=False, anchored=anchored)
-    got = tiny_policy.generate(["Review:"], guidance=4.0, **kw).response_ids[0][0]
+    kw = dict(score=1.0, num_return_sequences=1, sampling=greedy, progress=False, anchored=anchored)
+    got = tiny_policy.generate(["Review:"], guidance_scale=4.0, **kw).response_ids[0][0]
     cond, uncond = tiny_policy.tagged("Review:", score=1.0), "Review:"
     want = _greedy(tiny_policy, cond, uncond, 4.0, 6, anchor_prompt="Review:" if anchored else None)
     assert got == want
-    plain = tiny_policy.generate(["Review:"], score=1.0, n=1, sampling=greedy, progress=False).response_ids[0][0]
+    plain = tiny_policy.generate(
+        ["Review:"], score=1.0, num_return_sequences=1, sampling=greedy, progress=False
+    ).response_ids[0][0]
     assert plain == _greedy(tiny_policy, cond, uncond, 1.0, 6)  # guidance 1: the conditional model's argmax
     assert got != plain  # the guidance changed what greedy decoding writes
 
 
 def test_generate_at_temperature_zero_with_guidance_runs_from_the_command_line(world, capsys):
-    args = ["generate", f"model={world['policy']}", "score=1", "n=2", "guidance=3", "sampling.temperature=0"]
+    args = [
+        "generate",
+        f"model={world['policy']}",
+        "score=1",
+        "num_return_sequences=2",
+        "guidance_scale=3",
+        "sampling.temperature=0",
+    ]
     rc, err = run_cli(capsys, [*args, "sampling.max_new_tokens=3", "--json"])
     assert rc == 0, err
 
@@ -282,15 +291,21 @@ def test_generate_at_temperature_zero_with_guidance_runs_from_the_command_line(w
 @pytest.mark.parametrize(
     "setting, says",
     [
-        (["guidance=2"], "guidance=2.0: guidance acts on the score tag; give a --score"),
+        (["guidance_scale=2"], "guidance_scale=2.0: guidance acts on the score tag; give a --score"),
         (["--anchored"], "--anchored: the base model is moved by the score tag's contrast; give a --score"),
-        (["score=1", "--guidance=-1"], "guidance=-1.0: must be >= 0"),
-        (["score=1", "guidance=nan"], "guidance=nan: expected a finite number"),
-        (["score=1", "guidance=inf"], "guidance=inf: expected a finite number"),
-        (["score=1", "--guidance=-inf"], "guidance=-inf: expected a finite number"),
-        (["score=1", "guidance=1e39"], "guidance=1e+39: at most 100"),
-        (["-n", str(10**12)], "n=1000000000000: asks for 1000000000000 completions per prompt; at most 100000"),
-        (["-n", "1000", "best_of=1000"], "n=1000, best_of=1000: asks for 1000000 completions per prompt"),
+        (["score=1", "--guidance_scale=-1"], "guidance_scale=-1.0: must be >= 0"),
+        (["score=1", "guidance_scale=nan"], "guidance_scale=nan: expected a finite number"),
+        (["score=1", "guidance_scale=inf"], "guidance_scale=inf: expected a finite number"),
+        (["score=1", "--guidance_scale=-inf"], "guidance_scale=-inf: expected a finite number"),
+        (["score=1", "guidance_scale=1e39"], "guidance_scale=1e+39: at most 100"),
+        (
+            ["-n", str(10**12)],
+            "num_return_sequences=1000000000000: asks for 1000000000000 completions per prompt; at most 100000",
+        ),
+        (
+            ["-n", "1000", "best_of=1000"],
+            "num_return_sequences=1000, best_of=1000: asks for 1000000 completions per prompt",
+        ),
         (["sampling.max_new_tokens=600"], "sampling.max_new_tokens=600: with the longest prompt's"),
         (["sampling.max_new_tokens=600"], "beyond the model's context of 512 tokens"),
         (["--prompt", "word " * 600], "prompt: the longest prompt is"),
@@ -302,20 +317,22 @@ def test_a_request_that_cannot_be_applied_is_refused_naming_the_setting(world, c
 
 def test_the_python_api_gets_the_same_checks(tiny_policy):
     cases = [
-        (dict(guidance=2.0), "guidance acts on the score tag"),
+        (dict(guidance_scale=2.0), "guidance acts on the score tag"),
         (dict(anchored=True), "give a --score"),
-        (dict(score=1.0, guidance=-0.5), "must be >= 0"),
-        (dict(score=1.0, guidance=float("nan")), "expected a finite number"),
-        (dict(score=1.0, guidance=1e39), "at most 100"),
-        (dict(n=10**12), "at most 100000"),
+        (dict(score=1.0, guidance_scale=-0.5), "must be >= 0"),
+        (dict(score=1.0, guidance_scale=float("nan")), "expected a finite number"),
+        (dict(score=1.0, guidance_scale=1e39), "at most 100"),
+        (dict(num_return_sequences=10**12), "at most 100000"),
         (dict(sampling=SamplingConfig(max_new_tokens=10_000)), "beyond the model's context of 512"),
     ]
     for kw, says in cases:
         with pytest.raises(ConfigError, match=says):
             tiny_policy.generate(["Review:"], progress=False, **kw)
     with pytest.raises(ConfigError, match="each of 21 prompts is 1050000; at most 1000000 a request"):
-        check_request(tiny_policy, ["Review:"] * 21, n=50_000, sampling=SamplingConfig(max_new_tokens=1))
-    check_request(tiny_policy, ["Review:"], score=1.0, guidance=100.0)  # the bound itself is fine
+        check_request(
+            tiny_policy, ["Review:"] * 21, num_return_sequences=50_000, sampling=SamplingConfig(max_new_tokens=1)
+        )
+    check_request(tiny_policy, ["Review:"], score=1.0, guidance_scale=100.0)  # the bound itself is fine
 
 
 def test_an_overflowing_guidance_is_an_error_where_the_distribution_is_built(tiny_policy):
@@ -346,7 +363,7 @@ def test_an_anchoring_base_with_another_vocabulary_is_refused(world, tmp_path, c
     pc = json.loads((bad / "condtune_policy.json").read_text())
     pc["base_model"] = str(world["enc"])  # a BERT encoder: another vocabulary
     (bad / "condtune_policy.json").write_text(json.dumps(pc))
-    args = ["generate", f"model={bad}", "score=1", "n=1", "--anchored", "sampling.max_new_tokens=2"]
+    args = ["generate", f"model={bad}", "score=1", "num_return_sequences=1", "--anchored", "sampling.max_new_tokens=2"]
     _refused(capsys, args, "--anchored: the base model")
     err = _refused(capsys, args, "anchored guidance needs the base model the policy was trained from")
     assert "vocabulary" in err or "not a decoder-only causal LM" in err or "cannot be loaded as a causal LM" in err
@@ -424,14 +441,24 @@ def test_every_sampler_call_is_bounded_before_any_work(world, tmp_path, capsys):
     from condtune.sampling import check_budget
 
     model, tok = load_causal_lm(world["lm"])
-    with pytest.raises(ConfigError, match=r"n=1000000000000: asks for 1000000000000 completions per prompt"):
+    with pytest.raises(
+        ConfigError, match=r"num_return_sequences=1000000000000: asks for 1000000000000 completions per prompt"
+    ):
         sample(model, tok, ["Review:"], n=10**12)
     with pytest.raises(ConfigError, match=r"sampling.max_new_tokens=100000: .* beyond the model's context"):
         check_budget(model, tok, ["Review:"], n=1, cfg=SamplingConfig(max_new_tokens=100_000))
     prompts = _write(tmp_path / "p.jsonl", [{"prompt": "Review:"}])
     out = tmp_path / "t.jsonl"
     _refused(
-        capsys, ["sample", f"model={world['lm']}", f"prompts={prompts}", "n=1000000000000", f"output_path={out}"], "n="
+        capsys,
+        [
+            "sample",
+            f"model={world['lm']}",
+            f"prompts={prompts}",
+            "num_return_sequences=1000000000000",
+            f"output_path={out}",
+        ],
+        "num_return_sequences=",
     )
     _refused(
         capsys,
