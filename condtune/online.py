@@ -109,7 +109,7 @@ def refit(pool: pd.DataFrame, card: TagCard, source: str) -> tuple[pd.DataFrame,
     return relabel(
         pool,
         None,
-        k=card.binning.k,
+        num_bins=card.binning.k,
         tag_format=card.tag_format,
         scorer_name=card.scorer,
         source=source,

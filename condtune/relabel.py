@@ -255,7 +255,7 @@ def score_in_batches(scorer, prompts: Sequence[str], completions: Sequence[str],
 def relabel(
     df: pd.DataFrame,
     scorer,
-    k: int = 5,
+    num_bins: int = 5,
     method: Literal["quantile", "uniform"] = "quantile",
     tag_format: TagFormat = TagFormat(),
     tag_columns: Sequence[str] = (),
@@ -283,14 +283,14 @@ def relabel(
         max_values=max_tag_values,
     )
     if binning is None and scores is None:
-        check_bins_fit(df, k, source, uses_prompt=getattr(getattr(scorer, "meta", None), "uses_prompt", True))
+        check_bins_fit(df, num_bins, source, uses_prompt=getattr(getattr(scorer, "meta", None), "uses_prompt", True))
     out = df.copy()
     out["score"] = (
         np.asarray(scores, dtype=float)
         if scores is not None
         else score_in_batches(scorer, out["prompt"].tolist(), out["completion"].tolist())
     )
-    binning = binning if binning is not None else _fit_bins(out["score"], k, method, source)
+    binning = binning if binning is not None else _fit_bins(out["score"], num_bins, method, source)
     out["score_bin"] = binning.assign(out["score"]).astype(int)
     binning.counts = [int(np.sum(out["score_bin"] == b)) for b in range(binning.k)]
     attrs = {c: sorted(map(str, out[c].unique())) for c in tag_columns}
@@ -306,14 +306,14 @@ def relabel(
 
 
 def _fit_bins(scores: pd.Series, k: int, method: str, source: str | Path) -> Binning:
-    """``k`` bins fit on ``scores``; scores too few to fill them are a ConfigError naming ``k``."""
+    """``k`` bins fit on ``scores``; scores too few to fill them are a ConfigError naming ``num_bins``."""
     try:
         return Binning.fit(scores, k=k, method=method)
     except ValueError as exc:
         distinct = len(np.unique(scores))
         raise ConfigError(
-            f"k={k}: the scorer gives the {len(scores)} rows of {source} {distinct} distinct scores, which cannot "
-            f"fill {k} {method} bins ({exc}); use a smaller k (or binning=uniform)"
+            f"num_bins={k}: the scorer gives the {len(scores)} rows of {source} {distinct} distinct scores, "
+            f"which cannot fill {k} {method} bins ({exc}); use a smaller num_bins (or binning=uniform)"
         ) from None
 
 
@@ -334,17 +334,18 @@ def check_bins_fit(df: pd.DataFrame, k: int, source: str | Path = "dataset", use
     """Before any scoring: ``k`` must be at least 2, and no more than the distinct texts to score
     (equal texts get equal scores, so fewer distinct texts than bins leaves bins empty)."""
     if k < 2:
-        raise ConfigError(f"k={k}: score bins need k >= 2 (one bin would tag every row alike)")
+        raise ConfigError(f"num_bins={k}: score bins need num_bins >= 2 (one bin would tag every row alike)")
     texts = df["prompt"].astype(str) + "\x00" + df["completion"].astype(str) if uses_prompt else df["completion"]
     distinct = int(texts.nunique())
     if distinct < 2:
         raise ConfigError(
-            f"k={k}: {source} has {distinct} distinct texts ({len(df)} rows); score bins need at least 2 distinct texts"
+            f"num_bins={k}: {source} has {distinct} distinct texts ({len(df)} rows); "
+            "score bins need at least 2 distinct texts"
         )
     if k > distinct:
         raise ConfigError(
-            f"k={k}: {source} has {distinct} distinct texts ({len(df)} rows), so at most {distinct} distinct scores "
-            f"for {k} bins; use k <= {distinct}"
+            f"num_bins={k}: {source} has {distinct} distinct texts ({len(df)} rows), so at most {distinct} "
+            f"distinct scores for {k} bins; use num_bins <= {distinct}"
         )
 
 

@@ -130,7 +130,7 @@ def relabel_stream(
     data: str | Path,
     scorer,
     out: str | Path,
-    k: int = 5,
+    num_bins: int = 5,
     method: Literal["quantile", "uniform"] = "quantile",
     tag_format: TagFormat = TagFormat(),
     tag_columns: Sequence[str] = (),
@@ -151,16 +151,16 @@ def relabel_stream(
     error unless ``overwrite``."""
     procs = processes()  # one process, or each of a data-parallel launch
     out = Path(out)
-    fmt = _shard_format(out, k, batch_rows, shard_rows)
+    fmt = _shard_format(out, num_bins, batch_rows, shard_rows)
     folder = ShardState(data, domains, out, batch_rows, shard_rows, procs)
     run = _Run(
         folder, scorer, fmt, tag_format, list(tag_columns), scorer_name, prompt_col, completion_col, max_tag_values
     )
     meta = getattr(scorer, "meta", None) and vars(scorer.meta)
-    identity, folder.older = _identity(run, meta, k, method, binning)
+    identity, folder.older = _identity(run, meta, num_bins, method, binning)
     _claim(folder, identity, overwrite)
     total, quiet = _start(folder)
-    binning = _bins(run, binning, k, method, total, quiet)
+    binning = _bins(run, binning, num_bins, method, total, quiet)
     n_shards = _tag_shards(run, binning, total, quiet)
     procs.wait_for_everyone()
     if not procs.is_main_process:
@@ -176,7 +176,7 @@ def _shard_format(out: Path, k: int, batch_rows: int, shard_rows: int) -> str:
     if batch_rows < 1 or shard_rows < 1:
         raise ConfigError(f"batch_rows={batch_rows}, shard_rows={shard_rows}: both must be >= 1")
     if k < 2:
-        raise ConfigError(f"k={k}: score bins need k >= 2 (one bin would tag every row alike)")
+        raise ConfigError(f"num_bins={k}: score bins need num_bins >= 2 (one bin would tag every row alike)")
     fmt = SHARD_FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise ConfigError(
@@ -281,8 +281,9 @@ def _fit_bins(run: _Run, k: int, method: str, total: int | None, quiet: bool) ->
             fitted = Binning.fit(scores, k=k, method=method)
         except ValueError as exc:
             raise ConfigError(
-                f"k={k}: the scorer gives the {len(scores)} rows of {folder.data} {len(np.unique(scores))} distinct "
-                f"scores, which cannot fill {k} {method} bins ({exc}); use a smaller k (or binning=uniform)"
+                f"num_bins={k}: the scorer gives the {len(scores)} rows of {folder.data} "
+                f"{len(np.unique(scores))} distinct scores, which cannot fill {k} {method} bins ({exc}); "
+                "use a smaller num_bins (or binning=uniform)"
             ) from None
         del scores
         write_json(folder.mpath, {**read_json(folder.mpath), "binning": fitted.to_dict()})
@@ -324,7 +325,7 @@ def _tag_shard(run: _Run, i: int, df: pd.DataFrame, binning: Binning, bar) -> No
     tagged, _ = relabel(
         df,
         run.scorer,
-        k=binning.k,
+        num_bins=binning.k,
         tag_format=run.tag_format,
         tag_columns=run.tag_columns,
         binning=copy.deepcopy(binning),

@@ -21,6 +21,12 @@ RENAMED: dict[str, tuple[str, ...]] = {
     "keep_checkpoints": ("save_total_limit",),
     "total_updates": ("max_steps",),
     "n": ("num_return_sequences",),
+    "k": ("num_bins",),
+    "max_examples": ("max_train_samples",),
+    "max_items": ("max_train_samples",),
+    "max_train_items": ("max_train_samples",),
+    "n_pairs": ("max_train_samples",),
+    "scorer_items": ("scorer_max_train_samples",),
     "guidance": ("guidance_scale",),
 }
 """old key: its new name; where one old key became different names in different configs, the one the
@@ -45,7 +51,7 @@ def advice(cls_name: str, old: str, fields: Iterable[str]) -> str | None:
     if (cls_name, old) in REPLACED:
         return REPLACED[cls_name, old]
     new = new_name(old, fields)
-    return f"{old} was renamed to {new} (the Hugging Face name); write {new}" if new else None
+    return f"{old} was renamed to {new}; write {new}" if new else None
 
 
 def upgrade_record(old: Any, new: Any) -> Any:

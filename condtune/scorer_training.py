@@ -63,7 +63,7 @@ class ScorerTrainConfig:
     """encoder: 'minilm' (embedded all-MiniLM-L6-v2), an HF id or a local dir"""
     max_length: int = 128
     """tokens per text"""
-    max_items: int = 0
+    max_train_samples: int = 0
     """subsample this many training items (0 = all)"""
     val_fraction: float = 0.1
     """held-out fraction of items (or pairs), 0 <= val_fraction < 1 (0: train on all, no held-out metrics)"""
@@ -84,8 +84,10 @@ class ScorerTrainConfig:
             )
         if self.max_length < 2:
             raise ValueError(f"max_length={self.max_length!r} is out of range (at least 2 tokens per text)")
-        if self.max_items < 0:
-            raise ValueError(f"max_items={self.max_items!r} is out of range (0 = all, or a positive count)")
+        if self.max_train_samples < 0:
+            raise ValueError(
+                f"max_train_samples={self.max_train_samples!r} is out of range (0 = all, or a positive count)"
+            )
 
 
 def normalise_ratings(ratings: pd.DataFrame, mode: Literal["rater", "item", "none"]) -> pd.DataFrame:
@@ -143,9 +145,11 @@ def check_split(n: int, held: np.ndarray, cfg: ScorerTrainConfig, *, unit: str =
     """Before any training: something to train on, and (val_fraction > 0) something to evaluate on,
     so a run never trains and then fails on its evaluation."""
     n_held = int(held.sum())
-    n_train = min(n - n_held, cfg.max_items or n)
+    n_train = min(n - n_held, cfg.max_train_samples or n)
     if n_train < 2:
-        limits = f"val_fraction={cfg.val_fraction}" + (f" and max_items={cfg.max_items}" if cfg.max_items else "")
+        limits = f"val_fraction={cfg.val_fraction}" + (
+            f" and max_train_samples={cfg.max_train_samples}" if cfg.max_train_samples else ""
+        )
         raise ConfigError(
             f"{cfg.ratings} has {n} {unit}, and {limits} leave {n_train} to train on; a scorer needs at least 2 "
             "(more data, or a smaller val_fraction)"
@@ -162,7 +166,7 @@ def check_targets_vary(items: pd.DataFrame, held: np.ndarray, targets: pd.DataFr
     scores, must not all be equal; a constant target teaches nothing, and a constant truth makes the
     held-out correlations in the scorer card NaN."""
     limits = f"val_fraction={cfg.val_fraction}, seed={cfg.seed}" + (
-        f", max_items={cfg.max_items}" if cfg.max_items else ""
+        f", max_train_samples={cfg.max_train_samples}" if cfg.max_train_samples else ""
     )
     if len(targets) >= 2 and targets["target"].nunique() == 1:
         raise ConfigError(
@@ -187,8 +191,8 @@ def train_pointwise(cfg: ScorerTrainConfig) -> tuple[Scorer, dict]:
     held = split_items(items["item_id"].to_numpy(), cfg.val_fraction, cfg.seed)
     check_split(len(items), held, cfg)
     train_ids = items.loc[~held, "item_id"]
-    if cfg.max_items:
-        train_ids = train_ids.sample(min(cfg.max_items, len(train_ids)), random_state=cfg.seed)
+    if cfg.max_train_samples:
+        train_ids = train_ids.sample(min(cfg.max_train_samples, len(train_ids)), random_state=cfg.seed)
     targets = normalise_ratings(ratings[ratings["item_id"].isin(set(train_ids))], cfg.normalize)
     check_targets_vary(items, held, targets, cfg)
     log.info(
@@ -215,8 +219,8 @@ def train_bradley_terry(cfg: ScorerTrainConfig) -> tuple[Scorer, dict]:
     held = split_items(np.arange(len(pairs)), cfg.val_fraction, cfg.seed)
     check_split(len(pairs), held, cfg, unit="pairs")
     train = pairs[~held]
-    if cfg.max_items:
-        train = train.sample(min(cfg.max_items, len(train)), random_state=cfg.seed)
+    if cfg.max_train_samples:
+        train = train.sample(min(cfg.max_train_samples, len(train)), random_state=cfg.seed)
     torch.manual_seed(cfg.seed)
     scorer = Scorer.new(cfg.backbone, cfg.objective, "none", max_length=cfg.max_length)
     scorer.meta.uses_prompt = bool((pairs["prompt"].str.strip() != "").any())

@@ -88,7 +88,14 @@ def test_two_processes_relabel_the_same_shards_as_one(tmp_path, tiny_encoder):
     ]
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    args = ["relabel", f"data={data}", f"scorer={tmp_path / 'scorer'}", "stream=true", "k=3", "tag_columns=[domain]"]
+    args = [
+        "relabel",
+        f"data={data}",
+        f"scorer={tmp_path / 'scorer'}",
+        "stream=true",
+        "num_bins=3",
+        "tag_columns=[domain]",
+    ]
     args += ["batch_rows=8", "shard_rows=16"]  # 90 rows: 6 shards, 3 for each process
 
     assert cli([*args, f"output_dir={tmp_path / 'one'}"]) == 0

@@ -88,10 +88,12 @@ def test_dpo_from_ratings_and_its_errors(tiny_lm, tmp_path, capsys):
     assert cli([*common, "dpo.min_margin=100", f"output_dir={tmp_path / 'far'}"]) == 2  # no pair that far apart
     assert "lower min_margin" in capsys.readouterr().err
     out = tmp_path / "dpo"
-    assert cli([*common, "dpo.n_pairs=8", "dpo.max_length=32", f"output_dir={out}"]) == 0
+    assert cli([*common, "dpo.max_train_samples=8", "dpo.max_length=32", f"output_dir={out}"]) == 0
     s = _summary(out)
     assert s["pairs"] == 8 and s["steps"] == 1 and math.isfinite(s["last_loss"])
-    assert cli([*common, "dpo.n_pairs=4", f"output_dir={out}"]) == 2  # another run's folder: refused, not resumed
+    assert (
+        cli([*common, "dpo.max_train_samples=4", f"output_dir={out}"]) == 2
+    )  # another run's folder: refused, not resumed
     assert "holds another dpo run (changed: ['dpo'])" in capsys.readouterr().err
 
 

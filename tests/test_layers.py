@@ -275,3 +275,19 @@ def test_the_checks_see_a_circle_and_read_imports():
         ("condtune.tags", 5, True),
     ]
     assert ("condtune.errors", False) in {(t, inside) for t, _, inside in imports("condtune.io")}
+
+
+TRL_USERS = {"condtune.policy", "condtune.kl_sft", "condtune.baselines.dpo", "condtune.baselines.rloo"}
+"""the trainers: the only modules that import trl"""
+
+
+def test_trl_is_imported_by_the_trainers_only_and_configured_in_one_place():
+    users = {m for m in MODULES if any(t == "trl" or t.startswith("trl.") for t, _, _ in imports(m))}
+    assert users <= TRL_USERS, f"modules importing trl beyond the trainers: {sorted(users - TRL_USERS)}"
+    inner = [f"{m}: {t}" for m in MODULES for t, _, _ in imports(m) if t.startswith("trl.")]
+    assert not inner, f"imports from inside trl (its public names are `from trl import ...`): {inner}"
+    for m in TRL_USERS - {"condtune.kl_sft"}:  # the subclass has no config to build
+        source = MODULES[m].read_text(encoding="utf-8")
+        for config in ("SFTConfig", "DPOConfig", "RLOOConfig"):
+            if f"{config}(" in source:
+                raise AssertionError(f"{m} builds {config} itself; build it through trl_compat.trainer_args")

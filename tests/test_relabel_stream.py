@@ -81,7 +81,7 @@ def inputs(tmp_path_factory, rows) -> dict:
 @pytest.fixture(scope="module")
 def reference(inputs, scorer):
     """The in-memory relabel of the same rows."""
-    return relabel(load_corpus(inputs["jsonl"]), scorer, k=4, tag_columns=["domain"], source="data.jsonl")
+    return relabel(load_corpus(inputs["jsonl"]), scorer, num_bins=4, tag_columns=["domain"], source="data.jsonl")
 
 
 def _same_as_reference(got: pd.DataFrame, card: TagCard, reference) -> None:
@@ -104,7 +104,7 @@ def _same_as_reference(got: pd.DataFrame, card: TagCard, reference) -> None:
 def test_streamed_equals_in_memory_for_each_input(inputs, scorer, reference, tmp_path, kind, out_name):
     out = tmp_path / out_name
     card = relabel_stream(
-        inputs[kind], scorer, out, k=4, tag_columns=["domain"], scorer_name="s", batch_rows=16, shard_rows=40
+        inputs[kind], scorer, out, num_bins=4, tag_columns=["domain"], scorer_name="s", batch_rows=16, shard_rows=40
     )
     fmt = "jsonl" if out_name.endswith(".jsonl") else "parquet"
     assert sorted(p.name for p in out.glob("shard-*")) == [f"shard-0000{i}.{fmt}" for i in range(4)]  # 40,40,40,10
@@ -125,7 +125,7 @@ def test_hub_datasets_by_name_in_memory_and_their_errors(inputs, rows, tmp_path)
     with pytest.raises(DataError, match="expected hf:NAME"):
         read_table("hf:")
     with pytest.raises(DataError, match=r"split 'test'"):
-        relabel_stream(inputs["hub"] + ":test", None, tmp_path / "out", k=4)
+        relabel_stream(inputs["hub"] + ":test", None, tmp_path / "out", num_bins=4)
 
 
 def test_edges_from_is_one_pass_and_matches(inputs, scorer, reference, tmp_path):
@@ -147,7 +147,7 @@ def test_edges_from_is_one_pass_and_matches(inputs, scorer, reference, tmp_path)
 
 def test_interrupted_run_resumes_without_rescoring(inputs, scorer, reference, tmp_path):
     out = tmp_path / "out.jsonl"
-    kw = dict(k=4, tag_columns=["domain"], batch_rows=10, shard_rows=30)  # shards of 30,30,30,30,10: 13 calls
+    kw = dict(num_bins=4, tag_columns=["domain"], batch_rows=10, shard_rows=30)  # shards of 30,30,30,30,10: 13 calls
     first = CountingScorer(scorer, fail_on=8)  # dies in shard 2 (calls 7-9), after shards 0 and 1 are saved
     with pytest.raises(KeyboardInterrupt):
         relabel_stream(inputs["jsonl"], first, out, **kw)
@@ -164,7 +164,7 @@ def test_interrupted_tagging_resumes_from_the_last_shard(inputs, scorer, referen
     import condtune.relabel_stream as rs
 
     out = tmp_path / "out"
-    kw = dict(k=4, tag_columns=["domain"], batch_rows=20, shard_rows=40)
+    kw = dict(num_bins=4, tag_columns=["domain"], batch_rows=20, shard_rows=40)
     written = []
     real_write = rs._write_shard
 
@@ -193,10 +193,10 @@ def test_interrupted_tagging_resumes_from_the_last_shard(inputs, scorer, referen
 
 def test_another_run_in_the_folder_is_refused_unless_overwrite(inputs, scorer, tmp_path):
     out = tmp_path / "out"
-    relabel_stream(inputs["csv"], scorer, out, k=3, batch_rows=64, shard_rows=64)
+    relabel_stream(inputs["csv"], scorer, out, num_bins=3, batch_rows=64, shard_rows=64)
     with pytest.raises(ConfigError, match=r"another relabel run \(changed: \['bins'\]\)"):
-        relabel_stream(inputs["csv"], scorer, out, k=4, batch_rows=64, shard_rows=64)
-    card = relabel_stream(inputs["csv"], scorer, out, k=4, batch_rows=64, shard_rows=64, overwrite=True)
+        relabel_stream(inputs["csv"], scorer, out, num_bins=4, batch_rows=64, shard_rows=64)
+    card = relabel_stream(inputs["csv"], scorer, out, num_bins=4, batch_rows=64, shard_rows=64, overwrite=True)
     assert card.binning.k == 4 and len(read_table(out)) == N_ROWS
 
 
@@ -204,7 +204,7 @@ def test_train_reads_a_shard_folder_and_refuses_a_mismatch(inputs, scorer, tmp_p
     from condtune.commands.train import main as train
 
     out = tmp_path / "tagged"
-    relabel_stream(inputs["parquet"], scorer, out, k=3, batch_rows=50, shard_rows=50)
+    relabel_stream(inputs["parquet"], scorer, out, num_bins=3, batch_rows=50, shard_rows=50)
     shard = out / "shard-00001.parquet"
     df = pd.read_parquet(shard)
     df.loc[3, "tagged_prompt"] = "Rating: 9 out of 3 stars.\n" + df.loc[3, "prompt"]
@@ -222,7 +222,7 @@ def test_row_errors_name_the_datasets_row(tmp_path, scorer):
     data = tmp_path / "bad.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(DataError, match=r"bad.jsonl, row 18, column 'completion': empty text"):
-        relabel_stream(data, scorer, tmp_path / "out", k=2, batch_rows=4, shard_rows=10)
+        relabel_stream(data, scorer, tmp_path / "out", num_bins=2, batch_rows=4, shard_rows=10)
 
 
 def test_cli_stream(inputs, scorer, tmp_path, capsys):
@@ -231,7 +231,14 @@ def test_cli_stream(inputs, scorer, tmp_path, capsys):
     scorer_dir = tmp_path / "scorer"
     scorer.save(scorer_dir)
     out = tmp_path / "tagged.jsonl"
-    args = ["relabel", f"data={inputs['csv']}", f"scorer={scorer_dir}", "k=3", "stream=true", f"output_path={out}"]
+    args = [
+        "relabel",
+        f"data={inputs['csv']}",
+        f"scorer={scorer_dir}",
+        "num_bins=3",
+        "stream=true",
+        f"output_path={out}",
+    ]
     assert cli([*args, "shard_rows=100", "tag_style=token"]) == 0
     assert "tagged 130 rows" in capsys.readouterr().out and out.is_dir()
     card = TagCard.load(out)

@@ -19,7 +19,7 @@ def test_real_scorer_learns_vader(tmp_path):
             [
                 "scorer",
                 "train",
-                "max_items=1500",
+                "max_train_samples=1500",
                 "optim.num_train_epochs=1",
                 "optim.learning_rate=1e-4",
                 "val_fraction=0.05",
@@ -40,8 +40,8 @@ def test_real_quickstart_short(tmp_path):
             [
                 "quickstart",
                 f"output_dir={out}",
-                "scorer_items=1000",
-                "max_examples=400",
+                "scorer_max_train_samples=1000",
+                "max_train_samples=400",
                 "sft.max_steps=8",
                 "--prompts",
                 "Movie review:",

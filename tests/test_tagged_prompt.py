@@ -37,7 +37,7 @@ def relabelled(style: str = "text"):
         }
     )
     scores = np.linspace(-1.0, 1.0, 12)
-    return relabel(df, None, k=K, tag_format=TagFormat(style=style), tag_columns=["site"], scores=scores)
+    return relabel(df, None, num_bins=K, tag_format=TagFormat(style=style), tag_columns=["site"], scores=scores)
 
 
 def trained_prompts(tagged, card, tok, model, out_dir, monkeypatch) -> tuple[list[str], list[str], list[float]]:

@@ -30,7 +30,7 @@ class DPOSettings:
     """pairs per step"""
     max_length: int = 96
     """tokens per prompt + completion"""
-    n_pairs: int = 2000
+    max_train_samples: int = 2000
     """pairs sampled from the ratings"""
     min_margin: float = 1.0
     """least difference of mean ratings between chosen and rejected"""
@@ -43,13 +43,14 @@ class DPOSettings:
             "learning_rate": self.learning_rate > 0,
             "per_device_train_batch_size": self.per_device_train_batch_size >= 1,
             "max_length": self.max_length >= 2,
-            "n_pairs": self.n_pairs >= 1,
+            "max_train_samples": self.max_train_samples >= 1,
             "min_margin": self.min_margin >= 0,
         }
         check_ranges(
             self,
             checks,
-            "beta, learning_rate > 0; per_device_train_batch_size, n_pairs >= 1; max_length >= 2; min_margin >= 0",
+            "beta, learning_rate > 0; per_device_train_batch_size, max_train_samples >= 1; max_length >= 2; "
+            "min_margin >= 0",
         )
         check_checkpoints(self.checkpoints)
 

@@ -144,7 +144,7 @@ def tagged_corpus(ctx: BenchContext, method: str, c) -> tuple[pd.DataFrame, Any,
     """The SFT corpus of a conditional method, relabelled by the proxy, shared by every seed (its
     cost is charged to every seed): ``conditional`` tags the training texts (human-written);
     ``conditional_self`` tags the base policy's own samples of the training prompts."""
-    what = {"method": method, "k": c.k, "tag_style": c.tag_style, "max_train_items": ctx.cfg.max_train_items}
+    what = {"method": method, "k": c.num_bins, "tag_style": c.tag_style, "max_train_items": ctx.cfg.max_train_samples}
     if method == "conditional_self":
         what.update(
             relative_bins=c.relative_bins,
@@ -153,7 +153,7 @@ def tagged_corpus(ctx: BenchContext, method: str, c) -> tuple[pd.DataFrame, Any,
             sampling=C.to_dict(ctx.cfg.sampling),
         )
     digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:10]
-    name = f"tagged_{method}_k{c.k}_{c.tag_style}_{digest}"
+    name = f"tagged_{method}_k{c.num_bins}_{c.tag_style}_{digest}"
     path = ctx.out / "corpus" / f"{name}.jsonl"
     if not card_path(path).exists():
         info: dict = {}
@@ -162,7 +162,7 @@ def tagged_corpus(ctx: BenchContext, method: str, c) -> tuple[pd.DataFrame, Any,
             tagged, card = relabel(
                 items,
                 ctx.reward,
-                k=c.k,
+                num_bins=c.num_bins,
                 tag_format=TagFormat(style=c.tag_style),
                 scorer_name="proxy",
                 source=ctx.task.name,
@@ -179,7 +179,7 @@ def tagged_corpus(ctx: BenchContext, method: str, c) -> tuple[pd.DataFrame, Any,
             tagged, card = relabel(
                 items,
                 ctx.reward,
-                k=c.k,
+                num_bins=c.num_bins,
                 tag_format=TagFormat(style=c.tag_style),
                 scorer_name="proxy",
                 source=ctx.task.name,
@@ -327,7 +327,7 @@ def train_dpo(ctx: BenchContext, run: Run, work: Path) -> list[Checkpoint]:
     d = run.settings
     means = to_items(split_ratings(ctx.task.ratings(), "half_a", 0)).set_index("item_id")["mean"]
     items = ctx.train_items.assign(score=ctx.train_items["item_id"].map(means))
-    pairs = build_pairs(items.dropna(subset=["score"]), d.n_pairs, d.min_margin, seed=run.seed)
+    pairs = build_pairs(items.dropna(subset=["score"]), d.max_train_samples, d.min_margin, seed=run.seed)
     return dpo(ctx.base_dir, pairs, d, out_dir=work, seed=run.seed, setting=run.setting)
 
 

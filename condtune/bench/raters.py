@@ -47,7 +47,7 @@ def minilm_rater(cfg: BenchConfig, task: Task, which: str, *, given: str, out: P
             **task.scorer_data(),
             rating_split=split,
             backbone=cfg.scorer.backbone,
-            max_items=cfg.scorer.max_items,
+            max_train_samples=cfg.scorer.max_train_samples,
             val_fraction=task.val_fraction,
             optim=cfg.scorer.optim,
             output_dir=str(path),

@@ -37,13 +37,13 @@ def build_context(cfg: BenchConfig) -> BenchContext:
     task = load_task(cfg.task)
     base_dir = base_policy_dir(cfg.model, out)
     raters = build_raters(cfg, task, out)
-    train, held = task.split(cfg.max_train_items)
+    train, held = task.split(cfg.max_train_samples)
     prompts = prompt_sets(
         task,
         n_train=cfg.n_train_prompts,
         n_eval=cfg.n_eval_prompts,
         words=cfg.opening_words,
-        max_train_items=cfg.max_train_items,
+        max_train_items=cfg.max_train_samples,
     )
     check_same_run(
         out,

@@ -33,7 +33,7 @@ DECODE_SETTINGS = ("guidance", "anchored_guidance", "contrast_guidance")
 class ScorerSettings:
     backbone: str = "minilm"
     """encoder of the proxy scorer and of the (MiniLM) gold rater"""
-    max_items: int = 0
+    max_train_samples: int = 0
     """training items per scorer (0 = all of the task's training items)"""
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(num_train_epochs=2.0, learning_rate=1e-4))
     """optimisation"""
@@ -41,7 +41,7 @@ class ScorerSettings:
 
 @dataclass
 class ConditionalSettings:
-    k: int = 5
+    num_bins: int = 5
     """score bins (= requested targets, at the bins' medians)"""
     tag_style: Literal["text", "token"] = "text"
     """'text' tags (plain words) or 'token' (new special tokens)"""
@@ -104,7 +104,7 @@ class BenchConfig:
     """how the two MiniLM scorers are trained"""
     val_fraction: float = 0.1
     """held-out fraction of items (the scorers' split)"""
-    max_train_items: int = 4000
+    max_train_samples: int = 4000
     """training texts for SFT (relabelled) and the DPO pair pool"""
     n_train_prompts: int = 512
     """RL (and conditional_self) training prompts: the header plus a neutral opening of a training text"""

@@ -3,7 +3,7 @@
     condtune dpo --config dpo
     condtune dpo pairs=runs/rating/ratings/pairwise.jsonl model=smollm2-135m output_dir=runs/dpo
     condtune dpo pairs= ratings=runs/rating/ratings/pointwise.jsonl columns.prompt_col=prompt \\
-        columns.completion_col=completion dpo.n_pairs=500 dpo.min_margin=1
+        columns.completion_col=completion dpo.max_train_samples=500 dpo.min_margin=1
 
 Pairs from ratings: two rated completions of the same prompt whose mean ratings differ by at least
 ``dpo.min_margin``, the higher-rated one chosen (:func:`condtune.baselines.dpo.build_pairs`). The
@@ -43,7 +43,7 @@ class DPOJobConfig:
     columns: PointwiseSpec = field(default_factory=PointwiseSpec)
     """the ratings file's columns and score range"""
     dpo: DPOSettings = field(default_factory=DPOSettings)
-    """DPO settings (n_pairs and min_margin apply to ratings only; a pairs file is used whole)"""
+    """DPO settings (max_train_samples and min_margin apply to ratings only; a pairs file is used whole)"""
     seed: int = 0
     """seed of the pairing and of training"""
     output_dir: str = "runs/dpo"
@@ -78,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         items = to_items(load_pointwise(cfg.ratings, cfg.columns))
         try:
-            pairs = build_pairs(items.assign(score=items["mean"]), cfg.dpo.n_pairs, cfg.dpo.min_margin, seed=cfg.seed)
+            pairs = build_pairs(
+                items.assign(score=items["mean"]), cfg.dpo.max_train_samples, cfg.dpo.min_margin, seed=cfg.seed
+            )
         except ValueError as exc:
             raise DataError(cfg.ratings, str(exc)) from None
     model_path = check_model_ref(cfg.model)  # before the run is claimed: a missing or damaged model names itself

@@ -51,15 +51,15 @@ class QuickstartConfig:
     """an existing scorer dir; None trains a quick one on the VADER ratings"""
     scorer_backbone: str = "minilm"
     """quick scorer: encoder"""
-    scorer_items: int = 4000
+    scorer_max_train_samples: int = 4000
     """quick scorer: training items"""
     scorer_optim: OptimConfig = field(default_factory=lambda: OptimConfig(num_train_epochs=1.0, learning_rate=1e-4))
     """quick scorer: optimisation"""
     domain: str = "movie"
     """VADER domain whose texts the policy learns to write"""
-    max_examples: int = 4000
+    max_train_samples: int = 4000
     """texts to relabel and train on"""
-    k: int = 5
+    num_bins: int = 5
     """score bins"""
     tag_style: Literal["text", "token"] = "text"
     """'text' tags (plain words) or 'token' (new special tokens)"""
@@ -97,7 +97,11 @@ def get_scorer(cfg: QuickstartConfig, out: Path) -> tuple[Scorer, str]:
 
     path = cfg.scorer or str(out / "scorer")
     scfg = ScorerTrainConfig(
-        backbone=cfg.scorer_backbone, max_items=cfg.scorer_items, optim=cfg.scorer_optim, seed=cfg.seed, output_dir=path
+        backbone=cfg.scorer_backbone,
+        max_train_samples=cfg.scorer_max_train_samples,
+        optim=cfg.scorer_optim,
+        seed=cfg.seed,
+        output_dir=path,
     )
     scorer = train_or_load(scfg, trained_on="vader")
     m = scorer.meta.metrics or {}
@@ -113,11 +117,15 @@ def get_scorer(cfg: QuickstartConfig, out: Path) -> tuple[Scorer, str]:
 def get_tagged(cfg: QuickstartConfig, out: Path, scorer: Scorer, *, scorer_path: str):
     path = out / "tagged.jsonl"
     if not card_path(path).exists():
-        df = load_corpus("vader", domains=[cfg.domain]).sample(frac=1.0, random_state=cfg.seed).head(cfg.max_examples)
+        df = (
+            load_corpus("vader", domains=[cfg.domain])
+            .sample(frac=1.0, random_state=cfg.seed)
+            .head(cfg.max_train_samples)
+        )
         tagged, card = relabel(
             df,
             scorer,
-            k=cfg.k,
+            num_bins=cfg.num_bins,
             method="quantile",
             tag_format=TagFormat(style=cfg.tag_style),
             scorer_name=scorer_path,
@@ -140,9 +148,15 @@ def request_targets(policy: ConditionalPolicy) -> list[float]:
 def check(cfg: QuickstartConfig) -> None:
     """Settings errors before any stage runs (the first stages take minutes), each naming the setting."""
 
-    if cfg.k < 2:
-        raise C.ConfigError(f"k={cfg.k}: score bins need k >= 2 (one bin would tag every row alike)")
-    for name, low in (("num_return_sequences", 1), ("max_examples", cfg.k), ("scorer_items", 0)):
+    if cfg.num_bins < 2:
+        raise C.ConfigError(
+            f"num_bins={cfg.num_bins}: score bins need num_bins >= 2 (one bin would tag every row alike)"
+        )
+    for name, low in (
+        ("num_return_sequences", 1),
+        ("max_train_samples", cfg.num_bins),
+        ("scorer_max_train_samples", 0),
+    ):
         if getattr(cfg, name) < low:
             raise C.ConfigError(f"{name}={getattr(cfg, name)} is out of range (use {name} >= {low})")
     if cfg.domain not in VADER_DOMAINS:

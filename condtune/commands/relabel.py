@@ -1,7 +1,7 @@
 """Tag a dataset with quantised scorer bins (and column tags).
 
     condtune relabel --config relabel
-    condtune relabel data=my.jsonl scorer=runs/scorer k=5 tag_columns=[domain] output_path=runs/tagged.jsonl
+    condtune relabel data=my.jsonl scorer=runs/scorer num_bins=5 tag_columns=[domain] output_path=runs/tagged.jsonl
 
 Writes ``output_path`` (the rows plus score, score_bin, tags, tagged_prompt) and ``output_path.card.json``
 (scorer, bin edges and medians, count per bin, tag vocabulary), both atomically.
@@ -39,7 +39,7 @@ class RelabelConfig:
     """vader only: subset of tweets/movie/amazon/nyt"""
     scorer: str = "runs/scorer"
     """a scorer directory from `condtune scorer train`"""
-    k: int = 5
+    num_bins: int = 5
     """number of score bins"""
     binning: Literal["quantile", "uniform"] = "quantile"
     """equal-count or equal-width bins"""
@@ -63,8 +63,10 @@ class RelabelConfig:
     """stream: start afresh in an output_path folder that holds another relabel run (other input, scorer or settings)"""
 
     def __post_init__(self):
-        if self.k < 2:
-            raise ValueError(f"k={self.k}: score bins need k >= 2 (one bin would tag every row alike)")
+        if self.num_bins < 2:
+            raise ValueError(
+                f"num_bins={self.num_bins}: score bins need num_bins >= 2 (one bin would tag every row alike)"
+            )
         if self.max_tag_values < 1:
             raise ValueError(f"max_tag_values={self.max_tag_values}: allow at least 1 value a tag column")
 
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     scorer = Scorer.load(cfg.scorer)
     binning = TagCard.load(cfg.edges_from).binning if cfg.edges_from else None
     common = dict(
-        k=cfg.k,
+        num_bins=cfg.num_bins,
         method=cfg.binning,
         tag_format=TagFormat(style=cfg.tag_style),
         tag_columns=cfg.tag_columns,

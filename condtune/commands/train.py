@@ -46,7 +46,7 @@ class TrainConfig:
     """a tagged dataset from `condtune relabel` (its .card.json must sit beside it)"""
     model: str = "smollm2-135m"
     """base policy: embedded default name, HF id or local dir"""
-    max_examples: int = 0
+    max_train_samples: int = 0
     """use at most this many rows (0 = all)"""
     pairs_data: str = ""
     """with sft.pairwise > 0: a table of several answers a prompt (prompt, completion or completion_ids,
@@ -69,8 +69,8 @@ class TrainConfig:
     """log the SFT's loss: none | tensorboard (under output_dir/checkpoints/runs) | wandb"""
 
     def __post_init__(self):
-        if self.max_examples < 0:
-            raise ValueError(f"max_examples={self.max_examples}: use 0 (all rows) or a positive count")
+        if self.max_train_samples < 0:
+            raise ValueError(f"max_train_samples={self.max_train_samples}: use 0 (all rows) or a positive count")
         if self.online_prompts < 1:
             raise ValueError(f"online_prompts={self.online_prompts}: use at least 1 prompt per online round")
         check_report_to(self.report_to)
@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     card.check_describes(df, cfg.data)
     for col in ("tagged_prompt", "completion"):  # a null or non-text row would fail deep inside tokenisation
         check_text(df, cfg.data, col)
-    if cfg.max_examples:
-        df = df.sample(min(cfg.max_examples, len(df)), random_state=cfg.sft.seed)
+    if cfg.max_train_samples:
+        df = df.sample(min(cfg.max_train_samples, len(df)), random_state=cfg.sft.seed)
     pairs = None
     if cfg.sft.pairwise > 0:
         if not cfg.pairs_data:

@@ -100,7 +100,7 @@ def _ratings_with(row: int, **change) -> str:
 # the good command lines each command's cases start from (the tiny models, short runs, a good out folder)
 ST = "scorer train backbone={enc} optim.num_train_epochs=0.5 optim.per_device_train_batch_size=8 val_fraction=0.25 output_dir={out}"
 SE = "scorer eval scorer={scorer}"
-RL = "relabel scorer={scorer} k=2 output_path={outfile}"
+RL = "relabel scorer={scorer} num_bins=2 output_path={outfile}"
 TR = "train model={lm} sft.max_steps=1 sft.per_device_train_batch_size=4 output_dir={out}"
 GE = "generate model={policy} num_return_sequences=1 sampling.max_new_tokens=2 prompt=Review:"
 SA = "sample model={lm} prompts={prompts} num_return_sequences=1 sampling.max_new_tokens=2 output_path={outfile}"
@@ -148,7 +148,7 @@ CASES_RAW: list[tuple] = [
     ("st_weight_decay_neg", "scorer train", "out-of-range number", ST + " ratings={ratings} optim.weight_decay=-0.1", "weight_decay=-0.1 is out of range"),
     ("st_warmup_one", "scorer train", "out-of-range number", ST + " ratings={ratings} optim.warmup_ratio=1", "warmup_ratio=1.0 is out of range"),
     ("st_max_length_1", "scorer train", "out-of-range number", ST + " ratings={ratings} max_length=1", "max_length=1 is out of range"),
-    ("st_max_items_neg", "scorer train", "out-of-range number", ST + " ratings={ratings} max_items=-5", "max_items=-5 is out of range"),
+    ("st_max_items_neg", "scorer train", "out-of-range number", ST + " ratings={ratings} max_train_samples=-5", "max_train_samples=-5 is out of range"),
     ("st_range_inverted", "scorer train", "conflicting options", ST + " ratings={ratings} columns.score_min=4 columns.score_max=-4", "score_min=4.0 is not below score_max=-4.0"),
     ("st_vader_domain", "scorer train", "bad setting value", ST + " ratings=vader domains=[mars]", "unknown VADER domain 'mars'"),
     ("st_backbone_missing", "scorer train", "missing file", ST + " ratings={ratings} backbone={tmp}/no_encoder", "no_encoder: model folder not found"),
@@ -224,9 +224,9 @@ CASES_RAW: list[tuple] = [
     ("rl_completion_empty", "relabel", "bad rows", RL + " data={tmp}/c.jsonl", "row 1, column 'completion': empty text", (("c.jsonl", jl({"prompt": "R:", "completion": ""}, {"prompt": "R:", "completion": "b"})),)),
     ("rl_completion_number", "relabel", "wrong type", RL + " data={tmp}/c.jsonl", "row 2, column 'completion': expected text, got float", (("c.jsonl", jl({"prompt": "R:", "completion": "a"}, {"prompt": "R:", "completion": 1.5})),)),
     ("rl_prompt_number", "relabel", "wrong type", RL + " data={tmp}/c.jsonl", "row 1, column 'prompt': expected text, got int", (("c.jsonl", jl({"prompt": 3, "completion": "a"}, {"prompt": "R:", "completion": "b"})),)),
-    ("rl_k_text", "relabel", "wrong type", RL + " data={corpus} k=five", "k: expected a number, got 'five'"),
-    ("rl_k_one", "relabel", "out-of-range number", RL + " data={corpus} k=1", "k=1: score bins need k >= 2"),
-    ("rl_k_too_many", "relabel", "out-of-range number", RL + " data={tmp}/c.jsonl k=3", "c.jsonl has 2 distinct texts", (("c.jsonl", jl({"prompt": "R:", "completion": "a"}, {"prompt": "R:", "completion": "b"}, {"prompt": "R:", "completion": "a"})),)),
+    ("rl_k_text", "relabel", "wrong type", RL + " data={corpus} num_bins=five", "num_bins: expected a number, got 'five'"),
+    ("rl_k_one", "relabel", "out-of-range number", RL + " data={corpus} num_bins=1", "num_bins=1: score bins need num_bins >= 2"),
+    ("rl_k_too_many", "relabel", "out-of-range number", RL + " data={tmp}/c.jsonl num_bins=3", "c.jsonl has 2 distinct texts", (("c.jsonl", jl({"prompt": "R:", "completion": "a"}, {"prompt": "R:", "completion": "b"}, {"prompt": "R:", "completion": "a"})),)),
     ("rl_one_row", "relabel", "empty data", RL + " data={tmp}/c.jsonl", "c.jsonl has 1 distinct texts (1 rows); score bins need at least 2", (("c.jsonl", jl({"prompt": "R:", "completion": "a"})),)),
     ("rl_binning_bad", "relabel", "bad setting value", RL + " data={corpus} binning=median", "binning: 'median' is not one of"),
     ("rl_tag_style_bad", "relabel", "bad setting value", RL + " data={corpus} tag_style=emoji", "tag_style: 'emoji' is not one of"),
@@ -243,7 +243,7 @@ CASES_RAW: list[tuple] = [
     ("rl_out_is_folder", "relabel", "folder instead of file", RL + " data={corpus} output_path={outdir}", "out: is a folder; output_path= takes a file"),
     ("rl_domains_unknown", "relabel", "bad setting value", RL + " data=vader domains=[poems]", "unknown VADER domain 'poems'"),
     ("rl_config_non_utf8", "relabel", "damaged file", "relabel --config {tmp}/c.yaml", "c.yaml: not UTF-8 text", (("c.yaml", b"k: 3\nscorer: caf\xe9\n"),)),
-    ("rl_config_k_null", "relabel", "wrong type", "relabel --config {tmp}/c.yaml", "c.yaml: k: null is not allowed", (("c.yaml", "k: null\n"),)),
+    ("rl_config_k_null", "relabel", "wrong type", "relabel --config {tmp}/c.yaml", "c.yaml: num_bins: null is not allowed", (("c.yaml", "num_bins: null\n"),)),
     # ------------------------------------------------------------------ train
     ("tr_data_missing", "train", "missing file", TR + " data={tmp}/nope.jsonl", "nope.jsonl.card.json: no tag card here"),
     ("tr_data_without_card", "train", "missing file", TR + " data={corpus}", "corpus.jsonl.card.json: no tag card here"),
@@ -268,7 +268,7 @@ CASES_RAW: list[tuple] = [
     ("tr_lora_neg", "train", "out-of-range number", TR + " data={tagged} sft.lora_r=-4", "lora_r=-4 is out of range"),
     ("tr_save_steps_0", "train", "out-of-range number", TR + " data={tagged} sft.save_steps=0", "save_steps=0 is out of range"),
     ("tr_schedule_bad", "train", "bad setting value", TR + " data={tagged} sft.lr_scheduler_type=cosine", "lr_scheduler_type: 'cosine' is not one of"),
-    ("tr_max_examples_neg", "train", "out-of-range number", TR + " data={tagged} max_examples=-1", "max_examples=-1"),
+    ("tr_max_examples_neg", "train", "out-of-range number", TR + " data={tagged} max_train_samples=-1", "max_train_samples=-1"),
     ("tr_overwrite_text", "train", "wrong type", TR + " data={tagged} overwrite=maybe", "overwrite: expected true/false, got 'maybe'"),
     ("tr_online_neg", "train", "out-of-range number", TR + " data={tagged} online.rounds=-1", "rounds=-1: online settings out of range"),
     ("tr_online_share", "train", "out-of-range number", TR + " data={tagged} online.top_share=1.5", "top_share=1.5: online settings out of range"),
@@ -376,7 +376,7 @@ CASES_RAW: list[tuple] = [
     ("dp_lr_0", "dpo", "out-of-range number", DP + " pairs={pairs} dpo.learning_rate=0", "learning_rate=0.0 is out of range"),
     ("dp_batch_0", "dpo", "out-of-range number", DP.replace("dpo.per_device_train_batch_size=2", "dpo.per_device_train_batch_size=0") + " pairs={pairs}", "per_device_train_batch_size=0 is out of range"),
     ("dp_margin_nan", "dpo", "nan/inf", DP + " ratings={ratings} dpo.min_margin=nan", "min_margin=nan is out of range"),
-    ("dp_n_pairs_0", "dpo", "out-of-range number", DP + " ratings={ratings} dpo.n_pairs=0", "n_pairs=0 is out of range"),
+    ("dp_n_pairs_0", "dpo", "out-of-range number", DP + " ratings={ratings} dpo.max_train_samples=0", "max_train_samples=0 is out of range"),
     ("dp_model_missing", "dpo", "missing file", DP.replace("{lm}", "{tmp}/no_model") + " pairs={pairs}", "no_model: model folder not found"),
     ("dp_out_is_file", "dpo", "file instead of folder", DP.replace("{out}", "{outfile}") + " pairs={pairs}", "out.jsonl: is a file; output_dir= takes a folder"),
     # ------------------------------------------------------------------ rloo
@@ -422,11 +422,11 @@ CASES_RAW: list[tuple] = [
     ("be_seeds_text", "bench", "wrong type", BE + " seeds=[one]", "seeds[0]: expected a number, got 'one'"),
     ("be_report_empty", "bench", "empty data", BE + " report_only=true", "report: no results in"),
     # ------------------------------------------------------------------ quickstart (refused before any stage runs)
-    ("qs_k_1", "quickstart", "out-of-range number", QS + " k=1", "k=1: score bins need k >= 2"),
+    ("qs_k_1", "quickstart", "out-of-range number", QS + " num_bins=1", "num_bins=1: score bins need num_bins >= 2"),
     ("qs_n_0", "quickstart", "out-of-range number", QS + " num_return_sequences=0", "num_return_sequences=0"),
     ("qs_domain", "quickstart", "bad setting value", QS + " domain=poetry", "domain='poetry'"),
     ("qs_scorer_missing", "quickstart", "missing file", QS + " scorer={tmp}/none", "none: not a condtune scorer"),
-    ("qs_scorer_items_neg", "quickstart", "out-of-range number", QS + " scorer_items=-1", "scorer_items=-1"),
+    ("qs_scorer_items_neg", "quickstart", "out-of-range number", QS + " scorer_max_train_samples=-1", "scorer_max_train_samples=-1"),
     ("qs_prompts_empty", "quickstart", "empty data", QS + " prompts=[]", "prompts: give at least one prompt"),
     ("qs_sft_steps_0", "quickstart", "out-of-range number", QS + " sft.max_steps=0", "max_steps=0 is out of range"),
     ("qs_optim_lr_0", "quickstart", "out-of-range number", QS + " scorer_optim.learning_rate=0", "learning_rate=0.0 is out of range"),

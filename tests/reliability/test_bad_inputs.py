@@ -95,7 +95,7 @@ def test_val_fraction_that_leaves_nothing_to_train_or_hold_out_is_refused_before
         ([f"ratings={one}"], "one.jsonl has 1 items, and val_fraction=0.1 leave"),  # a one-row dataset
         ([f"ratings={one}", "val_fraction=0"], "leave 1 to train on"),
         ([f"ratings={ratings_file}", "val_fraction=0.001"], "holds out 0; held-out metrics need at least 2"),
-        ([f"ratings={ratings_file}", "max_items=1"], "max_items=1 leave 1 to train on"),
+        ([f"ratings={ratings_file}", "max_train_samples=1"], "max_train_samples=1 leave 1 to train on"),
     ]:
         # backbone=none would fail on loading: these must stop before any model is loaded or trained
         rc, err = run_cli(capsys, ["scorer", "train", *args, "backbone=none", f"output_dir={old_scorer}"])
@@ -153,24 +153,28 @@ def _corpus(texts):
     return pd.DataFrame({"prompt": ["Review:"] * len(texts), "completion": texts})
 
 
-def test_k_of_one_or_less_is_refused(tmp_path, capsys):
+def test_num_bins_of_one_or_less_is_refused(tmp_path, capsys):
     for k in ("1", "0", "-3"):
-        rc, err = run_cli(capsys, ["relabel", f"k={k}", "data=nowhere.jsonl", f"output_path={tmp_path / 't.jsonl'}"])
-        assert rc == 2 and f"k={k}: score bins need k >= 2" in err
-    with pytest.raises(ConfigError, match="k=1"):
-        relabel(_corpus(["a", "bb"]), CountingScorer(), k=1)
+        rc, err = run_cli(
+            capsys, ["relabel", f"num_bins={k}", "data=nowhere.jsonl", f"output_path={tmp_path / 't.jsonl'}"]
+        )
+        assert rc == 2 and f"num_bins={k}: score bins need num_bins >= 2" in err
+    with pytest.raises(ConfigError, match="num_bins=1"):
+        relabel(_corpus(["a", "bb"]), CountingScorer(), num_bins=1)
 
 
 def test_more_bins_than_distinct_texts_is_refused_before_scoring(tmp_path, capsys):
     scorer = CountingScorer()
     df = _corpus(["Good.", "Bad.", "Good.", "Fine, I guess.", "Bad."])
-    with pytest.raises(ConfigError, match=r"k=4: corpus.jsonl has 3 distinct texts \(5 rows\).*use k <= 3"):
-        relabel(df, scorer, k=4, source="corpus.jsonl")
+    with pytest.raises(
+        ConfigError, match=r"num_bins=4: corpus.jsonl has 3 distinct texts \(5 rows\).*use num_bins <= 3"
+    ):
+        relabel(df, scorer, num_bins=4, source="corpus.jsonl")
     assert scorer.calls == 0  # refused before any text was scored
-    tagged, card = relabel(df, scorer, k=3)
+    tagged, card = relabel(df, scorer, num_bins=3)
     assert card.binning.k == 3 and scorer.calls == 5
 
 
 def test_a_scorer_with_too_few_distinct_scores_is_a_clear_error(tmp_path):
-    with pytest.raises(ConfigError, match=r"k=3: the scorer gives the 4 rows of d.jsonl 1 distinct scores"):
-        relabel(_corpus(["a", "b", "c", "d"]), CountingScorer(constant=0.5), k=3, source="d.jsonl")
+    with pytest.raises(ConfigError, match=r"num_bins=3: the scorer gives the 4 rows of d.jsonl 1 distinct scores"):
+        relabel(_corpus(["a", "b", "c", "d"]), CountingScorer(constant=0.5), num_bins=3, source="d.jsonl")

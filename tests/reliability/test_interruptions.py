@@ -63,7 +63,7 @@ def test_relabel_killed_between_table_and_card_is_refused_by_train(
     corpus.write_text("".join(json.dumps({"prompt": "Review:", "completion": f"Text {i}."}) + "\n" for i in range(9)))
     tagged = tmp_path / "tagged.jsonl"
     base = ["relabel", f"data={corpus}", f"scorer={scorer}", f"output_path={tagged}"]
-    assert cli([*base, "k=3"]) == 0  # a finished relabel: 3 bins
+    assert cli([*base, "num_bins=3"]) == 0  # a finished relabel: 3 bins
     old_card = (tmp_path / "tagged.jsonl.card.json").read_bytes()
 
     def killed(path, obj):
@@ -71,7 +71,7 @@ def test_relabel_killed_between_table_and_card_is_refused_by_train(
 
     monkeypatch.setattr("condtune.relabel.write_json", killed)
     corpus.write_text(corpus.read_text() + json.dumps({"prompt": "Review:", "completion": "One more."}) + "\n")
-    assert cli([*base, "k=5"]) == 130
+    assert cli([*base, "num_bins=5"]) == 130
     monkeypatch.undo()
     assert (tmp_path / "tagged.jsonl.card.json").read_bytes() == old_card  # the old card beside the new table
     train = ["train", f"data={tagged}", f"model={tiny_lm}", "sft.max_steps=1", "sft.per_device_train_batch_size=4"]

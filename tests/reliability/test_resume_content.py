@@ -25,7 +25,7 @@ from condtune.relabel import TagCard, card_path
 from condtune.relabel_stream import MANIFEST, relabel_stream
 
 N_ROWS, SHARD = 50, 10  # 5 shards of 10 rows; 2 scorer calls a shard (batch_rows=5)
-KW = dict(k=3, tag_columns=["domain"], batch_rows=5, shard_rows=SHARD)
+KW = dict(num_bins=3, tag_columns=["domain"], batch_rows=5, shard_rows=SHARD)
 REFUSED = r"changed since shard {i} \(rows {a}-{b}\) was written \(its rows differ\); rerun with overwrite=true"
 
 
@@ -138,7 +138,7 @@ def test_the_command_refuses_in_one_line_and_overwrite_starts_afresh(tmp_path, t
 
     scorer = Scorer.new(str(tiny_encoder), "regression", "item").save(tmp_path / "scorer")
     data, out = _write(tmp_path / "data.jsonl", _rows()), tmp_path / "out"
-    args = ["relabel", f"data={data}", f"scorer={scorer}", "k=3", "stream=true", "batch_rows=5", "shard_rows=10"]
+    args = ["relabel", f"data={data}", f"scorer={scorer}", "num_bins=3", "stream=true", "batch_rows=5", "shard_rows=10"]
     real, saved = rs._save_npy, []
 
     def killed_on_the_second(path, arr):

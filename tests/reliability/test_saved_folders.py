@@ -87,7 +87,7 @@ def test_a_damaged_scorer_folder_is_a_one_line_error(case, saved_scorer, tmp_pat
     data = tmp_path / "d.jsonl"
     data.write_text('{"prompt": "Review:", "completion": "Fine."}\n{"prompt": "Review:", "completion": "Bad."}\n')
     out = tmp_path / "t.jsonl"
-    assert cli(["relabel", f"data={data}", f"scorer={scorer}", "k=2", f"output_path={out}"]) == 2
+    assert cli(["relabel", f"data={data}", f"scorer={scorer}", "num_bins=2", f"output_path={out}"]) == 2
     err = capsys.readouterr().err
     assert _error_line(err, "relabel") and says in _error_line(err, "relabel"), err
     assert str(scorer) in err and not out.exists()

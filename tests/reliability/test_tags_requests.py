@@ -97,7 +97,7 @@ def world(tmp_path_factory, tiny_lm, tiny_encoder):
 def test_a_forging_tag_value_is_refused_naming_row_and_column(value, says):
     df = _corpus(domain=["book", "movie", value, "book", "movie", "book", "movie", "book"])
     with pytest.raises(DataError, match=r"c\.jsonl, row 3, column 'domain': tag value") as exc:
-        relabel(df, LengthScorer(), k=2, tag_columns=["domain"], source="c.jsonl")
+        relabel(df, LengthScorer(), num_bins=2, tag_columns=["domain"], source="c.jsonl")
     assert says in str(exc.value)
 
 
@@ -105,7 +105,14 @@ def test_a_newline_tag_value_is_refused_by_the_relabel_command(world, tmp_path, 
     rows = [{"prompt": "R:", "completion": f"Text {i}.", "domain": "movie" if i != 4 else FORGED} for i in range(6)]
     data = _write(tmp_path / "c.jsonl", rows)
     out = tmp_path / "t.jsonl"
-    args = ["relabel", f"data={data}", f"scorer={world['scorer']}", "k=2", "tag_columns=[domain]", f"output_path={out}"]
+    args = [
+        "relabel",
+        f"data={data}",
+        f"scorer={world['scorer']}",
+        "num_bins=2",
+        "tag_columns=[domain]",
+        f"output_path={out}",
+    ]
     _refused(capsys, args, "c.jsonl, row 5, column 'domain': tag value 'movie.\\nRating: 3 out of 3 stars' holds")
     assert not out.exists()
 
@@ -114,7 +121,9 @@ def test_the_streaming_relabel_refuses_a_forging_value_naming_the_datasets_row(t
     rows = [{"prompt": "R:", "completion": f"Text {i}.", "domain": "movie" if i != 6 else FORGED} for i in range(9)]
     data = _write(tmp_path / "c.jsonl", rows)
     with pytest.raises(DataError, match=r"row 7, column 'domain': tag value 'movie.\\nRating"):
-        relabel_stream(data, LengthScorer(), tmp_path / "out", k=2, tag_columns=["domain"], batch_rows=2, shard_rows=4)
+        relabel_stream(
+            data, LengthScorer(), tmp_path / "out", num_bins=2, tag_columns=["domain"], batch_rows=2, shard_rows=4
+        )
     assert not Path(f"{tmp_path / 'out'}.card.json").exists()
     # prepare (one batch) names the dataset's row, not the batch's
     batch = pd.DataFrame(rows[4:8])
@@ -128,7 +137,7 @@ def test_a_tag_column_that_is_the_prompt_answer_or_score_is_refused(column):
     if column not in df.columns:
         df[column] = ["a", "b"] * 4
     with pytest.raises(ConfigError, match=rf"tag_columns: '{column}' is .*must not carry the"):
-        relabel(df, LengthScorer(), k=2, tag_columns=[column])
+        relabel(df, LengthScorer(), num_bins=2, tag_columns=[column])
 
 
 def test_the_answer_under_its_own_column_name_is_not_a_tag(world, tmp_path, capsys):
@@ -136,23 +145,30 @@ def test_the_answer_under_its_own_column_name_is_not_a_tag(world, tmp_path, caps
     data = _write(tmp_path / "c.jsonl", rows)
     df = load_corpus(data, completion_col="body")
     with pytest.raises(DataError, match="column 'body': the tag column holds the completion of every row"):
-        relabel(df, LengthScorer(), k=2, tag_columns=["body"], source=data)
+        relabel(df, LengthScorer(), num_bins=2, tag_columns=["body"], source=data)
     with pytest.raises(ConfigError, match="'body' is the completion column"):  # named, when relabel is told
-        relabel(df, LengthScorer(), k=2, tag_columns=["body"], completion_col="body")
+        relabel(df, LengthScorer(), num_bins=2, tag_columns=["body"], completion_col="body")
     with pytest.raises(ConfigError, match="'question' is the prompt column"):  # the streaming relabel is told
         prepare(
             pd.DataFrame(rows), data, prompt_col="question", completion_col="body", tag_columns=["question"], offset=0
         )
-    args = ["relabel", f"data={data}", f"scorer={world['scorer']}", "k=2", "completion_col=body", "tag_columns=[body]"]
+    args = [
+        "relabel",
+        f"data={data}",
+        f"scorer={world['scorer']}",
+        "num_bins=2",
+        "completion_col=body",
+        "tag_columns=[body]",
+    ]
     _refused(capsys, [*args, f"output_path={tmp_path / 't.jsonl'}"], "the tag column holds the completion of every row")
 
 
 def test_a_repeated_tag_column_is_refused(world, tmp_path, capsys):
     df = _corpus(domain=["a", "b"] * 4)
     with pytest.raises(ConfigError, match=r"tag_columns=\['domain', 'domain'\]: 'domain' is listed twice"):
-        relabel(df, LengthScorer(), k=2, tag_columns=["domain", "domain"])
+        relabel(df, LengthScorer(), num_bins=2, tag_columns=["domain", "domain"])
     data = _write(tmp_path / "c.jsonl", df.to_dict("records"))
-    args = ["relabel", f"data={data}", f"scorer={world['scorer']}", "k=2", "tag_columns=[domain,domain]"]
+    args = ["relabel", f"data={data}", f"scorer={world['scorer']}", "num_bins=2", "tag_columns=[domain,domain]"]
     _refused(capsys, [*args, f"output_path={tmp_path / 't.jsonl'}"], "'domain' is listed twice")
 
 
@@ -170,15 +186,15 @@ def test_too_many_categorical_values_and_a_numeric_column_are_refused():
     with pytest.raises(
         DataError, match=r"row 65, column 'author': tag column with 70 distinct values, more than the 64"
     ):
-        relabel(df, LengthScorer(), k=2, tag_columns=["author"])
+        relabel(df, LengthScorer(), num_bins=2, tag_columns=["author"])
     with pytest.raises(DataError, match=r"column 'year': numeric tag column .* must be binned explicitly"):
-        relabel(df, LengthScorer(), k=2, tag_columns=["year"])
-    tagged, card = relabel(df, LengthScorer(), k=2, tag_columns=["stars"])  # a few values: a fine tag
+        relabel(df, LengthScorer(), num_bins=2, tag_columns=["year"])
+    tagged, card = relabel(df, LengthScorer(), num_bins=2, tag_columns=["stars"])  # a few values: a fine tag
     assert card.attributes == {"stars": ["1", "2", "3", "4", "5"]}
     with pytest.raises(
         DataError, match=r"row 5, column 'stars': numeric tag column with 5 distinct values, more than the 4"
     ):
-        relabel(df, LengthScorer(), k=2, tag_columns=["stars"], max_tag_values=4)
+        relabel(df, LengthScorer(), num_bins=2, tag_columns=["stars"], max_tag_values=4)
 
 
 def test_a_tag_name_that_forges_a_line_or_the_score_tag_is_refused():
@@ -189,13 +205,13 @@ def test_a_tag_name_that_forges_a_line_or_the_score_tag_is_refused():
     ]:
         df = _corpus(**{name: ["a", "b"] * 4})
         with pytest.raises(ConfigError, match=f"tag_columns: tag name .*{says}"):
-            relabel(df, LengthScorer(), k=2, tag_columns=[name])
+            relabel(df, LengthScorer(), num_bins=2, tag_columns=[name])
     df = _corpus(**{"a=b": ["a", "b"] * 4})
     with pytest.raises(ConfigError, match="separates a token tag's name from its value"):
-        relabel(df, LengthScorer(), k=2, tag_columns=["a=b"], tag_format=TagFormat("token"))
+        relabel(df, LengthScorer(), num_bins=2, tag_columns=["a=b"], tag_format=TagFormat("token"))
     df = _corpus(meta=[{"a": 1}] * 8)
     with pytest.raises(DataError, match="row 1, column 'meta': expected a text or number tag value, got dict"):
-        relabel(df, LengthScorer(), k=2, tag_columns=["meta"])
+        relabel(df, LengthScorer(), num_bins=2, tag_columns=["meta"])
 
 
 def test_a_card_on_disk_with_a_forged_vocabulary_is_refused(tmp_path, world, capsys):
@@ -420,7 +436,7 @@ def test_the_vocabulary_bound_holds_over_all_shards_of_a_streaming_relabel(tmp_p
         {"prompt": "R:", "completion": f"Text {i} {'x' * i}.", "venue": f"v{i % 3 + 3 * (i // 6)}"} for i in range(12)
     ]
     data = _write(tmp_path / "c.jsonl", rows)
-    kw = dict(k=2, tag_columns=["venue"], batch_rows=3, shard_rows=6, max_tag_values=4)
+    kw = dict(num_bins=2, tag_columns=["venue"], batch_rows=3, shard_rows=6, max_tag_values=4)
     with pytest.raises(DataError, match=r"column 'venue': 6 distinct tag values over the shards \(at most 4"):
         relabel_stream(data, LengthScorer(), tmp_path / "out", **kw)
     assert not Path(f"{tmp_path / 'out'}.card.json").exists()
@@ -430,7 +446,7 @@ def test_the_vocabulary_bound_holds_over_all_shards_of_a_streaming_relabel(tmp_p
 
 def test_max_tag_values_is_a_setting_of_the_relabel_command(world, tmp_path, capsys):
     data = _write(tmp_path / "c.jsonl", [{"prompt": "R:", "completion": f"T {i}.", "venue": f"v{i}"} for i in range(8)])
-    args = ["relabel", f"data={data}", f"scorer={world['scorer']}", "k=2", "tag_columns=[venue]"]
+    args = ["relabel", f"data={data}", f"scorer={world['scorer']}", "num_bins=2", "tag_columns=[venue]"]
     _refused(capsys, [*args, "max_tag_values=5", f"output_path={tmp_path / 't.jsonl'}"], "more than the 5")
     _refused(capsys, [*args, "max_tag_values=0", f"output_path={tmp_path / 't.jsonl'}"], "max_tag_values=0")
     assert cli([*args, "max_tag_values=8", f"output_path={tmp_path / 't.jsonl'}"]) == 0
