@@ -132,7 +132,7 @@ def claim_run(
     *,
     overwrite: bool = False,
     outputs: tuple[str, ...] = (CHECKPOINTS,),
-    hint: str = "use another out=, or overwrite=true to start afresh there",
+    hint: str = "use another output_dir=, or overwrite=true to start afresh there",
     defaults: dict | None = None,
 ) -> None:
     """Make ``out_dir`` this run's: record ``identity`` (what the run is: data digest, card,

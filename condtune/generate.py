@@ -274,7 +274,7 @@ def check_contrast(
     if score is None and bin_index is None:
         raise ConfigError("--contrast_score: give the --score (or --bin) to contrast it with")
     if not guided:
-        raise ConfigError("--contrast_score acts through guidance: set --guidance != 1 or --anchored")
+        raise ConfigError("--contrast_score acts through guidance: set --guidance_scale != 1 or --anchored")
     if int(b.assign(contrast_score)) == (bin_index if bin_index is not None else int(b.assign(score))):
         raise ConfigError(
             f"--contrast_score {contrast_score}: it falls in the same bin as the requested score, so the "

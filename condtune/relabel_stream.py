@@ -180,11 +180,13 @@ def _shard_format(out: Path, k: int, batch_rows: int, shard_rows: int) -> str:
     fmt = SHARD_FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise ConfigError(
-            f"out={out}: a streamed relabel writes Parquet or JSONL shards (a folder named *.parquet, "
+            f"output_path={out}: a streamed relabel writes Parquet or JSONL shards (a folder named *.parquet, "
             f"*.jsonl or with no suffix), not {out.suffix!r}"
         )
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"out={out} is a file; stream=true writes a folder of shards (use another out=)")
+        raise ConfigError(
+            f"output_path={out} is a file; stream=true writes a folder of shards (use another output_path=)"
+        )
     return fmt
 
 

@@ -60,8 +60,8 @@ def _copy_missing(src: Path, dst: Path) -> int:
         if b.exists():
             if a.read_bytes() != b.read_bytes() and not _same_json(a, b):
                 raise ConfigError(
-                    f"{b} and {a} differ: the archive and out= hold different results under one name; "
-                    "use another out= (or archive=), or remove the one that is wrong"
+                    f"{b} and {a} differ: the archive and output_dir= hold different results under one name; "
+                    "use another output_dir= (or archive=), or remove the one that is wrong"
                 )
             continue
         with atomic_path(b, suffix=rel.suffix) as tmp:

@@ -370,7 +370,8 @@ def run_method(ctx: BenchContext, run: Run) -> list[Checkpoint]:
         {k: v for k, v in C.to_dict(run.settings).items() if k not in DECODE_SETTINGS},
         run.method,
         outputs=("checkpoints.json", "snapshots.json", "run", "checkpoints"),
-        hint=f"to compare a new setting, add it as a sweep entry (sweeps.{run.method}=[...]) or use another out=; "
+        hint=f"to compare a new setting, add it as a sweep entry (sweeps.{run.method}=[...]) "
+        "or use another output_dir=; "
         f"to redo it, delete {work}",
         defaults=C.defaults_dict(run.settings),
     )

@@ -79,14 +79,14 @@ def check_same_run(out: Path, prompts: dict, probe: dict, atol: float = 0.02) ->
     if old["prompts"] != now["prompts"]:
         raise ConfigError(
             f"{out} holds results made with other prompts (task or prompt settings changed); "
-            "use another out= or delete it"
+            "use another output_dir= or delete it"
         )
     for name, scores in now["rater_probe"].items():
         before = old["rater_probe"].get(name)
         if before is None or len(before) != len(scores) or max(abs(a - b) for a, b in zip(before, scores)) > atol:
             raise ConfigError(
                 f"{out} holds results judged by another {name} rater (its scores of the probe texts differ); "
-                "use another out= or delete it"
+                "use another output_dir= or delete it"
             )
 
 
@@ -186,7 +186,7 @@ def retrain(ctx: BenchContext, run: Run, ckpts: list[Checkpoint], n_left: int) -
             raise ConfigError(
                 f"{work}: retraining {ck.name} gave other weights (digest {new}, first training {old}), so its "
                 "remaining decodes would not evaluate the same policy; evaluate them where it was trained, or "
-                "start the run afresh under another out="
+                "start the run afresh under another output_dir="
             )
     return [replace(ck, path=fresh[ck.name].path) for ck in ckpts]
 

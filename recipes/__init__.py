@@ -1,0 +1,1 @@
+"""Worked recipes on condtune's Python API (not installed; run from a clone)."""
