@@ -15,12 +15,13 @@ import json
 import logging
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from condtune import config as C
 from condtune.artifacts import check_model_ref
 from condtune.baselines.best_of_n import BestOfNSettings, train_best_of_n
 from condtune.batches import file_digest
-from condtune.checkpointing import CHECKPOINTS, RUN_RECORD, claim_command_run, weights_digest
+from condtune.checkpointing import CHECKPOINTS, RUN_RECORD, Checkpoint, claim_command_run, weights_digest
 from condtune.data import read_table
 from condtune.io import write_json
 from condtune.modeling import load_causal_lm
@@ -55,10 +56,7 @@ class BestOfNJobConfig:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     cfg = C.parse(BestOfNJobConfig, argv)
-    if cfg.n < 1:
-        raise C.ConfigError(f"n={cfg.n}: ask for at least 1 sample per prompt")
-    if cfg.n > MAX_PER_PROMPT:
-        raise C.ConfigError(f"n={cfg.n}: asks for {cfg.n} samples per prompt; at most {MAX_PER_PROMPT}")
+    check(cfg)
     out = claim_output(
         cfg,
         "output_dir",
@@ -68,8 +66,23 @@ def main(argv: list[str] | None = None) -> int:
         marks=(RUN_RECORD, CHECKPOINTS),
         overwrite=cfg.overwrite,
     )
+    prompts, scorer = load_inputs(cfg, out)
+    picked = pick(cfg, out, prompts, scorer)
+    summary, n_picks = save(cfg, out, prompts, picked)
+    report(cfg, out, summary, n_picks)
+    return 0
 
-    # build: prompts, the scorer, the policy and its sampler (flat, prompt-major, as the pool wants)
+
+def check(cfg: BestOfNJobConfig) -> None:
+    """n within its bounds, before anything is claimed or loaded."""
+    if cfg.n < 1:
+        raise C.ConfigError(f"n={cfg.n}: ask for at least 1 sample per prompt")
+    if cfg.n > MAX_PER_PROMPT:
+        raise C.ConfigError(f"n={cfg.n}: asks for {cfg.n} samples per prompt; at most {MAX_PER_PROMPT}")
+
+
+def load_inputs(cfg: BestOfNJobConfig, out: Path) -> tuple[list[str], Scorer]:
+    """The prompts and the scorer, and the run claimed for what the inputs hold."""
     prompts = prompts_or_default(cfg.prompts)
     try:
         scorer = Scorer.load(cfg.scorer)
@@ -89,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         overwrite=cfg.overwrite,
         outputs=(CHECKPOINTS, "pool.json", "pool.jsonl", "summary.json"),
     )
+    return prompts, scorer
+
+
+def pick(cfg: BestOfNJobConfig, out: Path, prompts: list[str], scorer: Scorer) -> Checkpoint:
+    """The policy and its sampler (flat, prompt-major, as the pool wants); "training": the pool sampled,
+    scored once, and the best of each prompt's n picked."""
     model, tok = load_causal_lm(cfg.model)
     log.info("best-of-n: %d prompts x %d samples of %s, scorer=%s", len(prompts), cfg.n, cfg.model, cfg.scorer)
 
@@ -96,12 +115,14 @@ def main(argv: list[str] | None = None) -> int:
         s = sample(model, tok, ps, n=n, cfg=cfg.sampling, seed=cfg.seed, desc="best-of-n pool")
         return [t for row in s.texts for t in row], [c for row in s.n_tokens for c in row]
 
-    # "train": sample the pool, score it once, pick the best of each prompt's n
     (picked,) = train_best_of_n(
         prompts, BestOfNSettings(ns=[cfg.n]), sample_fn=sample_fn, score_fn=scorer.score_pairs, out_dir=out
     )
+    return picked
 
-    # save: the run's summary beside the picks
+
+def save(cfg: BestOfNJobConfig, out: Path, prompts: list[str], picked: Checkpoint) -> tuple[dict, int]:
+    """The run's summary (summary.json) beside the picks; how many picks there are."""
     picks, pool = read_table(picked.samples), read_table(out / "pool.jsonl")
     summary = {
         "picks": picked.samples,
@@ -114,15 +135,17 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(picked.wall_clock_s, 1),
     }
     write_json(out / "summary.json", summary)
+    return summary, len(picks)
 
-    # report
+
+def report(cfg: BestOfNJobConfig, out: Path, summary: dict, n_picks: int) -> None:
+    """The summary, where the picks and the pool are, and what to run next."""
     print(json.dumps(summary, indent=2))
     print(
-        f"{len(picks)} picks (prompt, text, n_tokens, proxy = the score) in {picked.samples}; "
+        f"{n_picks} picks (prompt, text, n_tokens, proxy = the score) in {summary['picks']}; "
         f"every sample in {out / 'pool.jsonl'}"
     )
     print(f"next: condtune rloo model={cfg.model} scorer={cfg.scorer}  # a policy toward the scorer, 1 sample/answer")
-    return 0
 
 
 if __name__ == "__main__":

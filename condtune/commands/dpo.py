@@ -17,12 +17,22 @@ import json
 import logging
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
 
 from condtune import config as C
 from condtune.artifacts import check_model_ref
 from condtune.baselines.dpo import DPOSettings, build_pairs, train_dpo
 from condtune.batches import file_digest
-from condtune.checkpointing import CHECKPOINTS, RUN_RECORD, claim_command_run, latest_checkpoint, weights_digest
+from condtune.checkpointing import (
+    CHECKPOINTS,
+    RUN_RECORD,
+    Checkpoint,
+    claim_command_run,
+    latest_checkpoint,
+    weights_digest,
+)
 from condtune.data import DataError, PointwiseSpec, load_pairwise, load_pointwise, to_items
 from condtune.io import read_json, write_json
 from condtune.modeling import model_dir
@@ -71,18 +81,30 @@ def main(argv: list[str] | None = None) -> int:
         marks=(RUN_RECORD, CHECKPOINTS),
         overwrite=cfg.overwrite,
     )
+    pairs = load_pairs(cfg)
+    base = claim_run(cfg, out)
+    ckpts = train(cfg, out, pairs, base)
+    summary = save(out, ckpts, pairs)
+    report(out, summary)
+    return 0
 
-    # build: the pairs, and the base policy as a directory (trl rebuilds the reference from it)
+
+def load_pairs(cfg: DPOJobConfig) -> pd.DataFrame:
+    """The preference pairs: the pairs file whole, or pairs built from the ratings."""
     if cfg.pairs:
-        pairs = load_pairwise(cfg.pairs)
-    else:
-        items = to_items(load_pointwise(cfg.ratings, cfg.columns))
-        try:
-            pairs = build_pairs(
-                items.assign(score=items["mean"]), cfg.dpo.max_train_samples, cfg.dpo.min_margin, seed=cfg.seed
-            )
-        except ValueError as exc:
-            raise DataError(cfg.ratings, str(exc)) from None
+        return load_pairwise(cfg.pairs)
+    items = to_items(load_pointwise(cfg.ratings, cfg.columns))
+    try:
+        return build_pairs(
+            items.assign(score=items["mean"]), cfg.dpo.max_train_samples, cfg.dpo.min_margin, seed=cfg.seed
+        )
+    except ValueError as exc:
+        raise DataError(cfg.ratings, str(exc)) from None
+
+
+def claim_run(cfg: DPOJobConfig, out: Path) -> str:
+    """The run claimed for what the inputs hold; the base policy as a directory (trl rebuilds the
+    reference from it)."""
     model_path = check_model_ref(cfg.model)  # before the run is claimed: a missing or damaged model names itself
     contents = {  # what the inputs hold, not only their names (known by name only: a run recorded before)
         "pairs_digest": file_digest(cfg.pairs),
@@ -92,7 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     claim_command_run(
         out, cfg, "dpo", contents, overwrite=cfg.overwrite, outputs=(CHECKPOINTS, "snapshots.json", "summary.json")
     )
-    base = model_dir(cfg.model, out / "base")
+    return model_dir(cfg.model, out / "base")
+
+
+def train(cfg: DPOJobConfig, out: Path, pairs: pd.DataFrame, base: str) -> list[Checkpoint]:
+    """trl's DPOTrainer, snapshots at dpo.checkpoints."""
     steps = max(cfg.dpo.checkpoints)
     log.info(
         "dpo: %d pairs, base=%s, beta=%g, %d steps of %d pairs",
@@ -102,11 +128,11 @@ def main(argv: list[str] | None = None) -> int:
         steps,
         cfg.dpo.per_device_train_batch_size,
     )
+    return train_dpo(base, pairs, cfg.dpo, out_dir=out, seed=cfg.seed, report_to=cfg.report_to)
 
-    # train: trl's DPOTrainer, snapshots at dpo.checkpoints
-    ckpts = train_dpo(base, pairs, cfg.dpo, out_dir=out, seed=cfg.seed, report_to=cfg.report_to)
 
-    # save: the run's summary beside the policies
+def save(out: Path, ckpts: list[Checkpoint], pairs: pd.DataFrame) -> dict:
+    """The run's summary (summary.json) beside the policies."""
     final = max(ckpts, key=lambda c: c.step)
     history = read_json(latest_checkpoint(out) / "trainer_state.json")["log_history"]
     losses = [h["loss"] for h in history if "loss" in h]
@@ -122,15 +148,17 @@ def main(argv: list[str] | None = None) -> int:
         "train_seconds": round(final.wall_clock_s, 1),
     }
     write_json(out / "summary.json", summary)
+    return summary
 
-    # report
+
+def report(out: Path, summary: dict) -> None:
+    """The summary, where the policy is, and what to run next."""
     print(json.dumps(summary, indent=2))
-    print(f"policy saved to {final.path}")
+    print(f"policy saved to {summary['final']}")
     print(
-        f"next: condtune best-of-n model={final.path} scorer=runs/scorer n=1 "
+        f"next: condtune best-of-n model={summary['final']} scorer=runs/scorer n=1 "
         f"output_dir={out}/samples  # sample it, score it"
     )
-    return 0
 
 
 if __name__ == "__main__":

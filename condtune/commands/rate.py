@@ -71,11 +71,7 @@ def _stop(signum, frame):
 
 def main(argv: list[str]) -> int:
     cfg = C.parse(RateConfig, task_first(argv))
-    if cfg.task is None and cfg.db is None:
-        raise C.ConfigError("no task: run `condtune rate TASKFILE` (or give db=FILE.sqlite)")
-    if cfg.db is not None:
-        C.out_file(cfg.db, "db", "a ratings database file")
-    db = cfg.db or cfg.task.with_name(cfg.task.stem + ".ratings.sqlite")
+    db = check(cfg)
     if cfg.export and cfg.output_dir is not None:
         claim_output(
             cfg,
@@ -87,45 +83,64 @@ def main(argv: list[str]) -> int:
             overwrite_setting=None,
         )
     try:
-        # the task and its card are read (and checked) before the database is opened: a task file that
-        # does not exist or does not parse leaves no empty database behind
-        task = (load_task(cfg.task), load_card(cfg.task)) if cfg.task is not None else None
-        if task is None and not db.is_file():
-            raise C.ConfigError(f"db={db}: no such ratings database; run `condtune rate TASKFILE` to make one")
-        store = Store(db)
-        if task is not None:
-            items, card = task
-            lo, hi = card_scale(card)
-            store.set_scale(
-                lo if cfg.scale_min is None else cfg.scale_min, hi if cfg.scale_max is None else cfg.scale_max
-            )
-            stats = store.import_items(items, source=str(cfg.task))
-            print(
-                f"{cfg.task}: {stats.total_items} items ({stats.new_items} new), {stats.total_pairs} A/B pairs; db {db}"
-            )
-        scale = store.scale
+        store, scale = open_store(cfg, db)
     except (TaskError, StoreError) as exc:
         print(f"condtune rate: error: {exc}", file=sys.stderr)
         return 2
-
     if cfg.export:
-        out_dir = cfg.output_dir or (cfg.task or db).parent / "ratings"
-        res = export(store, out_dir, cfg.ranking)
-        print(f"exported to {out_dir}: " + ", ".join(f"{k}={v}" for k, v in res.counts.items()))
-        for name, path in (
-            ("pointwise", res.pointwise),
-            ("pairwise", res.pairwise),
-            ("ranking", res.ranking),
-            ("card", res.card),
-        ):
-            print(f"  {name:9s} {path}")
-        print(
-            f"next: condtune scorer train ratings={res.pointwise} columns.prompt_col=prompt "
-            "columns.completion_col=completion columns.item_col=item_id columns.rater_col=rater "
-            f"columns.score_min={scale[0]} columns.score_max={scale[1]}"
-        )
-        return 0
+        export_ratings(cfg, store, db, scale)
+    else:
+        serve(cfg, store, db, scale)
+    return 0
 
+
+def check(cfg: RateConfig) -> Path:
+    """A task or a database to work on, checked before anything is claimed; the database's path."""
+    if cfg.task is None and cfg.db is None:
+        raise C.ConfigError("no task: run `condtune rate TASKFILE` (or give db=FILE.sqlite)")
+    if cfg.db is not None:
+        C.out_file(cfg.db, "db", "a ratings database file")
+    return cfg.db or cfg.task.with_name(cfg.task.stem + ".ratings.sqlite")
+
+
+def open_store(cfg: RateConfig, db: Path) -> tuple[Store, tuple[int, int]]:
+    """The ratings database, with the task's items imported (if a task is given), and its score scale."""
+    # the task and its card are read (and checked) before the database is opened: a task file that
+    # does not exist or does not parse leaves no empty database behind
+    task = (load_task(cfg.task), load_card(cfg.task)) if cfg.task is not None else None
+    if task is None and not db.is_file():
+        raise C.ConfigError(f"db={db}: no such ratings database; run `condtune rate TASKFILE` to make one")
+    store = Store(db)
+    if task is not None:
+        items, card = task
+        lo, hi = card_scale(card)
+        store.set_scale(lo if cfg.scale_min is None else cfg.scale_min, hi if cfg.scale_max is None else cfg.scale_max)
+        stats = store.import_items(items, source=str(cfg.task))
+        print(f"{cfg.task}: {stats.total_items} items ({stats.new_items} new), {stats.total_pairs} A/B pairs; db {db}")
+    return store, store.scale
+
+
+def export_ratings(cfg: RateConfig, store: Store, db: Path, scale: tuple[int, int]) -> None:
+    """--export: the ratings files and ranking written, each named, and the scorer command that reads them."""
+    out_dir = cfg.output_dir or (cfg.task or db).parent / "ratings"
+    res = export(store, out_dir, cfg.ranking)
+    print(f"exported to {out_dir}: " + ", ".join(f"{k}={v}" for k, v in res.counts.items()))
+    for name, path in (
+        ("pointwise", res.pointwise),
+        ("pairwise", res.pairwise),
+        ("ranking", res.ranking),
+        ("card", res.card),
+    ):
+        print(f"  {name:9s} {path}")
+    print(
+        f"next: condtune scorer train ratings={res.pointwise} columns.prompt_col=prompt "
+        "columns.completion_col=completion columns.item_col=item_id columns.rater_col=rater "
+        f"columns.score_min={scale[0]} columns.score_max={scale[1]}"
+    )
+
+
+def serve(cfg: RateConfig, store: Store, db: Path, scale: tuple[int, int]) -> None:
+    """The rating page, served until Ctrl-C or SIGTERM; what was stored, said on the way out."""
     server = make_server(store, cfg.host, cfg.port, text=cfg.text)  # a port in use: a ConfigError naming it
     print(
         f"rating page: {server.url}  (scale {scale[0]}..{scale[1]}; "
@@ -141,4 +156,3 @@ def main(argv: list[str]) -> int:
         server.server_close()
     done = store.progress("", "score").ratings, store.progress("", "ab").ratings
     print(f"stopped: {done[0]} scores and {done[1]} A/B judgements stored in {db}; export with --export")
-    return 0

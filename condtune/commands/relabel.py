@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import pandas as pd
+
 from condtune import config as C
 from condtune.checkpointing import RUN_RECORD
 from condtune.data import check_table_output, load_corpus
@@ -74,6 +76,31 @@ class RelabelConfig:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     cfg = C.parse(RelabelConfig, argv)
+    claim(cfg, argv)
+    procs = processes()  # `accelerate launch -m condtune relabel stream=true`: shards split over processes
+    if procs.num_processes > 1 and not cfg.stream:
+        raise C.ConfigError(f"several processes ({procs.num_processes}) relabel with stream=true only")
+    df = None if cfg.stream else load_rows(cfg)  # stream=true reads, scores and writes in batches, never all
+    scorer = Scorer.load(cfg.scorer)
+    common = tagging(cfg)
+    if cfg.stream:
+        card = relabel_stream(cfg.data, scorer, cfg.output_path, **common, **stream_settings(cfg))
+        if not procs.is_main_process:
+            return 0
+        n_shards = len(read_json(Path(cfg.output_path) / MANIFEST)["tagged"])
+        print(
+            f"tagged {card.n_rows} rows -> {cfg.output_path}/ ({n_shards} shards; card: {card_path(cfg.output_path)})"
+        )
+    else:
+        tagged, card = relabel(df, scorer, **common, source=cfg.data)
+        write_tagged(tagged, card, cfg.output_path)
+        print(f"tagged {len(tagged)} rows -> {cfg.output_path}  (card: {card_path(cfg.output_path)})")
+    report_bins(card)
+    return 0
+
+
+def claim(cfg: RelabelConfig, argv: list[str]) -> None:
+    """The output (a file, or with stream=true a shard folder) and its card, claimed before anything loads."""
     claim_output(
         cfg,
         "output_path",
@@ -86,19 +113,20 @@ def main(argv: list[str] | None = None) -> int:
         beside=[card_path(cfg.output_path)],
         need_bytes=2 * size_of(cfg.data),  # the rows again, with their tags and tagged prompts
     )
-    procs = processes()  # `accelerate launch -m condtune relabel stream=true`: shards split over processes
-    if procs.num_processes > 1 and not cfg.stream:
-        raise C.ConfigError(f"several processes ({procs.num_processes}) relabel with stream=true only")
-    if not cfg.stream:  # in memory; stream=true reads, scores and writes in batches, never the whole dataset
-        check_table_output(
-            cfg.output_path
-        )  # before scoring: a folder or an unknown suffix there would fail only at the end
-        df = load_corpus(
-            cfg.data, prompt_col=cfg.prompt_col, completion_col=cfg.completion_col, domains=cfg.domains or None
-        )
-    scorer = Scorer.load(cfg.scorer)
+
+
+def load_rows(cfg: RelabelConfig) -> pd.DataFrame:
+    """In memory: the output path checked, then the whole dataset read."""
+    check_table_output(cfg.output_path)  # before scoring: a folder or unknown suffix there would fail only at the end
+    return load_corpus(
+        cfg.data, prompt_col=cfg.prompt_col, completion_col=cfg.completion_col, domains=cfg.domains or None
+    )
+
+
+def tagging(cfg: RelabelConfig) -> dict:
+    """The settings both ways of relabelling share: bins (fitted, or those of edges_from's card) and tags."""
     binning = TagCard.load(cfg.edges_from).binning if cfg.edges_from else None
-    common = dict(
+    return dict(
         num_bins=cfg.num_bins,
         method=cfg.binning,
         tag_format=TagFormat(style=cfg.tag_style),
@@ -107,29 +135,22 @@ def main(argv: list[str] | None = None) -> int:
         binning=binning,
         scorer_name=cfg.scorer,
     )
-    if cfg.stream:
-        card = relabel_stream(
-            cfg.data,
-            scorer,
-            cfg.output_path,
-            **common,
-            prompt_col=cfg.prompt_col,
-            completion_col=cfg.completion_col,
-            domains=cfg.domains or None,
-            batch_rows=cfg.batch_rows,
-            shard_rows=cfg.shard_rows,
-            overwrite=cfg.overwrite,
-        )
-        if not procs.is_main_process:
-            return 0
-        n_shards = len(read_json(Path(cfg.output_path) / MANIFEST)["tagged"])
-        print(
-            f"tagged {card.n_rows} rows -> {cfg.output_path}/ ({n_shards} shards; card: {card_path(cfg.output_path)})"
-        )
-    else:
-        tagged, card = relabel(df, scorer, **common, source=cfg.data)
-        write_tagged(tagged, card, cfg.output_path)
-        print(f"tagged {len(tagged)} rows -> {cfg.output_path}  (card: {card_path(cfg.output_path)})")
+
+
+def stream_settings(cfg: RelabelConfig) -> dict:
+    """What stream=true reads and writes by: the input's columns, batch and shard sizes, overwrite."""
+    return dict(
+        prompt_col=cfg.prompt_col,
+        completion_col=cfg.completion_col,
+        domains=cfg.domains or None,
+        batch_rows=cfg.batch_rows,
+        shard_rows=cfg.shard_rows,
+        overwrite=cfg.overwrite,
+    )
+
+
+def report_bins(card: TagCard) -> None:
+    """The bins' table: score range, median and count of each."""
     print("bin | score range | median | count")
     edges = [float("-inf"), *card.binning.edges, float("inf")]
     for b in range(card.binning.k):
@@ -137,7 +158,6 @@ def main(argv: list[str] | None = None) -> int:
             f"{b + 1:>3} | [{edges[b]:+.2f}, {edges[b + 1]:+.2f}) | "
             f"{card.binning.centers[b]:+.2f} | {card.binning.counts[b]}"
         )
-    return 0
 
 
 if __name__ == "__main__":

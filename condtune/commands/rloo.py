@@ -16,12 +16,20 @@ import json
 import logging
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from condtune import config as C
 from condtune.artifacts import check_model_ref
 from condtune.baselines.rloo import RLOOSettings, train_rloo
 from condtune.batches import file_digest
-from condtune.checkpointing import CHECKPOINTS, RUN_RECORD, claim_command_run, latest_checkpoint, weights_digest
+from condtune.checkpointing import (
+    CHECKPOINTS,
+    RUN_RECORD,
+    Checkpoint,
+    claim_command_run,
+    latest_checkpoint,
+    weights_digest,
+)
 from condtune.io import read_json, write_json
 from condtune.modeling import model_dir
 from condtune.outputs import claim_output
@@ -70,8 +78,16 @@ def main(argv: list[str] | None = None) -> int:
         marks=(RUN_RECORD, CHECKPOINTS),
         overwrite=cfg.overwrite,
     )
+    prompts, scorer, base = build(cfg, out)
+    ckpts = train(cfg, out, prompts, scorer, base)
+    summary = save(out, ckpts)
+    report(cfg, out, summary)
+    return 0
 
-    # build: prompts, the reward (the scorer), the base policy as a directory (trl rebuilds the reference)
+
+def build(cfg: RLOOJobConfig, out: Path) -> tuple[list[str], Scorer, str]:
+    """The prompts, the reward (the scorer), and the base policy as a directory (trl rebuilds the
+    reference from it), once the run is claimed for what the inputs hold."""
     prompts = prompts_or_default(cfg.prompts)
     try:
         scorer = Scorer.load(cfg.scorer)
@@ -86,7 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     claim_command_run(
         out, cfg, "rloo", contents, overwrite=cfg.overwrite, outputs=(CHECKPOINTS, "snapshots.json", "summary.json")
     )
-    base = model_dir(cfg.model, out / "base")
+    return prompts, scorer, model_dir(cfg.model, out / "base")
+
+
+def train(cfg: RLOOJobConfig, out: Path, prompts: list[str], scorer: Scorer, base: str) -> list[Checkpoint]:
+    """trl's RLOOTrainer, snapshots at rloo.checkpoints with their cost."""
     s = cfg.rloo
     log.info(
         "rloo: %d prompts, reward=%s, base=%s, %d steps of %d completions (%d per prompt), beta=%g",
@@ -98,9 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         s.num_generations,
         s.beta,
     )
-
-    # train: trl's RLOOTrainer, snapshots at rloo.checkpoints with their cost
-    ckpts = train_rloo(
+    return train_rloo(
         base,
         prompts,
         scorer.score_pairs,
@@ -111,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         report_to=cfg.report_to,
     )
 
-    # save: the run's summary beside the policies
+
+def save(out: Path, ckpts: list[Checkpoint]) -> dict:
+    """The run's summary (summary.json) beside the policies."""
     final = max(ckpts, key=lambda c: c.step)
     history = read_json(latest_checkpoint(out) / "trainer_state.json")["log_history"]
     rewards = [h["reward"] for h in history if "reward" in h]
@@ -128,15 +148,17 @@ def main(argv: list[str] | None = None) -> int:
         "train_seconds": round(final.wall_clock_s, 1),
     }
     write_json(out / "summary.json", summary)
+    return summary
 
-    # report
+
+def report(cfg: RLOOJobConfig, out: Path, summary: dict) -> None:
+    """The summary, where the policy is, and what to run next."""
     print(json.dumps(summary, indent=2))
-    print(f"policy saved to {final.path}")
+    print(f"policy saved to {summary['final']}")
     print(
-        f"next: condtune best-of-n model={final.path} scorer={cfg.scorer} n=1 "
+        f"next: condtune best-of-n model={summary['final']} scorer={cfg.scorer} n=1 "
         f"output_dir={out}/samples  # sample it, score it"
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ import logging
 import sys
 from dataclasses import dataclass, field
 
+import pandas as pd
+
 from condtune import config as C
 from condtune.checkpointing import CHECKPOINTS, RUN_RECORD
 from condtune.data import check_text, read_table, require_columns
@@ -79,6 +81,21 @@ class TrainConfig:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     cfg = C.parse(TrainConfig, argv)
+    claim(cfg, argv)
+    card, df = load_tagged(cfg)
+    pairs = load_pairs(cfg)
+    procs = check_online(cfg, card)
+    stats = train(cfg, card, df, pairs)
+    if not procs.is_main_process:
+        return 0
+    save(cfg, stats)
+    final = train_online(cfg, df, pairs) if cfg.online.rounds else cfg.output_dir
+    print(f"try: condtune generate --model {final} --score {card.binning.centers[-1]:.1f} --prompt '...' -n 4")
+    return 0
+
+
+def claim(cfg: TrainConfig, argv: list[str]) -> None:
+    """The output folder, claimed before anything loads (:func:`condtune.outputs.claim_output`)."""
     claim_output(
         cfg,
         "output_dir",
@@ -89,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         overwrite=cfg.overwrite,
         need_bytes=4 * size_of(cfg.model),  # the policy, and a checkpoint with the optimizer's two moments
     )
+
+
+def load_tagged(cfg: TrainConfig) -> tuple[TagCard, pd.DataFrame]:
+    """The tagged dataset and its card, checked to describe each other (at most max_train_samples rows)."""
     card = TagCard.load(cfg.data)
     df = read_table(cfg.data)
     require_columns(df, cfg.data, ["tagged_prompt", "completion"])
@@ -97,7 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         check_text(df, cfg.data, col)
     if cfg.max_train_samples:
         df = df.sample(min(cfg.max_train_samples, len(df)), random_state=cfg.sft.seed)
-    pairs = None
+    return card, df
+
+
+def load_pairs(cfg: TrainConfig) -> pd.DataFrame | None:
+    """The ranking term's table of scored answers (sft.pairwise > 0), checked to hold pairs; else None."""
     if cfg.sft.pairwise > 0:
         if not cfg.pairs_data:
             raise C.ConfigError("sft.pairwise > 0 needs pairs_data=<a table of several scored answers a prompt>")
@@ -106,8 +131,15 @@ def main(argv: list[str] | None = None) -> int:
             scored_pairs(pairs, cfg.sft.pairwise_margin, source=cfg.pairs_data)
         except ValueError as e:
             raise C.ConfigError(str(e)) from None
-    elif cfg.pairs_data:
+        return pairs
+    if cfg.pairs_data:
         log.warning("pairs_data=%s is not used: sft.pairwise is 0", cfg.pairs_data)
+    return None
+
+
+def check_online(cfg: TrainConfig, card: TagCard):
+    """The processes of this job, and what online rounds need of them and of the data, checked before
+    the model loads."""
     if cfg.online.rounds and not cfg.scorer:
         raise C.ConfigError("online.rounds > 0 needs scorer=<a scorer dir> to rate each round's samples")
     procs = processes()  # `accelerate launch -m condtune train` / torchrun: data-parallel SFT
@@ -118,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
             f"online.rounds > 0: online rounds sample at score targets only, and {cfg.data} also has attribute tags "
             f"{sorted(card.attributes)}; relabel without tag_columns to train online"
         )
+    return procs
+
+
+def train(cfg: TrainConfig, card: TagCard, df: pd.DataFrame, pairs: pd.DataFrame | None) -> dict:
+    """The base model, loaded and trained by conditional SFT into output_dir; the run's stats."""
     model, tokenizer = load_causal_lm(cfg.model)
     log.info(
         "conditional SFT: %d rows, %d steps of %d (SmolLM2-135M on 2 CPU cores: ~3-4 s/step; the bar shows the ETA)",
@@ -125,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg.sft.max_steps,
         cfg.sft.per_device_train_batch_size,
     )
-    stats = train_conditional(
+    return train_conditional(
         model,
         tokenizer,
         df,
@@ -137,42 +174,44 @@ def main(argv: list[str] | None = None) -> int:
         overwrite=cfg.overwrite,
         report_to=cfg.report_to,
     )
-    if not procs.is_main_process:
-        return 0
+
+
+def save(cfg: TrainConfig, stats: dict) -> None:
+    """train_stats.json beside the policy, and a line saying where it is."""
     write_json(f"{cfg.output_dir}/train_stats.json", {"stats": stats, "config": C.to_dict(cfg)})
     print(
         f"policy saved to {cfg.output_dir}: {stats['steps']} steps in {stats['train_seconds']:.0f} s, "
         f"loss {stats['first_loss']} -> {stats['final_loss']}"
     )
-    final = cfg.output_dir
-    if cfg.online.rounds:
-        require_columns(df, cfg.data, ["prompt", "score"])
-        prompts = (
-            df["prompt"]
-            .sample(cfg.online_prompts, replace=len(df) < cfg.online_prompts, random_state=cfg.sft.seed)
-            .tolist()
+
+
+def train_online(cfg: TrainConfig, df: pd.DataFrame, pairs: pd.DataFrame | None) -> str:
+    """The online rounds after the SFT, their table printed; the last round's policy folder."""
+    require_columns(df, cfg.data, ["prompt", "score"])
+    prompts = (
+        df["prompt"]
+        .sample(cfg.online_prompts, replace=len(df) < cfg.online_prompts, random_state=cfg.sft.seed)
+        .tolist()
+    )
+    table = run_online(
+        cfg.output_dir,
+        df,
+        Scorer.load(cfg.scorer),
+        prompts=prompts,
+        s=cfg.sft,
+        o=cfg.online,
+        sampling=cfg.sampling,
+        out_dir=f"{cfg.output_dir}/online",
+        base=cfg.model,
+        pairs=pairs,
+    )
+    print("round | top-target proxy | all proxy | top-target KL (nats) | pool rows | seconds")
+    for r in table:
+        print(
+            f"{r['round']} | {r['top_proxy']:+.3f} | {r['all_proxy']:+.3f} | {r['top_kl']:.2f} | "
+            f"{r['pool_rows']} | {r.get('sample_seconds', 0) + r['train_seconds']:.0f}"
         )
-        table = run_online(
-            cfg.output_dir,
-            df,
-            Scorer.load(cfg.scorer),
-            prompts=prompts,
-            s=cfg.sft,
-            o=cfg.online,
-            sampling=cfg.sampling,
-            out_dir=f"{cfg.output_dir}/online",
-            base=cfg.model,
-            pairs=pairs,
-        )
-        final = f"{cfg.output_dir}/online/round_{cfg.online.rounds}/policy"
-        print("round | top-target proxy | all proxy | top-target KL (nats) | pool rows | seconds")
-        for r in table:
-            print(
-                f"{r['round']} | {r['top_proxy']:+.3f} | {r['all_proxy']:+.3f} | {r['top_kl']:.2f} | "
-                f"{r['pool_rows']} | {r.get('sample_seconds', 0) + r['train_seconds']:.0f}"
-            )
-    print(f"try: condtune generate --model {final} --score {card.binning.centers[-1]:.1f} --prompt '...' -n 4")
-    return 0
+    return f"{cfg.output_dir}/online/round_{cfg.online.rounds}/policy"
 
 
 if __name__ == "__main__":
