@@ -137,20 +137,16 @@ class ConditionalPolicy:
                 contrast_score=contrast_score,
             )
         full = [self.tagged(p, score=score, bin_index=bin_index, tags=tags) for p in prompts]
+        draw = dict(n=num_return_sequences, cfg=sampling, seed=seed, progress=progress)
         if guidance_scale == 1.0 and not anchored:
-            return sample(
-                self.model, self.tokenizer, full, n=num_return_sequences, cfg=sampling, seed=seed, progress=progress
-            )
+            return sample(self.model, self.tokenizer, full, **draw)
         anchor = self.base_model() if anchored else None  # checked before any sampling
         uncond = [self.tagged(p, score=contrast_score, tags=tags) for p in prompts]
         return sample(
             self.model,
             self.tokenizer,
             full,
-            n=num_return_sequences,
-            cfg=sampling,
-            seed=seed,
-            progress=progress,
+            **draw,
             uncond_prompts=uncond,
             guidance=guidance_scale,
             anchor_model=anchor,
