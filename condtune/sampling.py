@@ -4,7 +4,8 @@ The distribution a sample is drawn from is written once, in :func:`shape_logprob
 classifier-free guidance (optional), then temperature, then nucleus (top-p) truncation. The
 sampler applies it through :class:`ShapedSampling` (generate's own temperature/top-p warpers are
 switched off), and :mod:`condtune.kl` applies the same function when it measures the exact KL
-of what was sampled, so the two can never disagree.
+of what was sampled, so the two can never disagree. :class:`condtune.hf_decoding.ConditionalLogitsProcessor`
+is the same processor, made public for a plain ``model.generate``.
 """
 
 from __future__ import annotations
@@ -160,8 +161,24 @@ class Branch:
 
     def __init__(self, model, ids: torch.Tensor, mask: torch.Tensor):
         self.model, self.ids, self.mask, self.cache = model, ids, mask, None
+        self.prompt_ids, self.prompt_mask = ids, mask
         # transformers 5 renamed past_key_values -> cache (the old name is deprecated)
         self.cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+    def restart(self, rows: int) -> None:
+        """Read its prompts afresh (its cache dropped) for a batch of ``rows`` rows: each prompt's row
+        ``rows / prompts`` times in a row, as generate() repeats a prompt for ``num_return_sequences``."""
+        n = self.prompt_ids.shape[0]
+        if rows % n:
+            raise ValueError(
+                f"a batch of {rows} sequences cannot follow the {n} prompts of guidance: generate() must "
+                "read the same prompts (each repeated num_return_sequences times)"
+            )
+        k = rows // n
+        self.ids, self.mask = (
+            x.repeat_interleave(k, dim=0) if k > 1 else x for x in (self.prompt_ids, self.prompt_mask)
+        )
+        self.cache = None
 
     def next_logits(self, input_ids: torch.Tensor) -> torch.Tensor:
         if self.cache is None:
@@ -181,7 +198,11 @@ class Branch:
 class ShapedSampling:
     """A generate() logits processor that replaces the scores by :func:`shape_logprobs` of them;
     ``uncond`` and ``anchor`` are the :class:`Branch` es of guidance (row i of the batch is guided
-    by row i of their prompts)."""
+    by row i of their prompts; a batch of ``num_return_sequences`` rows a prompt by its row, repeated).
+
+    The branches follow the tokens generate() samples, one a step: a batch whose rows are not the last
+    step's plus one token each (beam search, assisted decoding) is refused; a second generate() from
+    the same prompts (the first step's length again) starts them afresh."""
 
     def __init__(
         self,
@@ -192,6 +213,10 @@ class ShapedSampling:
         uncond: Branch | None = None,
         anchor: Branch | None = None,
     ):
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0 to define a sampling distribution, got {temperature}")
+        if not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
         self.temperature, self.top_p, self.guidance, self.uncond, self.anchor = (
             temperature,
             top_p,
@@ -199,14 +224,39 @@ class ShapedSampling:
             uncond,
             anchor,
         )
+        self._last: torch.Tensor | None = None
+        self._start = 0
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         guided = self.uncond is not None and (self.guidance != 1.0 or self.anchor is not None)
+        if guided:
+            self._follow(input_ids)
         uncond = self.uncond.next_logits(input_ids) if guided else None
         anchor = self.anchor.next_logits(input_ids) if guided and self.anchor is not None else None
         return shape_logprobs(
             scores, uncond, guidance=self.guidance, temperature=self.temperature, top_p=self.top_p, anchor_logits=anchor
         )
+
+    def _follow(self, input_ids: torch.Tensor) -> None:
+        """The branches ready for this step: a step on from the last one, or started afresh."""
+        last, self._last = self._last, input_ids
+        if (
+            last is not None
+            and input_ids.shape[0] == last.shape[0]
+            and input_ids.shape[1] == last.shape[1] + 1
+            and torch.equal(input_ids[:, :-1], last)
+        ):
+            return
+        if last is not None and input_ids.shape[1] != self._start:
+            raise ValueError(
+                "guided decoding follows one sampled token a step in the same rows (sampling or greedy "
+                "decoding); these sequences are not the last step's plus one token (beam search, assisted "
+                "decoding, or other prompts than the processor was built for)"
+            )
+        self._start = input_ids.shape[1]
+        for branch in (self.uncond, self.anchor):
+            if branch is not None:
+                branch.restart(input_ids.shape[0])
 
 
 def context_length(model, tokenizer) -> int | None:

@@ -56,6 +56,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "policy",
             "online",
             "generate",
+            "hf_decoding",
         ],
     ),
     ("baselines and the rating page", ["baselines", "rate"]),
