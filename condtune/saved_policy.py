@@ -1,27 +1,41 @@
-"""A saved policy folder: the weights, the tokenizer and ``condtune_policy.json``, the policy card
-(the tag card: bin edges, tag format, attribute vocabularies; and the base model), so generation
-maps a requested score to the right tag without the user knowing the bins. Written by
-:func:`save_policy` (the card last: it marks the folder complete), read by :func:`load_policy_card`;
-what inference needs of a policy, without the training code."""
+"""A saved policy folder: the weights, the tokenizer, ``README.md`` (a model card for plain transformers
+users, :mod:`condtune.model_card`) and ``condtune_policy.json``, the policy card (the tag card: bin
+edges, tag format, attribute vocabularies; and the base model), so generation maps a requested score to
+the right tag without the user knowing the bins. Written by :func:`save_policy` (the card last: it marks
+the folder complete), read by :func:`load_policy_card` (which never needs the README: a policy saved
+before it existed loads as it did); what inference needs of a policy, without the training code."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import torch
 
 from condtune.artifacts import ArtifactError, ArtifactMissing, read_json_object
 from condtune.io import umask_modes, write_json
+from condtune.model_card import write_model_card
 from condtune.relabel import TagCard
 
 POLICY_CARD = "condtune_policy.json"
 
 
 def save_policy(
-    model, tokenizer, card: TagCard, *, out_dir: str | Path, base: str, state_dict: dict | None = None
+    model,
+    tokenizer,
+    card: TagCard,
+    *,
+    out_dir: str | Path,
+    base: str,
+    state_dict: dict | None = None,
+    dataset: str | None = None,
+    decode: Mapping | None = None,
+    measured: Sequence[Mapping] | None = None,
 ) -> Path:
     """Write the weights (``state_dict`` when given: the gathered weights of a sharded run), the
-    tokenizer and the policy card; the card goes last (it marks completion)."""
+    tokenizer, the model card ``README.md`` (:func:`condtune.model_card.render_model_card`: ``dataset``
+    the table trained on, ``decode`` the recommended decode, ``measured`` rows of results, each where
+    known) and the policy card; the card goes last (it marks completion)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if state_dict is not None:
@@ -29,6 +43,7 @@ def save_policy(
     with umask_modes(out_dir):  # safetensors writes 0600 files; the policy's follow the umask
         model.save_pretrained(out_dir, state_dict=state_dict)
         tokenizer.save_pretrained(out_dir)
+        write_model_card(out_dir, card, base, dataset=dataset, decode=decode, measured=measured)
     write_json(out_dir / POLICY_CARD, {"base_model": base, **card.to_dict()})
     return out_dir
 
