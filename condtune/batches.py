@@ -11,8 +11,9 @@ from typing import Iterator, Sequence
 
 import pandas as pd
 
-from condtune.data import DataError, hub_spec, load_hub, read_table
+from condtune.errors import DataError
 from condtune.io import decode_line, jsonl_record
+from condtune.tables import hub_spec, load_hub, read_table
 from condtune.vader import vader_corpus
 
 
@@ -68,7 +69,7 @@ def iter_batches(path: str | Path, batch_rows: int, domains: Sequence[str] | Non
     """The raw rows of a dataset, ``batch_rows`` at a time, in order, never all at once: Parquet record
     batches, JSONL lines, CSV/TSV chunks, an HF dataset saved with ``save_to_disk`` (memory-mapped);
     'vader' (small, embedded) and a .json list are read whole and cut. Read errors are DataErrors
-    naming the file, as :func:`condtune.data.read_table` gives."""
+    naming the file, as :func:`condtune.tables.read_table` gives."""
     if str(path) == "vader":
         df = vader_corpus(domains)
         for start in range(0, len(df), batch_rows):

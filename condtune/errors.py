@@ -1,7 +1,7 @@
 """The project's error types, in one leaf module that imports nothing of condtune, so that every
 layer (io at the bottom up to the commands) can raise and catch them without importing the module
-that once defined them. The old homes re-export them: ``condtune.config.ConfigError``,
-``condtune.data.DataError`` and ``condtune.artifacts.ArtifactError`` are these classes."""
+that once defined them. The old homes re-export them: ``condtune.config.ConfigError`` and
+``condtune.artifacts.ArtifactError`` are these classes."""
 
 from __future__ import annotations
 

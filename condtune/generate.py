@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from condtune.config import ConfigError
-from condtune.data import DataError
+from condtune.errors import DataError
 from condtune.modeling import load_causal_lm
 from condtune.relabel import TagCard, tagged_prompt
 from condtune.sampling import MAX_PER_PROMPT, MAX_SEQUENCES, Samples, SamplingConfig, check_budget, sample

@@ -26,7 +26,6 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from condtune.data import read_table, write_table
 from condtune.io import read_json, write_json
 from condtune.kl import sampled_kl
 from condtune.modeling import load_causal_lm
@@ -34,6 +33,7 @@ from condtune.policy import SFTSettings, train_conditional
 from condtune.relabel import TagCard, relabel, tagged_prompt
 from condtune.sampling import SamplingConfig, sample
 from condtune.saved_policy import POLICY_CARD, load_policy_card
+from condtune.tables import read_table, write_table
 
 log = logging.getLogger(__name__)
 

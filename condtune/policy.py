@@ -22,13 +22,13 @@ import pandas as pd
 
 from condtune.checkpointing import CHECKPOINTS, claim_run, latest_checkpoint
 from condtune.config import ConfigError, check_ranges, defaults_dict
-from condtune.data import table_digest
 from condtune.modeling import LORA_ATTENTION_MLP, processes
 from condtune.relabel import TagCard, tagged_prompt
 from condtune.sampling import context_length
 from condtune.saved_policy import POLICY_CARD, save_policy
 from condtune.sft_model import add_tag_tokens, check_lora_targets, prepare_model
 from condtune.sft_rows import pair_bank, scored_pairs, sft_dataset
+from condtune.tables import table_digest
 from condtune.trl_compat import trainer_args
 
 log = logging.getLogger(__name__)

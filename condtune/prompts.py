@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from condtune.data import DataError
+from condtune.errors import DataError
 from condtune.io import read_jsonl, read_text_lines
 
 DEFAULT_PROMPTS = [

@@ -14,8 +14,9 @@ from tqdm.auto import tqdm
 
 from condtune.artifacts import ArtifactError, read_json_object
 from condtune.config import ConfigError
-from condtune.data import DataError, table_digest, write_table
+from condtune.errors import DataError
 from condtune.io import write_json
+from condtune.tables import table_digest, write_table
 from condtune.tags import DERIVED_COLUMNS, MAX_TAG_VALUES, TEXT_COLUMNS, Binning, TagFormat
 
 CARD_SUFFIX = ".card.json"
@@ -36,7 +37,7 @@ class TagCard:
     scorer_meta: dict | None = None
     n_rows: int = 0
     data_digest: str | None = None
-    """:func:`condtune.data.table_digest` of the table it describes (on a policy: the table it was trained on)"""
+    """:func:`condtune.tables.table_digest` of the table it describes (on a policy: the table it was trained on)"""
 
     def __post_init__(self):
         check_attributes(self.attributes, self.tag_format)

@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 
 from condtune.batches import iter_batches, iter_shards
-from condtune.data import DIGEST_COLUMNS, MANIFEST, DataError, check_text, hub_spec, require_columns
+from condtune.errors import DataError
 from condtune.io import read_json, write_json
 from condtune.relabel import check_tag_columns
+from condtune.tables import DIGEST_COLUMNS, MANIFEST, check_text, hub_spec, require_columns
 from condtune.tags import MAX_TAG_VALUES, TagFormat
 
 STATE_DIR = ".relabel"
@@ -47,7 +48,7 @@ def prepare(
     tag_format: TagFormat = TagFormat(),
     max_tag_values: int = MAX_TAG_VALUES,
 ) -> pd.DataFrame:
-    """What :func:`condtune.data.load_corpus` and :func:`condtune.relabel.relabel` check and add, on one
+    """What :func:`condtune.tables.load_corpus` and :func:`condtune.relabel.relabel` check and add, on one
     batch whose first row is row ``offset + 1`` of the dataset (errors name the dataset's row)."""
     try:
         if str(source) != "vader":
@@ -79,7 +80,7 @@ def prepare(
 
 
 def row_hashes(df: pd.DataFrame) -> np.ndarray:
-    """One uint64 per row; :func:`condtune.data.table_digest` is the sha256 of these bytes (cut to 16 hex),
+    """One uint64 per row; :func:`condtune.tables.table_digest` is the sha256 of these bytes (cut to 16 hex),
     so the digest of shards is the digest of their row hashes in order."""
     cols = [c for c in DIGEST_COLUMNS if c in df.columns]
     return pd.util.hash_pandas_object(df[cols].fillna("").astype(str), index=False).to_numpy()

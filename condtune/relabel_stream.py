@@ -24,7 +24,7 @@ A resume knows its input by content: each shard's input digest
 state file, and every later read of the input (a rerun, or pass 2 reading it again) compares each
 shard already scored or tagged with the rows it reads now, before it writes anything for that shard:
 other rows (an input edited, replaced or reordered, even with the same size and modification time)
-are a :class:`~condtune.data.DataError`, so no shard mixes two inputs and no row gets another row's
+are a :class:`~condtune.errors.DataError`, so no shard mixes two inputs and no row gets another row's
 score; with ``overwrite`` the folder is cleared and the run starts afresh (found by reading the
 input up to the last shard done before anything else). Rows of shards not yet done may change: they
 are read for the first time. The run's record (``run.json``) names the input by path and file sizes,
@@ -35,8 +35,8 @@ i mod N = its rank, every process reading the input; the main process fits the b
 scores and writes the manifest and the card. One process behaves as without a launcher, and a
 run may resume with another number of processes.
 
-The card's ``n_rows`` and ``data_digest`` are those :func:`condtune.data.table_digest` gives for the
-shards read back in order as one table (:func:`condtune.data.read_shards`), so ``condtune train data=<out>`` checks a
+The card's ``n_rows`` and ``data_digest`` are those :func:`condtune.tables.table_digest` gives for the
+shards read back in order as one table (:func:`condtune.tables.read_shards`), so ``condtune train data=<out>`` checks a
 shard folder the same way as a single file.
 """
 
@@ -58,11 +58,12 @@ from tqdm.auto import tqdm
 from condtune.batches import input_total
 from condtune.checkpointing import RUN_RECORD, claim_run
 from condtune.config import ConfigError
-from condtune.data import MANIFEST, DataError, write_table
+from condtune.errors import DataError
 from condtune.io import atomic_path, read_json, write_json
 from condtune.modeling import processes
 from condtune.relabel import TagCard, card_path, relabel
 from condtune.relabel_shards import STATE_DIR, ShardState, input_identity, prepare, row_hashes
+from condtune.tables import MANIFEST, write_table
 from condtune.tags import MAX_TAG_VALUES, Binning, TagFormat
 
 log = logging.getLogger(__name__)

@@ -43,10 +43,10 @@ from condtune.artifacts import (
     read_json_object,
 )
 from condtune.config import check_ranges
-from condtune.data import text_of
 from condtune.io import atomic_dir, write_json
 from condtune.metrics import mae, pairwise_accuracy, pearson, spearman, split_half_reliability
 from condtune.modeling import autocast, device
+from condtune.ratings import text_of
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import pandas as pd
 import torch
 
 from condtune.config import ConfigError
-from condtune.data import (
-    DataError,
+from condtune.errors import DataError
+from condtune.ratings import (
     PointwiseSpec,
     check_scores_vary,
     load_pairwise,

@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from condtune.data import load_corpus
 from condtune.generate import ConditionalPolicy
 from condtune.modeling import load_causal_lm
 from condtune.policy import SFTSettings, train_conditional
 from condtune.relabel import relabel, write_tagged
 from condtune.sampling import SamplingConfig
 from condtune.scorer_training import ScorerTrainConfig, train_or_load
+from condtune.tables import load_corpus
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

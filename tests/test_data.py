@@ -7,16 +7,10 @@ import json
 import pandas as pd
 import pytest
 
-from condtune.data import (
-    DataError,
-    PointwiseSpec,
-    load_corpus,
-    load_pairwise,
-    load_pointwise,
-    to_items,
-    write_table,
-)
+from condtune.errors import DataError
 from condtune.prompts import load_prompts
+from condtune.ratings import PointwiseSpec, load_pairwise, load_pointwise, to_items
+from condtune.tables import load_corpus, write_table
 
 SPEC = PointwiseSpec(rater_col="rater", item_col="item_id", score_min=-4, score_max=4)
 

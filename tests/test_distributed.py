@@ -77,9 +77,9 @@ def test_two_processes_relabel_the_same_shards_as_one(tmp_path, tiny_encoder):
     import json
 
     from condtune.cli import main as cli
-    from condtune.data import read_table
     from condtune.relabel import TagCard
     from condtune.scorer import Scorer
+    from condtune.tables import read_table
 
     Scorer.new(str(tiny_encoder), "regression", "item").save(tmp_path / "scorer")
     rows = [

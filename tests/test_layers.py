@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         ["errors", "renames", "metrics", "tags", "tracking", "testing"],
     ),
     (
-        "core: files, config, assets, data, models, sampling",
+        "core: files, config, assets, tables and ratings, models, sampling",
         [
             "io",
             "configs",
@@ -27,7 +27,8 @@ LAYERS: list[tuple[str, list[str]]] = [
             "config",
             "assets",
             "vader",
-            "data",
+            "tables",
+            "ratings",
             "artifacts",
             "modeling",
             "batches",
@@ -270,11 +271,11 @@ def test_the_checks_see_a_circle_and_read_imports():
     assert loop(g, {"a", "b", "c", "d"}) == ["a", "b", "c", "a"]
     assert circles({"a": {"b"}, "b": set()}) == []
     source = (
-        "from . import settings\nfrom ..data import read_table\n\ndef f():\n    from condtune.tags import Binning\n"
+        "from . import settings\nfrom ..tables import read_table\n\ndef f():\n    from condtune.tags import Binning\n"
     )
     assert parse_imports(source, "condtune.bench") == [
         ("condtune.bench.settings", 1, False),
-        ("condtune.data", 2, False),
+        ("condtune.tables", 2, False),
         ("condtune.tags", 5, True),
     ]
     assert ("condtune.errors", False) in {(t, inside) for t, _, inside in imports("condtune.io")}

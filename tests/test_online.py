@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from condtune.data import read_table
 from condtune.online import OnlineSettings, requested_bins, run_online
 from condtune.policy import SFTSettings, train_conditional
 from condtune.relabel import TagCard
 from condtune.sampling import SamplingConfig
+from condtune.tables import read_table
 from condtune.tags import Binning, TagFormat
 
 

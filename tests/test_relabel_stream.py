@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from condtune.config import ConfigError
-from condtune.data import DataError, load_corpus, read_table, table_digest
+from condtune.errors import DataError
 from condtune.relabel import TagCard, card_path, relabel
 from condtune.relabel_stream import MANIFEST, relabel_stream
+from condtune.tables import load_corpus, read_table, table_digest
 from condtune.tags import Binning, TagFormat
 from tests.conftest import WORDS_NEG, WORDS_POS
 

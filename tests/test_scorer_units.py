@@ -65,7 +65,7 @@ def test_metrics():
 def test_scorer_training_is_reproducible(ratings_file, tiny_encoder):
     """The same config twice gives the same scorer (the head's init is seeded): benchmark pieces
     trained in different sessions are judged by the same raters."""
-    from condtune.data import PointwiseSpec
+    from condtune.ratings import PointwiseSpec
     from condtune.scorer import OptimConfig
     from condtune.scorer_training import ScorerTrainConfig, train_pointwise
 

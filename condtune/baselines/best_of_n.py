@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from condtune.checkpointing import Checkpoint
-from condtune.data import read_table, write_table
 from condtune.io import read_json, write_json
+from condtune.tables import read_table, write_table
 
 
 @dataclass

@@ -23,11 +23,11 @@ from condtune.bench.methods import BenchContext
 from condtune.bench.settings import MIRROR, UNTAGGED
 from condtune.checkpointing import Checkpoint
 from condtune.controllability import summarise
-from condtune.data import read_table
 from condtune.generate import ConditionalPolicy
 from condtune.kl import best_of_n_kl, sampled_kl
 from condtune.modeling import load_causal_lm
 from condtune.sampling import SamplingConfig, sample
+from condtune.tables import read_table
 
 
 class Decode(NamedTuple):

@@ -35,14 +35,15 @@ from condtune.checkpointing import (
     snapshot_callback,
     weights_digest,
 )
-from condtune.data import read_table, split_ratings, to_items
 from condtune.io import read_json, write_json
 from condtune.modeling import load_causal_lm
 from condtune.online import run_online
 from condtune.policy import train_conditional as sft
+from condtune.ratings import split_ratings, to_items
 from condtune.relabel import TagCard, card_path, relabel, write_tagged
 from condtune.sampling import sample
 from condtune.saved_policy import POLICY_CARD
+from condtune.tables import read_table
 from condtune.tags import TagFormat
 
 

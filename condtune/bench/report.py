@@ -19,8 +19,8 @@ from condtune.bench import metrics as BM
 from condtune.bench import stats as S
 from condtune.bench.plots import final_checkpoints, frontier_plot, reliability_plot
 from condtune.bench.settings import CONDITIONAL_METHODS, UNTAGGED
-from condtune.data import write_table
 from condtune.io import write_json, write_text
+from condtune.tables import write_table
 
 RUN_KEYS = ["method", "setting", "checkpoint", "step", "decode", "temperature", "guidance", "anchored", "contrast"]
 

@@ -18,9 +18,9 @@ from condtune.bench.settings import BenchConfig, variants
 from condtune.bench.task import load_task, prompt_sets
 from condtune.checkpointing import Checkpoint
 from condtune.config import ConfigError
-from condtune.data import write_table
 from condtune.io import atomic_path, read_json, write_json
 from condtune.modeling import load_causal_lm, model_dir
+from condtune.tables import write_table
 
 log = logging.getLogger("condtune.bench")
 

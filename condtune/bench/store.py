@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from condtune.data import read_table, write_table
 from condtune.io import read_jsonl
+from condtune.tables import read_table, write_table
 
 
 def results_path(out: Path) -> Path:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from condtune.assets import vader_dir
-from condtune.data import load_pointwise, split_items, to_items
+from condtune.ratings import load_pointwise, split_items, to_items
 from condtune.vader import load_vader
 
 

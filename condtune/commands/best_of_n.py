@@ -22,13 +22,13 @@ from condtune.artifacts import check_model_ref
 from condtune.baselines.best_of_n import BestOfNSettings, train_best_of_n
 from condtune.batches import file_digest
 from condtune.checkpointing import CHECKPOINTS, RUN_RECORD, Checkpoint, claim_command_run, weights_digest
-from condtune.data import read_table
 from condtune.io import write_json
 from condtune.modeling import load_causal_lm
 from condtune.outputs import claim_output
 from condtune.prompts import prompts_or_default
 from condtune.sampling import MAX_PER_PROMPT, SamplingConfig, sample
 from condtune.scorer import Scorer
+from condtune.tables import read_table
 
 log = logging.getLogger("condtune.best_of_n")
 

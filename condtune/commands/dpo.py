@@ -33,10 +33,11 @@ from condtune.checkpointing import (
     latest_checkpoint,
     weights_digest,
 )
-from condtune.data import DataError, PointwiseSpec, load_pairwise, load_pointwise, to_items
+from condtune.errors import DataError
 from condtune.io import read_json, write_json
 from condtune.modeling import model_dir
 from condtune.outputs import claim_output
+from condtune.ratings import PointwiseSpec, load_pairwise, load_pointwise, to_items
 from condtune.tracking import check_report_to
 
 log = logging.getLogger("condtune.dpo")

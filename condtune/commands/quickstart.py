@@ -24,7 +24,6 @@ from condtune import config as C
 from condtune.artifacts import ArtifactMissing, check_model_ref
 from condtune.assets import fetch_all
 from condtune.controllability import markdown_table, sample_at_targets, summarise, summary_table
-from condtune.data import load_corpus, read_table, write_table
 from condtune.generate import ConditionalPolicy
 from condtune.io import write_json, write_text
 from condtune.modeling import load_causal_lm
@@ -35,6 +34,7 @@ from condtune.sampling import SamplingConfig
 from condtune.saved_policy import POLICY_CARD
 from condtune.scorer import SCORER_META, OptimConfig, Scorer
 from condtune.scorer_training import ScorerTrainConfig, train_or_load
+from condtune.tables import load_corpus, read_table, write_table
 from condtune.tags import TagFormat
 from condtune.vader import VADER_DOMAINS
 

@@ -18,13 +18,13 @@ import pandas as pd
 
 from condtune import config as C
 from condtune.checkpointing import RUN_RECORD
-from condtune.data import check_table_output, load_corpus
 from condtune.io import read_json
 from condtune.modeling import processes
 from condtune.outputs import claim_output, size_of
 from condtune.relabel import TagCard, card_path, relabel, write_tagged
 from condtune.relabel_stream import MANIFEST, relabel_stream
 from condtune.scorer import Scorer
+from condtune.tables import check_table_output, load_corpus
 from condtune.tags import MAX_TAG_VALUES, TagFormat
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from condtune import config as C
 from condtune.artifacts import check_model_ref
-from condtune.data import DataError
+from condtune.errors import DataError
 from condtune.modeling import load_causal_lm, processes
 from condtune.outputs import claim_output
 from condtune.prompts import load_prompts

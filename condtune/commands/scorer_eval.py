@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from condtune import config as C
-from condtune.data import DataError, PointwiseSpec, check_scores_vary, load_pairwise, load_pointwise, to_items
+from condtune.errors import DataError
 from condtune.io import write_json
 from condtune.outputs import claim_output
+from condtune.ratings import PointwiseSpec, check_scores_vary, load_pairwise, load_pointwise, to_items
 from condtune.scorer import Scorer, evaluate_items, evaluate_pairs
 from condtune.vader import load_vader
 

@@ -26,7 +26,6 @@ import pandas as pd
 
 from condtune import config as C
 from condtune.checkpointing import CHECKPOINTS, RUN_RECORD
-from condtune.data import check_text, read_table, require_columns
 from condtune.io import write_json
 from condtune.modeling import load_causal_lm, processes
 from condtune.online import OnlineSettings, run_online
@@ -37,6 +36,7 @@ from condtune.sampling import SamplingConfig
 from condtune.saved_policy import POLICY_CARD
 from condtune.scorer import Scorer
 from condtune.sft_rows import scored_pairs
+from condtune.tables import check_text, read_table, require_columns
 from condtune.tracking import check_report_to
 
 log = logging.getLogger("condtune.train")

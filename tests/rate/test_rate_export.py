@@ -134,15 +134,15 @@ def test_empty_and_identical_texts_are_not_exported():
     assert [tuple(c) for c in outcomes(comps, "model")] == [("m", "n", 0.0)]
 
 
-def test_exported_files_are_readable_by_condtune_data(store, tmp_path):
-    data = pytest.importorskip("condtune.data", reason="condtune.data (the ratings reader) is not available")
+def test_exported_files_are_readable_by_condtune_ratings(store, tmp_path):
+    ratings = pytest.importorskip("condtune.ratings", reason="condtune.ratings (the ratings reader) is not available")
     items = store.items()
     for i, it in enumerate(items[:4]):
         store.add_score("alice", it.item_id, i - 2)
     while (pair := store.next_pair("bob")) is not None:
         store.add_comparison("bob", pair.pair_id, "left")
     res = export(store, tmp_path / "out")
-    spec = data.PointwiseSpec(
+    spec = ratings.PointwiseSpec(
         prompt_col="prompt",
         completion_col="completion",
         rater_col="rater",
@@ -150,7 +150,7 @@ def test_exported_files_are_readable_by_condtune_data(store, tmp_path):
         score_min=-4,
         score_max=4,
     )
-    points = data.load_pointwise(res.pointwise, spec)
+    points = ratings.load_pointwise(res.pointwise, spec)
     assert len(points) == 4 and list(points["rater"].unique()) == ["alice"]
-    prefs = data.load_pairwise(res.pairwise, rater_col="rater")
+    prefs = ratings.load_pairwise(res.pairwise, rater_col="rater")
     assert len(prefs) == 9

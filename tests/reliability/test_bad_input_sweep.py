@@ -536,7 +536,7 @@ def _tagged_consistent(tmp: Path, change: Callable[[list[dict]], list[dict]]) ->
     """Rows changed and a card that describes them (so the card check passes and the rows are what is wrong)."""
     import pandas as pd
 
-    from condtune.data import table_digest
+    from condtune.tables import table_digest
 
     path = tmp / "tagged.jsonl"
     _rewrite_rows(path, change)

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from condtune.config import ConfigError
-from condtune.data import DataError, PointwiseSpec, load_pointwise
+from condtune.errors import DataError
+from condtune.ratings import PointwiseSpec, load_pointwise
 from condtune.relabel import relabel
 from tests.conftest import run_cli
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 
 from condtune.cli import main as cli
-from condtune.data import read_table, table_digest, write_table
 from condtune.relabel import TagCard, write_tagged
+from condtune.tables import read_table, table_digest, write_table
 from condtune.tags import Binning, TagFormat
 
 

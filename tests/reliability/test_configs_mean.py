@@ -20,9 +20,11 @@ import yaml
 from condtune.cli import main as cli
 from condtune.config import ConfigError, parse, with_overrides
 from condtune.config_yaml import MAX_CONFIG_BYTES, ConfigLoader, load_yaml
-from condtune.data import DataError, PointwiseSpec, load_pairwise, load_pointwise, read_table, split_items
+from condtune.errors import DataError
+from condtune.ratings import PointwiseSpec, load_pairwise, load_pointwise, split_items
 from condtune.sampling import SamplingConfig
 from condtune.scorer_training import ScorerTrainConfig
+from condtune.tables import read_table
 from tests.conftest import run_cli
 
 

@@ -33,7 +33,7 @@ def mode(path) -> int:
 
 
 def test_atomic_outputs_follow_the_umask_and_keep_a_replaced_files_mode(tmp_path, umask_027):
-    from condtune.data import write_table
+    from condtune.tables import write_table
 
     assert mode(write_json(tmp_path / "a.json", {"x": 1})) == 0o640
     assert mode(write_jsonl(tmp_path / "a.jsonl", [{"x": 1}])) == 0o640

@@ -20,9 +20,10 @@ import pandas as pd
 import pytest
 
 from condtune.config import ConfigError
-from condtune.data import DataError, read_table
+from condtune.errors import DataError
 from condtune.relabel import TagCard, card_path
 from condtune.relabel_stream import MANIFEST, relabel_stream
+from condtune.tables import read_table
 
 N_ROWS, SHARD = 50, 10  # 5 shards of 10 rows; 2 scorer calls a shard (batch_rows=5)
 KW = dict(num_bins=3, tag_columns=["domain"], batch_rows=5, shard_rows=SHARD)

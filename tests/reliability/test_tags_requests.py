@@ -24,12 +24,13 @@ import torch
 from condtune.artifacts import ArtifactError
 from condtune.cli import main as cli
 from condtune.config import ConfigError
-from condtune.data import DataError, load_corpus
+from condtune.errors import DataError
 from condtune.generate import ConditionalPolicy, check_request
 from condtune.relabel import TagCard, relabel, write_tagged
 from condtune.relabel_shards import prepare
 from condtune.relabel_stream import relabel_stream
 from condtune.sampling import SamplingConfig, sample, shape_logprobs
+from condtune.tables import load_corpus
 from condtune.tags import Binning, TagFormat
 from tests.conftest import run_cli
 
