@@ -50,6 +50,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "relabel",
             "relabel_shards",
             "relabel_stream",
+            "trl_layout",
             "sft_rows",
             "sft_model",
             "model_card",

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from condtune.relabel import TagCard, card_path, relabel, to_trl_layout, write_trl
+from condtune.relabel import TagCard, card_path, relabel
 from condtune.tags import TagFormat
+from condtune.trl_layout import to_trl_layout, write_trl
 
 K = 4
 
