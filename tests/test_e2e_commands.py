@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from condtune.cli import main as cli
+from condtune.tables import read_table
 
 
 @pytest.fixture(scope="module")
@@ -321,3 +322,14 @@ def test_generate_warns_when_a_score_is_clamped(chain, caplog):
         cli(["generate", "--model", str(chain["policy"]), "--score", "99", "-n", "1", "sampling.max_new_tokens=2"]) == 0
     )
     assert "beyond the policy's targets" in caplog.text and "top bin" in caplog.text
+
+
+def test_relabel_writes_the_trl_layout(chain, tmp_path):
+    """layout=trl: the table trl's SFTTrainer reads, its prompt the tagged one (the same bins and tags)."""
+    out = tmp_path / "trl.jsonl"
+    args = ["relabel", f"data={chain['corpus']}", f"scorer={chain['scorer']}", "num_bins=3", "tag_columns=[domain]"]
+    assert cli([*args, "layout=trl", f"output_path={out}"]) == 0
+    trl, tagged = read_table(out), read_table(chain["tagged"])
+    assert trl["prompt"].tolist() == tagged["tagged_prompt"].tolist()
+    assert trl["untagged_prompt"].tolist() == tagged["prompt"].tolist()
+    assert cli([*args, "layout=trl", "stream=true", f"output_path={tmp_path / 'shards'}"]) == 2

@@ -26,6 +26,7 @@ from condtune.relabel_stream import MANIFEST, relabel_stream
 from condtune.scorer import Scorer
 from condtune.tables import check_table_output, load_corpus
 from condtune.tags import MAX_TAG_VALUES, TagFormat
+from condtune.trl_layout import write_trl
 
 
 @dataclass
@@ -55,6 +56,8 @@ class RelabelConfig:
     """tags as plain words or as new special tokens"""
     output_path: str = "runs/tagged.jsonl"
     """output file (.jsonl/.csv/.parquet); the card is written beside it"""
+    layout: Literal["condtune", "trl"] = "condtune"
+    """condtune: the table `condtune train` reads; trl: prompt = the tagged prompt, for trl's SFTTrainer"""
     stream: bool = False
     """batches, for big data: out is a folder of shard-*.parquet (.jsonl if out ends so), a rerun resumes"""
     batch_rows: int = 1024
@@ -71,6 +74,8 @@ class RelabelConfig:
             )
         if self.max_tag_values < 1:
             raise ValueError(f"max_tag_values={self.max_tag_values}: allow at least 1 value a tag column")
+        if self.layout == "trl" and self.stream:
+            raise ValueError("layout=trl writes one table: use it without stream=true")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         tagged, card = relabel(df, scorer, **common, source=cfg.data)
-        write_tagged(tagged, card, cfg.output_path)
+        (write_trl if cfg.layout == "trl" else write_tagged)(tagged, card, cfg.output_path)
         print(f"tagged {len(tagged)} rows -> {cfg.output_path}  (card: {card_path(cfg.output_path)})")
     report_bins(card)
     return 0
