@@ -12,9 +12,10 @@ Objectives
 * ``bradley_terry`` (pairwise): J = -E[log sigma(R(chosen) - R(rejected))]; the score scale
   is the BT logit.
 
-A saved scorer directory holds the backbone, its tokenizer, ``head.safetensors`` and
+A saved scorer directory holds the backbone and its tokenizer (``encoder/``), ``head.safetensors`` and
 ``scorer.json`` (objective, normalisation, target mean/sd, score range, metrics), so
-:meth:`Scorer.score` returns numbers on the raters' scale with no other context.
+:meth:`Scorer.score` returns numbers on the raters' scale with no other context. Beside them, the same
+folder is a plain transformers model with a README.md model card (:mod:`condtune.scorer_export`).
 """
 
 from __future__ import annotations
@@ -47,13 +48,15 @@ from condtune.io import atomic_dir, write_json
 from condtune.metrics import mae, pairwise_accuracy, pearson, spearman, split_half_reliability
 from condtune.modeling import autocast, device
 from condtune.ratings import text_of
+from condtune.scorer_export import HF_FILES, check_not_foreign, write_hf_files
 
 log = logging.getLogger(__name__)
 
 SCORER_META = "scorer.json"
 HEAD_FILE = "head.safetensors"
-SCORER_FILES = ("encoder", HEAD_FILE, SCORER_META, "metrics.json")
-"""what a scorer folder holds (`condtune scorer train` adds metrics.json)"""
+OLD_HEAD_FILE = "head.pt"
+SCORER_FILES = ("encoder", HEAD_FILE, OLD_HEAD_FILE, SCORER_META, "metrics.json", *HF_FILES)
+"""what a scorer folder holds (`condtune scorer train` adds metrics.json; an older condtune wrote head.pt)"""
 
 
 # ----------------------------------------------------------------------------- losses (pure)
@@ -88,8 +91,8 @@ def check_head(path: Path) -> Path:
     if (path / HEAD_FILE).exists():
         check_safetensors(path / HEAD_FILE)
         return path / HEAD_FILE
-    if (path / "head.pt").exists():
-        return path / "head.pt"
+    if (path / OLD_HEAD_FILE).exists():
+        return path / OLD_HEAD_FILE
     raise ArtifactMissing(path, f"scorer head missing (no {HEAD_FILE})")
 
 
@@ -190,8 +193,9 @@ class Scorer:
         return cls(model.to(device()), tokenizer, meta)
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
-        """Write the scorer to the folder ``path``. A folder there that holds anything a scorer does not
-        (:data:`SCORER_FILES`) is left as it was, with a :class:`FileExistsError`, unless ``overwrite``."""
+        """Write the scorer to the folder ``path`` (its transformers view too). A folder there that holds
+        anything a scorer does not (:data:`SCORER_FILES`), or a README.md or config.json no scorer wrote, is
+        left as it was, with a :class:`FileExistsError`, unless ``overwrite``."""
         with atomic_dir(path, replaces=None if overwrite else SCORER_FILES) as tmp:
             self.model.encoder.save_pretrained(tmp / "encoder")
             self.tokenizer.save_pretrained(tmp / "encoder")
@@ -200,6 +204,9 @@ class Scorer:
                 str(tmp / HEAD_FILE),
             )
             write_json(tmp / SCORER_META, asdict(self.meta))
+            write_hf_files(tmp, self.model, self.tokenizer, self.meta, shown_as=str(path))
+            if not overwrite:
+                check_not_foreign(path, tmp)
         return Path(path)
 
     def encode(self, texts: Sequence[str]) -> dict:

@@ -45,6 +45,8 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pipeline: scorer -> relabel -> conditional SFT -> generate",
         [
             "scorer",
+            "scorer_export",
+            "scorer_hf",
             "ngram_scorer",
             "scorer_training",
             "relabel",
