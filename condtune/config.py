@@ -164,6 +164,7 @@ def _build(cls: type[T], values: Mapping[str, Any], where: str) -> T:
             raise ConfigError(f"{where}: {said}")
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown} for {cls.__name__}; valid keys: {sorted(names)}")
+    values = {k: _over_default(cls, k, v) for k, v in values.items()}
     kwargs = {k: _coerce(v, hints[k], f"{where}: {k}") for k, v in values.items()}
     try:
         return cls(**kwargs)
@@ -178,6 +179,19 @@ def _build(cls: type[T], values: Mapping[str, Any], where: str) -> T:
             if isinstance(v, (int, float)) and not isinstance(v, bool) and v == 0
         ]
         raise ConfigError(f"{where}: {', '.join(zeros) or 'a setting'} is out of range ({e})") from None
+
+
+def _over_default(cls: type, key: str, value: Any) -> Any:
+    """A nested section given in part (``sampling.max_new_tokens=3``) changes only what it names: the
+    rest keeps the config's own default for that section (``GenerateConfig``'s temperature 0.8), not the
+    section class's."""
+    if not isinstance(value, Mapping):
+        return value
+    f = next(f for f in dataclasses.fields(cls) if f.name == key)
+    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    if not dataclasses.is_dataclass(default) or isinstance(default, type):
+        return value
+    return _merge(dataclasses.asdict(default), value)
 
 
 def _merge(base: dict, extra: Mapping) -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -15,7 +15,7 @@ from condtune.errors import DataError
 from condtune.modeling import load_causal_lm
 from condtune.relabel import TagCard, tagged_prompt
 from condtune.sampling import MAX_PER_PROMPT, MAX_SEQUENCES, Samples, SamplingConfig, check_budget, sample
-from condtune.saved_policy import load_policy_card
+from condtune.saved_policy import PLAIN, Decode, load_policy_card, load_policy_decode
 from condtune.tags import line_breaker
 
 log = logging.getLogger(__name__)
@@ -27,15 +27,27 @@ MAX_GUIDANCE = 100.0
 class ConditionalPolicy:
     """A policy trained by ``condtune train``: its model, tokenizer and tag card."""
 
-    def __init__(self, model, tokenizer, card: TagCard, *, path: str | None = None, base: str | None = None):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        card: TagCard,
+        *,
+        path: str | None = None,
+        base: str | None = None,
+        decode: Decode = PLAIN,
+    ):
         self.model, self.tokenizer, self.card, self.path, self.base = model, tokenizer, card, path, base
+        self.decode = decode
+        """the decode its card records (:class:`~condtune.saved_policy.Decode`): the default of a request"""
         self._base_model = None
 
     @classmethod
     def load(cls, path: str | Path) -> ConditionalPolicy:
         card, base = load_policy_card(path)
+        decode = load_policy_decode(path)
         model, tok = load_causal_lm(path)
-        return cls(model, tok, card, path=str(path), base=base)
+        return cls(model, tok, card, path=str(path), base=base, decode=decode)
 
     def base_model(self):
         """The base policy it was fine-tuned from (loaded once), the anchor of anchored guidance: a
@@ -94,6 +106,41 @@ class ConditionalPolicy:
         """``prompt`` as the policy reads it for this request (:func:`condtune.relabel.tagged_prompt`)."""
         return tagged_prompt(self.card, prompt, score=score, bin_index=bin_index, tags=dict(tags or {}))
 
+    def resolve_decode(
+        self,
+        decode: str = "recommended",
+        *,
+        score: float | None = None,
+        bin_index: int | None = None,
+        anchored: bool = False,
+        guidance_scale: float | None = None,
+        contrast_score: float | None = None,
+    ) -> tuple[bool, float, float | None]:
+        """(anchored, guidance_scale, contrast_score) of a request. ``decode="plain"``: as trained (any
+        guidance asked for too is a ConfigError). ``"recommended"``: what the request says where it says
+        it (``anchored`` or a ``contrast_score``), else the card's :attr:`decode` for a score request (the
+        mirrored bin's median as the contrast; the untagged prompt for a middle bin), ``guidance_scale``
+        overriding the card's scale when given."""
+        if decode not in ("recommended", "plain"):
+            raise ConfigError(f"decode={decode!r}: use recommended (the policy card's decode) or plain")
+        if decode == "plain":
+            if anchored or contrast_score is not None or guidance_scale not in (None, 1.0):
+                raise ConfigError(
+                    "decode=plain samples the policy as trained: drop --anchored, --guidance_scale "
+                    "and --contrast_score (or use decode=recommended)"
+                )
+            return False, 1.0, None
+        rec = self.decode
+        if anchored or contrast_score is not None or (score is None and bin_index is None) or rec == PLAIN:
+            return anchored, 1.0 if guidance_scale is None else guidance_scale, contrast_score
+        check_target(self, score, bin_index)  # a bin to mirror
+        contrast = None
+        if rec.contrast == "mirror":
+            b = bin_index if bin_index is not None else self.bin_for(score)
+            mirror = self.card.binning.k - 1 - b
+            contrast = None if mirror == b else float(self.card.binning.centers[mirror])
+        return rec.anchored, rec.guidance_scale if guidance_scale is None else guidance_scale, contrast
+
     def generate(
         self,
         prompts: Sequence[str],
@@ -103,39 +150,31 @@ class ConditionalPolicy:
         tags: Mapping[str, str] | None = None,
         sampling: SamplingConfig = SamplingConfig(),
         bin_index: int | None = None,
-        guidance_scale: float = 1.0,
+        guidance_scale: float | None = None,
         seed: int | None = None,
         progress: bool = True,
         anchored: bool = False,
         contrast_score: float | None = None,
         check: bool = True,
+        decode: Literal["recommended", "plain"] = "recommended",
     ) -> Samples:
         """``num_return_sequences`` completions per prompt, conditioned on ``score`` (or ``bin_index``) and ``tags``.
 
-        ``guidance_scale > 1`` applies classifier-free guidance against the same prompt without the
-        score tag (attribute tags kept): logits = uncond + guidance_scale * (cond - uncond).
-        ``anchored``: the base policy writes, moved by the tag's contrast:
-        log p_base(.|prompt) + guidance_scale * (cond - uncond), which keeps the base model's style
-        (its KL to the base is only what the tag adds); needs a policy trained with condition dropout.
-        ``contrast_score``: guidance contrasts the requested tag with this score's tag instead of the
-        untagged prompt (a negative prompt: e.g. the top score against the bottom one), for either
-        kind of guidance; needs no condition dropout.
-        ``check``: refuse a request that cannot mean what it says first (:func:`check_request`; false:
-        the caller did).
+        By default as the policy's card recommends (:meth:`resolve_decode`; ``decode="plain"``: as trained).
+        ``guidance_scale != 1``: classifier-free guidance against the prompt without the score tag
+        (attribute tags kept): uncond + guidance_scale * (cond - uncond). ``anchored``: the base model
+        writes, moved by the tag's contrast: base + guidance_scale * (cond - uncond). ``contrast_score``:
+        contrast the requested tag with this score's tag instead of the untagged prompt (a negative
+        prompt). ``check``: refuse a request that cannot mean what it says first (:func:`check_request`).
         """
+        asked = dict(anchored=anchored, guidance_scale=guidance_scale, contrast_score=contrast_score)
+        anchored, guidance_scale, contrast_score = self.resolve_decode(
+            decode, score=score, bin_index=bin_index, **asked
+        )
+        guide = dict(sampling=sampling, guidance_scale=guidance_scale, anchored=anchored, contrast_score=contrast_score)
         if check:
-            check_request(
-                self,
-                prompts,
-                score=score,
-                bin_index=bin_index,
-                tags=tags,
-                num_return_sequences=num_return_sequences,
-                sampling=sampling,
-                guidance_scale=guidance_scale,
-                anchored=anchored,
-                contrast_score=contrast_score,
-            )
+            n = num_return_sequences
+            check_request(self, prompts, score=score, bin_index=bin_index, tags=tags, num_return_sequences=n, **guide)
         full = [self.tagged(p, score=score, bin_index=bin_index, tags=tags) for p in prompts]
         draw = dict(n=num_return_sequences, cfg=sampling, seed=seed, progress=progress)
         if guidance_scale == 1.0 and not anchored:

@@ -27,7 +27,15 @@ EXAMPLE_PROMPT = "Movie review:"
 """the sample prompt of the card's literal examples"""
 HUB_IDS = {"smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct"}
 """the Hub id of each embedded default (:data:`condtune.assets.MODEL_ALIASES`)"""
-DECODE_KEYS = ("temperature", "top_p", "max_new_tokens", "repetition_penalty", "guidance_scale", "anchored")
+DECODE_KEYS = (
+    "temperature",
+    "top_p",
+    "max_new_tokens",
+    "repetition_penalty",
+    "guidance_scale",
+    "anchored",
+    "contrast",
+)
 """the settings of a recommended decode, in the order the card lists them"""
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
@@ -240,11 +248,14 @@ def _decode_section(card: TagCard, decode: Mapping | None) -> str:
         )
     guided = float(d.get("guidance_scale", 1.0)) != 1.0 or bool(d.get("anchored", False))
     if guided:
-        extra = " --anchored" if d.get("anchored") else ""
+        against = "the mirrored bin's tag" if d.get("contrast") == "mirror" else "the prompt without the score tag"
         lines += [
             "",
-            "This decode uses condtune's guidance, which plain `model.generate` does not do: run it with condtune, "
-            f"`{cmd}{extra} --guidance_scale {d.get('guidance_scale', 1.0)}{_sampling_flags(d)}` ({where_dir}). "
+            "This decode uses condtune's guidance (the requested tag contrasted with "
+            f"{against}), which plain `model.generate` does not do by itself: `{cmd}` decodes with it, since the "
+            f"recorded decode is `condtune generate`'s default for this policy ({where_dir}); inside plain "
+            "transformers, `condtune.hf_decoding.condtune_logits_processor` gives `model.generate` the same "
+            "distribution. ",
             "The snippet below is the plain decode (guidance off).",
         ]
     else:

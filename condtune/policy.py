@@ -25,7 +25,7 @@ from condtune.config import ConfigError, check_ranges, defaults_dict
 from condtune.modeling import LORA_ATTENTION_MLP, processes
 from condtune.relabel import TagCard, tagged_prompt
 from condtune.sampling import context_length
-from condtune.saved_policy import POLICY_CARD, save_policy
+from condtune.saved_policy import POLICY_CARD, RECIPE, save_policy
 from condtune.sft_model import add_tag_tokens, check_lora_targets, prepare_model
 from condtune.sft_rows import pair_bank, scored_pairs, sft_dataset
 from condtune.tables import table_digest
@@ -361,5 +361,7 @@ def save_trained(trainer, tokenizer, card: TagCard, s: SFTSettings, procs, *, ou
     sharded = procs.num_processes > 1 or trainer.accelerator.distributed_type == DistributedType.FSDP
     gathered = trainer.accelerator.get_state_dict(trainer.model_wrapped) if sharded else None
     if procs.is_main_process:
-        save_policy(final, tokenizer, card, out_dir=out_dir, base=base, state_dict=None if s.lora_r else gathered)
+        state_dict = None if s.lora_r else gathered
+        decode = RECIPE if s.tag_contrast > 0 else None  # the recipe's decode, which generate then uses
+        save_policy(final, tokenizer, card, out_dir=out_dir, base=base, state_dict=state_dict, decode=decode)
     procs.wait_for_everyone()

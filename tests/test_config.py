@@ -103,3 +103,15 @@ def test_a_setting_added_later_counts_as_unchanged_only_at_its_default():
     assert with_later_defaults(old, {**new, "sft": {"steps": 5, "new": 2}}, defaults)["sft"] == {"steps": 5}
     assert with_later_defaults({"lr": 1e-2, "sft": {"steps": 5}}, new, defaults)["lr"] == 1e-2  # a change stays one
     assert with_later_defaults(old, new, {}) == old  # no defaults given: any missing key is a change
+
+
+def test_a_nested_setting_changes_only_what_it_names():
+    """`sampling.max_new_tokens=3` keeps generate's own temperature 0.8 and top_p 0.95, and `sft.max_steps=1`
+    keeps train's recipe (tag_contrast 1): a section given in part is the config's default, changed there."""
+    from condtune.commands.generate import GenerateConfig
+    from condtune.commands.train import TrainConfig
+
+    s = parse(GenerateConfig, ["sampling.max_new_tokens=3"]).sampling
+    assert (s.max_new_tokens, s.temperature, s.top_p) == (3, 0.8, 0.95)
+    assert parse(TrainConfig, ["sft.max_steps=1"]).sft.tag_contrast == 1.0
+    assert parse(TrainConfig, ["sft.tag_contrast=0"]).sft.tag_contrast == 0.0

@@ -296,6 +296,11 @@ def test_quickstart_tiny(tmp_path, tiny_lm, tiny_encoder, capsys):
         assert (out / name).exists(), name
     samples = pd.read_json(out / "samples.jsonl", lines=True)
     assert len(samples) == 3 * 2 and samples["requested"].nunique() == 3
+    assert (samples["kl"] >= 0).all() and samples["judge"].between(-1, 1).all()  # KL from the base; the lexicon
+    summary = json.loads((out / "summary.json").read_text())
+    assert "VADER lexicon" in summary["judge"]["name"] and len(summary["kl_from_base"]) == 3
+    policy_card = json.loads((out / "policy" / "condtune_policy.json").read_text())
+    assert policy_card["decode"] == {"anchored": True, "contrast": "mirror", "guidance_scale": 1.0}  # the recipe
     assert cli(["quickstart", *args]) == 0  # a rerun reuses every finished stage
 
 

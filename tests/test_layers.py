@@ -38,6 +38,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "sampling",
             "kl",
             "controllability",
+            "lexicon_rater",
             "trl_compat",
         ],
     ),

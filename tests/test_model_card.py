@@ -191,7 +191,10 @@ def test_the_card_names_a_hub_base_renders_the_decode_and_measured_rows():
         measured=[{"requested": 1.0, "achieved": 0.8125, "note": "a|b"}, {"requested": -1.0, "achieved": -0.5}],
     )
     assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct\n" in text.split("---\n")[1]
-    assert "temperature=0.7" in text and "--anchored --guidance_scale 2.0" in text
+    assert "temperature=0.7, guidance_scale=2.0, anchored=True" in text
+    assert "condtune_logits_processor" in text and "the prompt without the score tag" in text
+    mirrored = render_model_card(card, None, decode={"guidance_scale": 1.0, "anchored": True, "contrast": "mirror"})
+    assert "contrast=mirror" in mirrored and "the mirrored bin's tag" in mirrored
     assert "| requested | achieved | note |" in text and "| 1 | 0.8125 | a\\|b |" in text and "| -1 | -0.5 |  |" in text
     assert "## Measured" not in render_model_card(card, None)
     assert hub_model_id("org/model") == "org/model" and hub_model_id("/tmp/x") is None and hub_model_id(None) is None

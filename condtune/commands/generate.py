@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 from condtune import config as C
 from condtune.generate import ConditionalPolicy, pick_best
@@ -45,8 +46,10 @@ class GenerateConfig:
         default_factory=lambda: SamplingConfig(max_new_tokens=48, temperature=0.8, top_p=0.95)
     )
     """sampling settings"""
-    guidance_scale: float = 1.0
-    """classifier-free guidance strength on the score tag (1 = off)"""
+    decode: Literal["recommended", "plain"] = "recommended"
+    """recommended: as the policy's card says (the recipe: anchored, against the mirrored bin); plain: as trained"""
+    guidance_scale: float | None = None
+    """how far toward the requested score (None: the card's; anchored: 0 = the base model; classifier-free: 1 = off)"""
     anchored: bool = False
     """let the base policy write, moved by the tag's contrast (base + guidance x (tagged - untagged)): stays near the
     base model's style; needs a policy trained with condition dropout"""
@@ -61,6 +64,20 @@ class GenerateConfig:
     """sampling seed"""
     json: bool = False
     """print JSON lines instead of text"""
+
+
+def resolve(cfg: GenerateConfig, policy: ConditionalPolicy) -> GenerateConfig:
+    """The request with its decode resolved (:meth:`ConditionalPolicy.resolve_decode`): anchored,
+    guidance_scale and contrast_score as they will be used."""
+    anchored, guidance_scale, contrast_score = policy.resolve_decode(
+        cfg.decode,
+        score=cfg.score,
+        bin_index=None if cfg.bin is None else cfg.bin - 1,
+        anchored=cfg.anchored,
+        guidance_scale=cfg.guidance_scale,
+        contrast_score=cfg.contrast_score,
+    )
+    return replace(cfg, anchored=anchored, guidance_scale=guidance_scale, contrast_score=contrast_score)
 
 
 def check_request(cfg: GenerateConfig, policy: ConditionalPolicy) -> None:
@@ -84,6 +101,7 @@ def check_request(cfg: GenerateConfig, policy: ConditionalPolicy) -> None:
 def main(argv: list[str] | None = None) -> int:
     cfg = C.parse(GenerateConfig, sys.argv[1:] if argv is None else argv, ALIASES)
     policy = ConditionalPolicy.load(cfg.model)
+    cfg = resolve(cfg, policy)
     check_request(cfg, policy)
     bin_index = None if cfg.bin is None else cfg.bin - 1
     scorer = None

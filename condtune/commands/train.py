@@ -53,8 +53,8 @@ class TrainConfig:
     pairs_data: str = ""
     """with sft.pairwise > 0: a table of several answers a prompt (prompt, completion or completion_ids,
     score), e.g. `condtune sample` of the base model relabelled by the scorer; its pairs train the ranking term"""
-    sft: SFTSettings = field(default_factory=SFTSettings)
-    """optimisation settings"""
+    sft: SFTSettings = field(default_factory=lambda: SFTSettings(tag_contrast=1.0))
+    """optimisation settings; by default the recommended recipe (the tag contrast, condition dropout 0.1)"""
     output_dir: str = "runs/policy"
     """output policy directory (rerunning the same command resumes there)"""
     overwrite: bool = False
