@@ -98,8 +98,8 @@ def test_two_processes_relabel_the_same_shards_as_one(tmp_path, tiny_encoder):
     ]
     args += ["batch_rows=8", "shard_rows=16"]  # 90 rows: 6 shards, 3 for each process
 
-    assert cli([*args, f"output_dir={tmp_path / 'one'}"]) == 0
-    two = _launch([*args, f"output_dir={tmp_path / 'two'}"], tmp_path)
+    assert cli([*args, f"output_path={tmp_path / 'one'}"]) == 0
+    two = _launch([*args, f"output_path={tmp_path / 'two'}"], tmp_path)
     assert two.returncode == 0, two.stderr[-3000:]
     assert "process 2 of 2 takes shards 1, 1 + 2" in two.stderr  # the shards were split, not done twice
     a, b = read_table(tmp_path / "one"), read_table(tmp_path / "two")

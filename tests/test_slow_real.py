@@ -45,7 +45,7 @@ def test_real_quickstart_short(tmp_path):
                 "sft.max_steps=8",
                 "--prompts",
                 "Movie review:",
-                "n=2",
+                "num_return_sequences=2",
                 "sampling.max_new_tokens=16",
             ]
         )
