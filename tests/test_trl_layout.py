@@ -100,4 +100,3 @@ def test_trl_sft_trainer_trains_on_the_tags(tmp_path, tiny_lm):
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     assert len(losses) == 4 and all(math.isfinite(x) for x in losses)
     assert losses[-1] < losses[0]
-

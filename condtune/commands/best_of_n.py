@@ -18,14 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from condtune import config as C
-from condtune.artifacts import check_model_ref
 from condtune.baselines.best_of_n import BestOfNSettings, train_best_of_n
-from condtune.batches import file_digest
-from condtune.checkpointing import CHECKPOINTS, RUN_RECORD, Checkpoint, claim_command_run, weights_digest
+from condtune.checkpointing import CHECKPOINTS, RUN_RECORD, Checkpoint
+from condtune.commands.scorer_runs import claim_scorer_run
 from condtune.io import write_json
 from condtune.modeling import load_causal_lm
 from condtune.outputs import claim_output
-from condtune.prompts import prompts_or_default
 from condtune.sampling import MAX_PER_PROMPT, SamplingConfig, sample
 from condtune.scorer import Scorer
 from condtune.tables import read_table
@@ -83,26 +81,7 @@ def check(cfg: BestOfNJobConfig) -> None:
 
 def load_inputs(cfg: BestOfNJobConfig, out: Path) -> tuple[list[str], Scorer]:
     """The prompts and the scorer, and the run claimed for what the inputs hold."""
-    prompts = prompts_or_default(cfg.prompts)
-    try:
-        scorer = Scorer.load(cfg.scorer)
-    except FileNotFoundError as exc:
-        raise C.ConfigError(f"scorer={cfg.scorer}: {exc}") from None
-    model_path = check_model_ref(cfg.model)  # before the run is claimed: a missing or damaged model names itself
-    contents = {  # what the inputs hold, not only their names (known by name only: a run recorded before)
-        "prompts_digest": file_digest(cfg.prompts),
-        "scorer_digest": file_digest(cfg.scorer),
-        "model_digest": weights_digest(model_path),
-    }
-    claim_command_run(
-        out,
-        cfg,
-        "best-of-n",
-        contents,
-        overwrite=cfg.overwrite,
-        outputs=(CHECKPOINTS, "pool.json", "pool.jsonl", "summary.json"),
-    )
-    return prompts, scorer
+    return claim_scorer_run(cfg, out, "best-of-n", ("pool.json", "pool.jsonl", "summary.json"))
 
 
 def pick(cfg: BestOfNJobConfig, out: Path, prompts: list[str], scorer: Scorer) -> Checkpoint:

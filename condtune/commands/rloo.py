@@ -19,21 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from condtune import config as C
-from condtune.artifacts import check_model_ref
 from condtune.baselines.rloo import RLOOSettings, train_rloo
-from condtune.batches import file_digest
 from condtune.checkpointing import (
     CHECKPOINTS,
     RUN_RECORD,
     Checkpoint,
-    claim_command_run,
     latest_checkpoint,
-    weights_digest,
 )
+from condtune.commands.scorer_runs import claim_scorer_run
 from condtune.io import read_json, write_json
 from condtune.modeling import model_dir
 from condtune.outputs import claim_output
-from condtune.prompts import prompts_or_default
 from condtune.sampling import SamplingConfig
 from condtune.scorer import Scorer
 from condtune.tracking import check_report_to
@@ -88,20 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 def build(cfg: RLOOJobConfig, out: Path) -> tuple[list[str], Scorer, str]:
     """The prompts, the reward (the scorer), and the base policy as a directory (trl rebuilds the
     reference from it), once the run is claimed for what the inputs hold."""
-    prompts = prompts_or_default(cfg.prompts)
-    try:
-        scorer = Scorer.load(cfg.scorer)
-    except FileNotFoundError as exc:
-        raise C.ConfigError(f"scorer={cfg.scorer}: {exc}") from None
-    model_path = check_model_ref(cfg.model)  # before the run is claimed: a missing or damaged model names itself
-    contents = {  # what the inputs hold, not only their names (known by name only: a run recorded before)
-        "prompts_digest": file_digest(cfg.prompts),
-        "scorer_digest": file_digest(cfg.scorer),
-        "model_digest": weights_digest(model_path),
-    }
-    claim_command_run(
-        out, cfg, "rloo", contents, overwrite=cfg.overwrite, outputs=(CHECKPOINTS, "snapshots.json", "summary.json")
-    )
+    prompts, scorer = claim_scorer_run(cfg, out, "rloo", ("snapshots.json", "summary.json"))
     return prompts, scorer, model_dir(cfg.model, out / "base")
 
 
