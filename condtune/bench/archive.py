@@ -44,7 +44,7 @@ def small_files(root: Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         return []
-    found = [p for name in ("run_identity.json", "prompts.json") if (p := root / name).is_file()]
+    found = [p for name in ("run_identity.json", "prompts.json", "protocol.json") if (p := root / name).is_file()]
     found += sorted(root.glob("ceiling_*.json"))
     found += sorted(p for p in (root / "samples").rglob("*") if p.is_file() and not p.name.startswith("."))
     for done in sorted(root.glob("seed_*/*/*/checkpoints.json")):  # a run is archived once it finished

@@ -192,6 +192,7 @@ def test_an_archive_carries_the_results_to_a_machine_without_out(bench_args, ben
     assert cli([*args, f"archive={archive}"]) == 0  # everything is done: it only fills the archive
     assert (archive / "results.jsonl").read_text().splitlines() == (out / "results.jsonl").read_text().splitlines()
     assert (archive / "run_identity.json").exists() and (archive / "ceiling_conditional.json").exists()
+    assert (archive / "protocol.json").read_text() == (out / "protocol.json").read_text()  # the raters' figures
     assert (archive / "seed_0/ppo/kl_coef=0.02/checkpoints.json").exists()
     assert not [p for p in archive.rglob("*") if p.suffix in (".safetensors", ".pt", ".bin")]
     assert sum(p.stat().st_size for p in archive.rglob("*") if p.is_file()) < 2_000_000
@@ -204,6 +205,9 @@ def test_an_archive_carries_the_results_to_a_machine_without_out(bench_args, ben
     assert cli([*args, f"output_dir={fresh}", f"archive={archive}"]) == 0
     points = lambda o: json.loads((o / "summary.json").read_text())["points"]  # noqa: E731
     assert points(fresh) == points(out)
+    report_only = [*args, f"output_dir={tmp_path / 'report'}", f"archive={archive}", "report_only=true"]
+    assert cli(report_only) == 0  # from the archive alone: the same summary, byte for byte
+    assert (tmp_path / "report/summary.json").read_bytes() == (out / "summary.json").read_bytes()
     assert (
         cli([*args, f"output_dir={tmp_path / 'other'}", f"archive={archive}", "conditional.sft.learning_rate=0.5"]) == 2
     )
