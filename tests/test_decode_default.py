@@ -85,3 +85,27 @@ def test_a_trained_recipe_records_its_decode_and_generate_uses_it(tmp_path, tiny
     gen = ["generate", f"model={out}", "score=1", "num_return_sequences=1", "sampling.max_new_tokens=2", "--json"]
     assert cli(gen) == 0  # anchored on tiny_lm against the bottom bin: no flag needed
     assert cli([*gen, "decode=plain"]) == 0
+
+
+def test_push_to_hub_needs_a_repo_and_pushes_the_trained_policy(tmp_path, tiny_lm, capsys):
+    from unittest import mock
+
+    import numpy as np
+    import pandas as pd
+
+    from condtune.cli import main as cli
+    from condtune.relabel import relabel, write_tagged
+
+    with pytest.raises(ConfigError, match="push_to_hub=true needs hub_model_id"):
+        from condtune import config as C
+
+        C.parse(TrainConfig, ["push_to_hub=true"])
+    df = pd.DataFrame({"prompt": ["Review:"] * 12, "completion": [f"Text number {i}." for i in range(12)]})
+    tagged, card = relabel(df, None, num_bins=3, scores=np.linspace(-1, 1, 12))
+    write_tagged(tagged, card, tmp_path / "tagged.jsonl")
+    out = tmp_path / "policy"
+    args = [f"data={tmp_path / 'tagged.jsonl'}", f"model={tiny_lm}", "sft.max_steps=1", f"output_dir={out}"]
+    with mock.patch("condtune.commands.train.push_policy", return_value="https://hf.co/me/x") as push:
+        assert cli(["train", *args, "sft.per_device_train_batch_size=4", "push_to_hub=true", "hub_model_id=me/x"]) == 0
+    push.assert_called_once_with(str(out), "me/x")
+    assert "pushed" in capsys.readouterr().out

@@ -26,6 +26,7 @@ import pandas as pd
 
 from condtune import config as C
 from condtune.checkpointing import CHECKPOINTS, RUN_RECORD
+from condtune.hub import push_policy
 from condtune.io import write_json
 from condtune.modeling import load_causal_lm, processes
 from condtune.online import OnlineSettings, run_online
@@ -69,6 +70,10 @@ class TrainConfig:
     """how each online round samples"""
     report_to: str = "none"
     """log the SFT's loss: none | tensorboard (under output_dir/checkpoints/runs) | wandb"""
+    push_to_hub: bool = False
+    """push the final policy and its model card to the Hub as hub_model_id (token: HF_TOKEN or `hf auth login`)"""
+    hub_model_id: str | None = None
+    """the Hub model repo (user/name) that push_to_hub pushes to"""
 
     def __post_init__(self):
         if self.max_train_samples < 0:
@@ -76,6 +81,8 @@ class TrainConfig:
         if self.online_prompts < 1:
             raise ValueError(f"online_prompts={self.online_prompts}: use at least 1 prompt per online round")
         check_report_to(self.report_to)
+        if self.push_to_hub and not self.hub_model_id:
+            raise ValueError("push_to_hub=true needs hub_model_id=<user/name>, the Hub repo to push to")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     save(cfg, stats)
     final = train_online(cfg, df, pairs) if cfg.online.rounds else cfg.output_dir
+    if cfg.push_to_hub:
+        print(f"pushed {final} to {push_policy(final, cfg.hub_model_id)}")
     print(f"try: condtune generate --model {final} --score {card.binning.centers[-1]:.1f} --prompt '...' -n 4")
     return 0
 
