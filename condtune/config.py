@@ -204,16 +204,7 @@ def _merge(base: dict, extra: Mapping) -> dict:
     return out
 
 
-def out_folder(path: str | Path, key: str = "out") -> Path:
-    """An output-folder setting, checked before any work: a file there is an error (the run would
-    replace it by a folder)."""
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise ConfigError(f"{key}={path}: is a file; {key}= takes a folder")
-    return p
-
-
-def out_file(path: str | Path, key: str = "out", what: str = "a file") -> Path:
+def out_file(path: str | Path, key: str, what: str = "a file") -> Path:
     """An output-file setting, checked before any work: a folder there is an error."""
     p = Path(path)
     if p.is_dir():
